@@ -1,0 +1,14 @@
+"""Registers the fixtures that start real servers once per test session."""
+
+import importlib.util
+
+pytest_plugins = [
+    name
+    for name in (
+        "tests.fixtures.nats",
+        "tests.fixtures.postgres",
+        "tests.fixtures.pulsar",
+        "tests.fixtures.livekit",
+    )
+    if importlib.util.find_spec(name) is not None
+]

@@ -1,0 +1,35 @@
+"""NATS headers of the contract: `arc-schema` on every message, W3C trace context when traced."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+SCHEMA_HEADER = "arc-schema"
+_propagator = TraceContextTextMapPropagator()
+
+
+def headers_for(schema: str, *, ctx: otel_context.Context | None = None) -> dict[str, str]:
+    """Headers for an outgoing message: its schema plus the current (or given) trace context.
+    Untraced messages skip the propagator: this sits on the hot path of every request."""
+    headers = {SCHEMA_HEADER: schema}
+    if trace.get_current_span(ctx).get_span_context().is_valid:
+        _propagator.inject(headers, context=ctx)
+    return headers
+
+
+def tracing_enabled() -> bool:
+    """False while no SDK tracer provider is installed (the API's no-op default)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+def trace_context_from(headers: Mapping[str, str] | None) -> otel_context.Context:
+    """The remote trace context a message carries, to parent the work it starts."""
+    return _propagator.extract(dict(headers) if headers else {})
+
+
+def schema_of(headers: Mapping[str, str] | None) -> str | None:
+    return headers.get(SCHEMA_HEADER) if headers else None

@@ -1,0 +1,73 @@
+"""Connecting to NATS: auth from settings, retried start-up, reconnects, drain on shutdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from arc_common.settings import NatsSettings
+
+log = logging.getLogger(__name__)
+
+
+def _options(settings: NatsSettings, name: str) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "servers": [settings.url],
+        "name": settings.name or name,
+        "connect_timeout": settings.connect_timeout_s,
+        "reconnect_time_wait": settings.reconnect_wait_s,
+        "max_reconnect_attempts": settings.max_reconnect_attempts,
+        "allow_reconnect": True,
+    }
+    if settings.user:
+        options["user"] = settings.user
+    if settings.password:
+        options["password"] = settings.password.get_secret_value()
+    if settings.token:
+        options["token"] = settings.token.get_secret_value()
+    if settings.creds_file:
+        options["user_credentials"] = str(settings.creds_file)
+
+    async def disconnected() -> None:
+        log.warning("nats disconnected", extra={"nats_url": settings.url})
+
+    async def reconnected() -> None:
+        log.info("nats reconnected", extra={"nats_url": settings.url})
+
+    async def error(exc: Exception) -> None:
+        log.warning("nats error: %s", exc, extra={"nats_url": settings.url})
+
+    options.update(disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error)
+    return options
+
+
+async def connect(settings: NatsSettings, *, name: str) -> Client:
+    """Connect, retrying the first connection with exponential backoff (a server that is still
+    starting is the normal case under `make run`)."""
+    options = _options(settings, name)
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(settings.connect_attempts),
+        wait=wait_exponential(multiplier=0.1, max=2.0),
+        retry=retry_if_exception_type((OSError, nats.errors.NoServersError, TimeoutError)),
+        reraise=True,
+    ):
+        with attempt:
+            return await nats.connect(**options)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@asynccontextmanager
+async def connection(settings: NatsSettings, *, name: str) -> AsyncIterator[Client]:
+    """A connection for the lifespan of a service: drained (in-flight replies flushed) on exit."""
+    nc = await connect(settings, name=name)
+    try:
+        yield nc
+    finally:
+        if not nc.is_closed:
+            await nc.drain()

@@ -1,0 +1,277 @@
+"""The requesting side: send a request, yield its reply chunks in order, cancel on early exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from types import TracebackType
+from typing import Self
+
+import msgspec
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from arc_common.envelope import headers_for
+from arc_common.errors import ArcError, Busy, Internal, Timeout, error_for
+from arc_common.wire import REPLY_SCHEMAS, Cancel, ReplyChunk, Request, encode
+
+log = logging.getLogger(__name__)
+
+_chunk_decoder = msgspec.msgpack.Decoder(ReplyChunk)
+_NO_RESPONDERS = "503"
+
+
+class _Inbox:
+    """Messages of one stream: a deque and at most one waiter. Lighter than asyncio.Queue,
+    which matters at one wake-up per chunk."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Msg] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def push(self, msg: Msg) -> None:
+        self._items.append(msg)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def pop(self, timeout: float) -> Msg:
+        if self._items:
+            return self._items.popleft()
+        if timeout <= 0:
+            raise TimeoutError
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        return self._items.popleft()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class StreamingClient:
+    """Owns one wildcard inbox subscription shared by every stream it opens, so a request
+    costs one publish rather than a subscribe/unsubscribe pair."""
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+        self._prefix = ""
+        self._sub: Subscription | None = None
+        self._streams: dict[str, ReplyStream] = {}
+        self._ids = itertools.count()
+
+    async def start(self) -> None:
+        if self._sub is not None:
+            return
+        self._prefix = self._nc.new_inbox()
+        self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._dispatch)
+
+    async def close(self) -> None:
+        for stream in list(self._streams.values()):
+            await stream.aclose()
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _dispatch(self, msg: Msg) -> None:
+        token = msg.subject[len(self._prefix) + 1 :]
+        stream = self._streams.get(token)
+        if stream is not None:
+            stream._inbox.push(msg)
+
+    def stream(
+        self,
+        subject: str,
+        request: Request,
+        *,
+        cancel_subject: str,
+        first_chunk_timeout: float = 5.0,
+        idle_timeout: float = 5.0,
+        deadline: float | None = None,
+    ) -> ReplyStream:
+        """Open a streamed turn. Iterate the result (ideally inside `async with`); leaving early
+        publishes `cancel_subject` so the server stops working for nobody.
+
+        `first_chunk_timeout` bounds the wait for the first message, `idle_timeout` the gap
+        between later ones, and `deadline` (seconds from now) the whole stream.
+        """
+        if self._sub is None:
+            raise RuntimeError("StreamingClient.start() was not awaited")
+        token = str(next(self._ids))
+        reply = f"{self._prefix}.{token}"
+        stream = ReplyStream(
+            client=self,
+            token=token,
+            subject=subject,
+            reply=reply,
+            request=request,
+            cancel_subject=cancel_subject,
+            first_chunk_timeout=first_chunk_timeout,
+            idle_timeout=idle_timeout,
+            deadline=None if deadline is None else time.monotonic() + deadline,
+        )
+        self._streams[token] = stream
+        return stream
+
+
+class ReplyStream:
+    """The chunks of one turn's reply, in order; the terminal `end` stops iteration, a terminal
+    `error` raises the typed error the server reported."""
+
+    def __init__(
+        self,
+        *,
+        client: StreamingClient,
+        token: str,
+        subject: str,
+        reply: str,
+        request: Request,
+        cancel_subject: str,
+        first_chunk_timeout: float,
+        idle_timeout: float,
+        deadline: float | None,
+    ) -> None:
+        self._client = client
+        self._token = token
+        self.subject = subject
+        self._reply = reply
+        self.request = request
+        self.turn_id = request.turn_id
+        self._cancel_subject = cancel_subject
+        self._first_chunk_timeout = first_chunk_timeout
+        self._idle_timeout = idle_timeout
+        self._deadline = deadline
+        self._inbox = _Inbox()
+        self._sent = False
+        self._done = False
+        self._next_seq = 0
+        self.end: ReplyChunk | None = None
+
+    async def _send(self) -> None:
+        self._sent = True
+        await self._client._nc.publish(
+            self.subject,
+            encode(self.request),
+            reply=self._reply,
+            headers=headers_for(self.request.schema),
+        )
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> ReplyChunk:
+        if self._done:
+            raise StopAsyncIteration
+        if not self._sent:
+            await self._send()
+        timeout = self._first_chunk_timeout if self._next_seq == 0 else self._idle_timeout
+        if self._deadline is not None:
+            timeout = min(timeout, self._deadline - time.monotonic())
+        try:
+            msg = await self._inbox.pop(timeout)
+        except TimeoutError:
+            await self._abandon()
+            raise Timeout(f"no reply chunk on {self.subject} within {timeout:.2f}s") from None
+        chunk = self._decode(msg)
+        if chunk.terminal:
+            self._finish()
+            if chunk.kind == "error":
+                body = chunk.error
+                raise error_for(body.code, body.message) if body else Internal("error without body")
+            self.end = chunk
+            raise StopAsyncIteration
+        return chunk
+
+    def _decode(self, msg: Msg) -> ReplyChunk:
+        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
+            self._finish()
+            raise Busy(f"no worker is serving {self.subject}")
+        try:
+            chunk = _chunk_decoder.decode(msg.data)
+        except msgspec.DecodeError as exc:
+            self._fail_protocol()
+            raise Internal(f"undecodable reply chunk on {self.subject}: {exc}") from exc
+        if chunk.seq != self._next_seq:
+            self._fail_protocol()
+            raise Internal(f"reply chunk seq {chunk.seq} where {self._next_seq} was expected")
+        if chunk.turn_id != self.turn_id:
+            self._fail_protocol()
+            raise Internal(f"reply chunk for turn {chunk.turn_id!r}, expected {self.turn_id!r}")
+        self._next_seq += 1
+        return chunk
+
+    def _fail_protocol(self) -> None:
+        # The stream can no longer be trusted; tell the server to stop, without awaiting here.
+        self._finish()
+        task = asyncio.get_running_loop().create_task(self._publish_cancel())
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    def _finish(self) -> None:
+        self._done = True
+        self._client._streams.pop(self._token, None)
+
+    async def _publish_cancel(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._client._nc.publish(
+                self._cancel_subject,
+                encode(Cancel(turn_id=self.turn_id)),
+                headers=headers_for(Cancel.schema),
+            )
+
+    async def _abandon(self) -> None:
+        was_open = not self._done and self._sent
+        self._finish()
+        if was_open:
+            await self._publish_cancel()
+
+    async def aclose(self) -> None:
+        """Stop reading; if the server has not finished, it is told to cancel the turn."""
+        await self._abandon()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._abandon()
+
+    async def collect(self) -> list[ReplyChunk]:
+        """Every non-terminal chunk; convenient for callers that do not stream."""
+        chunks: list[ReplyChunk] = []
+        async with self:
+            async for chunk in self:
+                chunks.append(chunk)
+        return chunks
+
+
+def reply_schema(request: Request) -> str:
+    return REPLY_SCHEMAS.get(request.schema, "reply/1")
+
+
+__all__ = ["ArcError", "ReplyStream", "StreamingClient"]

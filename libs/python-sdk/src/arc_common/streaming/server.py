@@ -1,0 +1,329 @@
+"""The serving side: validate requests, run one task per turn, own seq numbers, terminal
+frames, cancellation and error codes. Handlers only yield chunks.
+
+Built on nats.py's `micro` service so every Arc service is discoverable with `$SRV.PING`,
+`$SRV.INFO` and `$SRV.STATS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import msgspec
+from nats import micro
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.micro.request import Request as MicroRequest
+from nats.micro.service import Service
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from arc_common.envelope import SCHEMA_HEADER, trace_context_from, tracing_enabled
+from arc_common.errors import ArcError, BadRequest, Busy, Internal, Timeout, TooLarge
+from arc_common.logging import bound_turn
+from arc_common.wire import (
+    REPLY_SCHEMAS,
+    Cancel,
+    ErrorBody,
+    ReplyChunk,
+    Request,
+    encode,
+    peek_turn_id,
+)
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("arc_common.streaming")
+
+Req = TypeVar("Req", bound=Request)
+
+_cancel_decoder = msgspec.msgpack.Decoder(Cancel)
+
+
+@dataclass(slots=True)
+class Chunk:
+    """What a handler yields: a `delta` (text) or an `audio` (pcm) chunk."""
+
+    kind: str
+    text: str | None = None
+    pcm: bytes | None = None
+    sample_rate: int | None = None
+
+
+@dataclass(slots=True)
+class TurnContext:
+    """What a handler knows about the turn beyond the request itself."""
+
+    subject: str
+    received_at: float
+    deadline: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Req, TurnContext], AsyncIterator[Chunk]]
+
+
+@dataclass
+class StreamingEndpoint(Generic[Req]):
+    name: str
+    subject: str
+    queue_group: str
+    cancel_subject: str
+    request_type: type[Req]
+    handler: Handler[Req]
+    max_concurrent_turns: int = 64
+    max_payload_bytes: int = 64 * 1024
+
+
+class _Turn:
+    __slots__ = ("cancelled", "reply", "seq", "task", "turn_id")
+
+    def __init__(self, turn_id: str, reply: str) -> None:
+        self.turn_id = turn_id
+        self.reply = reply
+        self.seq = 0
+        self.cancelled = False
+        self.task: asyncio.Task[None] | None = None
+
+
+class _EndpointRunner(Generic[Req]):
+    def __init__(self, nc: Client, endpoint: StreamingEndpoint[Req]) -> None:
+        self.nc = nc
+        self.endpoint = endpoint
+        self.turns: dict[str, _Turn] = {}
+        self.decoder = msgspec.msgpack.Decoder(endpoint.request_type)
+        self.reply_schema = REPLY_SCHEMAS.get(endpoint.request_type.schema, "reply/1")
+        self.reply_headers = {SCHEMA_HEADER: self.reply_schema}
+        self.cancel_sub: Subscription | None = None
+        self.turns_served = 0
+        self.turns_failed = 0
+
+    async def publish(self, turn: _Turn, chunk: ReplyChunk) -> None:
+        # Replies need no trace context: the requester already holds it.
+        await self.nc.publish(turn.reply, encode(chunk), headers=self.reply_headers)
+
+    async def publish_error(self, reply: str, turn_id: str, seq: int, error: ArcError) -> None:
+        chunk = ReplyChunk(
+            v=1,
+            turn_id=turn_id,
+            seq=seq,
+            kind="error",
+            error=ErrorBody(code=error.code.value, message=error.message),
+        )
+        await self.nc.publish(reply, encode(chunk), headers=self.reply_headers)
+
+    async def on_request(self, request: MicroRequest) -> None:
+        msg = request._msg
+        reply = msg.reply
+        if not reply:
+            log.warning("request on %s without a reply subject dropped", msg.subject)
+            return
+        try:
+            req = self.parse(msg.data)
+        except ArcError as exc:
+            self.turns_failed += 1
+            await self.publish_error(reply, peek_turn_id(msg.data), 0, exc)
+            return
+        if req.turn_id in self.turns:
+            await self.publish_error(
+                reply, req.turn_id, 0, BadRequest(f"turn {req.turn_id} is already in progress")
+            )
+            return
+        if len(self.turns) >= self.endpoint.max_concurrent_turns:
+            self.turns_failed += 1
+            await self.publish_error(
+                reply,
+                req.turn_id,
+                0,
+                Busy(
+                    f"{self.endpoint.name} is serving its maximum of "
+                    f"{self.endpoint.max_concurrent_turns} turns"
+                ),
+            )
+            return
+        turn = _Turn(req.turn_id, reply)
+        ctx = TurnContext(
+            subject=msg.subject, received_at=time.monotonic(), headers=msg.headers or {}
+        )
+        deadline_ms = getattr(req, "deadline_ms", None)
+        if deadline_ms:
+            ctx.deadline = ctx.received_at + deadline_ms / 1000
+        self.turns[req.turn_id] = turn
+        turn.task = asyncio.create_task(self.run_turn(turn, req, ctx), name=f"turn:{req.turn_id}")
+
+    def parse(self, data: bytes) -> Req:
+        if len(data) > self.endpoint.max_payload_bytes:
+            raise TooLarge(
+                f"request is {len(data)} bytes; the limit is {self.endpoint.max_payload_bytes}"
+            )
+        try:
+            req = self.decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            raise BadRequest(f"invalid {self.endpoint.request_type.schema}: {exc}") from None
+        except msgspec.DecodeError:
+            raise BadRequest("payload is not a MessagePack map") from None
+        req.check()
+        return req
+
+    async def run_turn(self, turn: _Turn, req: Req, ctx: TurnContext) -> None:
+        try:
+            with bound_turn(req.session_id, req.turn_id):
+                if not tracing_enabled():
+                    await self._run(turn, req, ctx)
+                    return
+                token = otel_context.attach(trace_context_from(ctx.headers))
+                try:
+                    with tracer.start_as_current_span(
+                        self.endpoint.name, attributes={"arc.turn_id": req.turn_id}
+                    ):
+                        await self._run(turn, req, ctx)
+                finally:
+                    otel_context.detach(token)
+        finally:
+            self.turns.pop(turn.turn_id, None)
+
+    async def _run(self, turn: _Turn, req: Req, ctx: TurnContext) -> None:
+        try:
+            if ctx.deadline is None:
+                await self._stream(turn, req, ctx)
+            else:
+                async with asyncio.timeout(max(0.0, ctx.deadline - time.monotonic())):
+                    await self._stream(turn, req, ctx)
+            await self.publish(
+                turn, ReplyChunk(v=1, turn_id=turn.turn_id, seq=turn.seq, kind="end")
+            )
+            self.turns_served += 1
+        except asyncio.CancelledError:
+            if turn.cancelled:
+                # Cancelled by a `*.cancel` message: close the stream cleanly for the requester.
+                await self.publish(
+                    turn,
+                    ReplyChunk(
+                        v=1, turn_id=turn.turn_id, seq=turn.seq, kind="end", reason="cancelled"
+                    ),
+                )
+                return
+            raise
+        except TimeoutError:
+            self.turns_failed += 1
+            await self.publish_error(
+                turn.reply, turn.turn_id, turn.seq, Timeout("the request's deadline passed")
+            )
+        except ArcError as exc:
+            self.turns_failed += 1
+            log.info("turn failed: %r", exc)
+            await self.publish_error(turn.reply, turn.turn_id, turn.seq, exc)
+        except Exception as exc:
+            self.turns_failed += 1
+            log.exception("turn failed unexpectedly")
+            error = Internal(f"{type(exc).__name__}: {exc}")
+            await self.publish_error(turn.reply, turn.turn_id, turn.seq, error)
+
+    async def _stream(self, turn: _Turn, req: Req, ctx: TurnContext) -> None:
+        async for item in self.endpoint.handler(req, ctx):
+            await self.publish(
+                turn,
+                ReplyChunk(
+                    v=1,
+                    turn_id=turn.turn_id,
+                    seq=turn.seq,
+                    kind=item.kind,  # type: ignore[arg-type]
+                    text=item.text,
+                    pcm=item.pcm,
+                    sample_rate=item.sample_rate,
+                ),
+            )
+            turn.seq += 1
+
+    async def on_cancel(self, msg: Msg) -> None:
+        try:
+            cancel = _cancel_decoder.decode(msg.data)
+        except msgspec.MsgspecError:
+            log.warning("undecodable message on %s ignored", msg.subject)
+            return
+        turn = self.turns.get(cancel.turn_id)
+        if turn is None or turn.task is None or turn.cancelled:
+            return
+        turn.cancelled = True
+        turn.task.cancel()
+
+    async def cancel_all(self) -> None:
+        tasks = [t.task for t in self.turns.values() if t.task is not None]
+        for turn in self.turns.values():
+            turn.cancelled = True
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class StreamingService:
+    """A named, versioned NATS micro service whose endpoints stream their replies.
+
+    Use as an async context manager, or call `start()` and `stop()`; stopping cancels every
+    turn in flight (each ends with `end`/`cancelled`) before the subscriptions go.
+    """
+
+    def __init__(self, nc: Client, *, name: str, version: str, description: str = "") -> None:
+        self._nc = nc
+        self._name = name
+        self._version = version
+        self._description = description
+        self._endpoints: list[StreamingEndpoint[Any]] = []
+        self._runners: list[_EndpointRunner[Any]] = []
+        self._service: Service | None = None
+
+    def add(self, endpoint: StreamingEndpoint[Any]) -> None:
+        if self._service is not None:
+            raise RuntimeError("endpoints must be added before start()")
+        self._endpoints.append(endpoint)
+
+    @property
+    def active_turns(self) -> int:
+        return sum(len(r.turns) for r in self._runners)
+
+    async def start(self) -> None:
+        self._service = await micro.add_service(
+            self._nc, name=self._name, version=self._version, description=self._description
+        )
+        for endpoint in self._endpoints:
+            runner: _EndpointRunner[Any] = _EndpointRunner(self._nc, endpoint)
+            # Cancels go to every worker (no queue group): only the one serving the turn acts.
+            runner.cancel_sub = await self._nc.subscribe(
+                endpoint.cancel_subject, cb=runner.on_cancel
+            )
+            await self._service.add_endpoint(
+                name=endpoint.name,
+                subject=endpoint.subject,
+                queue_group=endpoint.queue_group,
+                handler=runner.on_request,
+            )
+            self._runners.append(runner)
+        await self._nc.flush()
+
+    async def stop(self) -> None:
+        for runner in self._runners:
+            await runner.cancel_all()
+            if runner.cancel_sub is not None:
+                with contextlib.suppress(Exception):
+                    await runner.cancel_sub.unsubscribe()
+        if self._service is not None:
+            with contextlib.suppress(Exception):
+                await self._service.stop()
+            self._service = None
+        self._runners.clear()
+        with contextlib.suppress(Exception):
+            await self._nc.flush()
+
+    async def __aenter__(self) -> StreamingService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

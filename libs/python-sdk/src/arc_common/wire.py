@@ -1,0 +1,124 @@
+"""The v1 wire messages, as msgspec structs: decoding and validating is one fast step."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+
+from arc_common.errors import BadRequest, TooLarge, Unsupported
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+SAMPLE_RATES: frozenset[int] = frozenset({8000, 16000, 22050, 24000, 48000})
+FRAME_MS: frozenset[int] = frozenset({10, 20, 40})
+BRAIN_TEXT_MAX = 4000
+TTS_TEXT_MAX = 2000
+
+
+class Request(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
+    """A request that opens a streamed turn. `check` adds rules a type cannot express."""
+
+    schema: ClassVar[str]
+    v: Literal[1]
+    session_id: Id
+    turn_id: Id
+
+    def check(self) -> None:
+        return None
+
+
+def _checked_text(text: str, limit: int) -> str:
+    trimmed = text.strip()
+    if not trimmed:
+        raise BadRequest("text is empty")
+    if len(trimmed) > limit:
+        raise TooLarge(f"text has {len(trimmed)} characters; the limit is {limit}")
+    return trimmed
+
+
+class BrainRequest(Request, kw_only=True, omit_defaults=True):
+    schema: ClassVar[str] = "brain.request/1"
+    user_id: Id
+    text: str
+    room: str | None = None
+    locale: str | None = None
+    deadline_ms: Annotated[int, msgspec.Meta(gt=0, le=600_000)] | None = None
+
+    def check(self) -> None:
+        self.text = _checked_text(self.text, BRAIN_TEXT_MAX)
+
+
+class TtsRequest(Request, kw_only=True, omit_defaults=True):
+    schema: ClassVar[str] = "tts.request/1"
+    text: str
+    voice: str | None = None
+    sample_rate: int = 48000
+    frame_ms: int = 20
+
+    def check(self) -> None:
+        self.text = _checked_text(self.text, TTS_TEXT_MAX)
+        if self.sample_rate not in SAMPLE_RATES:
+            raise Unsupported(
+                f"sample_rate {self.sample_rate} is not one of {sorted(SAMPLE_RATES)}"
+            )
+        if self.frame_ms not in FRAME_MS:
+            raise Unsupported(f"frame_ms {self.frame_ms} is not one of {sorted(FRAME_MS)}")
+
+
+class ErrorBody(msgspec.Struct):
+    code: str
+    message: str
+
+
+ChunkKind = Literal["delta", "audio", "end", "error"]
+
+
+class ReplyChunk(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One message of a reply stream (brain deltas or tts audio, then one terminal message).
+    `v` has no default because `omit_defaults` would drop it from the wire."""
+
+    v: Literal[1]
+    turn_id: str
+    seq: int
+    kind: ChunkKind
+    text: str | None = None
+    pcm: bytes | None = None
+    sample_rate: int | None = None
+    reason: str | None = None
+    error: ErrorBody | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.kind in ("end", "error")
+
+
+class Cancel(msgspec.Struct, kw_only=True):
+    schema: ClassVar[str] = "cancel/1"
+    v: Literal[1] = 1
+    turn_id: Id
+
+
+REPLY_SCHEMAS: dict[str, str] = {
+    "brain.request/1": "brain.reply/1",
+    "tts.request/1": "tts.reply/1",
+}
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+def encode(message: msgspec.Struct | dict[str, Any]) -> bytes:
+    return _encoder.encode(message)
+
+
+def peek_turn_id(data: bytes) -> str:
+    """Best-effort turn id from a payload that failed validation, so the error can name it."""
+    try:
+        raw = msgspec.msgpack.decode(data)
+    except msgspec.DecodeError:
+        return ""
+    if isinstance(raw, dict):
+        turn_id = raw.get("turn_id")
+        if isinstance(turn_id, str):
+            return turn_id[:128]
+    return ""

@@ -1,0 +1,1 @@
+"""The local Arc mesh: installs and supervises the real servers and the services."""

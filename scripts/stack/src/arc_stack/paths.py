@@ -1,0 +1,29 @@
+"""Where the local mesh keeps its state: `.arc/` in the checkout unless ARC_STATE_DIR says."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "migrations").is_dir() and (parent / "Makefile").is_file():
+            return parent
+    return Path.cwd()
+
+
+def state_dir() -> Path:
+    configured = os.environ.get("ARC_STATE_DIR")
+    path = Path(configured) if configured else repo_root() / ".arc"
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def cache_dir() -> Path:
+    """Downloads and builds shared by every checkout on this machine (Pulsar jars, LiveKit)."""
+    configured = os.environ.get("ARC_CACHE_DIR")
+    base = Path(configured) if configured else Path.home() / ".cache" / "arc"
+    base.mkdir(parents=True, exist_ok=True)
+    return base.resolve()

@@ -1,0 +1,161 @@
+"""A real server process the mesh installs, starts, health-checks and stops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ServerStartError(RuntimeError):
+    """A part of the mesh failed to install or start; the message names the part and its log."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class ManagedServer(ABC):
+    """One server of the mesh. Subclasses say how to install, run and health-check it.
+
+    `install` must be idempotent and cheap when already done: `make run` and the test fixtures
+    call it every time.
+    """
+
+    name: str
+    # How long a healthy start may take on a 2-core machine.
+    start_timeout_s: float = 30.0
+
+    def __init__(self, data_dir: Path, log_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.log_dir = log_dir
+        self._proc: ServerProcess | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.name}.log"
+
+    async def install(self) -> None:
+        """Fetch or build what the server needs; a no-op when already installed."""
+        return None
+
+    async def prepare(self) -> None:
+        """Create the data directory and anything else needed before the process starts."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @abstractmethod
+    def command(self) -> list[str]: ...
+
+    def environment(self) -> Mapping[str, str]:
+        return {}
+
+    def run_as_user(self) -> str | None:
+        return None
+
+    @abstractmethod
+    async def healthy(self) -> bool:
+        """One health probe; True when the server answers as it should."""
+
+    async def after_start(self) -> None:
+        """Set-up that needs the running server (tenants, databases, migrations)."""
+        return None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.process.pid if self._proc else None
+
+    def _tail_log(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+    async def start(self) -> None:
+        await self.prepare()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.environment()}
+        with self.log_path.open("ab") as log:
+            # A new session keeps Ctrl-C in the terminal from reaching the servers directly:
+            # the supervisor stops them in order instead. Popen (not asyncio's) because the
+            # handle must outlive any one event loop; spawning itself does not block.
+            process = subprocess.Popen(  # noqa: ASYNC220
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.data_dir,
+                start_new_session=True,
+                user=self.run_as_user(),
+            )
+        self._proc = ServerProcess(self.name, process, self.log_path)
+        await self.wait_healthy()
+        await self.after_start()
+
+    async def wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.process.poll() is not None:
+                raise ServerStartError(
+                    f"{self.name} exited with code {self._proc.process.returncode} while "
+                    f"starting; log: {self.log_path}\n{self._tail_log()}"
+                )
+            if await self.healthy():
+                return
+            await asyncio.sleep(0.2)
+        raise ServerStartError(
+            f"{self.name} did not become healthy within {self.start_timeout_s:.0f}s; "
+            f"log: {self.log_path}\n{self._tail_log()}"
+        )
+
+    async def stop(self, timeout_s: float = 15.0) -> None:
+        if self._proc is None:
+            return
+        process = self._proc.process
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.to_thread(process.wait, timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await asyncio.to_thread(process.wait)
+        self._proc = None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a crash would (chaos tests)."""
+        if self._proc is not None and self._proc.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.process.pid, signal.SIGKILL)
+            self._proc.process.wait()
+        self._proc = None

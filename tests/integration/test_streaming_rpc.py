@@ -1,0 +1,332 @@
+"""The streaming request/reply of the contract, against a real NATS server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+from arc_common.errors import ArcError, BadRequest, Busy, Internal, Timeout, TooLarge, Unsupported
+from arc_common.streaming import (
+    Chunk,
+    StreamingClient,
+    StreamingEndpoint,
+    StreamingService,
+    TurnContext,
+)
+from arc_common.subjects import prefixed
+from arc_common.wire import BrainRequest, Cancel, ReplyChunk, TtsRequest, encode
+from nats.aio.client import Client
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.cancelled: dict[str, float] = {}
+        self.started: dict[str, asyncio.Event] = {}
+
+
+def brain_request(turn_id: str = "turn-1", text: str = "hello", **extra: object) -> BrainRequest:
+    return BrainRequest(
+        v=1,
+        session_id="s-1",
+        turn_id=turn_id,
+        user_id="u-1",
+        text=text,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+async def start_service(
+    nc: Client, prefix: str, recorder: Recorder, *, chunks: int = 3, max_turns: int = 64
+) -> StreamingService:
+    async def handler(req: BrainRequest, ctx: TurnContext) -> AsyncIterator[Chunk]:
+        recorder.started.setdefault(req.turn_id, asyncio.Event()).set()
+        if req.text == "crash":
+            raise RuntimeError("boom")
+        if req.text == "reject":
+            raise Unsupported("no such skill")
+        try:
+            if req.text == "forever":
+                for i in range(10_000):
+                    yield Chunk(kind="delta", text=f"part {i}. ")
+                    await asyncio.sleep(0.01)
+            if req.text == "silent":
+                await asyncio.sleep(60)
+            for i in range(chunks):
+                yield Chunk(kind="delta", text=f"{req.text} {i}. ")
+        except asyncio.CancelledError:
+            recorder.cancelled[req.turn_id] = time.monotonic()
+            raise
+
+    service = StreamingService(nc, name="test-brain", version="0.0.1")
+    service.add(
+        StreamingEndpoint(
+            name="brain-request",
+            subject=prefixed(prefix, "brain.request"),
+            queue_group="brain",
+            cancel_subject=prefixed(prefix, "brain.cancel"),
+            request_type=BrainRequest,
+            handler=handler,
+            max_concurrent_turns=max_turns,
+        )
+    )
+    await service.start()
+    return service
+
+
+async def test_chunks_arrive_in_order_with_one_terminal(nc: Client, subject_prefix: str) -> None:
+    recorder = Recorder()
+    service = await start_service(nc, subject_prefix, recorder, chunks=5)
+    async with StreamingClient(nc) as client:
+        stream = client.stream(
+            prefixed(subject_prefix, "brain.request"),
+            brain_request(text="hi"),
+            cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+        )
+        chunks = await stream.collect()
+    assert [c.seq for c in chunks] == [0, 1, 2, 3, 4]
+    assert [c.text for c in chunks] == [f"hi {i}. " for i in range(5)]
+    assert stream.end is not None and stream.end.seq == 5 and stream.end.kind == "end"
+    await service.stop()
+
+
+async def test_raw_reply_stream_has_headers_and_single_terminal(
+    nc: Client, subject_prefix: str
+) -> None:
+    """Check the wire itself, without our client: seq, schema header, exactly one terminal."""
+    recorder = Recorder()
+    service = await start_service(nc, subject_prefix, recorder, chunks=3)
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish(
+        prefixed(subject_prefix, "brain.request"),
+        encode(brain_request()),
+        reply=inbox,
+        headers={"arc-schema": "brain.request/1"},
+    )
+    messages = []
+    while True:
+        msg = await sub.next_msg(timeout=2)
+        messages.append(msg)
+        if msgspec.msgpack.decode(msg.data)["kind"] in ("end", "error"):
+            break
+    with pytest.raises(TimeoutError):
+        await sub.next_msg(timeout=0.2)  # nothing after the terminal message
+    decoded = [msgspec.msgpack.decode(m.data) for m in messages]
+    assert [d["seq"] for d in decoded] == [0, 1, 2, 3]
+    assert [d["kind"] for d in decoded] == ["delta", "delta", "delta", "end"]
+    assert all(d["v"] == 1 and d["turn_id"] == "turn-1" for d in decoded)
+    assert all(m.headers and m.headers["arc-schema"] == "brain.reply/1" for m in messages)
+    await service.stop()
+
+
+def _payload(**fields: object) -> bytes:
+    base: dict[str, object] = {"v": 1, "session_id": "s", "turn_id": "t", "user_id": "u"}
+    return msgspec.msgpack.encode({**base, **fields})
+
+
+BAD_INPUTS = {
+    "garbage": (b"\xc1\xff garbage", "bad_request"),
+    "not-a-map": (msgspec.msgpack.encode([1, 2, 3]), "bad_request"),
+    "missing-text": (_payload(), "bad_request"),
+    "wrong-version": (_payload(v=2, text="x"), "bad_request"),
+    "wrong-type": (_payload(text=42), "bad_request"),
+    "blank-text": (_payload(text="   "), "bad_request"),
+    "text-too-long": (_payload(text="x" * 4001), "too_large"),
+    "oversize-payload": (b"\x80" * 70_000, "too_large"),
+}
+
+
+@pytest.mark.parametrize(("payload", "code"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+async def test_bad_input_gets_error_code_and_server_keeps_serving(
+    nc: Client, subject_prefix: str, payload: bytes, code: str
+) -> None:
+    recorder = Recorder()
+    service = await start_service(nc, subject_prefix, recorder)
+    reply = await nc.request(prefixed(subject_prefix, "brain.request"), payload, timeout=2)
+    chunk = msgspec.msgpack.decode(reply.data, type=ReplyChunk)
+    assert chunk.kind == "error" and chunk.seq == 0
+    assert chunk.error is not None and chunk.error.code == code
+    assert chunk.error.message
+    # The same worker still answers a good request.
+    async with StreamingClient(nc) as client:
+        chunks = await client.stream(
+            prefixed(subject_prefix, "brain.request"),
+            brain_request(turn_id="after-bad"),
+            cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+        ).collect()
+    assert len(chunks) == 3
+    await service.stop()
+
+
+async def test_handler_errors_map_to_codes(nc: Client, subject_prefix: str) -> None:
+    recorder = Recorder()
+    service = await start_service(nc, subject_prefix, recorder)
+    async with StreamingClient(nc) as client:
+        for text, error in (("crash", Internal), ("reject", Unsupported)):
+            stream = client.stream(
+                prefixed(subject_prefix, "brain.request"),
+                brain_request(turn_id=f"t-{text}", text=text),
+                cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+            )
+            with pytest.raises(error) as info:
+                await stream.collect()
+            assert info.value.retryable is (error is Internal)
+    await service.stop()
+
+
+async def test_cancel_stops_the_turn_within_50ms(nc: Client, subject_prefix: str) -> None:
+    recorder = Recorder()
+    service = await start_service(nc, subject_prefix, recorder)
+    async with StreamingClient(nc) as client:
+        stream = client.stream(
+            prefixed(subject_prefix, "brain.request"),
+            brain_request(turn_id="long", text="forever"),
+            cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+        )
+        async with stream:
+            got = [await stream.__anext__() for _ in range(3)]
+            assert [c.seq for c in got] == [0, 1, 2]
+            sent_at = time.monotonic()
+            await nc.publish(
+                prefixed(subject_prefix, "brain.cancel"), encode(Cancel(turn_id="long"))
+            )
+            # Drain until the terminal: it must be `end` with reason `cancelled`.
+            async for _chunk in stream:
+                pass
+            ended_at = time.monotonic()
+        assert stream.end is not None and stream.end.reason == "cancelled"
+    assert recorder.cancelled["long"] - sent_at < 0.050
+    assert ended_at - sent_at < 0.050
+    assert service.active_turns == 0
+    await service.stop()
+
+
+async def test_leaving_early_publishes_cancel(nc: Client, subject_prefix: str) -> None:
+    recorder = Recorder()
+    service = await start_service(nc, subject_prefix, recorder)
+    cancels = await nc.subscribe(prefixed(subject_prefix, "brain.cancel"))
+    async with StreamingClient(nc) as client:
+        stream = client.stream(
+            prefixed(subject_prefix, "brain.request"),
+            brain_request(turn_id="early", text="forever"),
+            cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+        )
+        async with stream:
+            async for chunk in stream:
+                if chunk.seq == 1:
+                    break
+        left_at = time.monotonic()
+    msg = await cancels.next_msg(timeout=1)
+    assert msgspec.msgpack.decode(msg.data, type=Cancel).turn_id == "early"
+    for _ in range(50):
+        if "early" in recorder.cancelled:
+            break
+        await asyncio.sleep(0.005)
+    assert recorder.cancelled["early"] - left_at < 0.050
+    await service.stop()
+
+
+async def test_deadlines_on_both_sides(nc: Client, subject_prefix: str) -> None:
+    recorder = Recorder()
+    service = await start_service(nc, subject_prefix, recorder)
+    async with StreamingClient(nc) as client:
+        # Server-side deadline from the request.
+        with pytest.raises(Timeout):
+            await client.stream(
+                prefixed(subject_prefix, "brain.request"),
+                brain_request(turn_id="dl-server", text="silent", deadline_ms=100),
+                cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+            ).collect()
+        # Client-side: no first chunk in time; the server is told to cancel.
+        started = time.monotonic()
+        with pytest.raises(Timeout):
+            await client.stream(
+                prefixed(subject_prefix, "brain.request"),
+                brain_request(turn_id="dl-client", text="silent"),
+                cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+                first_chunk_timeout=0.2,
+            ).collect()
+        assert time.monotonic() - started < 1.0
+    for _ in range(50):
+        if "dl-client" in recorder.cancelled:
+            break
+        await asyncio.sleep(0.01)
+    assert "dl-client" in recorder.cancelled
+    await service.stop()
+
+
+async def test_no_worker_is_busy_and_capacity_limit(nc: Client, subject_prefix: str) -> None:
+    async with StreamingClient(nc) as client:
+        with pytest.raises(Busy):
+            await client.stream(
+                prefixed(subject_prefix, "brain.request"),
+                brain_request(),
+                cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+            ).collect()
+        recorder = Recorder()
+        service = await start_service(nc, subject_prefix, recorder, max_turns=1)
+        first = client.stream(
+            prefixed(subject_prefix, "brain.request"),
+            brain_request(turn_id="hold", text="silent"),
+            cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+        )
+        async with first:
+            task = asyncio.create_task(first.__anext__())
+            await asyncio.sleep(0.1)
+            with pytest.raises(Busy) as info:
+                await client.stream(
+                    prefixed(subject_prefix, "brain.request"),
+                    brain_request(turn_id="second"),
+                    cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+                ).collect()
+            assert info.value.retryable
+            task.cancel()
+    await service.stop()
+
+
+async def test_queue_group_spreads_turns_over_workers(nc: Client, subject_prefix: str) -> None:
+    recorders = [Recorder(), Recorder()]
+    services = [await start_service(nc, subject_prefix, r) for r in recorders]
+    async with StreamingClient(nc) as client:
+        streams = [
+            client.stream(
+                prefixed(subject_prefix, "brain.request"),
+                brain_request(turn_id=f"q-{i}"),
+                cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+            ).collect()
+            for i in range(40)
+        ]
+        results = await asyncio.gather(*streams)
+    assert all(len(r) == 3 for r in results)
+    counts = [len(r.started) for r in recorders]
+    assert sum(counts) == 40 and min(counts) > 0
+    for s in services:
+        await s.stop()
+
+
+async def test_service_is_discoverable_with_micro(nc: Client, subject_prefix: str) -> None:
+    service = await start_service(nc, subject_prefix, Recorder())
+    reply = await nc.request("$SRV.PING.test-brain", b"", timeout=2)
+    info = msgspec.json.decode(reply.data)
+    assert info["name"] == "test-brain" and info["version"] == "0.0.1"
+    await service.stop()
+
+
+def test_tts_request_validation_rules() -> None:
+    ok = TtsRequest(v=1, session_id="s", turn_id="t", text=" hi ", sample_rate=16000, frame_ms=10)
+    ok.check()
+    assert ok.text == "hi"
+    with pytest.raises(Unsupported):
+        TtsRequest(v=1, session_id="s", turn_id="t", text="hi", sample_rate=44100).check()
+    with pytest.raises(Unsupported):
+        TtsRequest(v=1, session_id="s", turn_id="t", text="hi", frame_ms=30).check()
+    with pytest.raises(TooLarge):
+        TtsRequest(v=1, session_id="s", turn_id="t", text="x" * 2001).check()
+    with pytest.raises(BadRequest):
+        TtsRequest(v=1, session_id="s", turn_id="t", text="").check()
+    assert issubclass(Busy, ArcError)
