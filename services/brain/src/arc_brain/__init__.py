@@ -1,0 +1,1 @@
+"""Arc brain: LangGraph turn graph, pgvector memory, LLM providers, NATS and HTTP entry points."""

@@ -1,0 +1,1 @@
+"""Arc events: outbox relay to Pulsar and Pulsar consumers."""

@@ -1,0 +1,1 @@
+"""Arc TTS: Piper synthesis, chunking, resampling, voice registry, NATS and HTTP entry points."""

@@ -1,0 +1,1 @@
+"""Arc voice worker: LiveKit Agents worker with NATS brain and TTS plugins."""
