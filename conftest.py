@@ -9,6 +9,10 @@ pytest_plugins = [
         "tests.fixtures.postgres",
         "tests.fixtures.pulsar",
         "tests.fixtures.livekit",
+        "tests.fixtures.events",
+        "tests.fixtures.brain",
+        "tests.fixtures.tts",
+        "tests.fixtures.voice",
     )
     if importlib.util.find_spec(name) is not None
 ]

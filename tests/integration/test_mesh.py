@@ -1,0 +1,80 @@
+"""`make run` / `make status` / `make stop` as a person uses them: the real `arc` command
+line, every part on private ports and a private state directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from arc_stack.server import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ARC = [sys.executable, "-m", "arc_stack.cli"]
+
+
+def _env(state: Path) -> dict[str, str]:
+    ports = {
+        "ARC_NATS_PORT": free_port(),
+        "ARC_NATS_MONITOR_PORT": free_port(),
+        "ARC_POSTGRES_PORT": free_port(),
+        "ARC_PULSAR_PORT": free_port(),
+        "ARC_PULSAR_ADMIN_PORT": free_port(),
+        "ARC_LIVEKIT_PORT": free_port(),
+        "ARC_LIVEKIT_RTC_TCP_PORT": free_port(),
+        "ARC_LIVEKIT_UDP_PORT": free_port(),
+    }
+    return {**os.environ, "ARC_STATE_DIR": str(state), **{k: str(v) for k, v in ports.items()}}
+
+
+def _status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ARC, "status"], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_run_status_and_ctrl_c_stop_the_whole_mesh(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    env = _env(state)
+    before = _status(env)
+    assert before.returncode == 1
+    assert "not answering" in before.stdout
+
+    log = (tmp_path / "run.log").open("w+")
+    run = subprocess.Popen([*ARC, "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                           start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            text = Path(log.name).read_text()
+            if "Arc is up" in text or run.poll() is not None:
+                break
+            time.sleep(1)
+        text = Path(log.name).read_text()
+        assert "Arc is up" in text, text[-3000:]
+        for part in ("nats", "postgres", "pulsar", "livekit"):
+            assert f"✓ {part} is up" in text
+
+        status = _status(env)
+        assert status.returncode == 0, status.stdout
+        assert status.stdout.count("healthy") >= 4
+
+        # A second `arc run` refuses rather than fighting over the ports.
+        second = subprocess.run([*ARC, "run"], env=env, capture_output=True, text=True,
+                                timeout=120)  # fmt: skip
+        assert second.returncode == 1 and "already running" in second.stdout
+
+        os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+        assert run.wait(timeout=120) == 0
+        text = Path(log.name).read_text()
+        assert "Arc stopped." in text
+        after = _status(env)
+        assert after.returncode == 1
+        assert "healthy" not in after.stdout.replace("not answering", "")
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        subprocess.run([*ARC, "stop"], env=env, capture_output=True, timeout=120)
