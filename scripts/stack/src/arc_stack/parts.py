@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from arc_stack.nats import NatsServer
 from arc_stack.postgres import PostgresServer
 from arc_stack.server import ManagedServer
+from arc_stack.service import ServiceProcess
 from arc_stack.settings import StackSettings
 
 PART_NAMES = ("nats", "postgres", "pulsar", "livekit")
@@ -46,4 +48,48 @@ def build_parts(settings: StackSettings, state: Path) -> list[ManagedServer]:
             api_secret=settings.livekit_api_secret,
         )
     )
+    parts.extend(_services(settings, data, logs))
     return [p for p in parts if p.name not in settings.skipped]
+
+
+# The Arc services, after the servers they depend on; each serves GET /healthz on its port.
+SERVICES: tuple[tuple[str, str, str], ...] = (
+    ("brain", "arc_brain", "brain_http_port"),
+    ("tts", "arc_tts", "tts_http_port"),
+    ("events", "arc_events", "events_http_port"),
+    ("voice", "arc_voice", "voice_http_port"),
+)
+
+
+def _services(settings: StackSettings, data: Path, logs: Path) -> list[ManagedServer]:
+    env = {
+        "ARC_NATS__URL": f"nats://127.0.0.1:{settings.nats_port}",
+        "ARC_POSTGRES__DSN": (
+            f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/{settings.postgres_db}"
+        ),
+        "ARC_PULSAR__SERVICE_URL": f"pulsar://127.0.0.1:{settings.pulsar_port}",
+        "ARC_PULSAR__ADMIN_URL": f"http://127.0.0.1:{settings.pulsar_admin_port}",
+        "ARC_LIVEKIT__URL": f"ws://127.0.0.1:{settings.livekit_port}",
+        "ARC_LIVEKIT__API_KEY": settings.livekit_api_key,
+        "ARC_LIVEKIT__API_SECRET": settings.livekit_api_secret,
+    }
+    services: list[ManagedServer] = []
+    for name, module, port_field in SERVICES:
+        # A service joins the mesh once its package has an entry point.
+        if (
+            importlib.util.find_spec(module) is None
+            or importlib.util.find_spec(f"{module}.__main__") is None
+        ):
+            continue
+        port = getattr(settings, port_field)
+        services.append(
+            ServiceProcess(
+                name,
+                module,
+                f"http://127.0.0.1:{port}/healthz",
+                data / name,
+                logs,
+                env={**env, f"ARC_{name.upper()}__HTTP_PORT": str(port)},
+            )
+        )
+    return services

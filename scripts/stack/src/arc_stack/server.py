@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -17,6 +18,16 @@ from pathlib import Path
 
 class ServerStartError(RuntimeError):
     """A part of the mesh failed to install or start; the message names the part and its log."""
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the supervisor (or a test run) dies without stopping
+    its servers, the kernel sends them SIGTERM instead of leaving them orphaned."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -116,6 +127,7 @@ class ManagedServer(ABC):
                 cwd=self.data_dir,
                 start_new_session=True,
                 user=self.run_as_user(),
+                preexec_fn=_die_with_parent,
             )
         self._proc = ServerProcess(self.name, process, self.log_path)
         await self.wait_healthy()

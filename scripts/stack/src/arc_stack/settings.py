@@ -20,6 +20,10 @@ class StackSettings(BaseSettings):
     livekit_udp_port: int = Field(default=7882, gt=0, lt=65536)
     livekit_api_key: str = "devkey"
     livekit_api_secret: str = "secret"
+    brain_http_port: int = Field(default=8081, gt=0, lt=65536)
+    tts_http_port: int = Field(default=8082, gt=0, lt=65536)
+    voice_http_port: int = Field(default=8083, gt=0, lt=65536)
+    events_http_port: int = Field(default=8084, gt=0, lt=65536)
     # Comma-separated parts `make run` leaves out, e.g. "pulsar,livekit".
     stack_skip: str = ""
 
