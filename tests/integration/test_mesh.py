@@ -4,13 +4,17 @@ line, every part on private ports and a private state directory."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from arc_stack.paths import state_dir
 from arc_stack.server import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,9 +29,14 @@ def _env(state: Path) -> dict[str, str]:
         "ARC_POSTGRES_PORT": free_port(),
         "ARC_PULSAR_PORT": free_port(),
         "ARC_PULSAR_ADMIN_PORT": free_port(),
+        "ARC_PULSAR_BOOKIE_PORT": free_port(),
         "ARC_LIVEKIT_PORT": free_port(),
         "ARC_LIVEKIT_RTC_TCP_PORT": free_port(),
         "ARC_LIVEKIT_UDP_PORT": free_port(),
+        "ARC_BRAIN_HTTP_PORT": free_port(),
+        "ARC_TTS_HTTP_PORT": free_port(),
+        "ARC_VOICE_HTTP_PORT": free_port(),
+        "ARC_EVENTS_HTTP_PORT": free_port(),
     }
     return {**os.environ, "ARC_STATE_DIR": str(state), **{k: str(v) for k, v in ports.items()}}
 
@@ -36,8 +45,16 @@ def _status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*ARC, "status"], env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_run_status_and_ctrl_c_stop_the_whole_mesh(tmp_path: Path) -> None:
-    state = tmp_path / "state"
+@pytest.fixture
+def state() -> Iterator[Path]:
+    # Under .arc/ rather than pytest's tmp dir: Postgres runs as a system user that cannot
+    # traverse pytest's private (0700) temporary directories.
+    path = state_dir() / "test-runs" / f"mesh-{uuid.uuid4().hex[:8]}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_run_status_and_ctrl_c_stop_the_whole_mesh(tmp_path: Path, state: Path) -> None:
     env = _env(state)
     before = _status(env)
     assert before.returncode == 1

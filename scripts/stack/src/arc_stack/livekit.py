@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 
+from arc_stack.install_lock import exclusive
 from arc_stack.paths import cache_dir
 from arc_stack.server import ManagedServer, ServerStartError
 
@@ -40,24 +40,6 @@ def go_binary() -> str:
         "livekit install: the Go toolchain (`go`, 1.26 or newer) is not on PATH "
         "nor at /usr/local/go/bin/go; it is needed to build livekit-server"
     )
-
-
-@contextlib.asynccontextmanager
-async def _exclusive(lock_path: Path, *, poll_s: float = 0.5) -> AsyncIterator[None]:
-    """An advisory lock across processes (`make run` and a test session may both install at
-    once); polled so that waiting stays cancellable and never blocks the event loop."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                await asyncio.sleep(poll_s)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def _yaml_str(value: str) -> str:
@@ -115,7 +97,7 @@ class LiveKitServer(ManagedServer):
         if binary.is_file():
             return
         target_dir = binary.parent
-        async with _exclusive(target_dir.parent / f".{LIVEKIT_VERSION}.lock"):
+        async with exclusive(target_dir.parent / f".{LIVEKIT_VERSION}.lock"):
             if binary.is_file():  # another process built it while we waited
                 return
             target_dir.mkdir(parents=True, exist_ok=True)

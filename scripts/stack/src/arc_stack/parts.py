@@ -33,6 +33,7 @@ def build_parts(settings: StackSettings, state: Path) -> list[ManagedServer]:
             logs,
             broker_port=settings.pulsar_port,
             web_port=settings.pulsar_admin_port,
+            bookie_port=settings.pulsar_bookie_port,
         )
     )
     from arc_stack.livekit import LiveKitServer

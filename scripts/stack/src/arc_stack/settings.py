@@ -15,6 +15,7 @@ class StackSettings(BaseSettings):
     postgres_db: str = "arc"
     pulsar_port: int = Field(default=6650, gt=0, lt=65536)
     pulsar_admin_port: int = Field(default=8080, gt=0, lt=65536)
+    pulsar_bookie_port: int = Field(default=3181, gt=0, lt=65536)
     livekit_port: int = Field(default=7880, gt=0, lt=65536)
     livekit_rtc_tcp_port: int = Field(default=7881, gt=0, lt=65536)
     livekit_udp_port: int = Field(default=7882, gt=0, lt=65536)

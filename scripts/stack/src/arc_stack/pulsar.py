@@ -1,0 +1,270 @@
+"""Pulsar standalone (broker + one bookie + RocksDB metadata) on Java 17, from the official
+binary distribution on Maven Central (see deployments/pulsar/pom.xml)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import shutil
+import string
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from arc_stack.install_lock import exclusive
+from arc_stack.paths import cache_dir, repo_root
+from arc_stack.server import ManagedServer, ServerStartError
+
+DEPLOYMENT_DIR = Path("deployments") / "pulsar"
+CLUSTER = "standalone"
+TENANT = "arc"
+# namespace -> (retention minutes, retention MB). Consumers that fall behind, or a new
+# consumer replaying history, can still read what was acknowledged by others.
+NAMESPACES: Mapping[str, tuple[int, int]] = {
+    "events": (7 * 24 * 60, 1024),
+    "analytics": (30 * 24 * 60, 1024),
+}
+# A cold download of the distribution (about 245 MB) on a slow link.
+INSTALL_TIMEOUT_S = 1800.0
+
+# The flags the official `bin/pulsar` launcher passes on Java 17: Netty, BookKeeper and the
+# metrics code reach into JDK internals, and the metadata drivers are chosen by property.
+JVM_FLAGS = (
+    "--add-opens", "java.base/java.io=ALL-UNNAMED",
+    "--add-opens", "java.base/java.util.zip=ALL-UNNAMED",
+    "--add-opens", "java.base/java.nio=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-opens", "java.base/sun.net=ALL-UNNAMED",
+    "--add-opens", "java.management/sun.management=ALL-UNNAMED",
+    "--add-opens", "jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.platform=ALL-UNNAMED",
+    "-Dlog4j2.is.webapp=false",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "-Djute.maxbuffer=10485760",
+    "-Djava.net.preferIPv4Stack=true",
+    "-Dbookkeeper.metadata.bookie.drivers="
+    "org.apache.pulsar.metadata.bookkeeper.PulsarMetadataBookieDriver",
+    "-Dbookkeeper.metadata.client.drivers="
+    "org.apache.pulsar.metadata.bookkeeper.PulsarMetadataClientDriver",
+)  # fmt: skip
+# Sized for a 2-core machine that also runs the rest of the mesh.
+JVM_MEMORY = (
+    "-Xms256m",
+    "-Xmx768m",
+    "-XX:MaxDirectMemorySize=512m",
+    "-XX:+UseG1GC",
+    "-XX:ParallelGCThreads=2",
+    "-XX:ConcGCThreads=1",
+    "-XX:+ExitOnOutOfMemoryError",
+)
+
+
+def deployment_dir() -> Path:
+    return repo_root() / DEPLOYMENT_DIR
+
+
+def _tool(name: str, why: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise ServerStartError(f"pulsar: `{name}` is not on PATH; it is needed {why}")
+    return found
+
+
+def pulsar_lib_dir() -> Path:
+    """The unpacked jars, keyed on the pom so a version change installs afresh."""
+    pom = (deployment_dir() / "pom.xml").read_bytes()
+    return cache_dir() / "pulsar" / hashlib.sha256(pom).hexdigest()[:12] / "lib"
+
+
+class PulsarServer(ManagedServer):
+    name = "pulsar"
+    # The JVM, the bookie and the broker start in 20-60 s on 2 busy cores.
+    start_timeout_s = 240.0
+
+    def __init__(
+        self,
+        data_dir: Path,
+        log_dir: Path,
+        *,
+        broker_port: int = 6650,
+        web_port: int = 8080,
+        bookie_port: int = 3181,
+        log_level: str = "info",
+    ) -> None:
+        super().__init__(data_dir, log_dir)
+        self.broker_port = broker_port
+        self.web_port = web_port
+        self.bookie_port = bookie_port
+        self.log_level = log_level
+
+    @property
+    def service_url(self) -> str:
+        return f"pulsar://127.0.0.1:{self.broker_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def install_log_path(self) -> Path:
+        return self.log_dir / "pulsar-install.log"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "standalone.conf"
+
+    # -- install -------------------------------------------------------------------------
+
+    async def install(self) -> None:
+        lib = pulsar_lib_dir()
+        if (lib.parent / ".complete").is_file():
+            return
+        async with exclusive(lib.parent.parent / f".{lib.parent.name}.lock"):
+            if (lib.parent / ".complete").is_file():  # another process installed it meanwhile
+                return
+            staging = lib.parent / f".staging-{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            try:
+                await self._unpack(staging)
+                unpacked = sorted(staging.glob("apache-pulsar-*/lib"))
+                if len(unpacked) != 1 or not any(unpacked[0].glob("*pulsar-broker-*.jar")):
+                    raise ServerStartError(
+                        f"pulsar install: the distribution unpacked without a lib/ holding "
+                        f"pulsar-broker; log: {self.install_log_path}"
+                    )
+                shutil.rmtree(lib, ignore_errors=True)
+                os.replace(unpacked[0], lib)
+                (lib.parent / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n"))
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
+    async def _unpack(self, staging: Path) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            _tool("mvn", "to fetch the Pulsar jars from Maven Central"),
+            "-B",
+            "-q",
+            "-f", str(deployment_dir() / "pom.xml"),
+            "dependency:unpack-dependencies",
+            f"-DoutputDirectory={staging}",
+            # Markers under staging, so nothing of the install lands in the checkout.
+            f"-DmarkersDirectory={staging / '.markers'}",
+        ]  # fmt: skip
+        began = time.monotonic()
+        with self.install_log_path.open("ab") as log:
+            log.write(f"$ {' '.join(argv)}\n".encode())
+            log.flush()
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                stdin=asyncio.subprocess.DEVNULL,
+                cwd=staging,
+            )
+            try:
+                code = await asyncio.wait_for(proc.wait(), INSTALL_TIMEOUT_S)
+            except BaseException:  # Ctrl-C during `make run`, or the timeout
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await asyncio.shield(proc.wait())
+                log.write(b"mvn interrupted\n")
+                raise
+            log.write(f"mvn exited {code} after {time.monotonic() - began:.1f}s\n".encode())
+        if code != 0:
+            raise ServerStartError(
+                f"pulsar install: `mvn dependency:unpack-dependencies` failed with exit code "
+                f"{code}; log: {self.install_log_path}"
+            )
+
+    # -- run -----------------------------------------------------------------------------
+
+    def config_text(self) -> str:
+        template = string.Template((deployment_dir() / "standalone.conf").read_text())
+        return template.substitute(
+            broker_port=self.broker_port,
+            web_port=self.web_port,
+            data_dir=self.data_dir,
+            loopback_interface="lo",
+            bookie_http_enabled="false",
+            bookie_http_port=0,
+        )
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        self.config_path.write_text(self.config_text())
+
+    def command(self) -> list[str]:
+        lib = pulsar_lib_dir()
+        if not (lib.parent / ".complete").is_file():
+            raise ServerStartError(
+                f"pulsar jars are not installed at {lib}: run `make install` "
+                "(or PulsarServer.install()) first"
+            )
+        return [
+            _tool("java", "to run the Pulsar broker (Java 17)"),
+            *JVM_MEMORY,
+            *JVM_FLAGS,
+            f"-Dlog4j.configurationFile={deployment_dir() / 'log4j2.xml'}",
+            f"-Dpulsar.log.level={self.log_level}",
+            "-cp", f"{lib}/*",
+            "org.apache.pulsar.PulsarStandaloneStarter",
+            "--config", str(self.config_path),
+            "--metadata-dir", str(self.data_dir / "metadata"),
+            "--bookkeeper-dir", str(self.data_dir / "bookkeeper"),
+            "--bookkeeper-port", str(self.bookie_port),
+            "--advertised-address", "127.0.0.1",
+            "--no-functions-worker",
+            "--no-stream-storage",
+        ]  # fmt: skip
+
+    def environment(self) -> Mapping[str, str]:
+        # A PULSAR_* or JAVA_TOOL_OPTIONS from the caller's shell would change this broker.
+        return {"JAVA_TOOL_OPTIONS": ""} if "JAVA_TOOL_OPTIONS" in os.environ else {}
+
+    async def healthy(self) -> bool:
+        # The broker's own health check writes and reads a heartbeat topic: it passes only
+        # when the bookie, the metadata store and the broker all work.
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                r = await client.get(f"{self.admin_url}/admin/v2/brokers/health")
+                return r.status_code == 200 and r.text.strip() == "ok"
+        except httpx.HTTPError:
+            return False
+
+    async def after_start(self) -> None:
+        await ensure_tenant(self.admin_url)
+
+
+async def ensure_tenant(admin_url: str) -> None:
+    """Tenant `arc` with namespaces `events` and `analytics` (retention and de-duplication
+    on); idempotent, so every start may run it."""
+    async with httpx.AsyncClient(base_url=admin_url, timeout=30.0) as client:
+        r = await client.put(
+            f"/admin/v2/tenants/{TENANT}",
+            json={"allowedClusters": [CLUSTER], "adminRoles": []},
+        )
+        _accept(r, "create tenant", conflict_ok=True)
+        for namespace, (minutes, megabytes) in NAMESPACES.items():
+            path = f"/admin/v2/namespaces/{TENANT}/{namespace}"
+            _accept(await client.put(path, json={}), f"create {path}", conflict_ok=True)
+            r = await client.post(
+                f"{path}/retention",
+                json={"retentionTimeInMinutes": minutes, "retentionSizeInMB": megabytes},
+            )
+            _accept(r, f"set retention on {path}")
+            # The broker drops a re-sent message whose producer sequence id it has seen: the
+            # outbox relay's retries after an outage become no-ops at the broker.
+            _accept(await client.post(f"{path}/deduplication", json=True), "deduplication")
+
+
+def _accept(response: httpx.Response, what: str, *, conflict_ok: bool = False) -> None:
+    if response.is_success or (conflict_ok and response.status_code == 409):
+        return
+    raise ServerStartError(
+        f"pulsar: {what} failed with HTTP {response.status_code}: {response.text[:300]}"
+    )
