@@ -6,9 +6,9 @@ import asyncio
 
 import typer
 
-from arc_stack.parts import build_parts
+from arc_stack.parts import SERVICES, build_parts
 from arc_stack.paths import state_dir
-from arc_stack.server import ServerStartError
+from arc_stack.server import ManagedServer, ServerStartError
 from arc_stack.settings import StackSettings
 from arc_stack.supervisor import Supervisor, run_foreground, stop_running
 
@@ -19,25 +19,41 @@ app = typer.Typer(
 )
 
 
-def _banner(settings: StackSettings) -> str:
-    return "\n".join(
-        [
-            "",
-            "Arc is up. Ctrl-C stops everything.",
-            f"  NATS      nats://127.0.0.1:{settings.nats_port}"
-            f"  (monitoring http://127.0.0.1:{settings.nats_monitor_port})",
-            f"  Postgres  postgresql://postgres@127.0.0.1:{settings.postgres_port}/"
-            f"{settings.postgres_db}",
-            f"  Pulsar    pulsar://127.0.0.1:{settings.pulsar_port}"
-            f"  (admin http://127.0.0.1:{settings.pulsar_admin_port})",
-            f"  LiveKit   ws://127.0.0.1:{settings.livekit_port}"
-            f"  (keys {settings.livekit_api_key} / {settings.livekit_api_secret})",
-            "",
-            "Check it from another terminal with `make status`;"
-            " stop it with Ctrl-C or `make stop`.",
-            "",
+def _banner(settings: StackSettings, parts: list[ManagedServer]) -> str:
+    names = {p.name for p in parts}
+    lines = [
+        "",
+        "Arc is up. Ctrl-C stops everything.",
+        f"  NATS      nats://127.0.0.1:{settings.nats_port}"
+        f"  (monitoring http://127.0.0.1:{settings.nats_monitor_port})",
+        f"  Postgres  postgresql://postgres@127.0.0.1:{settings.postgres_port}/"
+        f"{settings.postgres_db}",
+        f"  Pulsar    pulsar://127.0.0.1:{settings.pulsar_port}"
+        f"  (admin http://127.0.0.1:{settings.pulsar_admin_port})",
+        f"  LiveKit   ws://127.0.0.1:{settings.livekit_port}"
+        f"  (keys {settings.livekit_api_key} / {settings.livekit_api_secret})",
+    ]
+    for name, _module, port_field in SERVICES:
+        if name in names:
+            lines.append(f"  {name:<9} http://127.0.0.1:{getattr(settings, port_field)}/healthz")
+    lines.append("")
+    if "voice" in names:
+        lines += [
+            "Talk to the agent: open http://127.0.0.1:"
+            f"{settings.voice_http_port}/ in a browser and allow the microphone,",
+            "  or take one turn from a file: make talk IN=question.wav OUT=reply.wav",
         ]
-    )
+    if "brain" in names:
+        lines += [
+            "Chat by text: curl -N http://127.0.0.1:"
+            f"{settings.brain_http_port}/chat/stream -H 'content-type: application/json' \\",
+            '  -d \'{"session_id": "s1", "user_id": "me", "text": "what can you do?"}\'',
+        ]
+    lines += [
+        "Check it from another terminal with `make status`; stop it with Ctrl-C or `make stop`.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 @app.command()
@@ -45,8 +61,9 @@ def run() -> None:
     """Install what is missing, start the whole mesh, and keep it running until Ctrl-C."""
     settings = StackSettings()
     state = state_dir()
-    supervisor = Supervisor(build_parts(settings, state), state)
-    raise typer.Exit(asyncio.run(run_foreground(supervisor, lambda: _banner(settings))))
+    parts = build_parts(settings, state)
+    supervisor = Supervisor(parts, state)
+    raise typer.Exit(asyncio.run(run_foreground(supervisor, lambda: _banner(settings, parts))))
 
 
 @app.command()
