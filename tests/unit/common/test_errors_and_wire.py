@@ -89,7 +89,7 @@ def test_reply_chunk_always_carries_version() -> None:
 def test_peek_turn_id_is_best_effort() -> None:
     assert peek_turn_id(encode({"turn_id": "abc", "v": 9})) == "abc"
     assert peek_turn_id(b"\xc1garbage") == ""
-    assert peek_turn_id(encode([1, 2])) == ""
+    assert peek_turn_id(msgspec.msgpack.encode([1, 2])) == ""
     assert peek_turn_id(encode({"turn_id": 5})) == ""
 
 
