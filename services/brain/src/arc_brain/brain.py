@@ -1,0 +1,255 @@
+"""The brain's core: answer a turn as a stream of speakable chunks.
+
+Entry points (NATS, HTTP) call `Brain.reply`; everything below it is plain Python over the
+turn graph. A turn that is cancelled mid-answer (barge-in) is still recorded, with what was
+said so far and `interrupted`, by a background task the brain owns; the voice worker can then
+cut it down to what the person actually heard with `truncate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from langgraph.graph.state import CompiledStateGraph
+
+from arc_brain.embedding import MiniLmEmbedder
+from arc_brain.graph import GraphParts, build_turn_graph
+from arc_brain.llm import ChatCompletionsClient
+from arc_brain.memory import MemoryStore, MemoryUnavailable, TranscriptLine, TurnRecord
+from arc_brain.metrics import BrainMetrics
+from arc_brain.sentences import SpeakableChunker
+from arc_brain.settings import BrainOptions
+from arc_brain.skills import Router
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnInput:
+    session_id: str
+    turn_id: str
+    user_id: str
+    text: str
+    room: str | None = None
+    locale: str | None = None
+
+
+@dataclass
+class TurnOutcome:
+    """What happened in a turn, filled in while it streams."""
+
+    route: str | None = None
+    first_delta_s: float | None = None
+    persisted: bool | None = None
+    text: str = ""
+
+
+class Brain:
+    def __init__(
+        self,
+        *,
+        embedder: MiniLmEmbedder,
+        store: MemoryStore,
+        router: Router,
+        options: BrainOptions,
+        llm: ChatCompletionsClient | None = None,
+        system_prompt: str = "",
+        metrics: BrainMetrics | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.store = store
+        self.llm = llm
+        self.options = options
+        self.metrics = metrics or BrainMetrics()
+        self._graph: CompiledStateGraph[Any, Any, Any, Any] = build_turn_graph(
+            GraphParts(
+                embedder=embedder,
+                store=store,
+                router=router,
+                llm=llm,
+                system_prompt=system_prompt,
+                history_turns=options.history_turns,
+                recall_k=options.recall_k,
+                recall_min_similarity=options.recall_min_similarity,
+            )
+        )
+        self._active = 0
+        self._background: set[asyncio.Task[None]] = set()
+        self._late_writes: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    @classmethod
+    async def create(
+        cls,
+        *,
+        embedder: MiniLmEmbedder,
+        store: MemoryStore,
+        options: BrainOptions,
+        llm: ChatCompletionsClient | None = None,
+        system_prompt: str = "",
+        metrics: BrainMetrics | None = None,
+    ) -> Brain:
+        vectors = await embedder.embed_many(Router.example_texts())
+        router = Router.from_examples(vectors, min_similarity=options.route_min_similarity)
+        return cls(
+            embedder=embedder,
+            store=store,
+            router=router,
+            options=options,
+            llm=llm,
+            system_prompt=system_prompt,
+            metrics=metrics,
+        )
+
+    async def reply(
+        self, turn: TurnInput, outcome: TurnOutcome | None = None
+    ) -> AsyncGenerator[str, None]:
+        """Speakable chunks of the answer, in order. Joining them gives the whole answer."""
+        outcome = outcome or TurnOutcome()
+        started = time.monotonic()
+        chunker = SpeakableChunker(first_clause_words=self.options.first_clause_words)
+        said: list[str] = []
+        finished = False
+        self._active += 1
+        self.metrics.active_turns.inc()
+        state = {
+            "session_id": turn.session_id,
+            "turn_id": turn.turn_id,
+            "user_id": turn.user_id,
+            "text": turn.text,
+            "room": turn.room,
+            "now": datetime.now().astimezone(),
+        }
+        try:
+            stream = cast(
+                AsyncGenerator[dict[str, Any], None],
+                self._graph.astream(state, stream_mode="custom"),
+            )
+            async with contextlib.aclosing(stream) as events:
+                async for event in events:
+                    if "text" in event:
+                        chunks = chunker.feed(event["text"])
+                    elif "done" in event:
+                        chunks = chunker.flush()
+                    else:
+                        if "route" in event:
+                            outcome.route = event["route"]
+                        if "persisted" in event:
+                            outcome.persisted = event["persisted"]
+                        continue
+                    for chunk in chunks:
+                        if outcome.first_delta_s is None:
+                            outcome.first_delta_s = time.monotonic() - started
+                            self.metrics.first_delta.labels(outcome.route or "unknown").observe(
+                                outcome.first_delta_s
+                            )
+                        said.append(chunk)
+                        yield chunk
+            finished = True
+            self.metrics.turns.labels(outcome.route or "unknown", "ok").inc()
+            self.metrics.turn_seconds.labels(outcome.route or "unknown").observe(
+                time.monotonic() - started
+            )
+        except (asyncio.CancelledError, GeneratorExit):
+            self.metrics.turns.labels(outcome.route or "unknown", "cancelled").inc()
+            if said and outcome.persisted is None:
+                try:
+                    self._record_interrupted(turn, "".join(said), outcome.route)
+                except RuntimeError:
+                    # Closed outside a running loop (garbage-collected): nothing can run now.
+                    log.warning("interrupted turn %s not recorded: no event loop", turn.turn_id)
+            raise
+        except Exception:
+            self.metrics.turns.labels(outcome.route or "unknown", "error").inc()
+            raise
+        finally:
+            outcome.text = "".join(said)
+            self._active -= 1
+            self.metrics.active_turns.dec()
+            self._refresh_gauges()
+            if not finished:
+                log.info("turn %s ended early after %d chunks", turn.turn_id, len(said))
+
+    def _record_interrupted(self, turn: TurnInput, said: str, route: str | None) -> None:
+        """Record a cut-off turn in the background: the handler's task is being cancelled."""
+
+        async def write() -> None:
+            try:
+                embedding = await self.embedder.embed(turn.text)
+                await self.store.save_turn(
+                    TurnRecord(
+                        session_id=turn.session_id,
+                        turn_id=turn.turn_id,
+                        user_id=turn.user_id,
+                        user_text=turn.text,
+                        assistant_text=said,
+                        embedding=embedding,
+                        room=turn.room,
+                        interrupted=True,
+                        route=route,
+                    )
+                )
+            except Exception:
+                log.exception("could not record interrupted turn %s", turn.turn_id)
+
+        key = (turn.session_id, turn.turn_id)
+        task = asyncio.get_running_loop().create_task(write(), name=f"record:{turn.turn_id}")
+        self._background.add(task)
+        self._late_writes[key] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._background.discard(t)
+            if self._late_writes.get(key) is t:
+                del self._late_writes[key]
+
+        task.add_done_callback(done)
+
+    async def truncate(self, session_id: str, turn_id: str, heard: str) -> bool:
+        """History keeps only `heard` of the turn's answer. False when the turn is unknown."""
+        pending = self._late_writes.get((session_id, turn_id))
+        if pending is not None:
+            await asyncio.shield(pending)
+        return await self.store.truncate(session_id, turn_id, heard)
+
+    async def transcript(self, session_id: str) -> list[TranscriptLine]:
+        return await self.store.transcript(session_id)
+
+    def _refresh_gauges(self) -> None:
+        self.metrics.memory_available.set(1 if self.store.available else 0)
+        self.metrics.memory_backlog.set(self.store.backlog)
+        self.metrics.memory_outages.set(self.store.stats.outages)
+        if self.llm is not None:
+            self.metrics.llm_retries.set(self.llm.retries)
+
+    def health(self) -> dict[str, Any]:
+        self._refresh_gauges()
+        return {
+            "status": "ok" if self.store.available else "degraded",
+            "memory": {
+                "available": self.store.available,
+                "backlog_turns": self.store.backlog,
+                "outages": self.store.stats.outages,
+                "last_error": None if self.store.available else self.store.stats.last_error,
+            },
+            "answers_with": "llm" if self.llm is not None else "skills",
+            "active_turns": self._active,
+        }
+
+    async def aclose(self) -> None:
+        """Let in-flight background writes finish briefly, then cancel what remains."""
+        if self._background:
+            _, pending = await asyncio.wait(set(self._background), timeout=2.0)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+__all__ = ["Brain", "MemoryUnavailable", "TurnInput", "TurnOutcome"]

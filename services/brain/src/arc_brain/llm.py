@@ -1,0 +1,212 @@
+"""A streaming client for OpenAI-compatible Chat Completions (OpenAI, vLLM, Ollama).
+
+It retries only before the first token: once part of an answer has been spoken, a retry would
+say it twice. Errors are typed with the contract's codes; cancelling the consuming task closes
+the HTTP response at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypedDict
+
+import httpx
+from arc_common.errors import ArcError, BadRequest, Busy, Internal, Timeout, Unsupported
+from httpx_sse import EventSource, ServerSentEvent
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from arc_brain.settings import LlmSettings
+
+log = logging.getLogger(__name__)
+
+
+class ChatMessage(TypedDict):
+    role: str
+    content: str
+
+
+class LlmError(Internal):
+    """The endpoint failed (bad status, broken stream, error event)."""
+
+
+def _status_error(status: int, body: str) -> ArcError:
+    detail = f"LLM endpoint answered HTTP {status}: {body[:300]}"
+    if status == 429:
+        return Busy(detail)
+    if status in (408, 504):
+        return Timeout(detail)
+    if status >= 500:
+        return LlmError(detail)
+    if status == 404:
+        return Unsupported(detail, retryable=False)
+    if status in (401, 403):
+        return Internal(detail, retryable=False)
+    return BadRequest(detail)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ArcError) and exc.retryable
+
+
+def _content(event: ServerSentEvent) -> str | None:
+    """The text delta of one `chat.completion.chunk`; raises on an error event."""
+    try:
+        data: dict[str, Any] = json.loads(event.data)
+    except json.JSONDecodeError as exc:
+        raise LlmError(f"undecodable stream event: {event.data[:200]!r}") from exc
+    if "error" in data:
+        error = data["error"]
+        message = error.get("message", error) if isinstance(error, dict) else error
+        raise LlmError(f"LLM stream reported an error: {message}")
+    for choice in data.get("choices") or ():
+        delta = choice.get("delta") or {}
+        text = delta.get("content")
+        if text:
+            return str(text)
+    return None
+
+
+class _OpenStream:
+    """A response whose first token has arrived; owns the response until closed."""
+
+    def __init__(self, stack: contextlib.AsyncExitStack, events: AsyncIterator[ServerSentEvent]):
+        self.stack = stack
+        self.events = events
+
+
+class ChatCompletionsClient:
+    def __init__(self, settings: LlmSettings, *, http: httpx.AsyncClient | None = None) -> None:
+        if not settings.base_url:
+            raise Unsupported("no LLM base URL configured")
+        self.settings = settings
+        headers = {"Accept": "text/event-stream"}
+        if settings.api_key is not None:
+            headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(
+            base_url=settings.base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout_s,
+                read=settings.stall_timeout_s,
+                write=settings.connect_timeout_s,
+                pool=settings.connect_timeout_s,
+            ),
+        )
+        self.retries = 0
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    def _payload(self, messages: Sequence[ChatMessage]) -> dict[str, Any]:
+        return {
+            "model": self.settings.model,
+            "messages": list(messages),
+            "stream": True,
+            "temperature": self.settings.temperature,
+            "max_tokens": self.settings.max_tokens,
+        }
+
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        """Text deltas of the answer, as the endpoint produces them."""
+        opened: _OpenStream | None = None
+        first = ""
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    self.retries += 1
+                    number = attempt.retry_state.attempt_number
+                    log.info("retrying the LLM request (attempt %d)", number)
+                opened, first = await self._open(messages)
+        assert opened is not None
+        async with opened.stack:
+            yield first
+            while True:
+                try:
+                    async with asyncio.timeout(self.settings.stall_timeout_s):
+                        event = await anext(opened.events)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise Timeout(
+                        f"the LLM stream stalled for {self.settings.stall_timeout_s:.1f}s"
+                    ) from None
+                except httpx.TimeoutException as exc:
+                    raise Timeout(f"the LLM stream stalled: {exc}") from exc
+                except httpx.HTTPError as exc:
+                    raise LlmError(f"the LLM stream broke mid-answer: {exc!r}") from exc
+                if event.data.strip() == "[DONE]":
+                    return
+                text = _content(event)
+                if text:
+                    yield text
+
+    async def _open(self, messages: Sequence[ChatMessage]) -> tuple[_OpenStream, str]:
+        """POST the request and read up to the first content token."""
+        stack = contextlib.AsyncExitStack()
+        try:
+            try:
+                response = await stack.enter_async_context(
+                    self._http.stream("POST", "chat/completions", json=self._payload(messages))
+                )
+            except httpx.TimeoutException as exc:
+                raise Timeout(f"LLM endpoint timed out: {exc!r}") from exc
+            except httpx.HTTPError as exc:
+                raise LlmError(f"LLM endpoint unreachable: {exc!r}") from exc
+            if response.status_code != 200:
+                body = (await response.aread()).decode(errors="replace")
+                raise _status_error(response.status_code, body)
+            events = EventSource(response).aiter_sse()
+            async with asyncio.timeout(self.settings.first_token_timeout_s):
+                while True:
+                    try:
+                        event = await anext(events)
+                    except StopAsyncIteration:
+                        raise LlmError("LLM stream ended before any token") from None
+                    except httpx.HTTPError as exc:
+                        raise LlmError(f"LLM stream broke before any token: {exc!r}") from exc
+                    if event.data.strip() == "[DONE]":
+                        raise LlmError("LLM stream ended before any token")
+                    text = _content(event)
+                    if text:
+                        return _OpenStream(stack, events), text
+        except TimeoutError:
+            await stack.aclose()
+            raise Timeout(
+                f"no token from the LLM within {self.settings.first_token_timeout_s:.1f}s"
+            ) from None
+        except BaseException:
+            await stack.aclose()
+            raise
+
+
+def build_messages(
+    system_prompt: str,
+    *,
+    memories: Sequence[str],
+    history: Sequence[tuple[str, str]],
+    text: str,
+) -> list[ChatMessage]:
+    """The prompt: instructions and recalled memories, the session so far, the new turn."""
+    system = system_prompt
+    if memories:
+        listed = "\n".join(f"- {m}" for m in memories)
+        system += f"\n\nThings this user told you before (use them when relevant):\n{listed}"
+    messages: list[ChatMessage] = [{"role": "system", "content": system}]
+    for user_text, assistant_text in history:
+        if user_text:
+            messages.append({"role": "user", "content": user_text})
+        if assistant_text:
+            messages.append({"role": "assistant", "content": assistant_text})
+    messages.append({"role": "user", "content": text})
+    return messages

