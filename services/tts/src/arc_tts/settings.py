@@ -1,0 +1,45 @@
+"""The TTS service's one settings object: `ARC_TTS__*` for its own options, plus the shared
+groups of `ServiceSettings` (`ARC_NATS__*`, `ARC_LOG__*`, `ARC_TELEMETRY__*`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from arc_common.settings import ServiceSettings
+from pydantic import BaseModel, Field
+
+
+class TtsOptions(BaseModel):
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8082, gt=0, lt=65536)
+    default_voice: str = "en_US-joe-medium"
+    # Folders holding further Piper voices as `<name>.onnx` + `<name>.onnx.json`.
+    voice_dirs: list[Path] = Field(default_factory=list)
+    # Voices kept in memory at once (the default voice counts); least recently used go first.
+    max_resident_voices: int = Field(default=2, ge=1)
+    # A voice unused this long is unloaded (never the default voice, never one in use).
+    voice_idle_ttl_s: float = Field(default=600.0, gt=0)
+    # onnxruntime threads per inference; with `synthesis_workers` inferences at once the two
+    # multiply, so on a 2-core box 1 x 2 keeps both cores busy without oversubscribing them.
+    intra_op_threads: int = Field(default=1, ge=1)
+    synthesis_workers: int = Field(default=2, ge=1)
+    # Streams served at once by this worker (NATS and HTTP together); more get `busy`.
+    max_active_streams: int = Field(default=16, ge=1)
+    # A piece of text longer than this is split at clause, then word boundaries, so that no
+    # single inference runs long (it bounds wasted work after a cancel and the gap between
+    # audio chunks).
+    max_piece_chars: int = Field(default=160, ge=20)
+    # Frames per audio message: small enough to start playback early, large enough that the
+    # per-message cost stays negligible.
+    frames_per_chunk: int = Field(default=5, ge=1)
+    warmup_text: str = "Warming up."
+    # Piper's synthesis scales; unset means the voice's own (from its .onnx.json). Zero noise
+    # makes synthesis deterministic (used by tests that check exact lengths).
+    length_scale: float | None = Field(default=None, gt=0)
+    noise_scale: float | None = Field(default=None, ge=0)
+    noise_w_scale: float | None = Field(default=None, ge=0)
+
+
+class TtsSettings(ServiceSettings):
+    service_name: str = "arc-tts"
+    tts: TtsOptions = TtsOptions()

@@ -1,0 +1,181 @@
+"""The plain core: text in, frames of PCM at the requested rate out, as each piece is ready.
+
+Inference runs on the synthesis threads of `InferencePool`; the event loop only awaits it, so
+a cancelled stream stops at once (and the pool stops or drops its inference).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
+
+import onnxruntime  # type: ignore[import-untyped]
+from arc_common.errors import Busy
+
+from arc_tts.framing import Framer
+from arc_tts.inference_pool import InferencePool
+from arc_tts.metrics import TtsMetrics
+from arc_tts.resampling import StreamResampler, to_pcm16
+from arc_tts.segmentation import pieces
+from arc_tts.settings import TtsOptions
+from arc_tts.voices import SynthesisScales, Voice, VoiceCatalog, VoiceRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechRequest:
+    """Already validated against the contract (`TtsRequest.check`)."""
+
+    text: str
+    voice: str | None = None
+    sample_rate: int = 48000
+    frame_ms: int = 20
+
+
+@dataclass(slots=True)
+class PieceTiming:
+    synthesis_s: float
+    resample_s: float
+    native_samples: int
+
+
+def render_piece(
+    voice: Voice, text: str, resampler: StreamResampler, run_options: onnxruntime.RunOptions
+) -> tuple[bytes, PieceTiming]:
+    """One piece of text to PCM at the target rate (blocking: runs on the pool)."""
+    started = time.perf_counter()
+    pcm = bytearray()
+    native = 0
+    resample_s = 0.0
+    for ids in voice.phoneme_ids(text):
+        audio = voice.infer(ids, run_options)
+        native += len(audio)
+        mark = time.perf_counter()
+        pcm += to_pcm16(resampler.process(audio))
+        resample_s += time.perf_counter() - mark
+    total = time.perf_counter() - started
+    return bytes(pcm), PieceTiming(total - resample_s, resample_s, native)
+
+
+class Synthesizer:
+    def __init__(
+        self,
+        registry: VoiceRegistry,
+        pool: InferencePool,
+        options: TtsOptions,
+        metrics: TtsMetrics,
+    ) -> None:
+        self.registry = registry
+        self.pool = pool
+        self.options = options
+        self.metrics = metrics
+        self.active = 0
+        metrics.queue_depth.set_function(lambda: pool.waiting)
+        metrics.resident_voices.set_function(lambda: len(registry.resident))
+
+    async def admit(self, request: SpeechRequest) -> None:
+        """Reject now what `stream` would reject, for entry points that must answer before
+        streaming (HTTP status codes)."""
+        if self.active >= self.options.max_active_streams:
+            raise Busy(self._busy_message())
+        if request.voice is not None:
+            async with self.registry.lease(request.voice):
+                pass
+
+    def _busy_message(self) -> str:
+        return f"this worker is serving its maximum of {self.options.max_active_streams} streams"
+
+    async def stream(self, request: SpeechRequest) -> AsyncIterator[bytes]:
+        """PCM chunks (s16le mono, whole frames) at `request.sample_rate`, each as soon as the
+        piece of text it belongs to is synthesised."""
+        if self.active >= self.options.max_active_streams:
+            self.metrics.streams.labels("busy").inc()
+            raise Busy(self._busy_message())
+        self.active += 1
+        self.metrics.active_streams.inc()
+        outcome = "error"
+        started = time.perf_counter()
+        try:
+            async with self.registry.lease(request.voice) as voice:
+                loop = asyncio.get_running_loop()
+                # pysbd takes ~10 ms per 1000 characters: off the loop, but not behind inference.
+                texts = await loop.run_in_executor(
+                    None, pieces, request.text, self.options.max_piece_chars
+                )
+                resampler = StreamResampler(voice.sample_rate, request.sample_rate)
+                framer = Framer(
+                    request.sample_rate, request.frame_ms, self.options.frames_per_chunk
+                )
+                first = True
+                # When the listener will need the next piece: stream start + audio sent so far.
+                play_clock = time.monotonic()
+                for text in texts:
+                    run_options = onnxruntime.RunOptions()
+                    pcm, timing = await self.pool.run(
+                        partial(render_piece, voice, text, resampler, run_options),
+                        run_options,
+                        deadline=play_clock,
+                    )
+                    play_clock += len(pcm) / 2 / request.sample_rate
+                    self._observe(timing, voice.sample_rate)
+                    for chunk in framer.push(pcm):
+                        if first:
+                            self.metrics.first_chunk_seconds.observe(time.perf_counter() - started)
+                            first = False
+                        yield chunk
+                for chunk in framer.flush():
+                    yield chunk
+            outcome = "completed"
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome = "cancelled"
+            raise
+        finally:
+            self.active -= 1
+            self.metrics.active_streams.dec()
+            self.metrics.streams.labels(outcome).inc()
+
+    def _observe(self, timing: PieceTiming, native_rate: int) -> None:
+        audio_s = timing.native_samples / native_rate
+        if audio_s > 0:
+            self.metrics.real_time_factor.observe(timing.synthesis_s / audio_s)
+        self.metrics.audio_seconds.inc(audio_s)
+        self.metrics.resample_seconds.inc(timing.resample_s)
+
+    async def warm_up(self) -> None:
+        """One short synthesis, so the first real request pays no cold start (onnxruntime
+        allocates its arenas and picks its kernels on the first run)."""
+        started = time.perf_counter()
+        request = SpeechRequest(text=self.options.warmup_text)
+        async for _ in self.stream(request):
+            pass
+        log.info("warm-up synthesis took %.3fs", time.perf_counter() - started)
+
+
+@contextlib.asynccontextmanager
+async def open_synthesizer(options: TtsOptions, metrics: TtsMetrics) -> AsyncIterator[Synthesizer]:
+    """The synthesizer with its default voice loaded and warmed up; closed in reverse order."""
+    pool = InferencePool(options.synthesis_workers)
+    scales = SynthesisScales(options.length_scale, options.noise_scale, options.noise_w_scale)
+    registry = VoiceRegistry(
+        VoiceCatalog(options.voice_dirs),
+        partial(Voice.load, intra_op_threads=options.intra_op_threads, scales=scales),
+        default_voice=options.default_voice,
+        max_resident=options.max_resident_voices,
+        idle_ttl_s=options.voice_idle_ttl_s,
+    )
+    try:
+        await registry.start()
+        try:
+            synthesizer = Synthesizer(registry, pool, options, metrics)
+            await synthesizer.warm_up()
+            yield synthesizer
+        finally:
+            await registry.close()
+    finally:
+        await pool.close()
