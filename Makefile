@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := uv
 PYTEST_ARGS ?=
 
-.PHONY: setup run stop status install test test-unit bench lint format
+.PHONY: setup run stop status install test test-unit bench lint format talk
 
 setup:
 	@scripts/bootstrap.sh
@@ -29,6 +29,11 @@ test-unit: setup
 
 bench: setup
 	@$(UV) run --frozen python -m tests.bench
+
+# One turn through a real room from a file (needs `make run` in another terminal).
+talk: setup
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make talk IN=question.wav OUT=reply.wav"; exit 2; }
+	@$(UV) run --frozen python -m arc_voice.talk "$(IN)" "$(OUT)"
 
 lint: setup
 	@$(UV) run --frozen ruff check .

@@ -1,0 +1,56 @@
+"""Writing events into `agents.outbox`, inside the caller's transaction.
+
+The caller commits: an event is stored if and only if the state it describes is. The relay
+(`python -m arc_events relay`) publishes it to its Pulsar topic afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+import psycopg
+
+from arc_common.events.codec import to_builtins, validate
+from arc_common.events.schemas import Event
+
+_INSERT = (
+    "INSERT INTO agents.outbox "
+    "(event_id, topic, type, schema_version, session_id, occurred_at, payload) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)"
+)
+_json = msgspec.json.Encoder()
+
+
+def _row(event: Event) -> tuple[Any, ...]:
+    checked = validate(event)
+    cls = type(checked)
+    payload = _json.encode(to_builtins(checked)).decode()
+    return (
+        checked.event_id,
+        cls.TOPIC,
+        cls.TYPE,
+        cls.VERSION,
+        checked.session_id,
+        checked.occurred_at,
+        payload,
+    )
+
+
+async def write_event(conn: psycopg.AsyncConnection[Any], event: Event) -> None:
+    """Validates `event` (`BadRequest` when invalid, nothing written) and inserts it into the
+    outbox in `conn`'s current transaction."""
+    row = _row(event)
+    async with conn.cursor() as cur:
+        await cur.execute(_INSERT, row)
+
+
+async def write_events(conn: psycopg.AsyncConnection[Any], events: Iterable[Event]) -> None:
+    """`write_event` for many events in one round trip; all are validated before any is
+    written."""
+    rows = [_row(event) for event in events]
+    if not rows:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(_INSERT, rows)

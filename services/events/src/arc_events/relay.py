@@ -1,0 +1,270 @@
+"""The outbox relay: publishes unsent outbox rows of the buckets it leases to their Pulsar
+topics and marks them sent only after the broker acknowledged them.
+
+Guarantees (see docs/events.md): every committed event is published at least once; a
+session's events leave in outbox-id order through one relay at a time; a row is marked sent
+only after its acknowledgement, so a broker outage or a killed relay delays events and loses
+none. Re-sends after a crash are duplicates that consumers drop by `event_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pulsar
+from psycopg_pool import AsyncConnectionPool
+
+from arc_events import outbox_store
+from arc_events.leases import BucketLeases
+from arc_events.metrics import EventsMetrics
+from arc_events.outbox_store import OutboxRow
+from arc_events.publisher import PulsarPublisher
+from arc_events.settings import EventsOptions
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "arc_outbox"
+_CLEANUP_EVERY_S = 60.0
+
+
+def split_acknowledged(
+    rows: Sequence[OutboxRow], errors: Sequence[str | None]
+) -> tuple[list[int], list[int]]:
+    """(ids to mark sent, ids to retry). After a session's first failure in the batch, its
+    later rows are retried too even if the broker took them: marking them sent would let them
+    overtake the failed one. The re-sent copies are duplicates that consumers skip."""
+    sent: list[int] = []
+    retry: list[int] = []
+    broken: set[str] = set()
+    for row, error in zip(rows, errors, strict=True):
+        if error is None and row.key not in broken:
+            sent.append(row.id)
+        else:
+            broken.add(row.key)
+            retry.append(row.id)
+    return sent, retry
+
+
+@dataclass(slots=True)
+class RelayHealth:
+    # Set once the relay has taken its first share of bucket leases.
+    ready: bool = False
+    database_ok: bool = True
+    broker_ok: bool = True
+    last_error: str | None = None
+    buckets: int = 0
+    relayed: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self.ready and self.database_ok and self.broker_ok
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        dsn: str,
+        pool: AsyncConnectionPool[Any],
+        publisher: PulsarPublisher,
+        options: EventsOptions,
+        metrics: EventsMetrics,
+    ) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._publisher = publisher
+        self._options = options
+        self._metrics = metrics
+        self._leases = BucketLeases(dsn)
+        self._wake = asyncio.Event()
+        self.health = RelayHealth()
+
+    async def run(self) -> None:
+        """Runs until cancelled; owns its listener and maintenance tasks."""
+        listener = asyncio.create_task(self._listen(), name="outbox-listen")
+        maintenance = asyncio.create_task(self._maintain(), name="outbox-maintain")
+        try:
+            await self._relay_loop()
+        finally:
+            for task in (listener, maintenance):
+                task.cancel()
+            for task in (listener, maintenance):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._leases.close()
+
+    async def _wait(self, seconds: float) -> None:
+        """Until an outbox notification, or `seconds` (the polling fallback)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    async def _rebalance(self) -> frozenset[int]:
+        try:
+            held = await self._leases.rebalance()
+            self.health.database_ok = True
+            self.health.ready = True
+        except psycopg.Error as error:
+            log.warning("relay: bucket leases lost: %s", error)
+            self.health.database_ok = False
+            self.health.last_error = f"leases: {error}"
+            held = frozenset()
+        self.health.buckets = len(held)
+        self._metrics.relay_buckets.set(len(held))
+        return held
+
+    async def _relay_loop(self) -> None:
+        options = self._options
+        retry_s = 0.1
+        next_rebalance = 0.0
+        held: frozenset[int] = frozenset()
+        # Marking a batch sent overlaps with reading and publishing the next one; the next
+        # read skips the rows still being marked. At most one mark is outstanding.
+        marking: asyncio.Task[None] | None = None
+        marking_ids: list[int] = []
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= next_rebalance:
+                    if marking is not None:  # a bucket given back must be fully marked
+                        await marking
+                        marking, marking_ids = None, []
+                    held = await self._rebalance()
+                    next_rebalance = now + options.relay_rebalance_interval_s
+                if not held:
+                    await asyncio.sleep(options.relay_rebalance_interval_s)
+                    continue
+                # Cleared before the read: a notification for a later commit wakes us.
+                self._wake.clear()
+                began = time.perf_counter()
+                try:
+                    async with self._pool.connection() as conn:
+                        rows = await outbox_store.fetch_unsent(
+                            conn, held, options.relay_batch_size, exclude=marking_ids
+                        )
+                except psycopg.Error as error:
+                    self._note_error(f"outbox read: {error}", database=True)
+                    await asyncio.sleep(options.relay_retry_max_s)
+                    continue
+                if not rows:
+                    if marking is not None:
+                        await marking
+                        marking, marking_ids = None, []
+                        continue  # rows skipped while being marked may have failed to mark
+                    idle = max(next_rebalance - time.monotonic(), 0.0)
+                    await self._wait(min(options.relay_poll_interval_s, idle))
+                    continue
+                sent, retry, errors = await self._publish(rows)
+                if marking is not None:
+                    await marking
+                marking = asyncio.create_task(self._record(rows, sent, retry, errors, began))
+                marking_ids = [row.id for row in rows]
+                if retry:
+                    await marking
+                    marking, marking_ids = None, []
+                    await self._publisher.reset()
+                    await asyncio.sleep(retry_s)
+                    retry_s = min(retry_s * 2, options.relay_retry_max_s)
+                else:
+                    retry_s = 0.1
+        finally:
+            if marking is not None:
+                marking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await marking
+
+    async def _publish(
+        self, rows: list[OutboxRow]
+    ) -> tuple[list[int], list[int], list[str | None]]:
+        """Publishes one batch: (ids acknowledged in order, ids to retry, per-row errors)."""
+        try:
+            errors = await self._publisher.publish(rows)
+        except pulsar.PulsarException as error:  # no producer: the broker is unreachable
+            errors = [f"{type(error).__name__}: {error}"] * len(rows)
+        sent, retry = split_acknowledged(rows, errors)
+        if retry:
+            self._metrics.relay_failures.inc(len(retry))
+            first = next((e for e in errors if e is not None), "ordering")
+            self._note_error(f"publish: {first}", database=False)
+        else:
+            self.health.broker_ok = True
+        return sent, retry, errors
+
+    async def _record(
+        self,
+        rows: list[OutboxRow],
+        sent: list[int],
+        retry: list[int],
+        errors: list[str | None],
+        began: float,
+    ) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await outbox_store.mark_sent(conn, sent)
+                if retry:
+                    reason = next((e for e in errors if e is not None), "ordering")
+                    await outbox_store.record_failure(conn, retry, reason)
+        except psycopg.Error as error:
+            # The broker has these rows but the outbox does not know: they are published
+            # again later and consumers drop the copies by event id.
+            self._note_error(f"outbox mark-sent: {error}", database=True)
+            return
+        self._metrics.relay_batch_seconds.observe(time.perf_counter() - began)
+        sent_ids = set(sent)
+        topics: dict[str, int] = {}
+        for row in rows:
+            if row.id in sent_ids:
+                topics[row.topic] = topics.get(row.topic, 0) + 1
+        for topic, count in topics.items():
+            self._metrics.relayed.labels(topic=topic).inc(count)
+        self.health.relayed += len(sent)
+        self.health.database_ok = True
+
+    def _note_error(self, message: str, *, database: bool) -> None:
+        log.warning("relay: %s", message)
+        self.health.last_error = message
+        if database:
+            self.health.database_ok = False
+        else:
+            self.health.broker_ok = False
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._dsn, autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._wake.set()  # rows committed while nobody listened
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except psycopg.Error as error:
+                log.warning("relay: LISTEN connection lost (%s); polling until it is back", error)
+                await asyncio.sleep(self._options.relay_retry_max_s)
+
+    async def _maintain(self) -> None:
+        """Backlog figures for /metrics, and deletion of rows sent long ago."""
+        options = self._options
+        next_cleanup = time.monotonic() + _CLEANUP_EVERY_S
+        while True:
+            try:
+                async with self._pool.connection() as conn:
+                    backlog = await outbox_store.backlog(conn)
+                    if options.outbox_sent_retention_h > 0 and time.monotonic() >= next_cleanup:
+                        next_cleanup = time.monotonic() + _CLEANUP_EVERY_S
+                        deleted = await outbox_store.delete_sent_before(
+                            conn, options.outbox_sent_retention_h * 3600
+                        )
+                        if deleted:
+                            log.info("relay: deleted %d outbox rows sent long ago", deleted)
+                self._metrics.outbox_backlog.set(backlog.unsent)
+                self._metrics.outbox_oldest_unsent_age.set(backlog.oldest_age_s)
+            except psycopg.Error as error:
+                self._note_error(f"outbox stats: {error}", database=True)
+            await asyncio.sleep(options.stats_interval_s)

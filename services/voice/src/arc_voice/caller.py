@@ -1,0 +1,206 @@
+"""A scripted person in a room: publishes a microphone fed from PCM (speech, then silence, in
+real time) and records the agent's reply track with arrival times.
+
+Used by `python -m arc_voice.talk`, the end-to-end tests and the latency benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from livekit import api, rtc
+
+from arc_voice.noise_floor import level_db
+
+MIC_RATE = 48000
+FRAME_MS = 20
+# Agent audio quieter than this is silence (the decoder keeps producing frames after it stops).
+AUDIBLE_DB = -50.0
+
+
+def participant_token(
+    *, api_key: str, api_secret: str, room: str, identity: str, ttl_s: int = 3600
+) -> str:
+    return (
+        api.AccessToken(api_key, api_secret)
+        .with_identity(identity)
+        .with_name(identity)
+        .with_grants(
+            api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
+        )
+        .with_ttl(datetime.timedelta(seconds=ttl_s))
+        .to_jwt()
+    )
+
+
+def resample(pcm: bytes, rate: int, target: int = MIC_RATE) -> bytes:
+    if rate == target:
+        return pcm
+    resampler = rtc.AudioResampler(rate, target, quality=rtc.AudioResamplerQuality.HIGH)
+    frame = rtc.AudioFrame(pcm, rate, 1, len(pcm) // 2)
+    out = [*resampler.push(frame), *resampler.flush()]
+    return b"".join(bytes(f.data) for f in out)
+
+
+@dataclass
+class Heard:
+    at: float
+    level: float
+    pcm: bytes
+
+
+@dataclass
+class Utterance:
+    started_at: float
+    ended_at: float
+
+
+@dataclass
+class RoomCaller:
+    url: str
+    token: str
+    agent_track: str | None = None
+    room: rtc.Room = field(default_factory=rtc.Room)
+    heard: list[Heard] = field(default_factory=list)
+    heard_rate: int = MIC_RATE
+
+    def __post_init__(self) -> None:
+        self._pending: deque[tuple[bytes, asyncio.Future[Utterance] | None]] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._source = rtc.AudioSource(MIC_RATE, 1, queue_size_ms=200)
+        self._subscribed = asyncio.Event()
+        self._new_audio = asyncio.Event()
+
+    async def connect(self) -> None:
+        self.room.on("track_subscribed", self._on_track)
+        await self.room.connect(self.url, self.token, rtc.RoomOptions(auto_subscribe=True))
+        track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
+        await self.room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
+        self._start(self._pump(), "mic")
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.room.disconnect()
+
+    def _start(self, coro: object, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait_for_agent(self, within_s: float = 30.0) -> None:
+        await asyncio.wait_for(self._subscribed.wait(), within_s)
+
+    def _on_track(
+        self,
+        track: rtc.Track,
+        publication: rtc.RemoteTrackPublication,
+        participant: rtc.RemoteParticipant,
+    ) -> None:
+        if track.kind != rtc.TrackKind.KIND_AUDIO:
+            return
+        if self.agent_track is not None and publication.name != self.agent_track:
+            return
+        self._subscribed.set()
+        self._start(self._listen(track), f"listen:{publication.sid}")
+
+    async def _listen(self, track: rtc.Track) -> None:
+        stream = rtc.AudioStream(track, sample_rate=self.heard_rate, num_channels=1)
+        try:
+            async for event in stream:
+                pcm = bytes(event.frame.data)
+                self.heard.append(Heard(time.monotonic(), level_db(pcm), pcm))
+                self._new_audio.set()
+        finally:
+            await stream.aclose()
+
+    async def _pump(self) -> None:
+        """The microphone: queued speech, else silence, one 20 ms frame per 20 ms."""
+        samples = MIC_RATE * FRAME_MS // 1000
+        silence = bytes(samples * 2)
+        next_at = time.monotonic()
+        speech = b""
+        offset = 0
+        current: asyncio.Future[Utterance] | None = None
+        started_at = 0.0
+        while True:
+            if offset >= len(speech) and self._pending:
+                speech, current = self._pending.popleft()
+                offset = 0
+                started_at = time.monotonic()
+            if offset < len(speech):
+                chunk = speech[offset : offset + samples * 2].ljust(samples * 2, b"\0")
+                offset += samples * 2
+            else:
+                chunk = silence
+            await self._source.capture_frame(rtc.AudioFrame(chunk, MIC_RATE, 1, samples))
+            if current is not None and offset >= len(speech):
+                if not current.done():
+                    current.set_result(Utterance(started_at, time.monotonic()))
+                current = None
+            next_at += FRAME_MS / 1000
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def say(self, pcm: bytes, rate: int, *, wait: bool = True) -> asyncio.Future[Utterance]:
+        """Queue speech; with `wait`, return once its last frame has gone out."""
+        done: asyncio.Future[Utterance] = asyncio.get_running_loop().create_future()
+        self._pending.append((resample(pcm, rate), done))
+        if wait:
+            await done
+        return done
+
+    def first_audible_after(self, after: float) -> float | None:
+        for heard in self.heard:
+            if heard.at >= after and heard.level > AUDIBLE_DB:
+                return heard.at
+        return None
+
+    def last_audible(self) -> float | None:
+        for heard in reversed(self.heard):
+            if heard.level > AUDIBLE_DB:
+                return heard.at
+        return None
+
+    async def wait_audible(self, after: float, within_s: float) -> float:
+        """When the agent's audio first became audible after `after`."""
+        deadline = time.monotonic() + within_s
+        while True:
+            found = self.first_audible_after(after)
+            if found is not None:
+                return found
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the agent said nothing audible")
+            self._new_audio.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_audio.wait(), timeout=min(left, 0.5))
+
+    async def wait_quiet(self, quiet_s: float, within_s: float) -> float:
+        """Wait until the agent has been silent for `quiet_s`; returns its last audible time."""
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            last = self.last_audible() or 0.0
+            if time.monotonic() - last >= quiet_s:
+                return last
+            await asyncio.sleep(0.05)
+        raise TimeoutError("the agent kept talking")
+
+    def audio_between(self, start: float, end: float) -> bytes:
+        return b"".join(h.pcm for h in self.heard if start <= h.at <= end)
+
+
+def pcm_seconds(pcm: bytes, rate: int) -> float:
+    return len(pcm) / 2 / rate
+
+
+def rms_db(pcm: bytes) -> float:
+    return level_db(np.frombuffer(pcm, dtype=np.int16).tobytes())

@@ -1,0 +1,152 @@
+"""HTTP entry points: health, Prometheus metrics, joining rooms, tokens for the browser page,
+and the page itself."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from arc_common.errors import ArcError, BadRequest, Busy, ErrorCode, Unsupported
+from arc_common.telemetry import metrics_payload
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from arc_voice.caller import participant_token
+from arc_voice.settings import LiveKitSettings, VoiceOptions
+from arc_voice.worker import VoiceWorker, checked_room_name
+
+_STATUS = {
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED: 415,
+    ErrorCode.BUSY: 503,
+    ErrorCode.TIMEOUT: 504,
+    ErrorCode.CANCELLED: 409,
+    ErrorCode.INTERNAL: 500,
+}
+_IDENTITY = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+
+
+class Health(BaseModel):
+    healthy: bool
+    detail: dict[str, Any]
+
+
+class TokenResponse(BaseModel):
+    url: str
+    room: str
+    identity: str
+    token: str
+
+
+def static_dir() -> Path:
+    return Path(str(resources.files("arc_voice").joinpath("static")))
+
+
+def default_client_js() -> Path:
+    """`services/voice/web/node_modules/...` of this checkout (the package is installed
+    editable in the workspace, so the source tree is beside it)."""
+    web = Path(__file__).resolve().parents[2] / "web"
+    return web / "node_modules" / "livekit-client" / "dist" / "livekit-client.umd.js"
+
+
+def checked_identity(identity: str) -> str:
+    if not _IDENTITY.match(identity):
+        raise BadRequest("identity must be 1..128 letters, digits or _ . @ -")
+    if identity.startswith("arc-agent"):
+        raise BadRequest("identities starting with 'arc-agent' are reserved for the agent")
+    return identity
+
+
+def create_app(
+    options: VoiceOptions,
+    livekit: LiveKitSettings,
+    worker: Callable[[], VoiceWorker | None],
+    health: Callable[[], Health],
+) -> FastAPI:
+    app = FastAPI(title="Arc voice worker", version="1")
+
+    @app.exception_handler(ArcError)
+    async def arc_error(_request: Request, exc: ArcError) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"code": exc.code.value, "message": exc.message}},
+            status_code=_STATUS[exc.code],
+        )
+
+    def running() -> VoiceWorker:
+        current = worker()
+        if current is None:
+            raise Busy("the voice worker is still starting")
+        return current
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        result = health()
+        return JSONResponse(result.model_dump(), status_code=200 if result.healthy else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        body, content_type = metrics_payload()
+        return Response(body, media_type=content_type)
+
+    @app.get("/rooms")
+    async def rooms() -> dict[str, Any]:
+        current = running()
+        return {
+            "rooms": {name: sorted(agent.conversations) for name, agent in current.rooms.items()}
+        }
+
+    @app.post("/rooms/{room}/agent")
+    async def join(room: str) -> dict[str, Any]:
+        """The agent joins `room` (a no-op when it is already there)."""
+        name = checked_room_name(room)
+        await running().join(name)
+        return {"room": name, "joined": True}
+
+    @app.delete("/rooms/{room}/agent")
+    async def leave(room: str) -> dict[str, Any]:
+        name = checked_room_name(room)
+        return {"room": name, "left": await running().leave(name)}
+
+    @app.get("/token")
+    async def token(
+        room: str = Query(min_length=1, max_length=256),
+        identity: str = Query(min_length=1, max_length=128),
+    ) -> TokenResponse:
+        """A participant token for the browser page; the agent joins the room first so it is
+        there to greet whoever uses the token."""
+        name = checked_room_name(room)
+        who = checked_identity(identity)
+        await running().join(name)
+        jwt = participant_token(
+            api_key=livekit.api_key,
+            api_secret=livekit.api_secret.get_secret_value(),
+            room=name,
+            identity=who,
+            ttl_s=options.token_ttl_s,
+        )
+        return TokenResponse(url=livekit.url, room=name, identity=who, token=jwt)
+
+    static = static_dir()
+    client_js = options.web_client_js or default_client_js()
+
+    @app.get("/static/vendor/livekit-client.umd.js")
+    async def livekit_client() -> FileResponse:
+        if not client_js.is_file():
+            raise Unsupported(
+                f"the LiveKit JavaScript client is not installed at {client_js}; "
+                "run `npm ci --prefix services/voice/web`"
+            )
+        return FileResponse(client_js, media_type="text/javascript")
+
+    @app.get("/")
+    async def page() -> FileResponse:
+        return FileResponse(static / "index.html")
+
+    app.mount("/static", StaticFiles(directory=static), name="static")
+    return app

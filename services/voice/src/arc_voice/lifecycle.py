@@ -1,0 +1,183 @@
+"""Lifecycle and conversation events: written durably (outbox, in the same transaction as the
+state they describe) and announced on NATS for whoever listens live."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from arc_common import subjects
+from arc_common.envelope import headers_for
+from arc_common.events import (
+    AnnouncementSpoken,
+    Event,
+    SessionEnded,
+    SessionStarted,
+    TrackPublished,
+    TrackUnpublished,
+    TurnMetrics,
+    to_builtins,
+    validate,
+    write_events,
+)
+from nats.aio.client import Client
+from psycopg_pool import AsyncConnectionPool
+
+from arc_voice import metrics
+
+log = logging.getLogger(__name__)
+
+_NATS_SUBJECTS: dict[type[Event], str] = {
+    SessionStarted: subjects.SESSION_STARTED,
+    SessionEnded: subjects.SESSION_ENDED,
+    TrackPublished: subjects.VOICE_TRACK_PUBLISHED,
+    TrackUnpublished: subjects.VOICE_TRACK_UNPUBLISHED,
+}
+_msgpack = msgspec.msgpack.Encoder()
+
+_UPSERT_SESSION = (
+    "INSERT INTO agents.sessions (session_id, user_id, room, status) VALUES (%s, %s, %s, 'active') "
+    "ON CONFLICT (session_id) DO UPDATE SET user_id = EXCLUDED.user_id, room = EXCLUDED.room"
+)
+_END_SESSION = (
+    "UPDATE agents.sessions SET status = 'ended', ended_at = now(), end_reason = %s "
+    "WHERE session_id = %s"
+)
+# What the person heard is the truth: an interrupted answer replaces whatever fuller text the
+# brain may have stored for the same turn.
+_UPSERT_TURN_ROW = (
+    "INSERT INTO agents.conversations (session_id, turn_id, user_id, role, content, interrupted) "
+    "VALUES (%s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (session_id, turn_id, role) DO UPDATE "
+    "SET content = EXCLUDED.content, interrupted = EXCLUDED.interrupted"
+)
+
+
+@dataclass
+class HeardTurn:
+    session_id: str
+    turn_id: str
+    user_id: str
+    user_text: str
+    assistant_text: str
+    interrupted: bool
+    metrics: TurnMetrics | None = None
+
+
+class EventRecorder:
+    def __init__(
+        self, pool: AsyncConnectionPool[Any] | None, nc: Client | None, prefix: str
+    ) -> None:
+        self._pool = pool
+        self._nc = nc
+        self._prefix = prefix
+        self.failures = 0
+
+    async def _publish(self, event: Event) -> None:
+        subject = _NATS_SUBJECTS.get(type(event))
+        if subject is None or self._nc is None or self._nc.is_closed:
+            return
+        body = _msgpack.encode(to_builtins(event))
+        await self._nc.publish(
+            subjects.prefixed(self._prefix, subject),
+            body,
+            headers=headers_for(f"{type(event).TYPE}/{type(event).VERSION}"),
+        )
+
+    async def _store(
+        self, events: list[Event], statements: list[tuple[str, tuple[Any, ...]]]
+    ) -> bool:
+        for event in events:
+            validate(event)
+        if self._pool is None:
+            return False
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                async with conn.cursor() as cur:
+                    for sql, params in statements:
+                        await cur.execute(sql, params)
+                await write_events(conn, events)
+        except Exception:
+            # A database outage must not end the conversation; the failure is counted and
+            # logged with the events' ids so they can be replayed by hand.
+            self.failures += 1
+            metrics.EVENT_STORE_FAILURES.inc(len(events))
+            log.exception(
+                "could not store events %s", [f"{type(e).TYPE}:{e.event_id}" for e in events]
+            )
+            return False
+        return True
+
+    async def record(self, event: Event, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        await self._store([event], list(statements))
+        await self._publish(event)
+
+    async def session_started(self, session_id: str, room: str, user_id: str | None) -> None:
+        await self.record(
+            SessionStarted(session_id=session_id, room=room, user_id=user_id),
+            (_UPSERT_SESSION, (session_id, user_id, room)),
+        )
+
+    async def session_ended(
+        self, session_id: str, room: str, user_id: str | None, reason: str
+    ) -> None:
+        await self.record(
+            SessionEnded(session_id=session_id, room=room, user_id=user_id, reason=reason),
+            (_END_SESSION, (reason, session_id)),
+        )
+
+    async def track(
+        self,
+        *,
+        published: bool,
+        session_id: str,
+        room: str,
+        participant: str,
+        track_sid: str,
+        kind: str,
+    ) -> None:
+        cls = TrackPublished if published else TrackUnpublished
+        await self.record(
+            cls(
+                session_id=session_id,
+                room=room,
+                participant=participant,
+                track_sid=track_sid,
+                kind="video" if kind == "video" else "audio",
+            )
+        )
+
+    async def announcement(
+        self, *, room: str, text: str, category: str, priority: int, source: str
+    ) -> None:
+        await self.record(
+            AnnouncementSpoken(
+                room=room, text=text, category=category, priority=priority, source=source
+            )
+        )
+
+    async def turn(self, turn: HeardTurn) -> bool:
+        """The turn's latency breakdown, and for an interrupted answer, the stored answer cut
+        down to what the person heard (the brain records the turn itself, with everything it
+        had generated by the time it was cancelled)."""
+        events: list[Event] = [turn.metrics] if turn.metrics is not None else []
+        rows: list[tuple[str, tuple[Any, ...]]] = []
+        if turn.interrupted:
+            rows.append(
+                (
+                    _UPSERT_TURN_ROW,
+                    (
+                        turn.session_id,
+                        turn.turn_id,
+                        turn.user_id,
+                        "assistant",
+                        turn.assistant_text,
+                        True,
+                    ),
+                )
+            )
+        if not events and not rows:
+            return True
+        return await self._store(events, rows)

@@ -1,0 +1,27 @@
+"""Prometheus metrics of the voice worker (served on `GET /metrics`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_MS_BUCKETS = (5, 10, 20, 30, 50, 75, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000)
+
+CONVERSATIONS_ACTIVE = Gauge(
+    "arc_voice_conversations_active", "Conversations (one per person) in progress"
+)
+ROOMS_JOINED = Gauge("arc_voice_rooms_joined", "Rooms the agent is in")
+TURNS = Counter("arc_voice_turns_total", "Brain turns answered", ["interrupted"])
+BARGE_IN_STOP_MS = Histogram(
+    "arc_voice_barge_in_stop_ms",
+    "From confirmed speech over the agent to its audio being stopped (ms)",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
+VOICE_TO_VOICE_MS = Histogram(
+    "arc_voice_voice_to_voice_ms",
+    "From the end of the person's speech to the agent's first audio frame (ms)",
+    buckets=_MS_BUCKETS,
+)
+ANNOUNCEMENTS = Counter("arc_voice_announcements_total", "Announcements received", ["outcome"])
+EVENT_STORE_FAILURES = Counter(
+    "arc_voice_event_store_failures_total", "Events that could not be written to the outbox"
+)

@@ -1,0 +1,165 @@
+"""`NatsBrainLLM`: the brain service as a LiveKit Agents LLM.
+
+The brain keeps each user's history itself, so a turn sends only the person's latest words;
+the streamed deltas come back as chat chunks. Closing the stream early (barge-in, hang-up)
+leaves the reply stream, which publishes `brain.cancel`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from arc_common import subjects
+from arc_common.errors import ArcError, BadRequest
+from arc_common.streaming import StreamingClient
+from arc_common.wire import BRAIN_TEXT_MAX, BrainRequest
+from livekit.agents import APIConnectOptions, llm
+from livekit.agents.llm import ChatChunk, ChatContext, ChoiceDelta, Tool
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
+
+from arc_voice.plugins.errors import api_error
+
+
+@dataclass
+class BrainOptions:
+    session_id: str
+    user_id: str
+    room: str | None = None
+    locale: str | None = None
+    subject_prefix: str = ""
+    first_delta_timeout_s: float = 10.0
+    idle_timeout_s: float = 15.0
+
+
+@dataclass
+class BrainTurn:
+    """What one brain turn asked and answered, with its timings (monotonic seconds)."""
+
+    turn_id: str
+    user_text: str
+    started_at: float
+    first_delta_at: float | None = None
+    ended_at: float | None = None
+    deltas: list[str] = field(default_factory=list)
+    completed: bool = False
+
+    @property
+    def answer(self) -> str:
+        return "".join(self.deltas)
+
+
+def last_user_text(chat_ctx: ChatContext) -> str:
+    for item in reversed(chat_ctx.items):
+        if item.type == "message" and item.role == "user":
+            text = (item.text_content or "").strip()
+            if text:
+                return text
+    raise BadRequest("the chat context holds no user message to answer")
+
+
+def joined_delta(previous: str, delta: str) -> str:
+    """Deltas are whole sentences or clauses; keep a space between them so the transcript and
+    the speech do not run words together."""
+    if previous and not previous[-1].isspace() and not delta[0].isspace():
+        return " " + delta
+    return delta
+
+
+class NatsBrainLLM(llm.LLM[None]):
+    def __init__(self, client: StreamingClient, options: BrainOptions) -> None:
+        super().__init__()
+        self._client = client
+        self._opts = options
+        self.turns: list[BrainTurn] = []
+
+    @property
+    def model(self) -> str:
+        return "arc-brain"
+
+    @property
+    def provider(self) -> str:
+        return "arc"
+
+    def update_options(self, *, room: str | None = None, locale: str | None = None) -> None:
+        if room is not None:
+            self._opts.room = room
+        if locale is not None:
+            self._opts.locale = locale
+
+    def chat(
+        self,
+        *,
+        chat_ctx: ChatContext,
+        tools: list[Tool] | None = None,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+        parallel_tool_calls: NotGivenOr[bool] = NOT_GIVEN,
+        tool_choice: NotGivenOr[Any] = NOT_GIVEN,
+        extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
+    ) -> NatsBrainStream:
+        return NatsBrainStream(
+            self, client=self._client, opts=self._opts, chat_ctx=chat_ctx, conn_options=conn_options
+        )
+
+
+class NatsBrainStream(llm.LLMStream):
+    def __init__(
+        self,
+        brain: NatsBrainLLM,
+        *,
+        client: StreamingClient,
+        opts: BrainOptions,
+        chat_ctx: ChatContext,
+        conn_options: APIConnectOptions,
+    ) -> None:
+        super().__init__(brain, chat_ctx=chat_ctx, tools=[], conn_options=conn_options)
+        self._brain = brain
+        self._client = client
+        self._opts = opts
+
+    async def _run(self) -> None:
+        try:
+            text = last_user_text(self._chat_ctx)[:BRAIN_TEXT_MAX]
+        except ArcError as exc:
+            raise api_error(exc, service="brain") from exc
+        # A fresh turn id per attempt: the brain refuses a turn id that is still in progress.
+        turn = BrainTurn(turn_id=uuid.uuid4().hex, user_text=text, started_at=time.monotonic())
+        self._brain.turns.append(turn)
+        request = BrainRequest(
+            v=1,
+            session_id=self._opts.session_id,
+            turn_id=turn.turn_id,
+            user_id=self._opts.user_id,
+            text=text,
+            room=self._opts.room,
+            locale=self._opts.locale,
+        )
+        stream = self._client.stream(
+            subjects.prefixed(self._opts.subject_prefix, subjects.BRAIN_REQUEST),
+            request,
+            cancel_subject=subjects.prefixed(self._opts.subject_prefix, subjects.BRAIN_CANCEL),
+            first_chunk_timeout=self._opts.first_delta_timeout_s,
+            idle_timeout=self._opts.idle_timeout_s,
+        )
+        try:
+            async with stream:
+                async for chunk in stream:
+                    if chunk.kind != "delta" or not chunk.text:
+                        continue
+                    if turn.first_delta_at is None:
+                        turn.first_delta_at = time.monotonic()
+                    text = joined_delta(turn.deltas[-1] if turn.deltas else "", chunk.text)
+                    turn.deltas.append(text)
+                    self._event_ch.send_nowait(
+                        ChatChunk(
+                            id=turn.turn_id,
+                            delta=ChoiceDelta(role="assistant", content=text),
+                        )
+                    )
+            turn.completed = True
+        except ArcError as exc:
+            raise api_error(exc, service="brain") from exc
+        finally:
+            turn.ended_at = time.monotonic()

@@ -1,0 +1,154 @@
+"""`NatsTTS`: the TTS service as a streaming LiveKit Agents TTS.
+
+Text arrives as the brain streams it; each speakable unit becomes one `tts.request` and its
+PCM frames are pushed to the room as they arrive. Requests run one after another: the TTS
+synthesises faster than real time, so the next unit's audio is ready while the previous one
+still plays, and order needs no bookkeeping. Closing the stream (barge-in) leaves the reply
+stream in flight, which publishes `tts.cancel`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from arc_common import subjects
+from arc_common.errors import ArcError, Internal
+from arc_common.streaming import StreamingClient
+from arc_common.wire import TtsRequest
+from livekit.agents import APIConnectOptions, tts
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
+
+from arc_voice.plugins.errors import api_error
+from arc_voice.speakable import SpeakableBuffer
+
+
+@dataclass
+class TtsOptions:
+    session_id: str
+    sample_rate: int = 24000
+    voice: str | None = None
+    subject_prefix: str = ""
+    frame_ms: int = 20
+    first_chunk_timeout_s: float = 10.0
+    idle_timeout_s: float = 10.0
+
+
+@dataclass
+class TtsTurn:
+    """One synthesis stream: the units it sent and when its first audio came back."""
+
+    started_at: float
+    first_text_at: float | None = None
+    first_audio_at: float | None = None
+    units: list[str] = field(default_factory=list)
+    audio_bytes: int = 0
+
+
+class NatsTTS(tts.TTS[None]):
+    def __init__(self, client: StreamingClient, options: TtsOptions) -> None:
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=True),
+            sample_rate=options.sample_rate,
+            num_channels=1,
+        )
+        self._client = client
+        self._opts = options
+        self.streams: list[TtsTurn] = []
+
+    @property
+    def model(self) -> str:
+        return "arc-tts"
+
+    @property
+    def provider(self) -> str:
+        return "arc"
+
+    def update_options(self, *, voice: str | None = None) -> None:
+        self._opts.voice = voice
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.ChunkedStream:
+        return self._synthesize_with_stream(text, conn_options=conn_options)
+
+    def stream(
+        self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> NatsSynthesizeStream:
+        return NatsSynthesizeStream(self, client=self._client, opts=self._opts, conn=conn_options)
+
+
+class NatsSynthesizeStream(tts.SynthesizeStream):
+    def __init__(
+        self,
+        owner: NatsTTS,
+        *,
+        client: StreamingClient,
+        opts: TtsOptions,
+        conn: APIConnectOptions,
+    ) -> None:
+        super().__init__(tts=owner, conn_options=conn)
+        self._owner = owner
+        self._client = client
+        self._opts = opts
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        request_id = uuid.uuid4().hex
+        record = TtsTurn(started_at=time.monotonic())
+        self._owner.streams.append(record)
+        output_emitter.initialize(
+            request_id=request_id,
+            sample_rate=self._opts.sample_rate,
+            num_channels=1,
+            mime_type="audio/pcm",
+            frame_size_ms=self._opts.frame_ms,
+            stream=True,
+        )
+        output_emitter.start_segment(segment_id=request_id)
+        buffer = SpeakableBuffer()
+        async for data in self._input_ch:
+            units = buffer.flush() if isinstance(data, self._FlushSentinel) else buffer.push(data)
+            for unit in units:
+                await self._speak(unit, output_emitter, record)
+        for unit in buffer.flush():
+            await self._speak(unit, output_emitter, record)
+        output_emitter.end_segment()
+
+    async def _speak(self, text: str, emitter: tts.AudioEmitter, record: TtsTurn) -> None:
+        if record.first_text_at is None:
+            record.first_text_at = time.monotonic()
+            self._mark_started()
+        record.units.append(text)
+        request = TtsRequest(
+            v=1,
+            session_id=self._opts.session_id,
+            turn_id=uuid.uuid4().hex,
+            text=text,
+            voice=self._opts.voice,
+            sample_rate=self._opts.sample_rate,
+            frame_ms=self._opts.frame_ms,
+        )
+        stream = self._client.stream(
+            subjects.prefixed(self._opts.subject_prefix, subjects.TTS_REQUEST),
+            request,
+            cancel_subject=subjects.prefixed(self._opts.subject_prefix, subjects.TTS_CANCEL),
+            first_chunk_timeout=self._opts.first_chunk_timeout_s,
+            idle_timeout=self._opts.idle_timeout_s,
+        )
+        try:
+            async with stream:
+                async for chunk in stream:
+                    if chunk.kind != "audio" or not chunk.pcm:
+                        continue
+                    if chunk.sample_rate not in (None, self._opts.sample_rate):
+                        raise Internal(
+                            f"tts answered at {chunk.sample_rate} Hz, "
+                            f"{self._opts.sample_rate} Hz was asked for"
+                        )
+                    if record.first_audio_at is None:
+                        record.first_audio_at = time.monotonic()
+                    record.audio_bytes += len(chunk.pcm)
+                    emitter.push(chunk.pcm)
+        except ArcError as exc:
+            raise api_error(exc, service="tts") from exc

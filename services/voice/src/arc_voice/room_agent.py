@@ -1,0 +1,251 @@
+"""The agent in one LiveKit room: joins it, starts a conversation for every person who joins
+(each with their own session and memory), ends it when they leave, records track events, and
+speaks the room's announcements one at a time, never over anyone."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from livekit import api, rtc
+
+from arc_voice.announcements import Announcement, AnnouncementQueue
+from arc_voice.conversation import Conversation, ConversationDeps
+from arc_voice.settings import LiveKitSettings
+
+log = logging.getLogger(__name__)
+
+_HUMAN_KINDS = (
+    rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD,
+    rtc.ParticipantKind.PARTICIPANT_KIND_SIP,
+)
+# How long an announcement waits for the room to fall silent before it gives up, how long
+# the silence must last (so it does not step into a pause between two of the person's
+# sentences, or the gap before the agent's reply), and how often it is retried when the
+# person talks over it.
+_ANNOUNCE_MAX_WAIT_S = 30.0
+_ANNOUNCE_QUIET_S = 0.6
+_ANNOUNCE_ATTEMPTS = 3
+
+
+def agent_token(livekit: LiveKitSettings, *, room: str, identity: str, ttl_s: int = 3600) -> str:
+    return (
+        api.AccessToken(livekit.api_key, livekit.api_secret.get_secret_value())
+        .with_identity(identity)
+        .with_name("Arc")
+        .with_kind("agent")
+        .with_grants(
+            api.VideoGrants(
+                room_join=True,
+                room=room,
+                can_publish=True,
+                can_subscribe=True,
+                can_publish_data=True,
+                agent=True,
+            )
+        )
+        .with_ttl(datetime.timedelta(seconds=ttl_s))
+        .to_jwt()
+    )
+
+
+class RoomAgent:
+    def __init__(self, name: str, deps: ConversationDeps, livekit: LiveKitSettings) -> None:
+        self.name = name
+        self._deps = deps
+        self._livekit = livekit
+        self.room = rtc.Room()
+        self.conversations: dict[str, Conversation] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # Conversations being closed are awaited, never cancelled, when the room closes: a
+        # half-closed AgentSession would keep generating after its NATS client is gone.
+        self._closing: set[asyncio.Task[Any]] = set()
+        self.announcements = AnnouncementQueue(
+            self._speak_announcement, window_s=deps.options.announce_window_s
+        )
+        self.closed = False
+
+    async def start(self) -> None:
+        room = self.room
+        room.on("participant_connected", self._on_participant_connected)
+        room.on("participant_disconnected", self._on_participant_disconnected)
+        room.on("track_published", self._on_track_published)
+        room.on("track_unpublished", self._on_track_unpublished)
+        room.on("local_track_published", self._on_local_track_published)
+        room.on("local_track_unpublished", self._on_local_track_unpublished)
+        token = agent_token(
+            self._livekit, room=self.name, identity=self._deps.options.agent_identity
+        )
+        await room.connect(self._livekit.url, token, rtc.RoomOptions(auto_subscribe=True))
+        self.announcements.start()
+        for participant in room.remote_participants.values():
+            self._on_participant_connected(participant)
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        await self.announcements.aclose()
+        await asyncio.gather(
+            *(c.aclose("agent_left") for c in list(self.conversations.values())),
+            return_exceptions=True,
+        )
+        self.conversations.clear()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.room.disconnect()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("room task %s failed", task.get_name(), exc_info=exc)
+
+    # --- participants -------------------------------------------------------------------
+
+    def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
+        if participant.kind not in _HUMAN_KINDS or participant.identity in self.conversations:
+            return
+        conversation = Conversation(room=self.room, identity=participant.identity, deps=self._deps)
+        self.conversations[participant.identity] = conversation
+        self._spawn(self._run_conversation(conversation), name=f"conv:{participant.identity}")
+
+    async def _run_conversation(self, conversation: Conversation) -> None:
+        try:
+            await conversation.start()
+            await conversation.wait_closed()
+        finally:
+            await conversation.aclose(conversation.end_reason or "session_closed")
+            if self.conversations.get(conversation.identity) is conversation:
+                del self.conversations[conversation.identity]
+
+    def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
+        conversation = self.conversations.pop(participant.identity, None)
+        if conversation is not None:
+            task = asyncio.create_task(conversation.aclose("participant_left"), name="conv-close")
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+            task.add_done_callback(self._done)
+
+    # --- tracks -------------------------------------------------------------------------
+
+    def _track_event(
+        self, *, published: bool, participant: str, owner: str, sid: str, kind: int
+    ) -> None:
+        conversation = self.conversations.get(owner)
+        if conversation is None:
+            return
+        self._spawn(
+            self._deps.recorder.track(
+                published=published,
+                session_id=conversation.session_id,
+                room=self.name,
+                participant=participant,
+                track_sid=sid,
+                kind="video" if kind == rtc.TrackKind.KIND_VIDEO else "audio",
+            ),
+            name="track-event",
+        )
+
+    def _on_track_published(
+        self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
+        self._track_event(
+            published=True,
+            participant=participant.identity,
+            owner=participant.identity,
+            sid=publication.sid,
+            kind=publication.kind,
+        )
+
+    def _on_track_unpublished(
+        self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
+        self._track_event(
+            published=False,
+            participant=participant.identity,
+            owner=participant.identity,
+            sid=publication.sid,
+            kind=publication.kind,
+        )
+
+    def _owner_of_local(self, publication: rtc.LocalTrackPublication) -> str | None:
+        for identity, conversation in self.conversations.items():
+            if publication.name == conversation.track_name:
+                return identity
+        return None
+
+    def _on_local_track_published(
+        self, publication: rtc.LocalTrackPublication, track: rtc.Track
+    ) -> None:
+        owner = self._owner_of_local(publication)
+        if owner is not None:
+            self._track_event(
+                published=True,
+                participant=self.room.local_participant.identity,
+                owner=owner,
+                sid=publication.sid,
+                kind=publication.kind,
+            )
+
+    def _on_local_track_unpublished(self, publication: rtc.LocalTrackPublication) -> None:
+        owner = self._owner_of_local(publication)
+        if owner is not None:
+            self._track_event(
+                published=False,
+                participant=self.room.local_participant.identity,
+                owner=owner,
+                sid=publication.sid,
+                kind=publication.kind,
+            )
+
+    # --- announcements ------------------------------------------------------------------
+
+    def announce(self, announcement: Announcement) -> None:
+        self.announcements.submit(announcement)
+
+    async def _room_quiet(self) -> bool:
+        """Wait until nobody (agent or person) has talked for `_ANNOUNCE_QUIET_S`."""
+        deadline = time.monotonic() + _ANNOUNCE_MAX_WAIT_S
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < _ANNOUNCE_QUIET_S:
+            if time.monotonic() > deadline:
+                return False
+            if any(c.speaking for c in self.conversations.values()):
+                quiet_since = time.monotonic()
+            await asyncio.sleep(0.05)
+        return True
+
+    async def _speak_announcement(self, announcement: Announcement) -> None:
+        # Never two voices at once, never over a person: speak only into a quiet room, and
+        # start again when the person talks over it.
+        for _attempt in range(_ANNOUNCE_ATTEMPTS):
+            if not await self._room_quiet():
+                log.warning("announcement dropped: room %s never fell quiet", self.name)
+                return
+            speaker = next(iter(self.conversations.values()), None)
+            if speaker is None:
+                log.info("announcement not spoken: nobody is in room %s", self.name)
+                return
+            if await speaker.say(announcement.text):
+                break
+        else:
+            log.warning("announcement dropped: interrupted %d times", _ANNOUNCE_ATTEMPTS)
+            return
+        await self._deps.recorder.announcement(
+            room=self.name,
+            text=announcement.text,
+            category=announcement.category,
+            priority=announcement.priority,
+            source=announcement.source,
+        )

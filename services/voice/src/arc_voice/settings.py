@@ -1,0 +1,83 @@
+"""The voice worker's one typed settings object, built at start-up from `ARC_*` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from arc_common.settings import PostgresSettings, ServiceSettings
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+
+class LiveKitSettings(BaseModel):
+    url: str = "ws://127.0.0.1:7880"
+    api_key: str = "devkey"
+    api_secret: SecretStr = SecretStr("secret")
+
+
+class BargeInSettings(BaseModel):
+    # Speech must rise this many dB over the adaptive noise floor to count as speech at all...
+    margin_db: float = Field(default=9.0, ge=0.0, le=60.0)
+    # ...and this many while the agent is speaking, so its echo and room noise do not cut it off.
+    speaking_margin_db: float = Field(default=15.0, ge=0.0, le=60.0)
+    # The floor is the quietest level heard over this window: speech has pauses, so it stays at
+    # the room's background while steady noise (a fan) raises it within one window.
+    floor_window_s: float = Field(default=3.0, ge=0.2, le=60.0)
+    # The gate stays open this long after the last loud frame so word endings are kept.
+    hangover_s: float = Field(default=0.35, ge=0.0, le=2.0)
+    # Speech that long (VAD seconds) while the agent talks interrupts it.
+    min_speech_s: float = Field(default=0.12, ge=0.0, le=2.0)
+
+
+class VoiceOptions(BaseModel):
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8083, ge=1, le=65535)
+    # Rooms the worker joins at start-up; more join through `POST /rooms/{room}/agent` or
+    # when the browser page asks for a token.
+    rooms: list[str] = Field(default_factory=list)
+    agent_identity: str = Field(default="arc-agent", min_length=1, max_length=128)
+    greeting: str = Field(default="Hello! I'm Arc. How can I help?", max_length=2000)
+    voice: str | None = None
+    tts_sample_rate: Literal[16000, 22050, 24000, 48000] = 24000
+    stt: Literal["whisper", "deepgram"] | None = None
+    deepgram_api_key: SecretStr | None = None
+    deepgram_base_url: str = "https://api.deepgram.com/v1/listen"
+    whisper_model_dir: Path | None = None
+    whisper_beam_size: int = Field(default=1, ge=1, le=10)
+    vad_min_silence_s: float = Field(default=0.35, gt=0.0, le=3.0)
+    endpointing_min_delay_s: float = Field(default=0.1, ge=0.0, le=5.0)
+    brain_first_delta_timeout_s: float = Field(default=10.0, gt=0.0)
+    brain_idle_timeout_s: float = Field(default=15.0, gt=0.0)
+    tts_first_chunk_timeout_s: float = Field(default=10.0, gt=0.0)
+    tts_idle_timeout_s: float = Field(default=10.0, gt=0.0)
+    # A session with no speech from the person for this long says goodbye and ends.
+    idle_timeout_s: float = Field(default=120.0, gt=0.0)
+    farewell: str = Field(default="I'll leave you to it. Goodbye!", max_length=2000)
+    # Announcements arriving within this window are spoken as one.
+    announce_window_s: float = Field(default=1.5, ge=0.0, le=30.0)
+    barge_in: BargeInSettings = BargeInSettings()
+    token_ttl_s: int = Field(default=3600, ge=60, le=86_400)
+    # The LiveKit JavaScript client for the browser page (`npm ci --prefix services/voice/web`
+    # installs it); unset means that install's copy.
+    web_client_js: Path | None = None
+
+    @model_validator(mode="after")
+    def _stt_choice(self) -> VoiceOptions:
+        if self.stt == "deepgram" and self.deepgram_api_key is None:
+            raise ValueError("stt=deepgram needs ARC_VOICE__DEEPGRAM_API_KEY")
+        return self
+
+    @property
+    def stt_engine(self) -> Literal["whisper", "deepgram"]:
+        """Deepgram when a key is present (unless whisper is asked for), else local Whisper."""
+        if self.stt is not None:
+            return self.stt
+        return "deepgram" if self.deepgram_api_key is not None else "whisper"
+
+
+class VoiceSettings(ServiceSettings):
+    service_name: str = "arc-voice"
+    postgres: PostgresSettings = PostgresSettings()
+    # Shared with the rest of the mesh (`make run` sets ARC_LIVEKIT__URL / __API_KEY / ...).
+    livekit: LiveKitSettings = LiveKitSettings()
+    voice: VoiceOptions = VoiceOptions()

@@ -1,0 +1,131 @@
+"""`python -m arc_voice.talk IN.wav OUT.wav`: one turn through a real room, from a file.
+
+Asks the running voice worker (`ARC_VOICE__HTTP_PORT`) to join the room, joins it as a
+person, plays IN.wav as the microphone, and writes the agent's spoken reply to OUT.wav.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import uuid
+import wave
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from arc_voice.caller import MIC_RATE, RoomCaller, participant_token
+from arc_voice.conversation import agent_track_name
+from arc_voice.settings import VoiceSettings
+
+
+class TalkError(Exception):
+    pass
+
+
+def read_wav(path: Path) -> tuple[bytes, int]:
+    """16-bit PCM WAV as mono PCM and its rate."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            if wav.getsampwidth() != 2:
+                raise TalkError(f"{path}: only 16-bit PCM WAV is supported")
+            frames = wav.readframes(wav.getnframes())
+            channels, rate = wav.getnchannels(), wav.getframerate()
+    except (wave.Error, EOFError) as exc:
+        raise TalkError(f"{path}: not a WAV file ({exc})") from exc
+    samples = np.frombuffer(frames, np.int16)
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    if samples.size == 0:
+        raise TalkError(f"{path}: no audio")
+    return samples.tobytes(), rate
+
+
+def write_wav(path: Path, pcm: bytes, rate: int) -> None:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
+
+
+async def talk(
+    settings: VoiceSettings,
+    source: Path,
+    target: Path,
+    *,
+    room: str,
+    identity: str,
+    reply_within_s: float,
+) -> float:
+    """Returns the voice-to-voice latency (end of IN to the first audible reply), seconds."""
+    pcm, rate = read_wav(source)
+    options = settings.voice
+    livekit = settings.livekit
+    voice_url = f"http://{options.http_host}:{options.http_port}"
+    async with httpx.AsyncClient(timeout=30.0) as http:
+        try:
+            answer = await http.post(f"{voice_url}/rooms/{room}/agent")
+        except httpx.HTTPError as exc:
+            raise TalkError(f"the voice worker at {voice_url} is not reachable: {exc}") from exc
+        if answer.status_code != 200:
+            raise TalkError(f"the voice worker refused to join {room}: {answer.text}")
+    token = participant_token(
+        api_key=livekit.api_key,
+        api_secret=livekit.api_secret.get_secret_value(),
+        room=room,
+        identity=identity,
+    )
+    caller = RoomCaller(livekit.url, token, agent_track=agent_track_name(identity))
+    await caller.connect()
+    try:
+        await caller.wait_for_agent(within_s=30)
+        if options.greeting:
+            # Let the greeting finish so it is not taken for the reply.
+            with contextlib.suppress(TimeoutError):
+                await caller.wait_audible(0.0, within_s=10)
+                await caller.wait_quiet(1.0, within_s=30)
+        spoken = await (await caller.say(pcm, rate))
+        first = await caller.wait_audible(spoken.ended_at, within_s=reply_within_s)
+        last = await caller.wait_quiet(1.5, within_s=120)
+        write_wav(target, caller.audio_between(first - 0.1, last + 0.2), MIC_RATE)
+        return first - spoken.ended_at
+    finally:
+        await caller.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m arc_voice.talk", description=__doc__)
+    parser.add_argument("input", type=Path, help="16-bit PCM WAV to say")
+    parser.add_argument("output", type=Path, help="where to write the agent's reply (WAV)")
+    parser.add_argument("--room", default=f"arc-talk-{uuid.uuid4().hex[:8]}")
+    parser.add_argument("--identity", default="talk-cli")
+    parser.add_argument("--reply-within", type=float, default=30.0, metavar="SECONDS")
+    args = parser.parse_args(argv)
+    settings = VoiceSettings()
+    try:
+        latency = asyncio.run(
+            talk(
+                settings,
+                args.input,
+                args.output,
+                room=args.room,
+                identity=args.identity,
+                reply_within_s=args.reply_within,
+            )
+        )
+    except TalkError as exc:
+        print(f"talk: {exc}", file=sys.stderr)
+        return 2
+    except TimeoutError:
+        print("talk: the agent did not answer in time", file=sys.stderr)
+        return 1
+    print(f"reply written to {args.output} (voice-to-voice {latency * 1000:.0f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The voice worker: shared resources (NATS, Postgres, models) and the rooms it is in.
+
+Rooms are joined on request (start-up list, `POST /rooms/{room}/agent`, or a browser asking
+for a token); announcements arrive on `agent.voice.announce` and go to the named room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+import msgspec
+from arc_common import subjects
+from arc_common.errors import ArcError, BadRequest
+from arc_common.streaming import StreamingClient
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from psycopg_pool import AsyncConnectionPool
+
+from arc_voice import metrics
+from arc_voice.announcements import decode_announcement
+from arc_voice.conversation import ConversationDeps
+from arc_voice.lifecycle import EventRecorder
+from arc_voice.models import VoiceModels
+from arc_voice.room_agent import RoomAgent
+from arc_voice.settings import LiveKitSettings, VoiceOptions
+
+log = logging.getLogger(__name__)
+
+_ROOM_NAME_MAX = 256
+_msgpack = msgspec.msgpack.Encoder()
+
+
+def checked_room_name(room: str) -> str:
+    name = room.strip()
+    if not name or len(name) > _ROOM_NAME_MAX or any(c.isspace() or c == "/" for c in name):
+        raise BadRequest(f"invalid room name {room!r}: 1..256 characters, no spaces or '/'")
+    return name
+
+
+class VoiceWorker:
+    def __init__(
+        self,
+        *,
+        options: VoiceOptions,
+        livekit: LiveKitSettings,
+        models: VoiceModels,
+        nc: Client,
+        pool: AsyncConnectionPool[Any] | None,
+        subject_prefix: str = "",
+    ) -> None:
+        self.options = options
+        self.livekit = livekit
+        self._nc = nc
+        self._client = StreamingClient(nc)
+        self._prefix = subject_prefix
+        self.recorder = EventRecorder(pool, nc, subject_prefix)
+        self.deps = ConversationDeps(
+            options=options,
+            models=models,
+            client=self._client,
+            recorder=self.recorder,
+            subject_prefix=subject_prefix,
+        )
+        self.rooms: dict[str, RoomAgent] = {}
+        self._joining: dict[str, asyncio.Task[RoomAgent]] = {}
+        self._announce_sub: Subscription | None = None
+        self.rejected_announcements = 0
+
+    async def start(self) -> None:
+        if self.options.stt_engine == "deepgram":
+            self.deps.http = aiohttp.ClientSession()
+        await self._client.start()
+        self._announce_sub = await self._nc.subscribe(
+            subjects.prefixed(self._prefix, subjects.VOICE_ANNOUNCE), cb=self._on_announce
+        )
+        for room in self.options.rooms:
+            await self.join(room)
+
+    async def aclose(self) -> None:
+        if self._announce_sub is not None:
+            await self._announce_sub.unsubscribe()
+            self._announce_sub = None
+        for task in self._joining.values():
+            task.cancel()
+        await asyncio.gather(*self._joining.values(), return_exceptions=True)
+        await asyncio.gather(*(r.aclose() for r in self.rooms.values()), return_exceptions=True)
+        self.rooms.clear()
+        await self._client.close()
+        if self.deps.http is not None:
+            await self.deps.http.close()
+            self.deps.http = None
+
+    async def join(self, room: str) -> RoomAgent:
+        """Join `room` (once: concurrent calls share one join)."""
+        name = checked_room_name(room)
+        existing = self.rooms.get(name)
+        if existing is not None and not existing.closed:
+            return existing
+        task = self._joining.get(name)
+        if task is None:
+            task = asyncio.create_task(self._join(name), name=f"join:{name}")
+            self._joining[name] = task
+            task.add_done_callback(lambda _t: self._joining.pop(name, None))
+        return await asyncio.shield(task)
+
+    async def _join(self, name: str) -> RoomAgent:
+        agent = RoomAgent(name, self.deps, self.livekit)
+        await agent.start()
+        self.rooms[name] = agent
+        metrics.ROOMS_JOINED.set(len(self.rooms))
+        log.info("joined room %s", name)
+        return agent
+
+    async def leave(self, room: str) -> bool:
+        agent = self.rooms.pop(room, None)
+        if agent is None:
+            return False
+        await agent.aclose()
+        metrics.ROOMS_JOINED.set(len(self.rooms))
+        return True
+
+    async def _on_announce(self, msg: Msg) -> None:
+        try:
+            announcement = decode_announcement(msg.data)
+        except ArcError as exc:
+            self.rejected_announcements += 1
+            metrics.ANNOUNCEMENTS.labels(outcome="rejected").inc()
+            log.warning("announcement rejected: %s", exc.message)
+            await self._answer(msg, exc)
+            return
+        agent = self.rooms.get(announcement.room)
+        if agent is None:
+            metrics.ANNOUNCEMENTS.labels(outcome="no_room").inc()
+            log.info("announcement for room %s, which the agent is not in", announcement.room)
+            return
+        metrics.ANNOUNCEMENTS.labels(outcome="queued").inc()
+        agent.announce(announcement)
+
+    async def _answer(self, msg: Msg, error: ArcError) -> None:
+        """Announcements are fire-and-forget; a sender that asked for a reply hears why its
+        message was refused, with the contract's error code."""
+        if msg.reply:
+            body = {"v": 1, "error": {"code": error.code.value, "message": error.message}}
+            await self._nc.publish(msg.reply, _msgpack.encode(body))

@@ -1,0 +1,43 @@
+"""Several relays on one outbox: they split the buckets, never send a session's events out
+of order, and a survivor takes over the buckets of a relay that stops."""
+
+from __future__ import annotations
+
+import pytest
+from arc_events.settings import Role
+
+from tests.fixtures.events import SettingsFactory, running
+from tests.integration.events.support import Writer, audit_order, outbox_order, scalar, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+async def test_two_relays_share_buckets_and_keep_session_order(
+    events_settings: SettingsFactory, events_dsn: str
+) -> None:
+    settings = events_settings(relay_batch_size=200)
+    writer = Writer(events_dsn, sessions=40, per_tick=20, tick_s=0.01)
+    async with running(settings, Role.AUDIT), running(settings, Role.RELAY) as first:
+        async with running(settings, Role.RELAY) as second:
+            one, two = first.relay, second.relay
+            assert one is not None and two is not None
+
+            async def split() -> bool:
+                return one.health.buckets == two.health.buckets == 32
+
+            await wait_until(split, timeout_s=30)
+            await writer.run_for(4.0)
+            assert one.health.relayed > 0 and two.health.relayed > 0
+        # The second relay is gone: the first takes every bucket and relays what is left.
+        await writer.run_for(2.0)
+
+        async def drained() -> bool:
+            audited = await scalar(events_dsn, "SELECT count(*) FROM agents.event_audit")
+            return audited == writer.written
+
+        await wait_until(drained, timeout_s=90)
+        assert one.health.buckets == 64
+    written = await outbox_order(events_dsn)
+    conversation = {s: ids[0::2] for s, ids in written.items()}  # turn, metrics, turn, ...
+    assert await audit_order(events_dsn) == conversation
+    assert await scalar(events_dsn, "SELECT count(*) FROM agents.outbox WHERE sent_at IS NULL") == 0

