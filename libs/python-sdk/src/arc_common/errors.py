@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 
 
 class ErrorCode(StrEnum):
@@ -17,6 +19,20 @@ class ErrorCode(StrEnum):
 
 # A retry can only help when the failure was about capacity or time, never about the input.
 _RETRYABLE = frozenset({ErrorCode.BUSY, ErrorCode.TIMEOUT, ErrorCode.INTERNAL})
+
+# How each contract code reads as an HTTP status, the same on every service's HTTP routes
+# (499 is the de-facto "client closed request").
+HTTP_STATUS: Mapping[ErrorCode, int] = MappingProxyType(
+    {
+        ErrorCode.BAD_REQUEST: 400,
+        ErrorCode.TOO_LARGE: 413,
+        ErrorCode.UNSUPPORTED: 422,
+        ErrorCode.BUSY: 503,
+        ErrorCode.TIMEOUT: 504,
+        ErrorCode.CANCELLED: 499,
+        ErrorCode.INTERNAL: 500,
+    }
+)
 
 
 class ArcError(Exception):

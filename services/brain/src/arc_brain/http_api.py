@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from arc_common.errors import ArcError, BadRequest, Busy, ErrorCode
+from arc_common.errors import HTTP_STATUS, ArcError, BadRequest, Busy
 from arc_common.telemetry import metrics_payload
 from arc_common.wire import BrainRequest
 from fastapi import FastAPI, Query, Request
@@ -28,15 +28,6 @@ from arc_brain.settings import BrainSettings
 
 log = logging.getLogger(__name__)
 
-_STATUS: dict[ErrorCode, int] = {
-    ErrorCode.BAD_REQUEST: 400,
-    ErrorCode.TOO_LARGE: 413,
-    ErrorCode.UNSUPPORTED: 422,
-    ErrorCode.BUSY: 503,
-    ErrorCode.TIMEOUT: 504,
-    ErrorCode.CANCELLED: 499,
-    ErrorCode.INTERNAL: 500,
-}
 
 IdField = Annotated[str, Field(min_length=1, max_length=128)]
 
@@ -89,7 +80,7 @@ class ErrorResponse(BaseModel):
 
 
 def error_response(error: ArcError) -> JSONResponse:
-    status = 503 if isinstance(error, MemoryUnavailable) else _STATUS[error.code]
+    status = 503 if isinstance(error, MemoryUnavailable) else HTTP_STATUS[error.code]
     return JSONResponse(
         {"error": {"code": error.code.value, "message": error.message}}, status_code=status
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
-from arc_common.errors import ArcError, BadRequest, ErrorCode, TooLarge
+from arc_common.errors import HTTP_STATUS, ArcError, BadRequest, TooLarge
 from arc_common.telemetry import metrics_payload
 from arc_common.wire import TtsRequest
 from fastapi import FastAPI, Request, Response
@@ -24,16 +24,6 @@ from arc_tts.wav import streaming_header
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
-
-STATUS = {
-    ErrorCode.BAD_REQUEST: 400,
-    ErrorCode.TOO_LARGE: 413,
-    ErrorCode.UNSUPPORTED: 422,
-    ErrorCode.BUSY: 503,
-    ErrorCode.TIMEOUT: 504,
-    ErrorCode.CANCELLED: 499,
-    ErrorCode.INTERNAL: 500,
-}
 
 
 class SpeechBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,7 +46,7 @@ class Health:
 def error_response(error: ArcError) -> JSONResponse:
     return JSONResponse(
         {"error": {"code": error.code.value, "message": error.message}},
-        status_code=STATUS[error.code],
+        status_code=HTTP_STATUS[error.code],
     )
 
 
