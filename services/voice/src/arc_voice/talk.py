@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import uuid
 import wave
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import numpy as np
@@ -127,5 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _exit_now(code: int) -> NoReturn:
+    """Leave without interpreter teardown. The room is closed and the reply written by now,
+    but the livekit rtc SDK's Rust runtime can panic ("panic in a function that cannot
+    unwind", SIGABRT) while Python finalizes its handles, turning a good run into exit -6."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_now(main())
