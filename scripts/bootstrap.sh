@@ -15,11 +15,18 @@ if [ ! -f services/voice/web/node_modules/livekit-client/dist/livekit-client.umd
   echo "▸ installing the browser page's LiveKit client from npm"
   npm ci --prefix services/voice/web --no-audit --no-fund --silent
 fi
-# Chromium drives the browser-page test (a fake microphone fed from a WAV file). Debian's
-# package, installed only where this user may and the package manager exists.
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "▸ installing chromium from Debian (browser-page test)"
-  (apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }) \
-    || echo "  chromium could not be installed; the browser-page test will be skipped"
-fi
+# Debian packages some tests need, installed only where this user may and apt-get exists; a
+# test whose tool is missing is skipped and says why.
+debian_tool() {  # command, package, what needs it
+  command -v "$1" >/dev/null 2>&1 && return 0
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
+  echo "▸ installing $2 from Debian ($3)"
+  (apt-get install -y -qq --no-install-recommends "$2" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends "$2" >/dev/null 2>&1; }) \
+    || echo "  $2 could not be installed; the $3 will be skipped"
+}
+# Chromium drives the browser-page test (a fake microphone fed from a WAV file).
+debian_tool chromium chromium "browser-page test"
+# espeak-ng is the second voice of the speech tests (a formant synthesiser that sounds
+# nothing like Piper): word error rate, end of turn, the voice benchmark.
+debian_tool espeak-ng espeak-ng "speech-recognition accuracy tests"

@@ -58,9 +58,18 @@ def machine() -> str:
     )
 
 
-def section_header(title: str, command: str) -> str:
+def load_average() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def section_header(title: str, command: str, *, load_at_start: str | None = None) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"## {title}\n\n- machine: {machine()}\n- date: {now}\n- command: `{command}`\n\n"
+    load = f"- load average (1 / 5 / 15 min): {load_average()} at the end"
+    if load_at_start is not None:
+        load += f", {load_at_start} at the start"
+    return (
+        f"## {title}\n\n- machine: {machine()}\n- date: {now}\n- command: `{command}`\n{load}\n\n"
+    )
 
 
 def write_section(name: str, body: str, report: Path = REPORT) -> None:

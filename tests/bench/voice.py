@@ -1,32 +1,48 @@
 """Voice to voice through a real LiveKit room, on the real local mesh (NATS, Postgres, the
-brain, Piper TTS, Whisper tiny.en, Silero VAD), all on this machine.
+brain, Piper TTS, Whisper tiny.en, Silero VAD, LiveKit's end-of-turn model), on this machine.
 
-- 20 turns: a scripted participant speaks a short question (Piper speech) and the clock runs
-  from the end of its speech to the first audible agent frame it receives. The breakdown
-  comes from the worker's own timestamps for the same turn: end-of-speech detection (the
-  participant's last speech frame to the VAD's end of speech), STT (Whisper on the
-  utterance), end-of-turn decision, brain first delta, TTS first chunk, and transport (the
-  first frame handed to the agent's track to its arrival at the participant). Stages overlap
-  slightly and the framework adds its own scheduling, so the parts need not sum exactly.
-- 10 barge-ins: the participant talks over a long answer; the stop time runs from the VAD's
-  confirmed speech onset to the agent's room audio being cleared (worker side), and to the
-  last audible agent frame the participant receives (includes the WebRTC jitter buffer).
+Every figure is taken from the person's side: the scripted participant's clock runs from the
+frame holding the last audible sample of their speech leaving their microphone to the first
+audible frame of the agent's answer reaching them (`arc_voice.latency`). The stages come from
+the worker's own record of the same turn.
+
+Variants run interleaved, one turn each per round in a rotating order, so the machine's noise
+falls on all of them alike:
+- `after`: the pipeline as it ships (settings' defaults);
+- `before`: the same code with the settings of before issue 9 (`VoiceOptions.
+  before_latency_work`: padded-window Whisper after the end of speech, 0.35 s silence timer, no
+  end-of-turn model, no preemptive generation);
+- `in-process`: `after`, with the brain's and the TTS's own handlers called in this process
+  instead of over NATS (the mesh's own cost).
+Then, for `after` only: quiet turns interleaved with turns under a CPU-bound busy loop, two
+conversations at once, sentences with a 400 ms hesitation (cut off or not; also for
+`before`), barge-ins (speech onset → last audible agent frame), and backchannels and coughs
+over the answer (does the agent stop for good?).
+
+Everything runs in this one process (the brain and the TTS in process with their own NATS
+connections, as the tests run them): the NATS variants cross NATS, not process boundaries.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import shutil
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import numpy as np
+from arc_brain.embedding import MiniLmEmbedder
+from arc_brain.nats_api import brain_endpoint
 from arc_common.nats_connection import connect
 from arc_common.settings import NatsSettings
+from arc_common.streaming import InProcessClient, StreamingEndpoint
 from arc_stack.livekit import LiveKitServer
 from arc_stack.nats import NatsServer
 from arc_stack.paths import state_dir
@@ -35,23 +51,75 @@ from arc_stack.server import free_port
 from arc_tts.metrics import TtsMetrics
 from arc_tts.settings import TtsOptions
 from arc_tts.synthesizer import open_synthesizer
+from arc_tts.worker import tts_endpoint
 from arc_voice.caller import AUDIBLE_DB, RoomCaller, participant_token
 from arc_voice.conversation import Conversation, agent_track_name
+from arc_voice.latency import STAGES, Breakdown, breakdown
 from arc_voice.models import VoiceModels
 from arc_voice.settings import LiveKitSettings, VoiceOptions
 from arc_voice.worker import VoiceWorker
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
-from tests.bench.report import Stats, section_header, write_section
+from tests.bench.report import Stats, load_average, section_header, write_section
 from tests.fixtures.brain import brain_settings, model_dir, start_brain
+from tests.fixtures.speakers import Speaker, speakers
 from tests.fixtures.tts import running_worker
-from tests.fixtures.voice import SpeechSynth, room_name
+from tests.fixtures.voice import room_name
 
-TURNS = 20
+ROUNDS = 30  # turns per variant
+CONTENTION_ROUNDS = 12  # quiet/busy pairs
+CONCURRENT_ROUNDS = 8  # two conversations at once, each round
 BARGE_INS = 10
-QUESTIONS = ("What time is it?", "Hello there.", "What is the date today?", "Thank you.")
+BACKCHANNELS = 9
+QUESTIONS = (
+    "What time is it?",
+    "Hello there.",
+    "What day is it?",
+    "Could you please tell me what time it is right now?",
+    "Thank you.",
+    "Can you summarize what we have talked about so far?",
+    "What is today's date?",
+    "Good morning, I hope you are having a lovely day.",
+    "Please repeat after me: the quick brown fox jumps over the lazy dog.",
+    "Do you know what time it is?",
+)
+HESITATIONS = (
+    ("Could you tell me", "what time it is?"),
+    ("I'd like to know", "the date today."),
+    ("Please repeat after me, um", "the weather is nice."),
+    ("What I want is", "a summary of our talk."),
+    ("Tell me the time and", "the date, please."),
+)
 LONG_QUESTION = "What can you do?"
+INTERRUPTION = "Stop please, what time is it?"
+BACKCHANNELS_SAID = ("Yeah.", "Okay.")
+BUSY_LOOP_S = 600  # the bound on the background load, should the benchmark die under it
+
+
+@dataclass
+class Rig:
+    """One voice worker with its own settings, in its own room, and the person talking to it."""
+
+    name: str
+    worker: VoiceWorker
+    caller: RoomCaller
+    conversation: Conversation
+
+
+@dataclass
+class Results:
+    turns: dict[str, list[Breakdown]] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)  # turns with no audible answer
+
+
+async def _until(done: Callable[[], bool], within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 async def _conversation(worker: VoiceWorker, room: str, identity: str) -> Conversation:
@@ -64,101 +132,254 @@ async def _conversation(worker: VoiceWorker, room: str, identity: str) -> Conver
     raise RuntimeError(f"no conversation for {identity}")
 
 
-async def _until(done: Callable[[], bool], within_s: float) -> bool:
-    deadline = time.monotonic() + within_s
-    while not done():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
+async def _turn(rig: Rig, pcm: bytes, rate: int) -> Breakdown | None:
+    """One question and its answer; None when nothing audible came back."""
+    conv = rig.conversation
+    before = len(conv.log.replies)
+    spoken = await (await rig.caller.say(pcm, rate))
+    try:
+        heard = await rig.caller.wait_audible(spoken.speech_ended_at, within_s=20)
+    except TimeoutError:
+        return None
+    await rig.caller.wait_quiet(0.6, within_s=60)
+    await _until(lambda: len(conv.log.replies) > before, within_s=10)
+    if len(conv.log.replies) == before:
+        return None
+    timing = conv.log.replies[-1]
+    return breakdown(timing, speech_ended_at=spoken.speech_ended_at, heard_at=heard)
 
 
-def _grew(items: list[Any], before: int) -> bool:
-    return len(items) > before
+def _record(results: Results, key: str, result: Breakdown | None) -> None:
+    if result is None:
+        results.missing[key] = results.missing.get(key, 0) + 1
+    else:
+        results.turns.setdefault(key, []).append(result)
 
 
-def _ms(values: list[float]) -> str:
-    stats = Stats.of([v * 1000 for v in values])
-    return f"{stats.p50:.0f} | {stats.p95:.0f} | {stats.mean:.0f}"
+async def _interleaved(rigs: list[Rig], voices: list[Speaker], results: Results) -> None:
+    for i in range(ROUNDS):
+        voice = voices[i % len(voices)]
+        pcm, rate = voice.say(QUESTIONS[i % len(QUESTIONS)])
+        order = rigs[i % len(rigs) :] + rigs[: i % len(rigs)]
+        for rig in order:
+            _record(results, rig.name, await _turn(rig, pcm, rate))
 
 
-async def _turns(caller: RoomCaller, conv: Conversation, speech: SpeechSynth) -> dict[str, Any]:
-    rows: dict[str, list[float]] = {
-        k: [] for k in ("v2v", "eos", "stt", "brain", "tts", "transport", "rest")
-    }
-    whisper = conv.deps.models.whisper
-    for i in range(TURNS):
-        pcm, rate = speech.say(QUESTIONS[i % len(QUESTIONS)])
-        replies_before = len(conv.log.replies)
-        spoken = await (await caller.say(pcm, rate))
-        first = await caller.wait_audible(spoken.ended_at, within_s=30)
-        await caller.wait_quiet(0.5, within_s=60)
-        await _until(partial(_grew, conv.log.replies, replies_before), within_s=10)
-        rows["v2v"].append(first - spoken.ended_at)
-        if len(conv.log.replies) == replies_before:
-            continue
-        timing = conv.log.replies[-1]
-        parts: dict[str, float | None] = {
-            "eos": None
-            if timing.user_stopped_at is None
-            else timing.user_stopped_at - spoken.ended_at,
-            # The utterance's Whisper inference: the latest one that finished after the VAD
-            # declared the end of speech.
-            "stt": next(
-                (
-                    took
-                    for done, took in reversed(whisper.inference_log if whisper else [])
-                    if timing.user_stopped_at is not None and done >= timing.user_stopped_at
-                ),
-                None,
-            ),
-            "brain": timing.brain_first_delta_s,
-            "tts": timing.tts_first_chunk_s,
-            "transport": None
-            if timing.first_audio_out_at is None
-            else first - timing.first_audio_out_at,
-        }
-        for key, value in parts.items():
-            if value is not None:
-                rows[key].append(value)
-        if all(v is not None for v in parts.values()):
-            rows["rest"].append(first - spoken.ended_at - sum(v or 0.0 for v in parts.values()))
-    return rows
+@contextlib.asynccontextmanager
+async def _busy_core() -> AsyncIterator[None]:
+    """A CPU-bound loop on one core, bounded in time, stopped on leaving."""
+    code = f"import time\nt = time.monotonic() + {BUSY_LOOP_S}\nwhile time.monotonic() < t: pass"
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", code)
+    try:
+        yield
+    finally:
+        process.kill()
+        await process.wait()
 
 
-async def _barge_ins(
-    caller: RoomCaller, conv: Conversation, speech: SpeechSynth
-) -> tuple[list[float], list[float]]:
-    pcm, rate = speech.say(LONG_QUESTION)
-    spoken = await (await caller.say(pcm, rate))
-    worker_ms: list[float] = []
-    received_s: list[float] = []
-    for _ in range(BARGE_INS):
-        await caller.wait_audible(spoken.ended_at, within_s=30)
-        await asyncio.sleep(0.7)
-        count = len(conv.log.barge_ins)
-        # The interruption is itself the long question: the agent stops, then answers it.
-        spoken_future = await caller.say(pcm, rate, wait=False)
-        await _until(partial(_grew, conv.log.barge_ins, count), within_s=10)
-        spoken = await spoken_future
-        if len(conv.log.barge_ins) == count:
-            continue
-        barge_in = conv.log.barge_ins[-1]
-        if barge_in.stop_ms is not None:
-            worker_ms.append(barge_in.stop_ms)
-        audible = [
-            h.at - barge_in.detected_at
-            for h in caller.heard
-            if barge_in.detected_at < h.at < spoken.ended_at and h.level > AUDIBLE_DB
+async def _contention(rig: Rig, voices: list[Speaker], results: Results) -> None:
+    for i in range(CONTENTION_ROUNDS):
+        voice = voices[i % len(voices)]
+        pcm, rate = voice.say(QUESTIONS[(i * 3) % len(QUESTIONS)])
+        _record(results, "quiet", await _turn(rig, pcm, rate))
+        async with _busy_core():
+            await asyncio.sleep(0.5)  # the scheduler has seen the load by the time she speaks
+            _record(results, "busy core", await _turn(rig, pcm, rate))
+
+
+async def _concurrent(rigs: tuple[Rig, Rig], voices: list[Speaker], results: Results) -> None:
+    for i in range(CONCURRENT_ROUNDS):
+        turns = [
+            _turn(rig, *voices[(i + k) % len(voices)].say(QUESTIONS[(i + 5 * k) % len(QUESTIONS)]))
+            for k, rig in enumerate(rigs)
         ]
-        received_s.append(max(audible, default=0.0))
-    await caller.wait_quiet(0.8, within_s=60)
-    return worker_ms, received_s
+        for result in await asyncio.gather(*turns):
+            _record(results, "two conversations", result)
+
+
+@dataclass
+class Hesitation:
+    cut: int = 0
+    whole: int = 0
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,;:!?'\"").lower() for w in text.split()} - {"um", "uh", ""}
+
+
+async def _hesitations(rigs: list[Rig], voices: list[Speaker]) -> dict[str, Hesitation]:
+    """A sentence with a 400 ms pause in it is answered as one. It was cut off when the agent
+    spoke into the pause, or when the answer the person heard was to a question without the
+    sentence's first half (the brain's kept turn lacks most of its words)."""
+    counts = {rig.name: Hesitation() for rig in rigs}
+    for voice in voices:
+        for first, second in HESITATIONS:
+            pcm, rate = voice.say_with_pause(first, second, 0.4)
+            for rig in rigs:
+                conv = rig.conversation
+                turns_before = len(conv.brain.turns)
+                spoken = await (await rig.caller.say(pcm, rate))
+                with contextlib.suppress(TimeoutError):
+                    await rig.caller.wait_audible(spoken.speech_started_at, within_s=15)
+                await rig.caller.wait_quiet(0.8, within_s=60)
+                early = rig.caller.first_audible_after(spoken.speech_started_at)
+                await asyncio.sleep(0.3)  # the kept turn is resolved as its audio starts
+                kept = [t for t in conv.brain.turns[turns_before:] if t.verdict]
+                asked = _words(kept[-1].user_text) if kept else set()
+                first_half = _words(first)
+                cut = (early is not None and early < spoken.speech_ended_at) or len(
+                    first_half & asked
+                ) * 2 < len(first_half)
+                if cut:
+                    counts[rig.name].cut += 1
+                else:
+                    counts[rig.name].whole += 1
+    return counts
+
+
+async def _long_answer(rig: Rig, voice: Speaker) -> float:
+    """Ask for the long answer; when its audio started."""
+    pcm, rate = voice.say(LONG_QUESTION)
+    spoken = await (await rig.caller.say(pcm, rate))
+    return await rig.caller.wait_audible(spoken.speech_ended_at, within_s=20)
+
+
+def _audible(rig: Rig, start: float, end: float) -> list[float]:
+    return [h.at for h in rig.caller.heard if start < h.at < end and h.level > AUDIBLE_DB]
+
+
+async def _barge_ins(rig: Rig, voices: list[Speaker]) -> list[float]:
+    """Speech onset of the interruption (its first audible frame leaving the microphone) to the
+    last audible frame of the interrupted answer reaching the person."""
+    stops: list[float] = []
+    for i in range(BARGE_INS):
+        voice = voices[i % len(voices)]
+        await _long_answer(rig, voice)
+        await asyncio.sleep(0.7)
+        pcm, rate = voice.say(INTERRUPTION)
+        spoken = await (await rig.caller.say(pcm, rate))
+        onset = spoken.speech_started_at
+        # The answer to the interruption cannot start before the interruption ends.
+        heard = _audible(rig, onset, spoken.speech_ended_at)
+        stops.append((max(heard) - onset) if heard else 0.0)
+        await rig.caller.wait_quiet(0.8, within_s=60)
+    return stops
+
+
+def _cough(rate: int = 16000, seconds: float = 0.25) -> tuple[bytes, int]:
+    """A burst of shaped noise as loud as speech: a sound with no words in it."""
+    rng = np.random.default_rng(7)
+    n = int(rate * seconds)
+    envelope = np.sin(np.linspace(0, np.pi, n)) ** 2
+    noise = rng.normal(0, 0.3, n) * envelope
+    return (np.clip(noise, -1, 1) * 20000).astype(np.int16).tobytes(), rate
+
+
+@dataclass
+class Backchannels:
+    stopped: dict[str, int] = field(default_factory=dict)
+    tried: dict[str, int] = field(default_factory=dict)
+
+
+async def _backchannels(rig: Rig, voices: list[Speaker]) -> Backchannels:
+    """A backchannel or a cough one second into a long answer. The agent stopped for good
+    when nothing of it is heard from 0.3 s to 3 s after the sound ended."""
+    result = Backchannels()
+    sounds: list[tuple[str, Callable[[], tuple[bytes, int]]]] = [
+        *(
+            (f"'{said.lower().rstrip('.')}'", partial(voices[0].say, said))
+            for said in BACKCHANNELS_SAID
+        ),
+        ("cough", _cough),
+    ]
+    for i in range(BACKCHANNELS):
+        label, make = sounds[i % len(sounds)]
+        await _long_answer(rig, voices[i % len(voices)])
+        await asyncio.sleep(1.0)
+        pcm, rate = make()
+        spoken = await (await rig.caller.say(pcm, rate))
+        await asyncio.sleep(3.2)
+        after = _audible(rig, spoken.ended_at + 0.3, spoken.ended_at + 3.0)
+        result.tried[label] = result.tried.get(label, 0) + 1
+        if not after:
+            result.stopped[label] = result.stopped.get(label, 0) + 1
+        await rig.caller.wait_quiet(0.8, within_s=90)
+    return result
+
+
+async def _rig(
+    stack: AsyncExitStack,
+    name: str,
+    options: VoiceOptions,
+    *,
+    nats_url: str,
+    livekit: LiveKitServer,
+    pool: AsyncConnectionPool[Any],
+    prefix: str,
+    models: VoiceModels | None = None,
+    in_process: list[StreamingEndpoint[Any]] | None = None,
+) -> Rig:
+    lk = LiveKitSettings(
+        url=livekit.url, api_key=livekit.api_key, api_secret=SecretStr(livekit.api_secret)
+    )
+    if models is None:
+        models = await asyncio.to_thread(VoiceModels.load, options)
+        stack.callback(models.close)
+    nc = await connect(NatsSettings(url=nats_url), name=f"arc-voice-bench-{name}")
+    stack.push_async_callback(nc.drain)
+    worker = VoiceWorker(
+        options=options, livekit=lk, models=models, nc=nc, pool=pool, subject_prefix=prefix
+    )
+    if in_process is not None:
+        worker.deps.client = InProcessClient(nc, in_process)
+    await worker.start()
+    stack.push_async_callback(worker.aclose)
+    room = room_name()
+    await worker.join(room)
+    identity = f"bench-{name.replace(' ', '-')}"
+    token = participant_token(
+        api_key=livekit.api_key, api_secret=livekit.api_secret, room=room, identity=identity
+    )
+    caller = RoomCaller(livekit.url, token, agent_track=agent_track_name(identity))
+    await caller.connect()
+    stack.push_async_callback(caller.aclose)
+    await caller.wait_for_agent(within_s=30)
+    conv = await _conversation(worker, room, identity)
+    return Rig(name, worker, caller, conv)
+
+
+def _row(label: str, values: list[float]) -> str:
+    stats = Stats.of([v * 1000 for v in values])
+    return f"| {label} | {stats.p50:.0f} | {stats.p95:.0f} | {stats.mean:.0f} | {stats.n} |\n"
+
+
+def _stage_table(turns: list[Breakdown]) -> str:
+    body = "| stage (ms) | p50 | p95 | mean | n |\n|---|---:|---:|---:|---:|\n"
+    for key, label in STAGES.items():
+        values = [v for t in turns if (v := getattr(t, key)) is not None]
+        if values:
+            body += _row(label, values)
+    return body
+
+
+def _v2v(results: Results, key: str) -> list[float]:
+    return [t.voice_to_voice_s for t in results.turns.get(key, [])]
+
+
+def _ratio(results: Results, num: str, den: str) -> str:
+    a, b = Stats.of(_v2v(results, num)), Stats.of(_v2v(results, den))
+    return f"{a.p50 / b.p50:.2f} (p50) / {a.p95 / b.p95:.2f} (p95)"
+
+
+def _met(value: float, target: float) -> str:
+    return "met" if value <= target else "NOT met"
 
 
 async def measure() -> str:
+    load_at_start = load_average()
     root = state_dir() / "bench-runs" / uuid.uuid4().hex[:8]
-    speech = SpeechSynth()
+    voices = speakers()
+    results = Results()
     async with AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, root, True)
         nats = NatsServer(
@@ -178,88 +399,124 @@ async def measure() -> str:
             await server.start()
             stack.push_async_callback(server.stop)
         prefix = "bench"
-        from arc_brain.embedding import MiniLmEmbedder
-
         embedder = await asyncio.to_thread(MiniLmEmbedder, model_dir())
         stack.callback(embedder.close)
-        await start_brain(
+        brain = await start_brain(
             stack, brain_settings(nats.url, pg.dsn(), subject_prefix=prefix), embedder
         )
         synthesizer = await stack.enter_async_context(open_synthesizer(TtsOptions(), TtsMetrics()))
         await stack.enter_async_context(running_worker(nats.url, synthesizer, prefix))
-
-        options = VoiceOptions(greeting="")
-        lk = LiveKitSettings(
-            url=livekit.url, api_key=livekit.api_key, api_secret=SecretStr(livekit.api_secret)
-        )
-        models = await asyncio.to_thread(VoiceModels.load, options)
-        stack.callback(models.close)
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             pg.dsn(), min_size=1, max_size=4, open=False
         )
         await pool.open(wait=True)
         stack.push_async_callback(pool.close)
-        nc = await connect(NatsSettings(url=nats.url), name="arc-voice-bench")
-        stack.push_async_callback(nc.drain)
-        worker = VoiceWorker(
-            options=options, livekit=lk, models=models, nc=nc, pool=pool, subject_prefix=prefix
+        rig = partial(_rig, stack, nats_url=nats.url, livekit=livekit, pool=pool, prefix=prefix)
+
+        after_options = VoiceOptions(greeting="")
+        after = await rig("after", after_options)
+        before = await rig("before", VoiceOptions.before_latency_work(greeting=""))
+        in_process = await rig(
+            "in-process",
+            after_options,
+            models=after.worker.deps.models,
+            in_process=[
+                brain_endpoint(brain.brain, subject_prefix=prefix),
+                tts_endpoint(synthesizer, prefix),
+            ],
         )
-        await worker.start()
-        stack.push_async_callback(worker.aclose)
+        second = await rig("second", after_options, models=after.worker.deps.models)
 
-        room = room_name()
-        await worker.join(room)
-        identity = "bench-caller"
-        token = participant_token(
-            api_key=livekit.api_key, api_secret=livekit.api_secret, room=room, identity=identity
-        )
-        caller = RoomCaller(livekit.url, token, agent_track=agent_track_name(identity))
-        await caller.connect()
-        stack.push_async_callback(caller.aclose)
-        await caller.wait_for_agent(within_s=30)
-        conv = await _conversation(worker, room, identity)
-        # One untimed turn warms every model and connection.
-        pcm, rate = speech.say("Hello.")
-        spoken = await (await caller.say(pcm, rate))
-        await caller.wait_audible(spoken.ended_at, within_s=30)
-        await caller.wait_quiet(0.8, within_s=60)
+        # One untimed turn each warms every model and connection.
+        for warm in (after, before, in_process, second):
+            await _turn(warm, *voices[0].say("Hello."))
 
-        rows = await _turns(caller, conv, speech)
-        worker_stop, received_stop = await _barge_ins(caller, conv, speech)
+        rigs = [after, before, in_process]
+        await _interleaved(rigs, voices, results)
+        await _contention(after, voices, results)
+        await _concurrent((after, second), voices, results)
+        hesitations = await _hesitations([after, before], voices)
+        stops = await _barge_ins(after, voices)
+        backchannels = await _backchannels(after, voices)
+        preemptive = list(after.conversation.log.preemptive)
 
-    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    v2v = Stats.of([v * 1000 for v in rows["v2v"]])
-    body = section_header("Voice to voice (LiveKit room to room)", "make bench BENCH=voice")
-    body += (
-        f"{len(rows['v2v'])} turns of short questions (Piper speech) from a scripted participant "
-        "in a real LiveKit room; the local mesh answers (Silero VAD, Whisper tiny.en int8, the "
-        "brain's skills graph, Piper en_US-joe-medium), all on this machine "
-        f"(load average at the end: {load}; the cores are shared with other work).\n\n"
-        f"**Voice to voice: p50 {v2v.p50:.0f} ms, p95 {v2v.p95:.0f} ms** "
-        "(target p95 ≤ 1000 ms).\n\n"
-        "| stage (ms) | p50 | p95 | mean | n |\n|---|---:|---:|---:|---:|\n"
+    after_v2v = Stats.of([v * 1000 for v in _v2v(results, "after")])
+    before_v2v = Stats.of([v * 1000 for v in _v2v(results, "before")])
+    quiet = Stats.of([v * 1000 for v in _v2v(results, "quiet")])
+    busy = Stats.of([v * 1000 for v in _v2v(results, "busy core")])
+    two = Stats.of([v * 1000 for v in _v2v(results, "two conversations")])
+    stop = Stats.of([s * 1000 for s in stops])
+    voice_names = " and ".join(v.name for v in voices)
+
+    body = section_header(
+        "Voice to voice (LiveKit room to room, issue 9)",
+        "make bench BENCH=voice",
+        load_at_start=load_at_start,
     )
-    labels = {
-        "v2v": "voice to voice (end of speech → first agent audio at the participant)",
-        "eos": "end-of-speech detection (last speech frame sent → VAD end of speech)",
-        "stt": "STT (Whisper tiny.en inference on the utterance)",
-        "brain": "brain first delta (request → first delta)",
-        "tts": "TTS first chunk (first text → first audio)",
-        "transport": "transport (frame to the agent track → heard by the participant)",
-        "rest": "the rest (framework scheduling, queues, NATS hops)",
-    }
-    for key, label in labels.items():
-        if rows[key]:
-            body += f"| {label} | {_ms(rows[key])} | {len(rows[key])} |\n"
-    if worker_stop:
-        body += (
-            f"\n**Barge-in stop, {len(worker_stop)} interruptions**: confirmed speech onset → "
-            f"agent room audio cleared p50 {Stats.of(worker_stop).p50:.2f} ms, p95 "
-            f"{Stats.of(worker_stop).p95:.2f} ms (target ≤ 50 ms); → last audible agent frame at "
-            f"the participant p50 {Stats.of([r * 1000 for r in received_stop]).p50:.0f} ms, p95 "
-            f"{Stats.of([r * 1000 for r in received_stop]).p95:.0f} ms (includes the WebRTC "
-            "jitter buffer and one 20 ms frame in flight).\n"
-        )
+    body += (
+        f"{ROUNDS} turns per variant of {len(QUESTIONS)} questions, short and long, spoken by "
+        f"{voice_names} from a scripted participant in a real LiveKit room; the local mesh "
+        "answers (Silero VAD, Whisper tiny.en int8, LiveKit's v1-mini end-of-turn model, the "
+        "brain's skills graph, Piper en_US-joe-medium), all on this machine. Variants "
+        "interleaved turn by turn. Times from the person's side: the frame holding their last "
+        "audible speech leaving the microphone → the first audible frame of the answer "
+        "arriving. Everything (brain, TTS, voice workers, callers) runs in the benchmark's one "
+        "process, so the NATS variants cross NATS but not process boundaries.\n\n"
+        f"**Voice to voice, as shipped: p50 {after_v2v.p50:.0f} ms, p95 {after_v2v.p95:.0f} ms** "
+        f"(targets p50 ≤ 450: {_met(after_v2v.p50, 450)}; p95 ≤ 600: "
+        f"{_met(after_v2v.p95, 600)}). Before issue 9's changes, same run: p50 "
+        f"{before_v2v.p50:.0f} ms, p95 {before_v2v.p95:.0f} ms; ratio after / before "
+        f"{_ratio(results, 'after', 'before')}.\n\n"
+        "| variant | p50 | p95 | mean | n |\n|---|---:|---:|---:|---:|\n"
+    )
+    for key in ("after", "before", "in-process"):
+        if _v2v(results, key):
+            body += _row(key, _v2v(results, key))
+    body += (
+        f"\nThe mesh's own cost: over NATS / in process {_ratio(results, 'after', 'in-process')}"
+        " (target ≤ 1.02).\n"
+    )
+    if results.missing:
+        missing = ", ".join(f"{k}: {v}" for k, v in results.missing.items())
+        body += f"\nTurns with no audible answer within 20 s (left out above): {missing}.\n"
+    hits = sum(preemptive)
+    body += (
+        "\nWhere the time went, as shipped (stages overlap: the brain and the first TTS piece "
+        "start on the transcript at the end of speech, before the turn is confirmed):\n\n"
+        + _stage_table(results.turns.get("after", []))
+        + f"\nPreemptive generation: {hits} of {len(preemptive)} answers came from a generation "
+        f"started before the turn was confirmed ({hits / max(1, len(preemptive)):.0%} hits); "
+        f"{after.conversation.log.discarded_turns} guesses were thrown away (cancelled, not "
+        "stored).\n\nBefore issue 9 (same run):\n\n" + _stage_table(results.turns.get("before", []))
+    )
+    body += (
+        f"\n**Under contention** ({CONTENTION_ROUNDS} quiet and {CONTENTION_ROUNDS} loaded "
+        "turns interleaved; the load is a CPU-bound busy loop in another process, one core's "
+        f"worth): quiet p50 {quiet.p50:.0f} / p95 {quiet.p95:.0f} ms, busy core p50 "
+        f"{busy.p50:.0f} / p95 {busy.p95:.0f} ms: p95 ratio {busy.p95 / quiet.p95:.2f} (target ≤ "
+        f"1.3: {_met(busy.p95 / quiet.p95, 1.3)}). Two conversations speaking at the same "
+        f"moment ({two.n} answers): p50 {two.p50:.0f} / p95 {two.p95:.0f} ms, p95 ratio to quiet "
+        f"{two.p95 / quiet.p95:.2f} (target ≤ 1.3: {_met(two.p95 / quiet.p95, 1.3)}).\n"
+    )
+    body += "\n**End of turn, sentences with a 400 ms hesitation** (cut off: the agent spoke "
+    body += "into the pause, or answered without the sentence's first half):\n\n"
+    body += "| variant | cut off | whole |\n"
+    body += "|---|---:|---:|\n"
+    for name, count in hesitations.items():
+        total = count.cut + count.whole
+        body += f"| {name} | {count.cut} ({count.cut / max(1, total):.0%}) | {count.whole} |\n"
+    body += (
+        f"\n**Barge-in, {stop.n} interruptions, from the person's side** (onset of their speech "
+        "leaving the microphone → last audible frame of the agent's answer arriving; includes "
+        f"VAD confirmation and both jitter buffers): p50 {stop.p50:.0f} ms, p95 {stop.p95:.0f} "
+        f"ms (target p95 ≤ 250: {_met(stop.p95, 250)}).\n\n"
+        "**Backchannels and coughs one second into an answer** (the agent stopped for good "
+        "when nothing of it was heard 0.3 to 3 s after the sound):\n\n"
+        "| sound | stopped the agent | tried |\n|---|---:|---:|\n"
+    )
+    for label, tried in backchannels.tried.items():
+        stopped = backchannels.stopped.get(label, 0)
+        body += f"| {label} | {stopped} | {tried} |\n"
     write_section("voice", body)
     return body
 

@@ -187,13 +187,14 @@ async def test_tts_sends_each_speakable_unit_and_pushes_its_frames(
         client, TtsOptions(session_id="s1", sample_rate=24000, subject_prefix=subject_prefix)
     )
     stream = tts.stream(conn_options=NO_RETRY)
-    stream.push_text("Hello there. How are")
-    stream.push_text(" you?")
+    # The brain's units, the first one short and without a full stop: each goes as it is.
+    stream.push_text("Hello there, my")
+    stream.push_text(" friend. How are you?")
     stream.end_input()
     frames = [ev.frame async for ev in stream]
     await stream.aclose()
     texts = [r.text for r in script.requests if isinstance(r, TtsRequest)]
-    assert texts == ["Hello there.", "How are you?"]
+    assert texts == ["Hello there, my", "friend. How are you?"]
     assert all(r.sample_rate == 24000 for r in script.requests if isinstance(r, TtsRequest))
     samples = sum(f.samples_per_channel for f in frames)
     assert samples == 2 * 10 * 480  # two units of ten 20 ms frames at 24 kHz

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -211,7 +212,9 @@ async def test_talk_takes_one_turn_from_a_file(
     await brain_factory(subject_prefix=PREFIX)
     pcm, rate = speech.say("What time is it?")
     question, reply = tmp_path / "question.wav", tmp_path / "reply.wav"
-    write_wav(question, pcm, rate)
+    # A recording's trailing silence is not part of the question: the agent answers during it,
+    # and the latency must count from the end of the speech, not from the end of the file.
+    write_wav(question, pcm + bytes(2 * rate), rate)
     async with running_worker(nats_server.url, tts_synthesizer, PREFIX):
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -225,7 +228,17 @@ async def test_talk_takes_one_turn_from_a_file(
         )
         output, _ = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, output.decode()[-2000:]
-    assert "voice-to-voice" in output.decode()
+    printed = output.decode()
+    v2v = re.search(r"voice-to-voice (\d+) ms from the end of your speech", printed)
+    eos = re.search(r"end-of-speech detection\s+(\d+) ms", printed)
+    assert v2v is not None and eos is not None, printed
+    # The VAD needs at least its silence window after the speech before it can call the end,
+    # and the reply cannot be heard before that: counted from the file's end (a second later)
+    # the figure would be smaller than the end-of-speech stage, or not found at all.
+    assert int(eos.group(1)) >= 100, printed
+    assert int(v2v.group(1)) > int(eos.group(1)), printed
+    for stage in ("final transcript", "brain first delta", "TTS first chunk", "transport"):
+        assert re.search(rf"{stage}\s+\d+ ms", printed), printed
     audio, reply_rate = read_wav(reply)
     assert len(audio) / 2 / reply_rate > 0.8
     assert voice_models.whisper is not None

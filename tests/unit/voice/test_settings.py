@@ -1,7 +1,8 @@
 import aiohttp
 import pytest
+from arc_voice.conversation import turn_handling
 from arc_voice.models import VoiceModels
-from arc_voice.settings import VoiceSettings
+from arc_voice.settings import VoiceOptions, VoiceSettings
 from livekit.plugins import deepgram, silero
 from pydantic import ValidationError
 
@@ -28,6 +29,10 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         ("ARC_VOICE__TTS_SAMPLE_RATE", "44100"),
         ("ARC_VOICE__STT", "deepgram"),  # without a key
         ("ARC_VOICE__BARGE_IN__MARGIN_DB", "-3"),
+        ("ARC_VOICE__TURN_DETECTION", "silence"),
+        ("ARC_VOICE__ENDPOINTING_MAX_DELAY_S", "-1"),
+        ("ARC_VOICE__TURN_UNLIKELY_THRESHOLD", "1.5"),
+        ("ARC_VOICE__STT_INTERIM_INTERVAL_S", "-0.1"),
     ):
         with monkeypatch.context() as env:
             env.setenv(name, value)
@@ -49,3 +54,34 @@ async def test_a_deepgram_key_selects_deepgram(monkeypatch: pytest.MonkeyPatch) 
             models.recogniser(options, models.vad, None)
     monkeypatch.setenv("ARC_VOICE__STT", "whisper")
     assert VoiceSettings().voice.stt_engine == "whisper"
+
+
+def test_latency_settings_and_the_old_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARC_VOICE__TURN_DETECTION", "vad")
+    monkeypatch.setenv("ARC_VOICE__PREEMPTIVE_GENERATION", "false")
+    monkeypatch.setenv("ARC_VOICE__FALSE_INTERRUPTION_TIMEOUT_S", "0")
+    voice = VoiceSettings().voice
+    assert voice.turn_detection == "vad" and not voice.preemptive_generation
+    assert voice.false_interruption_timeout_s == 0
+    shipped = VoiceOptions()
+    assert shipped.turn_detection == "model" and shipped.preemptive_generation
+    assert shipped.vad_min_silence_s < 0.2 and not shipped.whisper_full_window
+    old = VoiceOptions.before_latency_work(greeting="")
+    assert old.greeting == "" and old.whisper_full_window and old.vad_min_silence_s == 0.35
+    assert old.turn_detection == "vad" and not old.preemptive_generation
+    with pytest.raises(ValidationError):
+        VoiceOptions(endpointing_min_delay_s=1.0, endpointing_max_delay_s=0.5)
+
+
+def test_turn_handling_follows_the_settings() -> None:
+    shipped = turn_handling(VoiceOptions())
+    assert shipped["preemptive_generation"] == {"enabled": True, "preemptive_tts": True}
+    interruption = shipped["interruption"]
+    assert interruption["resume_false_interruption"] is True
+    assert interruption["false_interruption_timeout"] == VoiceOptions().false_interruption_timeout_s
+    assert shipped["endpointing"]["max_delay"] == VoiceOptions().endpointing_max_delay_s
+    assert not isinstance(shipped["turn_detection"], str)  # the end-of-turn model
+    old = turn_handling(VoiceOptions.before_latency_work())
+    assert old["turn_detection"] == "vad"
+    assert old["preemptive_generation"]["enabled"] is False
+    assert old["interruption"]["resume_false_interruption"] is False

@@ -1,35 +1,25 @@
 import pytest
-from arc_voice.speakable import SpeakableBuffer
+from arc_voice.speakable import within_limit
 
 pytestmark = pytest.mark.unit
 
 
-def test_a_unit_is_released_as_soon_as_it_ends() -> None:
-    buffer = SpeakableBuffer()
-    assert buffer.push("Hello there") == []
-    assert buffer.push(". How are") == ["Hello there."]
-    assert buffer.push(" you?") == ["How are you?"]
-    assert buffer.flush() == []
+def test_a_unit_within_the_limit_goes_as_it_is() -> None:
+    assert within_limit("Your table is") == ["Your table is"]
+    assert within_limit("  It costs 3.50 today; then more. ") == ["It costs 3.50 today; then more."]
+    assert within_limit("   ") == []
 
 
-def test_clause_punctuation_ends_a_unit_but_decimals_do_not() -> None:
-    buffer = SpeakableBuffer()
-    assert buffer.push("It costs 3.50 today; ") == ["It costs 3.50 today;"]
-    assert buffer.push("then more") == []
-    assert buffer.flush() == ["then more"]
+def test_text_longer_than_the_tts_limit_is_cut_at_a_comma_or_space() -> None:
+    pieces = within_limit("word " * 40, limit=50)
+    assert len(pieces) == 4
+    assert all(0 < len(p) <= 50 for p in pieces)
+    assert " ".join(pieces).split() == ["word"] * 40
+    assert within_limit("one two three, four five six", limit=16) == [
+        "one two three,",
+        "four five six",
+    ]
 
 
-def test_long_unpunctuated_text_is_cut_at_a_comma_or_space() -> None:
-    buffer = SpeakableBuffer(soft_limit=20)
-    units = buffer.push("one two three, four five six seven eight")
-    assert units == ["one two three,", "four five six"]
-    assert all(len(u) <= 20 for u in units)
-
-
-def test_flush_splits_text_longer_than_the_tts_limit() -> None:
-    buffer = SpeakableBuffer(soft_limit=10_000, hard_limit=50)
-    buffer.push("word " * 40)
-    units = buffer.flush()
-    assert len(units) == 4
-    assert all(0 < len(u) <= 50 for u in units)
-    assert " ".join(units).split() == ["word"] * 40
+def test_text_without_a_space_is_cut_at_the_limit() -> None:
+    assert within_limit("x" * 25, limit=10) == ["x" * 10, "x" * 10, "x" * 5]

@@ -6,6 +6,9 @@ from typing import Final
 
 BRAIN_REQUEST: Final = "brain.request"
 BRAIN_CANCEL: Final = "brain.cancel"
+# A tentative turn (answered on a guess, before the person's turn was confirmed) is stored only
+# once the requester commits it; `brain.cancel` of a finished tentative turn discards it.
+BRAIN_COMMIT: Final = "brain.commit"
 BRAIN_QUEUE: Final = "brain"
 
 TTS_REQUEST: Final = "tts.request"

@@ -44,6 +44,8 @@ class BrainRequest(Request, kw_only=True, omit_defaults=True):
     room: str | None = None
     locale: str | None = None
     deadline_ms: Annotated[int, msgspec.Meta(gt=0, le=600_000)] | None = None
+    # Answer now, store only on `brain.commit` (preemptive generation; see docs/brain.md).
+    tentative: bool = False
 
     def check(self) -> None:
         self.text = _checked_text(self.text, BRAIN_TEXT_MAX)
@@ -95,6 +97,14 @@ class ReplyChunk(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class Cancel(msgspec.Struct, kw_only=True):
     schema: ClassVar[str] = "cancel/1"
+    v: Literal[1] = 1
+    turn_id: Id
+
+
+class Commit(msgspec.Struct, kw_only=True):
+    """`brain.commit`: the tentative turn `turn_id` answered the person's real turn; store it."""
+
+    schema: ClassVar[str] = "brain.commit/1"
     v: Literal[1] = 1
     turn_id: Id
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -27,6 +27,7 @@ from arc_brain.metrics import BrainMetrics
 from arc_brain.sentences import SpeakableChunker
 from arc_brain.settings import BrainOptions
 from arc_brain.skills import Router
+from arc_brain.tentative import Outcome, TentativeTurns
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class TurnInput:
     text: str
     room: str | None = None
     locale: str | None = None
+    # Stored only once committed (preemptive generation): see `arc_brain.tentative`.
+    tentative: bool = False
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Brain:
         self.llm = llm
         self.options = options
         self.metrics = metrics or BrainMetrics()
+        self.tentative = TentativeTurns(options.tentative_ttl_s)
         self._graph: CompiledStateGraph[Any, Any, Any, Any] = build_turn_graph(
             GraphParts(
                 embedder=embedder,
@@ -78,6 +82,7 @@ class Brain:
                 history_turns=options.history_turns,
                 recall_k=options.recall_k,
                 recall_min_similarity=options.recall_min_similarity,
+                hold=self.tentative.hold,
             )
         )
         self._active = 0
@@ -118,6 +123,9 @@ class Brain:
         finished = False
         self._active += 1
         self.metrics.active_turns.inc()
+        self._expire_tentative()
+        if turn.tentative:
+            self.tentative.open(turn.turn_id)
         state = {
             "session_id": turn.session_id,
             "turn_id": turn.turn_id,
@@ -158,7 +166,9 @@ class Brain:
             )
         except (asyncio.CancelledError, GeneratorExit):
             self.metrics.turns.labels(outcome.route or "unknown", "cancelled").inc()
-            if said and outcome.persisted is None:
+            # A guess that was never confirmed leaves no trace; a confirmed turn that was cut
+            # off is recorded with what was said.
+            if said and outcome.persisted is None and not self.tentative.is_tentative(turn.turn_id):
                 try:
                     self._record_interrupted(turn, "".join(said), outcome.route)
                 except RuntimeError:
@@ -169,6 +179,10 @@ class Brain:
             self.metrics.turns.labels(outcome.route or "unknown", "error").inc()
             raise
         finally:
+            if turn.tentative:
+                verdict = self.tentative.finished(turn.turn_id, completed=finished)
+                if verdict is not None:
+                    self.metrics.tentative_turns.labels(verdict.value).inc()
             outcome.text = "".join(said)
             self._active -= 1
             self.metrics.active_turns.dec()
@@ -176,30 +190,64 @@ class Brain:
             if not finished:
                 log.info("turn %s ended early after %d chunks", turn.turn_id, len(said))
 
+    def commit(self, turn_id: str) -> bool:
+        """`brain.commit`: the tentative turn answered the person's real turn, so it joins the
+        history (now, or when its answer ends). False when no such turn is open here."""
+        self._expire_tentative()
+        known, record = self.tentative.commit(turn_id)
+        if record is not None:
+            self.metrics.tentative_turns.labels(Outcome.COMMITTED.value).inc()
+            self._write_late(record.session_id, turn_id, self._save(record))
+        return known
+
+    def discard(self, turn_id: str) -> bool:
+        """`brain.cancel` of a finished tentative turn: the guess was wrong; forget it."""
+        if self.tentative.discard(turn_id):
+            self.metrics.tentative_turns.labels(Outcome.DISCARDED.value).inc()
+            return True
+        return False
+
+    def _expire_tentative(self) -> None:
+        expired = self.tentative.expire()
+        if expired:
+            log.warning("%d tentative turns were neither committed nor cancelled", expired)
+            self.metrics.tentative_turns.labels(Outcome.EXPIRED.value).inc(expired)
+
+    async def _save(self, record: TurnRecord) -> None:
+        try:
+            await self.store.save_turn(record)
+        except Exception:
+            log.exception("could not store turn %s", record.turn_id)
+
     def _record_interrupted(self, turn: TurnInput, said: str, route: str | None) -> None:
         """Record a cut-off turn in the background: the handler's task is being cancelled."""
 
         async def write() -> None:
             try:
                 embedding = await self.embedder.embed(turn.text)
-                await self.store.save_turn(
-                    TurnRecord(
-                        session_id=turn.session_id,
-                        turn_id=turn.turn_id,
-                        user_id=turn.user_id,
-                        user_text=turn.text,
-                        assistant_text=said,
-                        embedding=embedding,
-                        room=turn.room,
-                        interrupted=True,
-                        route=route,
-                    )
-                )
             except Exception:
                 log.exception("could not record interrupted turn %s", turn.turn_id)
+                return
+            await self._save(
+                TurnRecord(
+                    session_id=turn.session_id,
+                    turn_id=turn.turn_id,
+                    user_id=turn.user_id,
+                    user_text=turn.text,
+                    assistant_text=said,
+                    embedding=embedding,
+                    room=turn.room,
+                    interrupted=True,
+                    route=route,
+                )
+            )
 
-        key = (turn.session_id, turn.turn_id)
-        task = asyncio.get_running_loop().create_task(write(), name=f"record:{turn.turn_id}")
+        self._write_late(turn.session_id, turn.turn_id, write())
+
+    def _write_late(self, session_id: str, turn_id: str, write: Coroutine[Any, Any, None]) -> None:
+        """A write the brain owns after the turn's own task has gone; `truncate` waits for it."""
+        key = (session_id, turn_id)
+        task = asyncio.get_running_loop().create_task(write, name=f"record:{turn_id}")
         self._background.add(task)
         self._late_writes[key] = task
 

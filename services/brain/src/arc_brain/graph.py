@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
@@ -53,6 +54,8 @@ class GraphParts:
     history_turns: int = 8
     recall_k: int = 4
     recall_min_similarity: float = 0.3
+    # Keeps a tentative turn's record back until it is committed; True when it did.
+    hold: Callable[[TurnRecord], bool] = lambda _record: False
 
 
 def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any]:
@@ -145,20 +148,22 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
     async def persist(state: TurnState) -> dict[str, Any]:
         fact = state.get("fact")
         fact_embedding = await parts.embedder.embed(fact) if fact else None
-        written = await parts.store.save_turn(
-            TurnRecord(
-                session_id=state["session_id"],
-                turn_id=state["turn_id"],
-                user_id=state["user_id"],
-                user_text=state["text"],
-                assistant_text=state.get("answer", ""),
-                embedding=state.get("embedding"),
-                room=state.get("room"),
-                route=state["routed"].route.value,
-                fact=fact,
-                fact_embedding=fact_embedding,
-            )
+        record = TurnRecord(
+            session_id=state["session_id"],
+            turn_id=state["turn_id"],
+            user_id=state["user_id"],
+            user_text=state["text"],
+            assistant_text=state.get("answer", ""),
+            embedding=state.get("embedding"),
+            room=state.get("room"),
+            route=state["routed"].route.value,
+            fact=fact,
+            fact_embedding=fact_embedding,
         )
+        if parts.hold(record):
+            get_stream_writer()({"held": True})
+            return {"persisted": False}
+        written = await parts.store.save_turn(record)
         get_stream_writer()({"persisted": written})
         return {"persisted": written}
 

@@ -51,6 +51,13 @@ class BrainMetrics:
             "LLM requests retried before their first token, since start-up.",
             registry=self.registry,
         )
+        self.tentative_turns = Counter(
+            "arc_brain_tentative_turns",
+            "Tentative (preemptive) turns by verdict: committed and stored, discarded, or "
+            "expired without a verdict.",
+            ["verdict"],
+            registry=self.registry,
+        )
         self.active_turns = Gauge(
             "arc_brain_active_turns", "Turns in progress.", registry=self.registry
         )

@@ -19,7 +19,7 @@ from arc_brain.embedding import MiniLmEmbedder, bundled_model_dir
 from arc_brain.llm import ChatCompletionsClient
 from arc_brain.memory import MemoryStore
 from arc_brain.metrics import BrainMetrics
-from arc_brain.nats_api import brain_endpoint
+from arc_brain.nats_api import brain_endpoint, subscribe_verdicts
 from arc_brain.settings import BrainSettings
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,10 @@ class BrainRuntime:
         )
         await self.service.start()
         stack.push_async_callback(self.service.stop)
+        for sub in await subscribe_verdicts(
+            self.nc, self.brain, subject_prefix=self.settings.nats.subject_prefix
+        ):
+            stack.push_async_callback(sub.unsubscribe)
         log.info(
             "brain ready",
             extra={"answers_with": "llm" if llm else "skills", "memory": store.available},

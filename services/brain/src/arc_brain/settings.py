@@ -38,8 +38,12 @@ class BrainOptions(BaseModel):
     recall_k: int = Field(default=4, ge=1, le=50)
     recall_min_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
     route_min_similarity: float = Field(default=0.55, ge=-1.0, le=1.0)
-    first_clause_words: int = Field(default=15, ge=3, le=200)
+    # The most words of an answer's first piece (`arc_brain.sentences.first_cut`): the first
+    # audio waits for that piece's whole inference.
+    first_clause_words: int = Field(default=5, ge=3, le=200)
     max_concurrent_turns: int = Field(default=64, ge=1)
+    # A tentative turn neither committed nor cancelled within this long is dropped.
+    tentative_ttl_s: float = Field(default=60.0, gt=0, le=3600)
     # Each memory call is bounded so a sick database delays a turn by this much at most.
     memory_timeout_s: float = Field(default=2.0, gt=0)
     memory_probe_interval_s: float = Field(default=1.0, gt=0)

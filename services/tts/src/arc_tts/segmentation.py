@@ -1,9 +1,15 @@
 """Text to speakable pieces, ordered for early first audio.
 
 Sentences come from pysbd (rule-based, handles abbreviations and decimals). The first sentence
-is cut again at its first clause boundary, so the first inference is as short as the text
-allows; any piece longer than the cap is split at clause, then word boundaries, so that no one
-inference runs long. Punctuation stays on each piece: Piper shapes the intonation from it.
+is cut again at its first clause boundary with at least two words on each side, so the first
+inference is shorter where the text has a clause to spare; any piece longer than the cap is
+split at clause, then word boundaries, so that no one inference runs long. Punctuation stays on
+each piece: Piper shapes the intonation from it.
+
+The brain already sends an answer's first piece short (`arc_brain.sentences`): it ends at the
+earliest clause boundary with two or more words before it, so that piece never has a boundary
+this cut would take, and is never cut again here. The cut matters for text that did not come
+piece by piece from the brain (announcements, HTTP clients, a voice worker that joins deltas).
 """
 
 from __future__ import annotations
@@ -23,20 +29,36 @@ def _segmenter() -> pysbd.Segmenter:
     return pysbd.Segmenter(language="en", clean=False, char_span=False)
 
 
+# A piece of one word would be said alone, with the intonation of a finished utterance.
+_MIN_CLAUSE_WORDS = 2
+
+
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _segmenter().segment(text) if s.strip()]
+    found: list[str] = []
+    for segment in _segmenter().segment(text):
+        # pysbd ends a sentence at the "?" of a URL's query ("example.com/a?x=1"); a sentence
+        # never ends inside a whitespace-free token.
+        if found and not found[-1][-1:].isspace() and not segment[:1].isspace():
+            found[-1] += segment
+        else:
+            found.append(segment)
+    return [s.strip() for s in found if s.strip()]
+
+
+def _words(text: str) -> int:
+    return sum(any(ch.isalnum() for ch in token) for token in text.split())
 
 
 def first_clause_split(sentence: str) -> list[str]:
-    """`["Well,", "that is odd."]` for "Well, that is odd."; the sentence alone if it has no
-    clause boundary with words after it."""
-    match = _CLAUSE_BREAK.search(sentence)
-    if match is None:
-        return [sentence]
-    head, tail = sentence[: match.start()].strip(), sentence[match.end() :].strip()
-    if not head or not any(ch.isalnum() for ch in tail):
-        return [sentence]
-    return [head, tail]
+    """`["Well, you see,", "that is odd."]` for "Well, you see, that is odd."; the sentence
+    alone if no clause boundary has two words on each side."""
+    for match in _CLAUSE_BREAK.finditer(sentence):
+        head, tail = sentence[: match.start()].strip(), sentence[match.end() :].strip()
+        if _words(tail) < _MIN_CLAUSE_WORDS:
+            break
+        if _words(head) >= _MIN_CLAUSE_WORDS:
+            return [head, tail]
+    return [sentence]
 
 
 def bounded(piece: str, max_chars: int) -> list[str]:

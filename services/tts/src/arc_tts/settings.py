@@ -21,6 +21,8 @@ class TtsOptions(BaseModel):
     voice_idle_ttl_s: float = Field(default=600.0, gt=0)
     # onnxruntime threads per inference; with `synthesis_workers` inferences at once the two
     # multiply, so on a 2-core box 1 x 2 keeps both cores busy without oversubscribing them.
+    # Two threads made even a lone first piece up to 2x slower on a host shared with other
+    # work, and faster only on an idle one (docs/tts.md, "First audio").
     intra_op_threads: int = Field(default=1, ge=1)
     synthesis_workers: int = Field(default=2, ge=1)
     # Streams served at once by this worker (NATS and HTTP together); more get `busy`.

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 from livekit import api, rtc
 
 from arc_voice.noise_floor import level_db
@@ -58,7 +59,25 @@ class Heard:
 @dataclass
 class Utterance:
     started_at: float
-    ended_at: float
+    ended_at: float  # the last frame of the clip went out (trailing silence included)
+    speech_started_at: float  # the frame holding the first audible speech went out
+    speech_ended_at: float  # the frame holding the last audible speech went out
+
+
+def speech_bounds(pcm: bytes, rate: int, frame_ms: int = FRAME_MS) -> tuple[int, int]:
+    """Byte offsets of the first frame of speech and just past the last one in `pcm`: a
+    recording's leading and trailing silence (or room tone) is not part of what the person
+    said, and a latency measured from the end of the file would hide it. Speech is a frame
+    within 40 dB of the clip's loudest frame and above the level that counts as audible."""
+    step = rate * frame_ms // 1000 * 2
+    levels = [level_db(pcm[i : i + step]) for i in range(0, len(pcm), step)]
+    if not levels:
+        return 0, 0
+    floor = max(AUDIBLE_DB, max(levels) - 40.0)
+    loud = [i for i, level in enumerate(levels) if level > floor]
+    if not loud:
+        return 0, 0
+    return loud[0] * step, min(len(pcm), (loud[-1] + 1) * step)
 
 
 @dataclass
@@ -69,9 +88,16 @@ class RoomCaller:
     room: rtc.Room = field(default_factory=rtc.Room)
     heard: list[Heard] = field(default_factory=list)
     heard_rate: int = MIC_RATE
+    # A real microphone never sends digital zeros: between (and under) the person's words it
+    # carries the room's noise. Audio models judge a pause differently on exact silence (the
+    # end-of-turn model calls three times as many finished sentences unfinished), so the
+    # scripted person's silence is a faint noise at this level (dBFS); None: exact zeros.
+    noise_floor_db: float | None = -60.0
 
     def __post_init__(self) -> None:
-        self._pending: deque[tuple[bytes, asyncio.Future[Utterance] | None]] = deque()
+        self._pending: deque[tuple[bytes, tuple[int, int], asyncio.Future[Utterance] | None]] = (
+            deque()
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._source = rtc.AudioSource(MIC_RATE, 1, queue_size_ms=200)
         self._subscribed = asyncio.Event()
@@ -126,26 +152,41 @@ class RoomCaller:
     async def _pump(self) -> None:
         """The microphone: queued speech, else silence, one 20 ms frame per 20 ms."""
         samples = MIC_RATE * FRAME_MS // 1000
+        noise = _room_noise(samples, self.noise_floor_db)
         silence = bytes(samples * 2)
         next_at = time.monotonic()
         speech = b""
         offset = 0
+        bounds = (0, 0)
         current: asyncio.Future[Utterance] | None = None
         started_at = 0.0
+        marks: list[float] = []  # when the first and the last frame of speech went out
+        next_index = 0
         while True:
             if offset >= len(speech) and self._pending:
-                speech, current = self._pending.popleft()
+                speech, bounds, current = self._pending.popleft()
                 offset = 0
                 started_at = time.monotonic()
+                marks = []
             if offset < len(speech):
                 chunk = speech[offset : offset + samples * 2].ljust(samples * 2, b"\0")
                 offset += samples * 2
             else:
                 chunk = silence
+            if noise is not None:
+                chunk = _mixed(chunk, noise[(next_index := (next_index + 1) % len(noise))])
             await self._source.capture_frame(rtc.AudioFrame(chunk, MIC_RATE, 1, samples))
+            # The first mark once the frame holding speech's first byte is out, the second once
+            # the frame holding its last byte is.
+            if current is not None and not marks and offset > bounds[0]:
+                marks.append(time.monotonic())
+            if current is not None and len(marks) == 1 and offset >= bounds[1]:
+                marks.append(time.monotonic())
             if current is not None and offset >= len(speech):
                 if not current.done():
-                    current.set_result(Utterance(started_at, time.monotonic()))
+                    now = time.monotonic()
+                    marks += [now] * (2 - len(marks))
+                    current.set_result(Utterance(started_at, now, marks[0], marks[1]))
                 current = None
             next_at += FRAME_MS / 1000
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -153,7 +194,8 @@ class RoomCaller:
     async def say(self, pcm: bytes, rate: int, *, wait: bool = True) -> asyncio.Future[Utterance]:
         """Queue speech; with `wait`, return once its last frame has gone out."""
         done: asyncio.Future[Utterance] = asyncio.get_running_loop().create_future()
-        self._pending.append((resample(pcm, rate), done))
+        mic = resample(pcm, rate)
+        self._pending.append((mic, speech_bounds(mic, MIC_RATE), done))
         if wait:
             await done
         return done
@@ -196,6 +238,22 @@ class RoomCaller:
 
     def audio_between(self, start: float, end: float) -> bytes:
         return b"".join(h.pcm for h in self.heard if start <= h.at <= end)
+
+
+def _room_noise(samples: int, level_db: float | None) -> list[npt.NDArray[np.int32]] | None:
+    """A second of white noise at `level_db` RMS, as 20 ms frames to add under the mic."""
+    if level_db is None:
+        return None
+    rng = np.random.default_rng(20261202)
+    amplitude = 32768.0 * 10 ** (level_db / 20)
+    noise = rng.normal(0.0, amplitude, samples * 50).astype(np.int32)
+    return [noise[i * samples : (i + 1) * samples] for i in range(50)]
+
+
+def _mixed(chunk: bytes, noise: npt.NDArray[np.int32]) -> bytes:
+    mixed = np.frombuffer(chunk, np.int16).astype(np.int32) + noise
+    out: bytes = np.clip(mixed, -32768, 32767).astype(np.int16).tobytes()
+    return out
 
 
 def pcm_seconds(pcm: bytes, rate: int) -> float:

@@ -9,22 +9,27 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 from arc_common.events import TurnMetrics
-from arc_common.streaming import StreamingClient
+from arc_common.streaming import TurnStreams
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, llm
 from livekit.agents.voice import room_io
 from livekit.agents.voice.events import (
+    AgentFalseInterruptionEvent,
     AgentStateChangedEvent,
     ConversationItemAddedEvent,
+    UserInputTranscribedEvent,
     UserStateChangedEvent,
 )
+from livekit.agents.voice.turn import TurnHandlingOptions
 
 from arc_voice import metrics
-from arc_voice.barge_in import BargeIn, stop_agent_audio
+from arc_voice.barge_in import BargeIn, pause_agent_audio, resume_stuck_output, stop_agent_audio
+from arc_voice.latency import ReplyTiming
 from arc_voice.lifecycle import EventRecorder, HeardTurn
 from arc_voice.models import VAD_SAMPLE_RATE, VoiceModels
 from arc_voice.noise_floor import GateConfig
@@ -33,6 +38,7 @@ from arc_voice.plugins.gated_vad import GatedVAD
 from arc_voice.plugins.tts import NatsTTS, TtsOptions
 from arc_voice.session_state import SessionState, State
 from arc_voice.settings import VoiceOptions
+from arc_voice.turn_detection import follow_transcripts, turn_detection_options
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +49,7 @@ class ConversationDeps:
 
     options: VoiceOptions
     models: VoiceModels
-    client: StreamingClient
+    client: TurnStreams
     recorder: EventRecorder
     subject_prefix: str = ""
     http: aiohttp.ClientSession | None = None
@@ -56,25 +62,58 @@ class StoredTurn:
 
 
 @dataclass
-class ReplyTiming:
-    """Where one reply's time went, as the worker saw it (for metrics and the benchmark)."""
-
-    turn_id: str
-    user_stopped_at: float | None  # monotonic: the VAD declared the end of speech
-    transcription_delay_s: float | None
-    end_of_turn_delay_s: float | None
-    brain_first_delta_s: float | None
-    tts_first_chunk_s: float | None
-    first_audio_out_at: float | None  # monotonic: the first frame went to the room track
-
-
-@dataclass
 class ConversationLog:
     turns: list[StoredTurn] = field(default_factory=list)
     barge_ins: list[BargeIn] = field(default_factory=list)
     transcripts: list[str] = field(default_factory=list)
     user_stops: list[float] = field(default_factory=list)
     replies: list[ReplyTiming] = field(default_factory=list)
+    # Per person's turn: True when the answer came from a generation started before the turn
+    # was confirmed (preemptive hit), False when it had to start over (a miss).
+    preemptive: list[bool] = field(default_factory=list)
+    discarded_turns: int = 0
+    # What the STT said while the person spoke: (monotonic time, final?, text).
+    heard: list[tuple[float, bool, str]] = field(default_factory=list)
+    false_interruptions: list[bool] = field(default_factory=list)  # resumed?
+
+
+def turn_handling(opts: VoiceOptions) -> TurnHandlingOptions:
+    """How the session decides turns and interruptions, from the worker's settings."""
+    detection, endpointing = turn_detection_options(opts)
+    resume = opts.false_interruption_timeout_s > 0
+    return {
+        "turn_detection": detection,
+        "endpointing": endpointing,
+        "interruption": {
+            "enabled": True,
+            "mode": "vad",
+            "min_duration": opts.barge_in.min_speech_s,
+            # A sound over the agent pauses it; with no words within the timeout it goes on.
+            "resume_false_interruption": resume,
+            "false_interruption_timeout": opts.false_interruption_timeout_s if resume else None,
+            "discard_audio_if_uninterruptible": True,
+        },
+        "preemptive_generation": {
+            "enabled": opts.preemptive_generation,
+            # The first TTS piece is the other half of the first audio: start it with the brain.
+            "preemptive_tts": True,
+        },
+    }
+
+
+class ArcAgent(Agent):
+    """The session's agent: the brain holds the instructions; this only notes when the
+    framework confirms a person's turn (before it picks a preemptive generation or starts
+    one), which is how preemptive hits are told from misses."""
+
+    def __init__(self, on_turn_confirmed: Callable[[], None]) -> None:
+        super().__init__(instructions="Arc voice agent; the brain service holds the instructions.")
+        self._on_turn_confirmed = on_turn_confirmed
+
+    async def on_user_turn_completed(
+        self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
+    ) -> None:
+        self._on_turn_confirmed()
 
 
 def agent_track_name(identity: str) -> str:
@@ -137,30 +176,27 @@ class Conversation:
             vad=self.vad,
             llm=self.brain,
             tts=self.tts,
-            turn_handling={
-                "turn_detection": "vad",
-                "endpointing": {"min_delay": opts.endpointing_min_delay_s, "max_delay": 3.0},
-                "interruption": {
-                    "enabled": True,
-                    "mode": "vad",
-                    "min_duration": barge.min_speech_s,
-                    "resume_false_interruption": False,
-                    "false_interruption_timeout": None,
-                    "discard_audio_if_uninterruptible": True,
-                },
-                "preemptive_generation": {"enabled": False},
-            },
+            turn_handling=turn_handling(opts),
+            # The framework's markdown filter holds each delta's last word back until the next
+            # delta arrives (it waits for a split token), which delays the first audio by a
+            # whole brain step; the brain speaks plain text, so only emoji are dropped here.
+            tts_text_transforms=["filter_emoji"],
             user_away_timeout=None,
         )
+        follow_transcripts(self.session)
+        self._turn_confirmed_at: float | None = None
+        self._answering_item: str | None = None
         self.session.on("agent_state_changed", self._on_agent_state)
         self.session.on("user_state_changed", self._on_user_state)
         self.session.on("conversation_item_added", self._on_item_added)
         self.session.on("close", lambda _ev: self._ended.set())
+        self.session.on("agent_false_interruption", self._on_false_interruption)
+        self.session.on("user_input_transcribed", self._on_transcribed)
 
     async def start(self) -> None:
         opts = self.deps.options
         await self.session.start(
-            Agent(instructions="Arc voice agent; the brain service holds the instructions."),
+            ArcAgent(self._turn_confirmed),
             room=self.room,
             room_options=room_io.RoomOptions(
                 participant_identity=self.identity,
@@ -224,7 +260,13 @@ class Conversation:
 
     def _on_speech_detected(self, at: float) -> None:
         if self.state.state is State.SPEAKING:
-            barge_in = stop_agent_audio(self.session, at)
+            if not self.deps.options.false_interruption_timeout_s:
+                barge_in = stop_agent_audio(self.session, at)
+            else:
+                # The framework decides (words: interrupt; only a sound: resume), but the
+                # person must not hear the agent while it makes up its mind.
+                barge_in = pause_agent_audio(self.session, at)
+                self._spawn(self._release_pause(), name=f"release:{self.identity}")
             self.log.barge_ins.append(barge_in)
             if barge_in.stop_ms is not None:
                 metrics.BARGE_IN_STOP_MS.observe(barge_in.stop_ms)
@@ -232,11 +274,39 @@ class Conversation:
 
     def _on_agent_state(self, ev: AgentStateChangedEvent) -> None:
         self.state.agent_state(ev.new_state)
+        if ev.new_state == "speaking" and self._answering_item is not None:
+            item, self._answering_item = self._answering_item, None
+            self._spawn(self._resolve(item), name=f"resolve:{item}")
 
     def _on_user_state(self, ev: UserStateChangedEvent) -> None:
         if ev.old_state == "speaking" and ev.new_state != "speaking":
             self.log.user_stops.append(time.monotonic())
         self.state.user_state(ev.new_state)
+
+    async def _release_pause(self) -> None:
+        """Once the person has been quiet past the false-interruption timeout, the framework
+        has interrupted or resumed the paused speech; if it did neither, resume it here."""
+        wait = self.deps.options.false_interruption_timeout_s + 0.5
+        quiet_since: float | None = None
+        while quiet_since is None or time.monotonic() - quiet_since < wait:
+            await asyncio.sleep(0.1)
+            if self.state.user_speaking:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+        if resume_stuck_output(self.session):
+            log.info("resumed a paused answer the framework left paused")
+
+    def _on_transcribed(self, ev: UserInputTranscribedEvent) -> None:
+        self.log.heard.append((time.monotonic(), ev.is_final, ev.transcript))
+        del self.log.heard[:-64]  # the recent ones are what a reader looks at
+
+    def _turn_confirmed(self) -> None:
+        self._turn_confirmed_at = time.monotonic()
+
+    def _on_false_interruption(self, ev: AgentFalseInterruptionEvent) -> None:
+        self.log.false_interruptions.append(ev.resumed)
+        metrics.FALSE_INTERRUPTIONS.labels(resumed=str(ev.resumed).lower()).inc()
 
     def _on_item_added(self, ev: ConversationItemAddedEvent) -> None:
         item = ev.item
@@ -244,6 +314,10 @@ class Conversation:
             return
         if item.role == "user":
             self.log.transcripts.append(item.text_content or "")
+            # The framework adds the person's words once it has scheduled a reply to them; the
+            # brain turn behind that reply is committed when its first audio plays (below), so
+            # a reply cut off before anyone heard it leaves no trace in the history.
+            self._answering_item = item.id
             return
         if item.role != "assistant":
             return
@@ -285,7 +359,10 @@ class Conversation:
         # clock, so convert with the offset between the two taken now.
         offset = time.monotonic() - time.time()
         started = reply.get("started_speaking_at")
-        stops = [t for t in self.log.user_stops if t <= turn.started_at]
+        # The end of speech this reply answers: the last one before its audio went out (the
+        # brain may have started before it, on a preflight transcript).
+        out_at = None if started is None else started + offset
+        stops = [t for t in self.log.user_stops if out_at is None or t <= out_at]
         tts = self.tts.streams[-1] if self.tts.streams else None
         return ReplyTiming(
             turn_id=turn.turn_id,
@@ -300,13 +377,16 @@ class Conversation:
                 if tts is None or tts.first_audio_at is None or tts.first_text_at is None
                 else tts.first_audio_at - tts.first_text_at
             ),
-            first_audio_out_at=None if started is None else started + offset,
+            first_audio_out_at=out_at,
+            preemptive=turn.preemptive,
         )
 
     def _latest_unrecorded_turn(self) -> BrainTurn | None:
         for turn in reversed(self.brain.turns):
             if turn.turn_id in self._recorded_turns:
                 return None
+            if turn.verdict is False:
+                continue  # a guess the framework threw away: nobody heard it
             if turn.deltas or turn.ended_at is not None:
                 return turn
         return None
@@ -316,6 +396,25 @@ class Conversation:
             if isinstance(item, llm.ChatMessage) and item.role == "user":
                 return {k: v for k, v in item.metrics.items() if isinstance(v, float)}
         return {}
+
+    async def _resolve(self, user_item_id: str) -> None:
+        confirmed_at = self._turn_confirmed_at
+        undecided = [t for t in self.brain.turns if t.verdict is None]
+        try:
+            kept = await self.brain.resolve(user_item_id)
+        except Exception:
+            # The turn still plays; only its storage is at stake (the brain drops it on expiry).
+            log.exception("could not commit the brain turn for %s", user_item_id)
+            return
+        discarded = sum(1 for t in undecided if t is not kept)
+        self.log.discarded_turns += discarded
+        if discarded:
+            metrics.PREEMPTIVE.labels(outcome="discarded").inc(discarded)
+        if kept is not None and self.deps.options.preemptive_generation:
+            hit = confirmed_at is not None and kept.started_at < confirmed_at
+            kept.preemptive = hit
+            self.log.preemptive.append(hit)
+            metrics.PREEMPTIVE.labels(outcome="hit" if hit else "miss").inc()
 
     async def _store_turn(self, turn: HeardTurn) -> None:
         stored = await self.deps.recorder.turn(turn)

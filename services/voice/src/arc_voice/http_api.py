@@ -101,6 +101,15 @@ def create_app(
             "rooms": {name: sorted(agent.conversations) for name, agent in current.rooms.items()}
         }
 
+    @app.get("/rooms/{room}/people/{identity}/replies")
+    async def replies(room: str, identity: str) -> dict[str, Any]:
+        """Where each of the agent's replies to this person spent its time (`make talk`
+        prints the latest); empty when the agent is not talking to them."""
+        agent = running().rooms.get(checked_room_name(room))
+        conversation = None if agent is None else agent.conversations.get(identity)
+        timings = [] if conversation is None else conversation.log.replies
+        return {"room": room, "identity": identity, "replies": [t.to_json() for t in timings]}
+
     @app.post("/rooms/{room}/agent")
     async def join(room: str) -> dict[str, Any]:
         """The agent joins `room` (a no-op when it is already there)."""

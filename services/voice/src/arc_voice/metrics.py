@@ -25,3 +25,14 @@ ANNOUNCEMENTS = Counter("arc_voice_announcements_total", "Announcements received
 EVENT_STORE_FAILURES = Counter(
     "arc_voice_event_store_failures_total", "Events that could not be written to the outbox"
 )
+PREEMPTIVE = Counter(
+    "arc_voice_preemptive_generations_total",
+    "Person's turns answered by a generation started before the turn was confirmed (hit) or "
+    "started over (miss), and guesses thrown away (discarded)",
+    ["outcome"],
+)
+FALSE_INTERRUPTIONS = Counter(
+    "arc_voice_false_interruptions_total",
+    "Sounds over the agent without words (a cough, a backchannel) that paused it",
+    ["resumed"],
+)

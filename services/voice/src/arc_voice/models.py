@@ -11,8 +11,11 @@ from livekit.agents import stt
 from livekit.agents.vad import VAD
 from livekit.plugins import deepgram, silero
 
-from arc_voice.plugins.stt import WhisperEngine, WhisperOptions, WhisperSTT, bundled_model_dir
+from arc_voice.plugins.stt import WhisperEngine, WhisperOptions, bundled_model_dir
+from arc_voice.plugins.whisper_stream import StreamingWhisperSTT
 from arc_voice.settings import VoiceOptions
+from arc_voice.turn_detection import prewarm as prewarm_turn_detection
+from arc_voice.turn_detection import vad_min_silence_s
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ class VoiceModels:
     def load(cls, options: VoiceOptions) -> VoiceModels:
         """Blocking (model files, ONNX and CTranslate2 sessions): call from an executor."""
         silero_vad = silero.VAD.load(
-            min_silence_duration=options.vad_min_silence_s,
+            min_silence_duration=vad_min_silence_s(options),
             min_speech_duration=0.05,
             prefix_padding_duration=0.3,
             sample_rate=VAD_SAMPLE_RATE,
@@ -40,8 +43,10 @@ class VoiceModels:
                 WhisperOptions(
                     model_dir=options.whisper_model_dir or bundled_model_dir(),
                     beam_size=options.whisper_beam_size,
+                    full_window=options.whisper_full_window,
                 )
             )
+        prewarm_turn_detection(options)
         log.info("voice models loaded", extra={"stt": options.stt_engine})
         return cls(vad=silero_vad, whisper=whisper)
 
@@ -51,9 +56,9 @@ class VoiceModels:
         session_vad: VAD,
         http: aiohttp.ClientSession | None = None,
     ) -> stt.STT[Any]:
-        """The STT for one conversation; Whisper is not streaming, so the VAD cuts utterances.
-        Deepgram needs the worker's HTTP session (outside a LiveKit job there is no ambient
-        one)."""
+        """The STT for one conversation. Whisper streams by running the session's VAD itself
+        (interims while the person speaks, the final at the VAD's end of speech). Deepgram
+        needs the worker's HTTP session (outside a LiveKit job there is no ambient one)."""
         if options.stt_engine == "deepgram":
             if options.deepgram_api_key is None or http is None:
                 raise ValueError("Deepgram needs an API key and an HTTP session")
@@ -64,7 +69,14 @@ class VoiceModels:
                 http_session=http,
             )
         assert self.whisper is not None
-        return stt.StreamAdapter(stt=WhisperSTT(self.whisper), vad=session_vad)
+        # An interval of 0 asks for recognition only at the end of speech (the baseline
+        # before streaming), so no speculative final either.
+        return StreamingWhisperSTT(
+            self.whisper,
+            session_vad,
+            interim_interval_s=options.stt_interim_interval_s,
+            speculative_final=options.stt_interim_interval_s > 0,
+        )
 
     def close(self) -> None:
         if self.whisper is not None:

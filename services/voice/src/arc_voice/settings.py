@@ -44,8 +44,31 @@ class VoiceOptions(BaseModel):
     deepgram_base_url: str = "https://api.deepgram.com/v1/listen"
     whisper_model_dir: Path | None = None
     whisper_beam_size: int = Field(default=1, ge=1, le=10)
-    vad_min_silence_s: float = Field(default=0.35, gt=0.0, le=3.0)
-    endpointing_min_delay_s: float = Field(default=0.1, ge=0.0, le=5.0)
+    # Whisper encodes only the audio it has (rounded up to `whisper_window_step_s`) instead of
+    # a padded 30 s window; `whisper_full_window` brings the padded window back.
+    whisper_full_window: bool = False
+    # While the person speaks, the growing utterance is recognised again after this much new
+    # speech (interim transcripts); 0 recognises only at the end of speech.
+    stt_interim_interval_s: float = Field(default=0.3, ge=0.0, le=5.0)
+    # Silence that makes the VAD call the end of speech. With turn_detection "model" at least
+    # 0.25 s is used: the framework asks the model after 200 ms of silence while the VAD still
+    # hears speech, so a shorter VAD silence would end every turn before the model is asked.
+    vad_min_silence_s: float = Field(default=0.15, gt=0.0, le=3.0)
+    # "model": LiveKit's audio end-of-turn model plus a rule on the transcript decide between
+    # the two delays below (docs/voice.md, "End of turn"); "vad": the plain silence timer.
+    turn_detection: Literal["model", "vad"] = "model"
+    # P(end of turn) under which the model says "not finished"; unset: 0.25, chosen from
+    # `make bench BENCH=turn` (LiveKit's own default for English is 0.36).
+    turn_unlikely_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    endpointing_min_delay_s: float = Field(default=0.0, ge=0.0, le=5.0)
+    # The longest the model can make the agent wait after the end of speech.
+    endpointing_max_delay_s: float = Field(default=0.8, ge=0.0, le=10.0)
+    # Start the brain (and the first TTS piece) on the transcript at the end of speech, before
+    # the turn is confirmed; a guess that turns out wrong is cancelled and not stored.
+    preemptive_generation: bool = True
+    # A sound over the agent that turns out not to be words (a cough, "mm-hm") pauses it, and
+    # it resumes after this long without a transcript; 0: such a sound stops it for good.
+    false_interruption_timeout_s: float = Field(default=1.0, ge=0.0, le=10.0)
     brain_first_delta_timeout_s: float = Field(default=10.0, gt=0.0)
     brain_idle_timeout_s: float = Field(default=15.0, gt=0.0)
     tts_first_chunk_timeout_s: float = Field(default=10.0, gt=0.0)
@@ -65,7 +88,25 @@ class VoiceOptions(BaseModel):
     def _stt_choice(self) -> VoiceOptions:
         if self.stt == "deepgram" and self.deepgram_api_key is None:
             raise ValueError("stt=deepgram needs ARC_VOICE__DEEPGRAM_API_KEY")
+        if self.endpointing_max_delay_s < self.endpointing_min_delay_s:
+            raise ValueError("endpointing_max_delay_s must be at least endpointing_min_delay_s")
         return self
+
+    @classmethod
+    def before_latency_work(cls, **overrides: object) -> VoiceOptions:
+        """The pipeline as it was before issue 9 (whole-utterance Whisper on a padded window,
+        a 0.35 s silence timer, no preemptive generation): the benchmark's baseline."""
+        old: dict[str, object] = {
+            "whisper_full_window": True,
+            "stt_interim_interval_s": 0.0,
+            "vad_min_silence_s": 0.35,
+            "turn_detection": "vad",
+            "endpointing_min_delay_s": 0.1,
+            "endpointing_max_delay_s": 3.0,
+            "preemptive_generation": False,
+            "false_interruption_timeout_s": 0.0,
+        }
+        return cls.model_validate({**old, **overrides})
 
     @property
     def stt_engine(self) -> Literal["whisper", "deepgram"]:

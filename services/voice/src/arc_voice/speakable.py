@@ -1,66 +1,27 @@
-"""Cutting streamed text into units worth sending to the TTS service now.
+"""Text for the TTS service, as the brain shaped it.
 
-The brain already streams speakable units, so this only has to notice where a unit ends
-without waiting for the next one to begin (a general sentence tokenizer holds each sentence
-back until it sees the next, which would add a whole brain delta to the first-audio latency).
+The brain streams speakable units (contract: a `delta` is a sentence or clause, and its first
+one is short on purpose), so each unit the session pushes goes to the TTS as it is: cutting
+again here would undo the brain's short first piece and delay the first audio. The only cut
+left is the one the TTS's own limit requires.
 """
 
 from __future__ import annotations
 
-import re
-
 from arc_common.wire import TTS_TEXT_MAX
 
-# A unit ends at sentence or clause punctuation followed by a space or the end of the text.
-_BOUNDARY = re.compile(r"[.!?;:…](?:[\"')\]]*)(?=\s|$)")
-# Long unpunctuated runs are cut at a comma or a space so the TTS can start.
-_SOFT_LIMIT = 240
 
-
-class SpeakableBuffer:
-    def __init__(self, *, soft_limit: int = _SOFT_LIMIT, hard_limit: int = TTS_TEXT_MAX) -> None:
-        self._text = ""
-        self._soft = soft_limit
-        self._hard = hard_limit
-
-    def push(self, text: str) -> list[str]:
-        """Add text; return the units that are complete."""
-        self._text += text
-        units: list[str] = []
-        while True:
-            cut = self._cut_point()
-            if cut is None:
-                break
-            unit, self._text = self._text[:cut], self._text[cut:]
-            if unit.strip():
-                units.append(unit.strip())
-        return units
-
-    def flush(self) -> list[str]:
-        """Everything left, as units (the text ended or a segment was closed)."""
-        rest, self._text = self._text, ""
-        units = []
-        while len(rest.strip()) > self._hard:
-            cut = _soft_cut(rest, self._hard)
-            units.append(rest[:cut].strip())
-            rest = rest[cut:]
-        if rest.strip():
-            units.append(rest.strip())
-        return units
-
-    def _cut_point(self) -> int | None:
-        match = _BOUNDARY.search(self._text)
-        if match is not None and self._text[: match.end()].strip():
-            return match.end()
-        if len(self._text) > self._soft:
-            return _soft_cut(self._text, self._soft)
-        return None
-
-
-def _soft_cut(text: str, limit: int) -> int:
-    window = text[:limit]
-    for sep in (",", " "):
-        at = window.rfind(sep)
-        if at > 0:
-            return at + 1
-    return limit
+def within_limit(text: str, limit: int = TTS_TEXT_MAX) -> list[str]:
+    """`text` as pieces of at most `limit` characters, cut at a comma or a space where one is
+    near the limit; empty text gives none."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind(","), window.rfind(" "))
+        cut = cut + 1 if cut > 0 else limit
+        pieces.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    if rest:
+        pieces.append(rest)
+    return pieces

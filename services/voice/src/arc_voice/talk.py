@@ -21,6 +21,7 @@ import numpy as np
 
 from arc_voice.caller import MIC_RATE, RoomCaller, participant_token
 from arc_voice.conversation import agent_track_name
+from arc_voice.latency import Breakdown, ReplyTiming, breakdown, describe
 from arc_voice.settings import VoiceSettings
 
 
@@ -62,8 +63,10 @@ async def talk(
     room: str,
     identity: str,
     reply_within_s: float,
-) -> float:
-    """Returns the voice-to-voice latency (end of IN to the first audible reply), seconds."""
+) -> Breakdown:
+    """The reply's latency from the person's side: from the end of the speech in IN (its
+    trailing silence is not counted) to the first audible frame of the reply, with the stages
+    the worker recorded for that turn."""
     pcm, rate = read_wav(source)
     options = settings.voice
     livekit = settings.livekit
@@ -91,12 +94,34 @@ async def talk(
                 await caller.wait_audible(0.0, within_s=10)
                 await caller.wait_quiet(1.0, within_s=30)
         spoken = await (await caller.say(pcm, rate))
-        first = await caller.wait_audible(spoken.ended_at, within_s=reply_within_s)
+        first = await caller.wait_audible(spoken.speech_ended_at, within_s=reply_within_s)
         last = await caller.wait_quiet(1.5, within_s=120)
         write_wav(target, caller.audio_between(first - 0.1, last + 0.2), MIC_RATE)
-        return first - spoken.ended_at
+        timing = await _latest_reply(voice_url, room, identity)
     finally:
         await caller.aclose()
+    return breakdown(timing, speech_ended_at=spoken.speech_ended_at, heard_at=first)
+
+
+async def _latest_reply(voice_url: str, room: str, identity: str) -> ReplyTiming:
+    """The worker's record of the reply just heard (it is written when the reply ends)."""
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        for _ in range(50):
+            answer = await http.get(f"{voice_url}/rooms/{room}/people/{identity}/replies")
+            replies = answer.json().get("replies", []) if answer.status_code == 200 else []
+            if replies:
+                return ReplyTiming.from_json(replies[-1])
+            await asyncio.sleep(0.1)
+    # The reply was heard; only the worker's side of the breakdown is missing.
+    return ReplyTiming(
+        turn_id="",
+        user_stopped_at=None,
+        transcription_delay_s=None,
+        end_of_turn_delay_s=None,
+        brain_first_delta_s=None,
+        tts_first_chunk_s=None,
+        first_audio_out_at=None,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = VoiceSettings()
     try:
-        latency = asyncio.run(
+        result = asyncio.run(
             talk(
                 settings,
                 args.input,
@@ -125,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     except TimeoutError:
         print("talk: the agent did not answer in time", file=sys.stderr)
         return 1
-    print(f"reply written to {args.output} (voice-to-voice {latency * 1000:.0f} ms)")
+    print(
+        f"reply written to {args.output} "
+        f"(voice-to-voice {result.voice_to_voice_s * 1000:.0f} ms from the end of your speech)"
+    )
+    print(describe(result))
     return 0
 
 

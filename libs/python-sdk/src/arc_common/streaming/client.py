@@ -74,6 +74,12 @@ class StreamingClient:
         self._streams: dict[str, ReplyStream] = {}
         self._ids = itertools.count()
 
+    @property
+    def nc(self) -> Client:
+        """The connection the streams use, for the fire-and-forget messages that go with them
+        (`brain.commit`)."""
+        return self._nc
+
     async def start(self) -> None:
         if self._sub is not None:
             return

@@ -3,6 +3,11 @@
 The brain keeps each user's history itself, so a turn sends only the person's latest words;
 the streamed deltas come back as chat chunks. Closing the stream early (barge-in, hang-up)
 leaves the reply stream, which publishes `brain.cancel`.
+
+Turns are tentative: the session may start one on a guess (preemptive generation) and throw it
+away when the person goes on speaking. The brain stores a turn only once `resolve` sees its
+answer start playing (`brain.commit`); the others are cancelled, which also discards them if
+they had already finished.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arc_common import subjects
+from arc_common.envelope import headers_for
 from arc_common.errors import ArcError, BadRequest
-from arc_common.streaming import StreamingClient
-from arc_common.wire import BRAIN_TEXT_MAX, BrainRequest
+from arc_common.streaming import TurnStreams
+from arc_common.wire import BRAIN_TEXT_MAX, BrainRequest, Cancel, Commit, encode
 from livekit.agents import APIConnectOptions, llm
 from livekit.agents.llm import ChatChunk, ChatContext, ChoiceDelta, Tool
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
@@ -32,6 +38,8 @@ class BrainOptions:
     subject_prefix: str = ""
     first_delta_timeout_s: float = 10.0
     idle_timeout_s: float = 15.0
+    # Ask the brain to hold each turn until it is committed (see the module's docstring).
+    tentative: bool = True
 
 
 @dataclass
@@ -41,6 +49,11 @@ class BrainTurn:
     turn_id: str
     user_text: str
     started_at: float
+    # The chat item of the person's words this turn answers: the framework adds that item to
+    # the conversation only for the generation it keeps.
+    user_item_id: str | None = None
+    verdict: bool | None = None  # True committed, False discarded, None not decided yet
+    preemptive: bool | None = None  # kept, and started before the turn was confirmed
     first_delta_at: float | None = None
     ended_at: float | None = None
     deltas: list[str] = field(default_factory=list)
@@ -51,13 +64,28 @@ class BrainTurn:
         return "".join(self.deltas)
 
 
-def last_user_text(chat_ctx: ChatContext) -> str:
+def last_user_message(chat_ctx: ChatContext) -> tuple[str, str]:
+    """(item id of the person's latest words, everything they said since the agent last spoke).
+
+    A turn the agent never answered aloud belongs to the next one: when the person pauses
+    ("I would like to know, um …") long enough for the turn to be taken, then goes on before
+    any answer was heard ("… what time it is"), the session holds two user messages in a row,
+    and the brain is asked about the whole sentence, not its second half."""
+    texts: list[str] = []
+    latest: str | None = None
     for item in reversed(chat_ctx.items):
-        if item.type == "message" and item.role == "user":
+        if item.type != "message":
+            continue
+        if item.role == "assistant":
+            break
+        if item.role == "user":
             text = (item.text_content or "").strip()
             if text:
-                return text
-    raise BadRequest("the chat context holds no user message to answer")
+                texts.append(text)
+                latest = latest or item.id
+    if latest is None:
+        raise BadRequest("the chat context holds no user message to answer")
+    return latest, " ".join(reversed(texts))
 
 
 def joined_delta(previous: str, delta: str) -> str:
@@ -69,11 +97,37 @@ def joined_delta(previous: str, delta: str) -> str:
 
 
 class NatsBrainLLM(llm.LLM[None]):
-    def __init__(self, client: StreamingClient, options: BrainOptions) -> None:
+    def __init__(self, client: TurnStreams, options: BrainOptions) -> None:
         super().__init__()
         self._client = client
         self._opts = options
         self.turns: list[BrainTurn] = []
+
+    async def resolve(self, user_item_id: str) -> BrainTurn | None:
+        """The answer to `user_item_id` is being heard: commit its turn, and discard every
+        earlier undecided one (guesses the session threw away, answers cut off before a word
+        of them played). The kept turn, if any."""
+        kept: BrainTurn | None = None
+        for turn in self.turns:
+            if turn.verdict is not None:
+                continue
+            if turn.user_item_id == user_item_id and kept is None:
+                kept = turn
+                turn.verdict = True
+                await self._publish(subjects.BRAIN_COMMIT, Commit(turn_id=turn.turn_id))
+            else:
+                turn.verdict = False
+                await self._publish(subjects.BRAIN_CANCEL, Cancel(turn_id=turn.turn_id))
+        return kept
+
+    async def _publish(self, subject: str, message: Commit | Cancel) -> None:
+        if not self._opts.tentative:
+            return
+        await self._client.nc.publish(
+            subjects.prefixed(self._opts.subject_prefix, subject),
+            encode(message),
+            headers=headers_for(message.schema),
+        )
 
     @property
     def model(self) -> str:
@@ -109,7 +163,7 @@ class NatsBrainStream(llm.LLMStream):
         self,
         brain: NatsBrainLLM,
         *,
-        client: StreamingClient,
+        client: TurnStreams,
         opts: BrainOptions,
         chat_ctx: ChatContext,
         conn_options: APIConnectOptions,
@@ -121,11 +175,17 @@ class NatsBrainStream(llm.LLMStream):
 
     async def _run(self) -> None:
         try:
-            text = last_user_text(self._chat_ctx)[:BRAIN_TEXT_MAX]
+            item_id, text = last_user_message(self._chat_ctx)
         except ArcError as exc:
             raise api_error(exc, service="brain") from exc
+        text = text[:BRAIN_TEXT_MAX]
         # A fresh turn id per attempt: the brain refuses a turn id that is still in progress.
-        turn = BrainTurn(turn_id=uuid.uuid4().hex, user_text=text, started_at=time.monotonic())
+        turn = BrainTurn(
+            turn_id=uuid.uuid4().hex,
+            user_text=text,
+            started_at=time.monotonic(),
+            user_item_id=item_id,
+        )
         self._brain.turns.append(turn)
         request = BrainRequest(
             v=1,
@@ -135,6 +195,7 @@ class NatsBrainStream(llm.LLMStream):
             text=text,
             room=self._opts.room,
             locale=self._opts.locale,
+            tentative=self._opts.tentative,
         )
         stream = self._client.stream(
             subjects.prefixed(self._opts.subject_prefix, subjects.BRAIN_REQUEST),

@@ -43,6 +43,16 @@ class GatedVAD(vad.VAD):
         return f"gated-{self._inner.model}"
 
     @property
+    def min_silence_duration(self) -> float | None:
+        """The inner VAD's, so the framework's own check of it against the end-of-turn
+        model's needs (it wants at least 0.25 s) sees through the gate."""
+        value = getattr(self._inner, "min_silence_duration", None)
+        if value is None:
+            opts = getattr(self._inner, "_opts", None)
+            value = getattr(opts, "min_silence_duration", None)
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
     def provider(self) -> str:
         return self._inner.provider
 

@@ -1,7 +1,8 @@
 """`NatsTTS`: the TTS service as a streaming LiveKit Agents TTS.
 
-Text arrives as the brain streams it; each speakable unit becomes one `tts.request` and its
-PCM frames are pushed to the room as they arrive. Requests run one after another: the TTS
+Text arrives as the brain streams it; each unit the session pushes (a brain delta: a sentence
+or clause, the first one short) becomes one `tts.request` as it is, and its PCM frames are
+pushed to the room as they arrive. Requests run one after another: the TTS
 synthesises faster than real time, so the next unit's audio is ready while the previous one
 still plays, and order needs no bookkeeping. Closing the stream (barge-in) leaves the reply
 stream in flight, which publishes `tts.cancel`.
@@ -15,13 +16,13 @@ from dataclasses import dataclass, field
 
 from arc_common import subjects
 from arc_common.errors import ArcError, Internal
-from arc_common.streaming import StreamingClient
+from arc_common.streaming import TurnStreams
 from arc_common.wire import TtsRequest
 from livekit.agents import APIConnectOptions, tts
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 
 from arc_voice.plugins.errors import api_error
-from arc_voice.speakable import SpeakableBuffer
+from arc_voice.speakable import within_limit
 
 
 @dataclass
@@ -47,7 +48,7 @@ class TtsTurn:
 
 
 class NatsTTS(tts.TTS[None]):
-    def __init__(self, client: StreamingClient, options: TtsOptions) -> None:
+    def __init__(self, client: TurnStreams, options: TtsOptions) -> None:
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=True),
             sample_rate=options.sample_rate,
@@ -84,7 +85,7 @@ class NatsSynthesizeStream(tts.SynthesizeStream):
         self,
         owner: NatsTTS,
         *,
-        client: StreamingClient,
+        client: TurnStreams,
         opts: TtsOptions,
         conn: APIConnectOptions,
     ) -> None:
@@ -106,13 +107,11 @@ class NatsSynthesizeStream(tts.SynthesizeStream):
             stream=True,
         )
         output_emitter.start_segment(segment_id=request_id)
-        buffer = SpeakableBuffer()
         async for data in self._input_ch:
-            units = buffer.flush() if isinstance(data, self._FlushSentinel) else buffer.push(data)
-            for unit in units:
+            if isinstance(data, self._FlushSentinel):
+                continue
+            for unit in within_limit(data):
                 await self._speak(unit, output_emitter, record)
-        for unit in buffer.flush():
-            await self._speak(unit, output_emitter, record)
         output_emitter.end_segment()
 
     async def _speak(self, text: str, emitter: tts.AudioEmitter, record: TtsTurn) -> None:

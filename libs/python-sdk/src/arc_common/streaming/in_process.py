@@ -1,0 +1,146 @@
+"""The same streamed turns as `StreamingClient`, served by endpoint handlers in this process.
+
+Only for measuring what the mesh's transport costs: the benchmark runs one voice pipeline
+over NATS and one with the brain's and the TTS's own handlers called directly, interleaved,
+and reports the ratio. Nothing in a service uses it; services talk over NATS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from nats.aio.client import Client
+
+from arc_common.errors import ArcError, Internal, Timeout
+from arc_common.streaming.server import Chunk, StreamingEndpoint, TurnContext
+from arc_common.wire import ReplyChunk, Request
+
+
+class ChunkStream(Protocol):
+    """One turn's reply chunks: what the plugins read, from NATS or in process."""
+
+    def __aiter__(self) -> AsyncIterator[ReplyChunk]: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class TurnStreams(Protocol):
+    """What opens streamed turns: `StreamingClient` (NATS) or `InProcessClient`."""
+
+    @property
+    def nc(self) -> Client: ...
+
+    def stream(
+        self,
+        subject: str,
+        request: Request,
+        *,
+        cancel_subject: str,
+        first_chunk_timeout: float = 5.0,
+        idle_timeout: float = 5.0,
+        deadline: float | None = None,
+    ) -> ChunkStream: ...
+
+
+class InProcessClient:
+    def __init__(self, nc: Client, endpoints: Sequence[StreamingEndpoint[Any]]) -> None:
+        self._nc = nc
+        self._endpoints = {e.subject: e for e in endpoints}
+
+    @property
+    def nc(self) -> Client:
+        return self._nc
+
+    def stream(
+        self,
+        subject: str,
+        request: Request,
+        *,
+        cancel_subject: str,
+        first_chunk_timeout: float = 5.0,
+        idle_timeout: float = 5.0,
+        deadline: float | None = None,
+    ) -> InProcessStream:
+        endpoint = self._endpoints.get(subject)
+        if endpoint is None:
+            raise Internal(f"no in-process endpoint for {subject}")
+        return InProcessStream(endpoint, request, first_chunk_timeout, idle_timeout)
+
+
+class InProcessStream:
+    def __init__(
+        self,
+        endpoint: StreamingEndpoint[Any],
+        request: Request,
+        first_chunk_timeout: float,
+        idle_timeout: float,
+    ) -> None:
+        self._endpoint = endpoint
+        self._request = request
+        self._timeouts = (first_chunk_timeout, idle_timeout)
+        self._chunks: AsyncIterator[Chunk] | None = None
+        self._closed = False
+        self._seq = 0
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> ReplyChunk:
+        if self._closed:
+            raise StopAsyncIteration
+        if self._chunks is None:
+            self._request.check()  # the server validates every request: so does this path
+            ctx = TurnContext(subject=self._endpoint.subject, received_at=time.monotonic())
+            self._chunks = self._endpoint.handler(self._request, ctx)
+        timeout = self._timeouts[0] if self._seq == 0 else self._timeouts[1]
+        try:
+            async with asyncio.timeout(timeout):
+                item = await anext(self._chunks)
+        except TimeoutError:
+            await self.aclose()
+            raise Timeout(f"no chunk from {self._endpoint.name} within {timeout:.2f}s") from None
+        except (StopAsyncIteration, ArcError):
+            raise
+        except Exception as exc:
+            raise Internal(f"{type(exc).__name__}: {exc}") from exc
+        chunk = ReplyChunk(
+            v=1,
+            turn_id=self._request.turn_id,
+            seq=self._seq,
+            kind=item.kind,  # type: ignore[arg-type]
+            text=item.text,
+            pcm=item.pcm,
+            sample_rate=item.sample_rate,
+        )
+        self._seq += 1
+        return chunk
+
+    async def aclose(self) -> None:
+        """Leaving early closes the handler, as `*.cancel` cancels a served turn."""
+        self._closed = True
+        chunks, self._chunks = self._chunks, None
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,91 @@
+"""Where one reply's time went, from the person's side.
+
+The clock starts when the person's last frame of speech left their microphone and stops when
+the first audible frame of the agent's answer reached them; the stages in between come from
+the worker's own record of the turn (`ReplyTiming`). Both ends use `time.monotonic()`, which
+on Linux is one clock for every process on the machine, so `make talk` (another process) and
+the benchmark (the same process) compute the breakdown the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass
+class ReplyTiming:
+    """Where one reply's time went, as the worker saw it (monotonic seconds)."""
+
+    turn_id: str
+    user_stopped_at: float | None  # the VAD declared the end of speech
+    transcription_delay_s: float | None  # last speech → final transcript (framework's figure)
+    end_of_turn_delay_s: float | None  # last speech → turn confirmed (framework's figure)
+    brain_first_delta_s: float | None  # brain request → first delta
+    tts_first_chunk_s: float | None  # first text to the TTS → first audio back
+    first_audio_out_at: float | None  # the first frame went to the room track
+    preemptive: bool | None = None  # answered by a generation started before confirmation
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReplyTiming:
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        values["turn_id"] = str(values["turn_id"] or "")
+        return cls(**values)
+
+
+@dataclass
+class Breakdown:
+    voice_to_voice_s: float
+    end_of_speech_s: float | None
+    transcript_s: float | None
+    end_of_turn_s: float | None
+    brain_first_delta_s: float | None
+    tts_first_chunk_s: float | None
+    transport_s: float | None
+    preemptive: bool | None
+
+
+# Stage keys of `Breakdown`, in the order a reply passes them, with what each one times.
+STAGES: dict[str, str] = {
+    "voice_to_voice_s": "voice to voice (person's last speech frame sent → first audible agent "
+    "frame received)",
+    "end_of_speech_s": "end-of-speech detection (last speech frame sent → VAD end of speech)",
+    "transcript_s": "final transcript (VAD's last speech → final transcript; overlaps the next)",
+    "end_of_turn_s": "end of turn confirmed (VAD's last speech → turn committed)",
+    "brain_first_delta_s": "brain first delta (request → first delta; may start before the turn "
+    "is confirmed)",
+    "tts_first_chunk_s": "TTS first chunk (first text → first audio)",
+    "transport_s": "transport (first frame to the agent's track → heard by the person)",
+}
+
+
+def breakdown(timing: ReplyTiming, *, speech_ended_at: float, heard_at: float) -> Breakdown:
+    return Breakdown(
+        voice_to_voice_s=heard_at - speech_ended_at,
+        end_of_speech_s=None
+        if timing.user_stopped_at is None
+        else timing.user_stopped_at - speech_ended_at,
+        transcript_s=timing.transcription_delay_s,
+        end_of_turn_s=timing.end_of_turn_delay_s,
+        brain_first_delta_s=timing.brain_first_delta_s,
+        tts_first_chunk_s=timing.tts_first_chunk_s,
+        transport_s=None
+        if timing.first_audio_out_at is None
+        else heard_at - timing.first_audio_out_at,
+        preemptive=timing.preemptive,
+    )
+
+
+def describe(result: Breakdown) -> str:
+    """One line per stage, for a person reading a terminal."""
+    lines = []
+    for key, label in STAGES.items():
+        value = getattr(result, key)
+        shown = "—" if value is None else f"{value * 1000:.0f} ms"
+        lines.append(f"  {label.split(' (')[0]:<32} {shown}")
+    if result.preemptive is not None:
+        lines.append(f"  {'preemptive generation':<32} {'hit' if result.preemptive else 'miss'}")
+    return "\n".join(lines)

@@ -1,0 +1,253 @@
+"""End of turn: what decides that the person has finished, and how long the agent may wait.
+
+`turn_detection="vad"` is the silence timer: the turn ends `endpointing_min_delay_s` after the
+VAD's end of speech. `turn_detection="model"` asks LiveKit's v1-mini audio end-of-turn model
+(`livekit-local-inference`, run in this process) once the person has been silent for 200 ms,
+and a rule on the transcript (does it end on a filler, a conjunction, an article, a
+preposition...). Either can only make the agent wait longer, and never more than
+`endpointing_max_delay_s`: under the threshold the framework waits `max_delay`, otherwise
+`min_delay`. A wrong "not finished" costs at most that wait; a wrong "finished" is what the
+timer would have done anyway. Numbers and the choice of threshold: docs/voice.md, "End of
+turn", and `tests/bench/turn.py`.
+
+The combination follows LiveKit's streaming turn-detector protocol: the audio model's
+stream does the predicting; the transcript rule only raises the bar (`unlikely_threshold`)
+for a turn whose words so far cannot end a sentence. The framework reads the threshold after
+the final transcript of the segment has been delivered (`user_input_transcribed` is emitted
+before it runs the end-of-turn check), so the rule sees the words the turn ends with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import weakref
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import AgentSession
+from livekit.agents.inference.eot import TurnDetector
+from livekit.agents.inference.eot.base import MIN_SILENCE_DURATION_MS
+from livekit.agents.language import LanguageCode
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from livekit.agents.voice.events import UserInputTranscribedEvent
+from livekit.agents.voice.turn import (
+    EndpointingOptions,
+    TurnDetectionEvent,
+    TurnDetectionMode,
+    _StreamingTurnDetectorStream,
+)
+from livekit.local_inference import init_eot
+
+from arc_voice.settings import VoiceOptions
+
+log = logging.getLogger(__name__)
+
+# P(end of turn) under which the audio model's answer is "not finished", chosen from
+# tests/bench/turn.py (docs/voice.md, "End of turn"): the highest threshold at which at most
+# one complete sentence in five waits max_delay, so complete sentences still end sooner on
+# average than with the 0.35 s + 0.1 s timer this replaces. LiveKit's shipped English value,
+# 0.36, made about half of them wait on the benchmark's speech.
+UNLIKELY_THRESHOLD = 0.25
+# LiveKit asks the model after 200 ms of VAD silence while the person still counts as
+# speaking, so the VAD must not end speech sooner; LiveKit's own check wants 50 ms more.
+MODEL_MIN_VAD_SILENCE_S = (MIN_SILENCE_DURATION_MS + 50) / 1000
+# Returned as the threshold when the words cannot end a sentence: over any probability, so
+# the framework waits max_delay.
+_NEVER_FINISHED = math.nextafter(1.0, 2.0)
+
+FILLERS = frozenset({"um", "umm", "uh", "uhm", "uhh", "erm", "er", "ah"})
+# Words a finished English sentence almost never ends on. Prepositions that double as verb
+# particles ("check me in", "turn it on", "stop by", "what is it about") are left out, and
+# so are modals ("yes, I can"). The copulas are in: "my name is", "the address is" are how
+# people start giving details, and "yes, it is" only costs one max_delay wait.
+CONTINUATIONS = frozenset(
+    {
+        # articles and possessive determiners
+        "a", "an", "the", "my", "your", "our", "their",
+        # conjunctions
+        "and", "but", "or", "nor", "because", "unless", "whether", "although",
+        # prepositions that are not particles
+        "to", "for", "of", "with", "from", "at", "into", "onto", "near", "between",
+        "towards", "toward", "via", "per", "than",
+        # copulas
+        "is", "are", "was", "were",
+        # a subject, or a contraction, that still needs the rest of its clause
+        "i", "i'm", "i'd", "i'll", "i've", "we're", "we'll", "we'd", "you're", "they're",
+        "it's", "that's", "there's",
+    }
+)  # fmt: skip
+# A question strands its preposition ("Who is it for?", "Where are you from?").
+WH_WORDS = frozenset({"what", "what's", "who", "who's", "where", "where's", "which", "whom"})
+_STRANDABLE = frozenset({"to", "for", "of", "with", "from", "at", "into", "near", "than"})
+# Whisper writes a trailing-off voice as "...", a dash or a comma.
+_TRAILING_OFF = re.compile(r"(\.\.\.|\u2026|,|-|\u2014|\u2013|:)\s*$")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def transcript_unfinished(text: str) -> bool:
+    """True when the words so far cannot end a sentence."""
+    stripped = text.strip()
+    if not stripped:
+        return False
+    if _TRAILING_OFF.search(stripped):
+        return True
+    words = _WORD.findall(stripped.lower().replace("\u2019", "'"))
+    if not words:
+        return False
+    last = words[-1]
+    if last in FILLERS:
+        return True
+    if last not in CONTINUATIONS:
+        return False
+    return not (words[0] in WH_WORDS and last in _STRANDABLE)
+
+
+def vad_min_silence_s(options: VoiceOptions) -> float:
+    """The VAD's min_silence_duration to load Silero with. With the model, LiveKit only asks
+    it while the VAD still counts the person as speaking after 200 ms of silence: a shorter
+    VAD silence ends speech first and the model is never asked."""
+    if options.turn_detection == "model":
+        return max(options.vad_min_silence_s, MODEL_MIN_VAD_SILENCE_S)
+    return options.vad_min_silence_s
+
+
+def prewarm(options: VoiceOptions) -> None:
+    """Load the end-of-turn model (~108 MB, a fraction of a second) once per process, so no
+    conversation pays for it. Blocking: call it where the other models are loaded."""
+    if options.turn_detection == "model":
+        init_eot()
+
+
+def turn_detection_options(
+    options: VoiceOptions,
+) -> tuple[TurnDetectionMode, EndpointingOptions]:
+    """What to pass as `turn_handling["turn_detection"]` and `turn_handling["endpointing"]`.
+    One detector per conversation (it keeps that conversation's transcript)."""
+    if options.turn_detection == "vad":
+        # Without a model nothing asks for max_delay; it is passed for completeness.
+        return "vad", {
+            "min_delay": options.endpointing_min_delay_s,
+            "max_delay": options.endpointing_max_delay_s,
+        }
+    threshold = options.turn_unlikely_threshold or UNLIKELY_THRESHOLD
+    return TranscriptAwareTurnDetector(threshold), {
+        "min_delay": options.endpointing_min_delay_s,
+        "max_delay": options.endpointing_max_delay_s,
+    }
+
+
+def follow_transcripts(session: AgentSession[Any]) -> None:
+    """Feed the session's final transcripts to its turn detector (a no-op for the timer).
+    Call once, after creating the session and before starting it."""
+    detector = session.turn_detection
+    if isinstance(detector, TranscriptAwareTurnDetector):
+        session.on("user_input_transcribed", detector.on_transcript)
+
+
+class TranscriptAwareTurnDetector:
+    """LiveKit's v1-mini audio model with the transcript rule on top (LiveKit's streaming
+    turn-detector protocol: `model`, `provider`, `stream()`)."""
+
+    def __init__(self, unlikely_threshold: float = UNLIKELY_THRESHOLD) -> None:
+        # The threshold stays ours rather than LiveKit's override, which warns on every
+        # conversation that a non-default threshold was given.
+        self._audio = TurnDetector(version="v1-mini")
+        self.unlikely_threshold = unlikely_threshold
+        self._streams: weakref.WeakSet[TranscriptAwareStream] = weakref.WeakSet()
+
+    @property
+    def model(self) -> str:
+        return f"{self._audio.model}+transcript-rule"
+
+    @property
+    def provider(self) -> str:
+        return self._audio.provider
+
+    def stream(
+        self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> TranscriptAwareStream:
+        stream = TranscriptAwareStream(self, self._audio.stream(conn_options=conn_options))
+        self._streams.add(stream)
+        return stream
+
+    def on_transcript(self, ev: UserInputTranscribedEvent) -> None:
+        if ev.is_final and ev.transcript.strip():
+            for stream in list(self._streams):
+                stream.add_transcript(ev.transcript)
+
+    def describe_options(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "provider": self.provider,
+            "unlikely_threshold": self.unlikely_threshold,
+        }
+
+
+class TranscriptAwareStream:
+    """One session's stream: audio goes to the v1-mini stream, which predicts; the turn's
+    transcript (finals since the last commit) decides whether the bar is the threshold or
+    out of reach."""
+
+    def __init__(
+        self, detector: TranscriptAwareTurnDetector, audio: _StreamingTurnDetectorStream
+    ) -> None:
+        self._detector = detector
+        self._audio = audio
+        self.transcript = ""
+
+    def add_transcript(self, text: str) -> None:
+        self.transcript = f"{self.transcript} {text.strip()}".strip()
+
+    @property
+    def model(self) -> str:
+        return self._detector.model
+
+    @property
+    def provider(self) -> str:
+        return self._audio.provider
+
+    @property
+    def is_fallback(self) -> bool:
+        return self._audio.is_fallback
+
+    @property
+    def prediction_timeout(self) -> float:
+        return self._audio.prediction_timeout
+
+    async def unlikely_threshold(self, language: LanguageCode | None) -> float | None:
+        if not await self._audio.supports_language(language):
+            return None
+        if transcript_unfinished(self.transcript):
+            log.debug("transcript sounds unfinished", extra={"transcript": self.transcript})
+            return _NEVER_FINISHED
+        return self._detector.unlikely_threshold
+
+    async def backchannel_threshold(self, language: LanguageCode | None) -> float | None:
+        return await self._audio.backchannel_threshold(language)
+
+    async def supports_language(self, language: LanguageCode | None) -> bool:
+        return await self._audio.supports_language(language)
+
+    def predict(self) -> asyncio.Future[TurnDetectionEvent]:
+        return self._audio.predict()
+
+    def cancel_inference(self, *, timed_out: bool = False) -> None:
+        self._audio.cancel_inference(timed_out=timed_out)
+
+    def flush(self, reason: str | None = None) -> None:
+        # The framework flushes when a turn is committed or cleared: the next turn's words
+        # start afresh.
+        self.transcript = ""
+        self._audio.flush(reason)
+
+    def push_audio(self, frame: rtc.AudioFrame) -> None:
+        self._audio.push_audio(frame)
+
+    def end_input(self) -> None:
+        self._audio.end_input()
+
+    async def aclose(self) -> None:
+        await self._audio.aclose()

@@ -1,0 +1,527 @@
+"""End of turn: does a model tell a finished sentence from a pause mid-sentence, and how fast.
+
+Utterances are synthesised (the Piper voice of the TTS service, and espeak-ng's en-us and
+en-gb voices when espeak-ng is installed) in three kinds:
+- complete: a whole sentence, up to its real end;
+- incomplete: a sentence cut at a word boundary ("I'd like to book a table for"), by
+  synthesising the prefix;
+- paused: a prefix, 400 ms of silence, a filler ("um"), then silence.
+
+Every utterance gets a steady noise floor (a microphone is never digitally silent; the models
+are also scored on digital silence) and one second of silence after it. Silero VAD (as the
+worker loads it) runs over it and the utterance is judged where LiveKit's `AudioRecognition`
+asks the audio model: the first VAD window with 200 ms of silence while the person is still
+speaking (`MIN_SILENCE_DURATION_MS`), after the last speech. The audio models see the audio
+up to that point; the text rule sees Whisper tiny.en's transcript of each spoken piece, as
+the worker would have it (and, for reference, the written text).
+
+Candidates: LiveKit's v1-mini audio model (`livekit-local-inference`), the transcript rule
+in `arc_voice.turn_detection`, and the two combined (not finished if either says so).
+Smart Turn v3.2 (pipecat-ai's ONNX) is scored too when `ARC_BENCH_SMART_TURN_WHEEL` names a
+downloaded pipecat-ai wheel; it is not a dependency of the project.
+
+"Done" means P(end of turn) at or over the threshold: the agent answers after `min_delay`.
+Under it, the agent waits `max_delay` more. A cut-off is an incomplete or paused utterance
+called done; a needless wait is a complete one called not done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from arc_voice.caller import resample
+from arc_voice.plugins.stt import WhisperEngine, WhisperOptions, bundled_model_dir
+from arc_voice.settings import VoiceOptions
+from arc_voice.turn_detection import transcript_unfinished
+from livekit import rtc
+from livekit.agents import vad
+from livekit.agents.inference.eot.base import MIN_SILENCE_DURATION_MS
+from livekit.local_inference import EOT, EOT_MAX_SAMPLES, init_eot
+from livekit.plugins import silero
+
+from tests.bench.report import Stats, section_header, write_section
+from tests.fixtures.speakers import EspeakSynth
+from tests.fixtures.voice import SpeechSynth
+
+Kind = Literal["complete", "incomplete", "paused"]
+Pcm = npt.NDArray[np.int16]
+
+RATE: Literal[16000] = 16000
+FRAME = RATE // 50
+PIPER_TAKES = 2
+PAUSE_S = 0.4
+TAIL_S = 1.0
+# Mean level of the noise floor added to every utterance (about -60 dBFS).
+NOISE_RMS = 33.0
+# The VAD the model needs (LiveKit refuses a shorter min_silence_duration with its detector).
+VAD_MIN_SILENCE_S = (MIN_SILENCE_DURATION_MS + 50) / 1000
+THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.36, 0.4, 0.45, 0.5, 0.6, 0.7)
+V1_MINI_DEFAULT = 0.36  # LiveKit's shipped English threshold for v1-mini
+KINDS: tuple[Kind, ...] = ("complete", "incomplete", "paused")
+CONDITIONS = {"noise floor": NOISE_RMS, "digital silence": 0.0}
+_OLD = VoiceOptions.before_latency_work()
+# End of turn after the last speech with the silence timer the model replaces (0.35 + 0.1 s).
+OLD_END_OF_TURN_S = _OLD.vad_min_silence_s + _OLD.endpointing_min_delay_s
+MAX_DELAY_S = VoiceOptions().endpointing_max_delay_s
+# The share of complete sentences allowed to wait max_delay: one in five keeps their mean end
+# of turn (~0.4 s) under the old timer's while the model catches what it can.
+FALSE_WAIT_BUDGET = 0.2
+
+COMPLETE = (
+    "What's the weather like in Paris tomorrow?",
+    "Can you book a table for two at seven?",
+    "I'd like to book a table for four people tonight.",
+    "Please remind me to call my mother at six.",
+    "How long does it take to drive to the airport?",
+    "Thanks, that's all I needed.",
+    "Set a timer for ten minutes.",
+    "What time is it in Tokyo right now?",
+    "Yes, please.",
+    "Could you read me my last three messages?",
+    "I'm looking for a good Italian restaurant nearby.",
+    "Turn off the lights in the kitchen.",
+    "No, I meant next Friday.",
+    "Add milk and eggs to my shopping list.",
+    # A stranded preposition or a verb particle ends these, as in everyday speech.
+    "Who is this package for?",
+    "Where are you calling from?",
+    "Can you check me in?",
+    "Please turn the heating on.",
+)
+INCOMPLETE = (
+    "I'd like to book a table for",
+    "Can you tell me the weather in",
+    "Please remind me to",
+    "I want to go to the",
+    "Could you add some",
+    "The meeting is with",
+    "I need a flight from London to",
+    "Set an alarm for",
+    "What's the best way to get to the",
+    "Send a message to my",
+    "I think that we should",
+    "Play some music by",
+    "Is there a pharmacy near",
+    "My name is",
+    # Cut after a content word: the words so far could be a whole sentence.
+    "I'd like to book a table",
+    "Remind me to call my mother",
+    "How long does it take to drive",
+    "Could you check the weather",
+)
+PAUSED = (
+    ("I'd like to", "um"),
+    ("Can I get a", "um"),
+    ("The address is", "uh"),
+    ("I'm looking for", "um"),
+    ("Book me a flight to", "uh"),
+    ("My order number is", "um"),
+    ("Could you check if", "um"),
+    ("Tell me about", "um"),
+    ("I'd like to book a table", "um"),
+    ("So I was thinking", "uh"),
+    ("Remind me to call", "um"),
+    ("What's the fastest way", "uh"),
+)
+
+
+@dataclass
+class Utterance:
+    kind: Kind
+    text: str
+    voice: str
+    pieces: list[Pcm]  # the spoken parts, without the silence between them
+
+    def audio(self, noise_rms: float, seed: int) -> Pcm:
+        pause = np.zeros(int(PAUSE_S * RATE), np.float64)
+        parts: list[npt.NDArray[np.float64]] = []
+        for i, piece in enumerate(self.pieces):
+            if i:
+                parts.append(pause)
+            parts.append(piece.astype(np.float64))
+        parts.append(np.zeros(int(TAIL_S * RATE), np.float64))
+        signal = np.concatenate(parts)
+        if noise_rms > 0:
+            signal += np.random.default_rng(seed).normal(0.0, noise_rms, len(signal))
+        return np.clip(signal, -32768, 32767).astype(np.int16)
+
+
+@dataclass
+class Scored:
+    utterance: Utterance
+    condition: str
+    decision_at: int | None  # samples into the audio where the model is asked
+    scores: dict[str, float] = field(default_factory=dict)  # candidate -> P(end of turn)
+
+
+def trim(pcm: Pcm) -> Pcm:
+    """The speech from its first to its last 10 ms over -30 dB of its loudest 10 ms."""
+    hop = RATE // 100
+    usable = pcm[: len(pcm) // hop * hop].astype(np.float64).reshape(-1, hop)
+    rms = np.sqrt((usable**2).mean(axis=1))
+    loud = np.nonzero(rms > rms.max() * 0.03)[0]
+    return pcm[loud[0] * hop : (loud[-1] + 1) * hop].copy()
+
+
+class Voices:
+    """Piper (each take a fresh synthesis: Piper samples its timing and prosody, so two takes
+    of a sentence differ) and espeak-ng's en-us and en-gb voices when espeak-ng is installed."""
+
+    def __init__(self) -> None:
+        self._piper = SpeechSynth()
+        self.names = [f"piper joe take {take + 1}" for take in range(PIPER_TAKES)]
+        self._espeak: dict[str, EspeakSynth] = {}
+        if shutil.which("espeak-ng") is not None:
+            self._espeak = {v: EspeakSynth(v) for v in ("en-us", "en-gb")}
+            self.names += [f"espeak-ng {v}" for v in self._espeak]
+
+    def say(self, voice: str, text: str) -> Pcm:
+        if voice.startswith("piper"):
+            # Past the fixture's cache: every take is synthesised anew.
+            pcm, rate = SpeechSynth.say.__wrapped__(self._piper, text)
+        else:
+            pcm, rate = self._espeak[voice.split()[-1]].say(text)
+        return trim(np.frombuffer(resample(pcm, rate, RATE), np.int16))
+
+
+def corpus(voices: Voices) -> list[Utterance]:
+    out: list[Utterance] = []
+    for voice in voices.names:
+        for text in COMPLETE:
+            out.append(Utterance("complete", text, voice, [voices.say(voice, text)]))
+        for text in INCOMPLETE:
+            out.append(Utterance("incomplete", text, voice, [voices.say(voice, text)]))
+        for prefix, filler in PAUSED:
+            pieces = [voices.say(voice, prefix), voices.say(voice, filler)]
+            out.append(Utterance("paused", f"{prefix}... {filler}...", voice, pieces))
+    return out
+
+
+def load_vad() -> vad.VAD:
+    """Silero as `VoiceModels.load` loads it, with the silence the audio model needs."""
+    return silero.VAD.load(
+        min_silence_duration=VAD_MIN_SILENCE_S,
+        min_speech_duration=0.05,
+        prefix_padding_duration=0.3,
+        sample_rate=RATE,
+        force_cpu=True,
+    )
+
+
+async def decision_point(detector: vad.VAD, pcm: Pcm) -> int | None:
+    """Where `AudioRecognition` would last ask the turn detector (samples into `pcm`): a VAD
+    window with 200 ms of silence while the VAD still counts the person as speaking."""
+    stream = detector.stream()
+    for i in range(0, len(pcm) - FRAME + 1, FRAME):
+        stream.push_frame(rtc.AudioFrame(pcm[i : i + FRAME].tobytes(), RATE, 1, FRAME))
+    stream.end_input()
+    speaking, pending, last = False, False, None
+    async for ev in stream:
+        if ev.type == vad.VADEventType.START_OF_SPEECH:
+            speaking, pending = True, False
+        elif ev.type == vad.VADEventType.END_OF_SPEECH:
+            speaking = False
+        elif ev.type == vad.VADEventType.INFERENCE_DONE:
+            if ev.raw_accumulated_speech > 0:
+                pending = False
+            silent = ev.raw_accumulated_silence >= MIN_SILENCE_DURATION_MS / 1000
+            if speaking and not pending and silent:
+                pending, last = True, ev.samples_index
+    await stream.aclose()
+    return last
+
+
+class SmartTurn:
+    """Smart Turn v3.2 from a pipecat-ai wheel: 8 s of 16 kHz audio (the end of the turn,
+    zero-padded in front), Whisper-style log-mel features, an ONNX classifier."""
+
+    N_FFT, HOP, N_MELS, SECONDS = 400, 160, 80, 8
+
+    def __init__(self, wheel: Path) -> None:
+        import onnxruntime  # type: ignore[import-untyped]
+
+        with zipfile.ZipFile(wheel) as zf:
+            model = zf.read("pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx")
+        options = onnxruntime.SessionOptions()
+        options.inter_op_num_threads = 1
+        options.intra_op_num_threads = 1  # as pipecat's LocalSmartTurnAnalyzerV3 defaults
+        self._session = onnxruntime.InferenceSession(model, sess_options=options)
+        self._mel = self._filterbank()
+        self._window = np.hanning(self.N_FFT + 1)[:-1]
+
+    def _filterbank(self) -> npt.NDArray[np.float64]:
+        def to_mel(f: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            mel = 3.0 * f / 200.0
+            log = f >= 1000.0
+            mel[log] = 15.0 + np.log(f[log] / 1000.0) * (27.0 / np.log(6.4))
+            return mel
+
+        def to_hz(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            f = 200.0 * m / 3.0
+            log = m >= 15.0
+            f[log] = 1000.0 * np.exp(np.log(6.4) / 27.0 * (m[log] - 15.0))
+            return f
+
+        lo, hi = to_mel(np.array([0.0, RATE / 2]))
+        edges = to_hz(np.linspace(float(lo), float(hi), self.N_MELS + 2))
+        bins = np.linspace(0, RATE // 2, self.N_FFT // 2 + 1)
+        slopes = edges[None, :] - bins[:, None]
+        width = np.diff(edges)
+        tri = np.maximum(0.0, np.minimum(-slopes[:, :-2] / width[:-1], slopes[:, 2:] / width[1:]))
+        tri *= (2.0 / (edges[2:] - edges[:-2]))[None, :]
+        return tri
+
+    def features(self, pcm: Pcm) -> npt.NDArray[np.float32]:
+        n = RATE * self.SECONDS
+        x = pcm[-n:].astype(np.float32) / 32768.0
+        x = np.pad(x, (n - len(x), 0))
+        x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+        padded = np.pad(x.astype(np.float64), (self.N_FFT // 2, self.N_FFT // 2), mode="reflect")
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.N_FFT)[:: self.HOP]
+        power = np.abs(np.fft.rfft(frames * self._window, axis=-1)) ** 2
+        log = np.log10(np.maximum(1e-10, power @ self._mel)).T[:, :-1]
+        log = np.maximum(log, log.max() - 8.0)
+        features: npt.NDArray[np.float32] = ((log + 4.0) / 4.0).astype(np.float32)
+        return features
+
+    def predict(self, pcm: Pcm) -> float:
+        out = self._session.run(None, {"input_features": self.features(pcm)[None]})
+        return float(np.asarray(out[0]).reshape(-1)[0])
+
+
+def load_average() -> list[str]:
+    return Path("/proc/loadavg").read_text().split()[:3]
+
+
+@dataclass
+class Collected:
+    utterances: list[Utterance]
+    transcripts: list[str]
+    results: list[Scored]
+    times: dict[str, list[float]]
+    voices: list[str]
+    loads: list[list[str]]
+    undecided: int
+
+
+async def collect(smart_turn_wheel: Path | None = None) -> Collected:
+    loads = [load_average()]
+    voices = Voices()
+    utterances = corpus(voices)
+    detector = load_vad()
+    whisper = WhisperEngine(WhisperOptions(model_dir=bundled_model_dir()))
+    init_eot()
+    eot = EOT()
+    audio_models: dict[str, Callable[[Pcm], float]] = {
+        "v1-mini": lambda pcm: eot.predict(np.ascontiguousarray(pcm[-EOT_MAX_SAMPLES:]))
+    }
+    if smart_turn_wheel is not None:
+        audio_models["smart-turn-v3.2"] = SmartTurn(smart_turn_wheel).predict
+    times: dict[str, list[float]] = {name: [] for name in [*audio_models, "text rule"]}
+    # Each spoken piece is recognised on its own, as the worker's VAD-cut utterances are.
+    transcripts = []
+    for u in utterances:
+        heard = [await whisper.transcribe(p.astype(np.float32) / 32768.0) for p in u.pieces]
+        transcripts.append(" ".join(t for t in heard if t))
+    whisper.close()
+
+    results: list[Scored] = []
+    undecided = 0
+    for ci, (condition, noise) in enumerate(CONDITIONS.items()):
+        for i, u in enumerate(utterances):
+            pcm = u.audio(noise, seed=i)
+            at = await decision_point(detector, pcm)
+            if at is None:
+                undecided += 1
+                continue
+            row = Scored(u, condition, at)
+            # Interleaved, in a rotating order, so load spikes spread over every candidate.
+            names = list(audio_models)
+            k = (i + ci) % len(names)
+            for name in names[k:] + names[:k]:
+                started = time.perf_counter()
+                row.scores[name] = audio_models[name](pcm[:at])
+                times[name].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            unfinished = transcript_unfinished(transcripts[i])
+            times["text rule"].append(time.perf_counter() - started)
+            row.scores["text rule"] = 0.0 if unfinished else 1.0
+            row.scores["text rule on the written text"] = (
+                0.0 if transcript_unfinished(u.text) else 1.0
+            )
+            for name in audio_models:
+                row.scores[f"{name} + text rule"] = 0.0 if unfinished else row.scores[name]
+            results.append(row)
+    loads.append(load_average())
+    return Collected(utterances, transcripts, results, times, voices.names, loads, undecided)
+
+
+def wrong(rows: Sequence[Scored], candidate: str, threshold: float) -> dict[Kind, float]:
+    """Per kind, the share called wrongly: not done for complete, done for the others."""
+    out: dict[Kind, float] = {}
+    for kind in KINDS:
+        ps = [s.scores[candidate] for s in rows if s.utterance.kind == kind]
+        calls = [p < threshold if kind == "complete" else p >= threshold for p in ps]
+        out[kind] = sum(calls) / len(calls)
+    return out
+
+
+def auc(rows: Sequence[Scored], candidate: str, other: Kind) -> float:
+    """P(a complete utterance scores over an `other` one): 0.5 is chance, 1.0 perfect."""
+    done = [s.scores[candidate] for s in rows if s.utterance.kind == "complete"]
+    not_done = [s.scores[candidate] for s in rows if s.utterance.kind == other]
+    pairs = [float(d > n) + 0.5 * float(d == n) for d in done for n in not_done]
+    return sum(pairs) / len(pairs)
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def choose(rows: Sequence[Scored], candidate: str) -> float:
+    """The highest threshold (fewest cut-offs) at which at most `FALSE_WAIT_BUDGET` of the
+    complete sentences wait max_delay."""
+    ok = [t for t in THRESHOLDS if wrong(rows, candidate, t)["complete"] <= FALSE_WAIT_BUDGET]
+    return max(ok) if ok else min(THRESHOLDS)
+
+
+def mean_end_s(not_done: float, done_delay_s: float) -> float:
+    """Mean end of turn after the last speech for complete sentences."""
+    return done_delay_s + not_done * (MAX_DELAY_S - done_delay_s)
+
+
+def report(c: Collected) -> str:
+    audio = [name for name in c.times if name != "text rule"]
+    combined = [f"{name} + text rule" for name in audio]
+    n = {k: sum(1 for u in c.utterances if u.kind == k) for k in KINDS}
+    inference = {name: Stats.of(values) for name, values in c.times.items()}
+    # "Done" still waits for the VAD's silence and for the prediction asked at 200 ms.
+    done_delay = {
+        name: max(VAD_MIN_SILENCE_S, MIN_SILENCE_DURATION_MS / 1000 + inference[name].p50)
+        for name in audio
+    }
+    chosen = {name: choose(c.results, name) for name in [*audio, *combined]}
+    lines = [
+        section_header(
+            "End of turn",
+            'uv run --frozen python -c "from tests.bench import turn; print(turn.main())"',
+        ),
+        f"Voices: {', '.join(c.voices)}. Utterances: {n['complete']} complete, "
+        f"{n['incomplete']} incomplete, {n['paused']} paused, each scored with a noise floor "
+        f"(~-60 dBFS) and on digital silence, at the point where LiveKit asks the model "
+        f"(Silero VAD, {MIN_SILENCE_DURATION_MS} ms of silence after the last speech). "
+        f"Load average before / after: {' '.join(c.loads[0])} / {' '.join(c.loads[-1])}.",
+        "",
+        "### Inference time on this CPU (one call; candidates interleaved)",
+        "",
+        "| candidate | p50 ms | p95 ms | n |",
+        "|---|---|---|---|",
+    ]
+    for name, s in inference.items():
+        lines.append(f"| {name} | {1000 * s.p50:.2f} | {1000 * s.p95:.2f} | {s.n} |")
+    lines += [
+        "",
+        "The text rule reads the transcript the worker has anyway; Whisper's time is not in it.",
+        "",
+        "### How well each candidate separates the kinds (AUC; 0.5 is chance)",
+        "",
+        "| candidate | condition | complete vs incomplete | complete vs paused |",
+        "|---|---|---|---|",
+    ]
+    for name in [*audio, *combined]:
+        for condition in CONDITIONS:
+            rows = [s for s in c.results if s.condition == condition]
+            lines.append(
+                f"| {name} | {condition} | {auc(rows, name, 'incomplete'):.2f} "
+                f"| {auc(rows, name, 'paused'):.2f} |"
+            )
+    lines += [
+        "",
+        "### Wrong calls by threshold (both conditions together)",
+        "",
+        "complete called not done (waits max_delay) / incomplete called done / paused called "
+        "done (the last two cut the person off), and the mean end of turn of complete "
+        f"sentences after their last word: max({VAD_MIN_SILENCE_S:g} s of VAD silence, 0.2 s "
+        f"+ inference p50) when the model says done, {MAX_DELAY_S:g} s when not (the timer "
+        f"it replaces: {OLD_END_OF_TURN_S:g} s).",
+        "",
+        "| threshold | " + " | ".join([*audio, *combined]) + " |",
+        "|---|" + "---|" * (len(audio) + len(combined)),
+    ]
+    for t in THRESHOLDS:
+        cells = []
+        for name in [*audio, *combined]:
+            r = wrong(c.results, name, t)
+            mean = mean_end_s(r["complete"], done_delay[name.split(" + ")[0]])
+            cells.append(
+                f"{pct(r['complete'])} / {pct(r['incomplete'])} / {pct(r['paused'])} ({mean:.2f} s)"
+            )
+        lines.append(f"| {t:g} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Threshold rule: the highest (fewest cut-offs) at which at most "
+        f"{pct(FALSE_WAIT_BUDGET)} of complete sentences wait max_delay: "
+        + ", ".join(f"{k} {v:g}" for k, v in chosen.items())
+        + ".",
+        "",
+    ]
+    for condition in CONDITIONS:
+        rows = [s for s in c.results if s.condition == condition]
+        lines += [
+            f"### Wrong calls, {condition}",
+            "",
+            "| candidate | threshold | complete → not done | incomplete → done | paused → done |",
+            "|---|---|---|---|---|",
+        ]
+        for name in c.results[0].scores:
+            picks = {chosen.get(name, 0.5)}
+            if name.startswith("v1-mini"):
+                picks.add(V1_MINI_DEFAULT)
+            for t in sorted(picks):
+                r = wrong(rows, name, t)
+                lines.append(
+                    f"| {name} | {t:g} | {pct(r['complete'])} | {pct(r['incomplete'])} "
+                    f"| {pct(r['paused'])} |"
+                )
+        lines.append("")
+    pick = chosen["v1-mini + text rule"]
+    lines += [
+        f"### v1-mini + text rule by voice (threshold {pick:g})",
+        "",
+        "| voice | condition | complete → not done | incomplete → done | paused → done |",
+        "|---|---|---|---|---|",
+    ]
+    for voice in c.voices:
+        for condition in CONDITIONS:
+            rows = [s for s in c.results if s.utterance.voice == voice and s.condition == condition]
+            r = wrong(rows, "v1-mini + text rule", pick)
+            lines.append(
+                f"| {voice} | {condition} | {pct(r['complete'])} | {pct(r['incomplete'])} "
+                f"| {pct(r['paused'])} |"
+            )
+    misses = [
+        f'- {u.kind}: "{u.text}" ({u.voice}) heard as "{c.transcripts[i]}"'
+        for i, u in enumerate(c.utterances)
+        if (u.kind == "complete") == transcript_unfinished(c.transcripts[i])
+    ]
+    lines += ["", "### Text rule misses (on Whisper's transcript)", "", *misses]
+    if c.undecided:
+        lines.append(f"\n{c.undecided} utterance(s) never reached a decision point (left out).")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> str:
+    wheel = os.environ.get("ARC_BENCH_SMART_TURN_WHEEL")
+    body = report(asyncio.run(collect(Path(wheel) if wheel else None)))
+    write_section("turn", body)
+    return body

@@ -1,0 +1,191 @@
+"""End of turn with the real models: LiveKit's v1-mini audio model (through LiveKit's own
+detector stream), Silero to find where LiveKit asks it, Whisper tiny.en for the transcript,
+on Piper speech with a -60 dBFS noise floor.
+
+What is asserted is what `tests/bench/turn.py` shows to be reliable: a complete question is
+likely done, filler pauses ("um" then silence) are not. A sentence cut mid-way is not
+reliably told by the audio model (synthesised speech ends the prefix with a sentence's
+falling tone), so there the test asserts the bounded wait: the transcript rule makes the
+framework wait max_delay, and the next turn starts afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from arc_voice.caller import resample
+from arc_voice.models import VoiceModels
+from arc_voice.settings import VoiceOptions
+from arc_voice.turn_detection import (
+    UNLIKELY_THRESHOLD,
+    TranscriptAwareStream,
+    TranscriptAwareTurnDetector,
+    follow_transcripts,
+    prewarm,
+    turn_detection_options,
+)
+from livekit import rtc
+from livekit.agents import AgentSession, vad
+from livekit.agents.language import LanguageCode
+from livekit.agents.voice.events import UserInputTranscribedEvent
+
+from tests.bench.turn import NOISE_RMS, Utterance, decision_point, load_vad, trim
+from tests.fixtures.voice import SpeechSynth
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+RATE = 16000
+FRAME = RATE // 50
+ENGLISH = LanguageCode("en")
+# Filler pauses the audio model scored lowest on the benchmark's Piper takes.
+FILLER_PAUSES = (
+    ("Book me a flight to", "uh"),
+    ("Can I get a", "um"),
+    ("Tell me about", "um"),
+    ("What's the fastest way", "uh"),
+)
+
+
+@pytest.fixture(scope="module")
+def detector_vad() -> vad.VAD:
+    return load_vad()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def detector() -> AsyncIterator[TranscriptAwareTurnDetector]:
+    await asyncio.to_thread(prewarm, VoiceOptions())
+    detection, _ = turn_detection_options(VoiceOptions())
+    assert isinstance(detection, TranscriptAwareTurnDetector)
+    yield detection
+
+
+def _pcm(speech: SpeechSynth, text: str) -> np.ndarray:
+    pcm, rate = speech.say(text)
+    return trim(np.frombuffer(resample(pcm, rate, RATE), np.int16))
+
+
+def _utterance(speech: SpeechSynth, *texts: str) -> np.ndarray:
+    pieces = [_pcm(speech, t) for t in texts]
+    audio: np.ndarray = Utterance("complete", " ".join(texts), "piper", pieces).audio(
+        NOISE_RMS, seed=len(texts)
+    )
+    return audio
+
+
+async def _probability(
+    stream: TranscriptAwareStream, detector_vad: vad.VAD, audio: np.ndarray
+) -> float:
+    """P(end of turn) from LiveKit's stream, asked where `AudioRecognition` would ask it."""
+    at = await decision_point(detector_vad, audio)
+    assert at is not None, "the VAD never heard the end of speech"
+    heard = audio[:at]
+    for i in range(0, len(heard) - FRAME + 1, FRAME):
+        stream.push_audio(rtc.AudioFrame(heard[i : i + FRAME].tobytes(), RATE, 1, FRAME))
+    # The stream buffers pushed audio on its own task; the prediction reads that buffer.
+    await asyncio.sleep(0.2)
+    event = await asyncio.wait_for(stream.predict(), timeout=10)
+    stream.flush("turn committed")
+    p = event.end_of_turn_probability
+    assert 0.0 <= p <= 1.0
+    assert event.inference_duration is not None and event.inference_duration < 2.0
+    return p
+
+
+async def test_complete_question_is_likely_done(
+    detector: TranscriptAwareTurnDetector, detector_vad: vad.VAD, speech: SpeechSynth
+) -> None:
+    stream = detector.stream()
+    try:
+        p = await _probability(
+            stream, detector_vad, _utterance(speech, "What's the weather like in Paris tomorrow?")
+        )
+        detector.on_transcript(
+            UserInputTranscribedEvent(
+                transcript="What's the weather like in Paris tomorrow?", is_final=True
+            )
+        )
+        threshold = await stream.unlikely_threshold(ENGLISH)
+    finally:
+        await stream.aclose()
+    assert threshold == UNLIKELY_THRESHOLD
+    assert p >= threshold, f"P(end)={p:.2f} for a complete question"
+
+
+async def test_filler_pauses_are_unlikely_done(
+    detector: TranscriptAwareTurnDetector, detector_vad: vad.VAD, speech: SpeechSynth
+) -> None:
+    stream = detector.stream()
+    try:
+        question = await _probability(
+            stream, detector_vad, _utterance(speech, "What's the weather like in Paris tomorrow?")
+        )
+        pauses = [
+            await _probability(stream, detector_vad, _utterance(speech, prefix, filler))
+            for prefix, filler in FILLER_PAUSES
+        ]
+    finally:
+        await stream.aclose()
+    # Per utterance the model is right about 4 times in 5 here, so the middle of the set.
+    assert statistics.median(pauses) < UNLIKELY_THRESHOLD, pauses
+    assert statistics.median(pauses) < question, (pauses, question)
+
+
+async def test_cut_sentence_waits_the_bounded_delay(
+    detector: TranscriptAwareTurnDetector,
+    detector_vad: vad.VAD,
+    speech: SpeechSynth,
+    voice_models: VoiceModels,
+) -> None:
+    assert voice_models.whisper is not None
+    audio = _utterance(speech, "I'd like to book a table for")
+    spoken = _pcm(speech, "I'd like to book a table for")
+    transcript = await voice_models.whisper.transcribe(spoken.astype(np.float32) / 32768.0)
+    stream = detector.stream()
+    try:
+        p = await _probability(stream, detector_vad, audio)
+        detector.on_transcript(UserInputTranscribedEvent(transcript=transcript, is_final=True))
+        threshold = await stream.unlikely_threshold(ENGLISH)
+        assert threshold is not None
+        # Whatever the audio model said, the framework waits max_delay: P under the bar.
+        assert p < threshold, (p, threshold, transcript)
+        # The commit clears the turn's words: the next turn is judged on its own.
+        stream.flush("turn committed")
+        assert await stream.unlikely_threshold(ENGLISH) == UNLIKELY_THRESHOLD
+    finally:
+        await stream.aclose()
+
+
+async def test_session_transcripts_reach_the_detector(voice_models: VoiceModels) -> None:
+    detection, endpointing = turn_detection_options(VoiceOptions())
+    assert isinstance(detection, TranscriptAwareTurnDetector)
+    session: AgentSession[None] = AgentSession(
+        vad=voice_models.vad,
+        turn_handling={"turn_detection": detection, "endpointing": endpointing},
+    )
+    follow_transcripts(session)
+    stream = detection.stream()
+    try:
+        session.emit(
+            "user_input_transcribed",
+            UserInputTranscribedEvent(transcript="I'd like to", is_final=False),
+        )
+        assert await stream.unlikely_threshold(ENGLISH) == UNLIKELY_THRESHOLD
+        session.emit(
+            "user_input_transcribed",
+            UserInputTranscribedEvent(transcript="I'd like to", is_final=True),
+        )
+        assert (await stream.unlikely_threshold(ENGLISH) or 0.0) > 1.0
+        session.emit(
+            "user_input_transcribed",
+            UserInputTranscribedEvent(transcript="book a table for two.", is_final=True),
+        )
+        assert stream.transcript == "I'd like to book a table for two."
+        assert await stream.unlikely_threshold(ENGLISH) == UNLIKELY_THRESHOLD
+    finally:
+        await stream.aclose()
+        await session.aclose()
