@@ -13,6 +13,7 @@ import pytest
 from arc_voice.caller import AUDIBLE_DB, RoomCaller
 from arc_voice.conversation import Conversation
 
+from tests.e2e.voice.test_room_to_room import _conversation
 from tests.fixtures.brain import BrainFactory, RunningBrain
 from tests.fixtures.speakers import Speaker
 from tests.fixtures.tts import TtsWorker
@@ -26,13 +27,7 @@ async def _talk_to(harness: VoiceHarness, identity: str) -> tuple[RoomCaller, Co
     await harness.worker.join(room)
     caller = await harness.caller(room, identity)
     await caller.wait_for_agent()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        agent = harness.worker.rooms.get(room)
-        if agent is not None and identity in agent.conversations:
-            return caller, agent.conversations[identity]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no conversation for {identity}")
+    return caller, await _conversation(harness, room, identity)
 
 
 async def _stored_user_turns(brain: RunningBrain, session: str, within_s: float) -> list[str]:
