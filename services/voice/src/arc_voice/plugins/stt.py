@@ -325,15 +325,22 @@ class WhisperSTT(stt.STT[None]):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
-        recognition = await self._engine.recognise(buffer)
-        self._engine.record(recognition, "final")
-        return stt.SpeechEvent(
-            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-            alternatives=[
-                stt.SpeechData(
-                    language=LanguageCode(self._engine.options.language),
-                    text=recognition.text,
-                    confidence=recognition.confidence,
-                )
-            ],
-        )
+        return await recognise_final(self._engine, buffer)
+
+
+def speech_data(engine: WhisperEngine, recognition: Recognition) -> stt.SpeechData:
+    return stt.SpeechData(
+        language=LanguageCode(engine.options.language),
+        text=recognition.text,
+        confidence=recognition.confidence,
+    )
+
+
+async def recognise_final(engine: WhisperEngine, buffer: AudioBuffer) -> stt.SpeechEvent:
+    """One whole utterance as a final transcript (both recognisers' `recognize`)."""
+    recognition = await engine.recognise(buffer)
+    engine.record(recognition, "final")
+    return stt.SpeechEvent(
+        type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+        alternatives=[speech_data(engine, recognition)],
+    )

@@ -28,14 +28,13 @@ from typing import Literal
 
 from livekit import rtc
 from livekit.agents import APIConnectOptions, stt, utils
-from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import AudioBuffer
 from livekit.agents.vad import VAD, VADEvent, VADEventType
 
 from arc_voice.backchannel import is_backchannel
 from arc_voice.plugins.gated_vad import GatedVAD
-from arc_voice.plugins.stt import Recognition, WhisperEngine
+from arc_voice.plugins.stt import Recognition, WhisperEngine, recognise_final, speech_data
 from arc_voice.whisper_window import FULL_WINDOW_S
 
 log = logging.getLogger(__name__)
@@ -129,12 +128,7 @@ class StreamingWhisperSTT(stt.STT[None]):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
-        recognition = await self.engine.recognise(buffer)
-        self.engine.record(recognition, "final")
-        return stt.SpeechEvent(
-            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-            alternatives=[_speech_data(self.engine, recognition)],
-        )
+        return await recognise_final(self.engine, buffer)
 
     def stream(
         self,
@@ -143,14 +137,6 @@ class StreamingWhisperSTT(stt.STT[None]):
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> WhisperRecognizeStream:
         return WhisperRecognizeStream(self, conn_options=conn_options)
-
-
-def _speech_data(engine: WhisperEngine, recognition: Recognition) -> stt.SpeechData:
-    return stt.SpeechData(
-        language=LanguageCode(engine.options.language),
-        text=recognition.text,
-        confidence=recognition.confidence,
-    )
 
 
 class WhisperRecognizeStream(stt.RecognizeStream):
@@ -338,7 +324,7 @@ class WhisperRecognizeStream(stt.RecognizeStream):
                 if preflight
                 else stt.SpeechEventType.INTERIM_TRANSCRIPT,
                 utterance,
-                alternatives=[_speech_data(self._engine, recognition)],
+                alternatives=[speech_data(self._engine, recognition)],
             )
         self._pump()
 
@@ -386,7 +372,7 @@ class WhisperRecognizeStream(stt.RecognizeStream):
             self._send(
                 stt.SpeechEventType.FINAL_TRANSCRIPT,
                 utterance,
-                alternatives=[_speech_data(self._engine, recognition)],
+                alternatives=[speech_data(self._engine, recognition)],
                 speech_end_time=speech_end_time,
             )
         usage = stt.SpeechEvent(
