@@ -19,8 +19,10 @@ conversations at once, sentences with a 400 ms hesitation (cut off or not; also 
 `before`), barge-ins (speech onset → last audible agent frame), and backchannels and coughs
 over the answer (does the agent stop for good?).
 
-Everything runs in this one process (the brain and the TTS in process with their own NATS
-connections, as the tests run them): the NATS variants cross NATS, not process boundaries.
+The brain and the TTS run as their own processes (`python -m arc_brain`, `python -m arc_tts`,
+as `make run` starts them), so the NATS variants cross NATS and process boundaries as a user's
+turn does; the in-process variant's brain and TTS live in this process, on a subject prefix of
+their own. The voice workers and the scripted people share this process.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +51,7 @@ from arc_stack.nats import NatsServer
 from arc_stack.paths import state_dir
 from arc_stack.postgres import PostgresServer
 from arc_stack.server import free_port
+from arc_stack.service import ServiceProcess
 from arc_tts.metrics import TtsMetrics
 from arc_tts.settings import TtsOptions
 from arc_tts.synthesizer import open_synthesizer
@@ -64,7 +68,6 @@ from pydantic import SecretStr
 from tests.bench.report import Stats, load_average, section_header, write_section
 from tests.fixtures.brain import brain_settings, model_dir, start_brain
 from tests.fixtures.speakers import Speaker, speakers
-from tests.fixtures.tts import running_worker
 from tests.fixtures.voice import room_name
 
 ROUNDS = 30  # turns per variant
@@ -95,6 +98,8 @@ LONG_QUESTION = "What can you do?"
 INTERRUPTION = "Stop please, what time is it?"
 BACKCHANNELS_SAID = ("Yeah.", "Okay.")
 BUSY_LOOP_S = 600  # the bound on the background load, should the benchmark die under it
+BENCH_IDLE_TIMEOUT_S = 3600.0
+IN_PROCESS = "bench-in-process"  # the subject prefix of the in-process variant's services
 
 
 @dataclass
@@ -348,6 +353,28 @@ async def _rig(
     return Rig(name, worker, caller, conv)
 
 
+def _services(root: Path, prefix: str, *, nats_url: str, dsn: str) -> list[ServiceProcess]:
+    env = {
+        "ARC_NATS__URL": nats_url,
+        "ARC_NATS__SUBJECT_PREFIX": prefix,
+        "ARC_POSTGRES__DSN": dsn,
+    }
+    services = []
+    for name, module in (("brain", "arc_brain"), ("tts", "arc_tts")):
+        port = free_port()
+        services.append(
+            ServiceProcess(
+                name,
+                module,
+                f"http://127.0.0.1:{port}/healthz",
+                root / name,
+                root / f"{name}-logs",
+                env={**env, f"ARC_{name.upper()}__HTTP_PORT": str(port)},
+            )
+        )
+    return services
+
+
 def _row(label: str, values: list[float]) -> str:
     stats = Stats.of([v * 1000 for v in values])
     return f"| {label} | {stats.p50:.0f} | {stats.p95:.0f} | {stats.mean:.0f} | {stats.n} |\n"
@@ -399,13 +426,18 @@ async def measure() -> str:
             await server.start()
             stack.push_async_callback(server.stop)
         prefix = "bench"
+        # The mesh as `make run` runs it: the brain and the TTS are processes of their own.
+        for service in _services(root, prefix, nats_url=nats.url, dsn=pg.dsn()):
+            await service.start()
+            stack.push_async_callback(service.stop)
+        # The in-process variant's brain and TTS, on a prefix of their own so that the
+        # services above never see its requests (its commits still go over NATS).
         embedder = await asyncio.to_thread(MiniLmEmbedder, model_dir())
         stack.callback(embedder.close)
         brain = await start_brain(
-            stack, brain_settings(nats.url, pg.dsn(), subject_prefix=prefix), embedder
+            stack, brain_settings(nats.url, pg.dsn(), subject_prefix=IN_PROCESS), embedder
         )
         synthesizer = await stack.enter_async_context(open_synthesizer(TtsOptions(), TtsMetrics()))
-        await stack.enter_async_context(running_worker(nats.url, synthesizer, prefix))
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             pg.dsn(), min_size=1, max_size=4, open=False
         )
@@ -413,17 +445,23 @@ async def measure() -> str:
         stack.push_async_callback(pool.close)
         rig = partial(_rig, stack, nats_url=nats.url, livekit=livekit, pool=pool, prefix=prefix)
 
-        after_options = VoiceOptions(greeting="")
+        # A person silent for longer than the idle timeout is left by the agent, and a rig
+        # waits through the other variants' turns for many minutes.
+        after_options = VoiceOptions(greeting="", idle_timeout_s=BENCH_IDLE_TIMEOUT_S)
         after = await rig("after", after_options)
-        before = await rig("before", VoiceOptions.before_latency_work(greeting=""))
+        before = await rig(
+            "before",
+            VoiceOptions.before_latency_work(greeting="", idle_timeout_s=BENCH_IDLE_TIMEOUT_S),
+        )
         in_process = await rig(
             "in-process",
             after_options,
             models=after.worker.deps.models,
             in_process=[
-                brain_endpoint(brain.brain, subject_prefix=prefix),
-                tts_endpoint(synthesizer, prefix),
+                brain_endpoint(brain.brain, subject_prefix=IN_PROCESS),
+                tts_endpoint(synthesizer, IN_PROCESS),
             ],
+            prefix=IN_PROCESS,
         )
         second = await rig("second", after_options, models=after.worker.deps.models)
 
@@ -460,8 +498,9 @@ async def measure() -> str:
         "brain's skills graph, Piper en_US-joe-medium), all on this machine. Variants "
         "interleaved turn by turn. Times from the person's side: the frame holding their last "
         "audible speech leaving the microphone → the first audible frame of the answer "
-        "arriving. Everything (brain, TTS, voice workers, callers) runs in the benchmark's one "
-        "process, so the NATS variants cross NATS but not process boundaries.\n\n"
+        "arriving. The brain and the TTS are processes of their own, as `make run` starts them; "
+        "the voice workers and the scripted people share the benchmark's process (and the "
+        "in-process variant's brain and TTS with them).\n\n"
         f"**Voice to voice, as shipped: p50 {after_v2v.p50:.0f} ms, p95 {after_v2v.p95:.0f} ms** "
         f"(targets p50 ≤ 450: {_met(after_v2v.p50, 450)}; p95 ≤ 600: "
         f"{_met(after_v2v.p95, 600)}). Before issue 9's changes, same run: p50 "

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
@@ -23,7 +24,7 @@ from arc_tts.metrics import TtsMetrics
 from arc_tts.resampling import StreamResampler, to_pcm16
 from arc_tts.segmentation import pieces
 from arc_tts.settings import TtsOptions
-from arc_tts.voices import SynthesisScales, Voice, VoiceCatalog, VoiceRegistry
+from arc_tts.voices import Sentence, SynthesisScales, Voice, VoiceCatalog, VoiceRegistry
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +46,46 @@ class PieceTiming:
     native_samples: int
 
 
+class PieceRender:
+    """One piece of text, a slice of audio per call (blocking: each call runs on the pool, so
+    slices of other streams that are needed sooner can go between them)."""
+
+    def __init__(self, voice: Voice, text: str, resampler: StreamResampler) -> None:
+        self._voice = voice
+        self._text = text
+        self._resampler = resampler
+        self._sentences: deque[list[int]] | None = None
+        self._current: Sentence | None = None
+
+    def next(self, run_options: onnxruntime.RunOptions) -> tuple[bytes, PieceTiming] | None:
+        """PCM at the target rate for the next slice; None once the piece is done."""
+        started = time.perf_counter()
+        if self._sentences is None:
+            self._sentences = deque(self._voice.phoneme_ids(self._text))
+        while self._current is None or self._current.done:
+            if not self._sentences:
+                return None
+            self._current = self._voice.begin(self._sentences.popleft(), run_options)
+        audio = self._current.next(run_options)
+        mark = time.perf_counter()
+        pcm = to_pcm16(self._resampler.process(audio))
+        resample_s = time.perf_counter() - mark
+        return pcm, PieceTiming(mark - started, resample_s, len(audio))
+
+
 def render_piece(
     voice: Voice, text: str, resampler: StreamResampler, run_options: onnxruntime.RunOptions
 ) -> tuple[bytes, PieceTiming]:
-    """One piece of text to PCM at the target rate (blocking: runs on the pool)."""
-    started = time.perf_counter()
+    """One whole piece of text to PCM at the target rate (blocking)."""
+    render = PieceRender(voice, text, resampler)
     pcm = bytearray()
-    native = 0
-    resample_s = 0.0
-    for ids in voice.phoneme_ids(text):
-        audio = voice.infer(ids, run_options)
-        native += len(audio)
-        mark = time.perf_counter()
-        pcm += to_pcm16(resampler.process(audio))
-        resample_s += time.perf_counter() - mark
-    total = time.perf_counter() - started
-    return bytes(pcm), PieceTiming(total - resample_s, resample_s, native)
+    total = PieceTiming(0.0, 0.0, 0)
+    while (out := render.next(run_options)) is not None:
+        pcm += out[0]
+        total.synthesis_s += out[1].synthesis_s
+        total.resample_s += out[1].resample_s
+        total.native_samples += out[1].native_samples
+    return bytes(pcm), total
 
 
 class Synthesizer:
@@ -116,19 +141,24 @@ class Synthesizer:
                 # When the listener will need the next piece: stream start + audio sent so far.
                 play_clock = time.monotonic()
                 for text in texts:
-                    run_options = onnxruntime.RunOptions()
-                    pcm, timing = await self.pool.run(
-                        partial(render_piece, voice, text, resampler, run_options),
-                        run_options,
-                        deadline=play_clock,
-                    )
-                    play_clock += len(pcm) / 2 / request.sample_rate
-                    self._observe(timing, voice.sample_rate)
-                    for chunk in framer.push(pcm):
-                        if first:
-                            self.metrics.first_chunk_seconds.observe(time.perf_counter() - started)
-                            first = False
-                        yield chunk
+                    render = PieceRender(voice, text, resampler)
+                    while True:
+                        run_options = onnxruntime.RunOptions()
+                        out = await self.pool.run(
+                            partial(render.next, run_options), run_options, deadline=play_clock
+                        )
+                        if out is None:
+                            break
+                        pcm, timing = out
+                        play_clock += len(pcm) / 2 / request.sample_rate
+                        self._observe(timing, voice.sample_rate)
+                        for chunk in framer.push(pcm):
+                            if first:
+                                self.metrics.first_chunk_seconds.observe(
+                                    time.perf_counter() - started
+                                )
+                                first = False
+                            yield chunk
                 for chunk in framer.flush():
                     yield chunk
             outcome = "completed"
@@ -164,7 +194,14 @@ async def open_synthesizer(options: TtsOptions, metrics: TtsMetrics) -> AsyncIte
     scales = SynthesisScales(options.length_scale, options.noise_scale, options.noise_w_scale)
     registry = VoiceRegistry(
         VoiceCatalog(options.voice_dirs),
-        partial(Voice.load, intra_op_threads=options.intra_op_threads, scales=scales),
+        partial(
+            Voice.load,
+            intra_op_threads=options.intra_op_threads,
+            scales=scales,
+            sliced=options.sliced_decoding,
+            first_slice_frames=options.first_slice_frames,
+            split_cache_dir=options.split_cache_dir,
+        ),
         default_voice=options.default_voice,
         max_resident=options.max_resident_voices,
         idle_ttl_s=options.voice_idle_ttl_s,

