@@ -99,6 +99,7 @@ INTERRUPTION = "Stop please, what time is it?"
 BACKCHANNELS_SAID = ("Yeah.", "Okay.")
 BUSY_LOOP_S = 600  # the bound on the background load, should the benchmark die under it
 BENCH_IDLE_TIMEOUT_S = 3600.0
+PAUSE_ON_LOUD_S = 0.04  # the variant's ARC_VOICE__BARGE_IN__PAUSE_ON_LOUD_S (shipped: 0, off)
 IN_PROCESS = "bench-in-process"  # the subject prefix of the in-process variant's services
 
 
@@ -253,21 +254,49 @@ def _audible(rig: Rig, start: float, end: float) -> list[float]:
     return [h.at for h in rig.caller.heard if start < h.at < end and h.level > AUDIBLE_DB]
 
 
-async def _barge_ins(rig: Rig, voices: list[Speaker]) -> list[float]:
+@dataclass
+class Interruption:
+    """One barge-in, from the person's side, with the worker's own marks in between."""
+
+    total_s: float  # speech onset leaving the microphone → last audible agent frame arriving
+    paused_s: float | None  # onset → paused on loudness alone (before the VAD confirmed)
+    confirmed_s: float | None  # onset → the VAD confirmed speech over the agent
+    silenced_s: float | None  # confirmation → the room output paused and its queue dropped
+
+
+async def _barge_ins(rigs: list[Rig], voices: list[Speaker]) -> dict[str, list[Interruption]]:
     """Speech onset of the interruption (its first audible frame leaving the microphone) to the
-    last audible frame of the interrupted answer reaching the person."""
-    stops: list[float] = []
+    last audible frame of the interrupted answer reaching the person, one rig after the other
+    each round."""
+    stops: dict[str, list[Interruption]] = {rig.name: [] for rig in rigs}
     for i in range(BARGE_INS):
         voice = voices[i % len(voices)]
-        await _long_answer(rig, voice)
-        await asyncio.sleep(0.7)
-        pcm, rate = voice.say(INTERRUPTION)
-        spoken = await (await rig.caller.say(pcm, rate))
-        onset = spoken.speech_started_at
-        # The answer to the interruption cannot start before the interruption ends.
-        heard = _audible(rig, onset, spoken.speech_ended_at)
-        stops.append((max(heard) - onset) if heard else 0.0)
-        await rig.caller.wait_quiet(0.8, within_s=60)
+        for rig in rigs:
+            await _long_answer(rig, voice)
+            await asyncio.sleep(0.7)
+            pcm, rate = voice.say(INTERRUPTION)
+            spoken = await (await rig.caller.say(pcm, rate))
+            onset = spoken.speech_started_at
+            # The answer to the interruption cannot start before the interruption ends.
+            heard = _audible(rig, onset, spoken.speech_ended_at)
+            marks = [b for b in rig.conversation.log.barge_ins if b.detected_at >= onset - 0.1]
+            first = marks[0] if marks else None
+            pauses = [
+                p.detected_at
+                for p, _ in rig.conversation.log.loud_pauses
+                if p.detected_at >= onset - 0.1
+            ]
+            stops[rig.name].append(
+                Interruption(
+                    total_s=(max(heard) - onset) if heard else 0.0,
+                    paused_s=(pauses[0] - onset) if pauses else None,
+                    confirmed_s=None if first is None else first.detected_at - onset,
+                    silenced_s=None
+                    if first is None or first.stopped_at is None
+                    else first.stopped_at - first.detected_at,
+                )
+            )
+            await rig.caller.wait_quiet(0.8, within_s=60)
     return stops
 
 
@@ -398,6 +427,13 @@ def _ratio(results: Results, num: str, den: str) -> str:
     return f"{a.p50 / b.p50:.2f} (p50) / {a.p95 / b.p95:.2f} (p95)"
 
 
+def _p50_p95(seconds: list[float], digits: int) -> str:
+    if not seconds:
+        return "—"
+    stats = Stats.of([v * 1000 for v in seconds])
+    return f"{stats.p50:.{digits}f} / {stats.p95:.{digits}f}"
+
+
 def _met(value: float, target: float) -> str:
     return "met" if value <= target else "NOT met"
 
@@ -474,8 +510,20 @@ async def measure() -> str:
         await _contention(after, voices, results)
         await _concurrent((after, second), voices, results)
         hesitations = await _hesitations([after, before], voices)
-        stops = await _barge_ins(after, voices)
-        backchannels = await _backchannels(after, voices)
+        on_loudness = await rig(
+            "pause on loudness",
+            after_options.model_copy(
+                update={
+                    "barge_in": after_options.barge_in.model_copy(
+                        update={"pause_on_loud_s": PAUSE_ON_LOUD_S}
+                    )
+                }
+            ),
+            models=after.worker.deps.models,
+        )
+        await _turn(on_loudness, *voices[0].say("Hello."))
+        stops = await _barge_ins([after, on_loudness], voices)
+        backchannels = {r.name: await _backchannels(r, voices) for r in (after, on_loudness)}
         preemptive = list(after.conversation.log.preemptive)
 
     after_v2v = Stats.of([v * 1000 for v in _v2v(results, "after")])
@@ -483,7 +531,6 @@ async def measure() -> str:
     quiet = Stats.of([v * 1000 for v in _v2v(results, "quiet")])
     busy = Stats.of([v * 1000 for v in _v2v(results, "busy core")])
     two = Stats.of([v * 1000 for v in _v2v(results, "two conversations")])
-    stop = Stats.of([s * 1000 for s in stops])
     voice_names = " and ".join(v.name for v in voices)
 
     body = section_header(
@@ -545,17 +592,36 @@ async def measure() -> str:
         total = count.cut + count.whole
         body += f"| {name} | {count.cut} ({count.cut / max(1, total):.0%}) | {count.whole} |\n"
     body += (
-        f"\n**Barge-in, {stop.n} interruptions, from the person's side** (onset of their speech "
-        "leaving the microphone → last audible frame of the agent's answer arriving; includes "
-        f"VAD confirmation and both jitter buffers): p50 {stop.p50:.0f} ms, p95 {stop.p95:.0f} "
-        f"ms (target p95 ≤ 250: {_met(stop.p95, 250)}).\n\n"
-        "**Backchannels and coughs one second into an answer** (the agent stopped for good "
-        "when nothing of it was heard 0.3 to 3 s after the sound):\n\n"
-        "| sound | stopped the agent | tried |\n|---|---:|---:|\n"
+        f"\n**Barge-in, {BARGE_INS} interruptions per variant, from the person's side** (onset "
+        "of their speech leaving the microphone → last audible frame of the agent's answer "
+        "arriving; includes VAD confirmation and both jitter buffers; target p95 ≤ 250 ms), "
+        "with the worker's own marks in between. `after` (as shipped) pauses the agent once "
+        "the VAD has confirmed 0.12 s of speech over it; `pause on loudness` pauses it as soon "
+        f"as a sound has been over the noise gate's bar for {PAUSE_ON_LOUD_S * 1000:.0f} ms and "
+        "lets the VAD confirm it within 0.5 s (`ARC_VOICE__BARGE_IN__PAUSE_ON_LOUD_S`, off by "
+        "default, docs/voice.md); interleaved:\n\n"
+        "| variant | onset → paused on loudness p50 / p95 | onset → confirmed p50 / p95 | "
+        "confirmed → silenced p50 / p95 | onset → last audible p50 / p95 | met |\n"
+        "|---|---:|---:|---:|---:|---|\n"
     )
-    for label, tried in backchannels.tried.items():
-        stopped = backchannels.stopped.get(label, 0)
-        body += f"| {label} | {stopped} | {tried} |\n"
+    for name, runs in stops.items():
+        paused = _p50_p95([r.paused_s for r in runs if r.paused_s is not None], 0)
+        confirmed = _p50_p95([r.confirmed_s for r in runs if r.confirmed_s is not None], 0)
+        silenced = _p50_p95([r.silenced_s for r in runs if r.silenced_s is not None], 1)
+        heard = Stats.of([r.total_s * 1000 for r in runs])
+        body += (
+            f"| {name} | {paused} | {confirmed} | {silenced} | {heard.p50:.0f} / {heard.p95:.0f} | "
+            f"{_met(heard.p95, 250)} |\n"
+        )
+    body += (
+        "\n**Backchannels and coughs one second into an answer** (the agent stopped for good "
+        "when nothing of it was heard 0.3 to 3 s after the sound):\n\n"
+        "| variant | sound | stopped the agent | tried |\n|---|---|---:|---:|\n"
+    )
+    for name, result in backchannels.items():
+        for label, tried in result.tried.items():
+            stopped = result.stopped.get(label, 0)
+            body += f"| {name} | {label} | {stopped} | {tried} |\n"
     write_section("voice", body)
     return body
 

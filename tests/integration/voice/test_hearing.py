@@ -135,3 +135,49 @@ async def test_utterances_become_final_transcripts(
                 finals.append(event.alternatives[0].text)
     await stream.aclose()
     assert len(finals) == 1 and "time is it" in finals[0].lower(), finals
+
+
+async def _loud_reports(detector: GatedVAD, samples: np.ndarray) -> list[float]:
+    """Seconds into `samples` at which the gate reported a loud sound over the agent. Each
+    frame goes through the stream's gate directly, so a report is placed on its frame."""
+    reports: list[float] = []
+    fed = 0
+    detector.loud_listeners.append(lambda _at: reports.append(fed / VAD_SAMPLE_RATE))
+    stream = detector.stream()
+    for frame in _frames(samples):
+        fed += frame.samples_per_channel
+        stream._gated(frame)
+    await stream.aclose()
+    return reports
+
+
+async def test_a_loud_sound_over_the_agent_is_reported_within_its_first_frames(
+    voice_models: VoiceModels, speech: SpeechSynth
+) -> None:
+    """The early pause: speech over the agent, after 3 s of fan, is reported within ~60 ms of
+    its first loud frame (and again after a pause longer than the gate's hangover, which
+    only renews the pause); the fan alone, typing, or speech while the agent is quiet never
+    is; with `pause_on_loud_s=0` nothing is."""
+    said = _speech(speech, "Stop please, what time is it?")
+    mix = _fan(3.0 + len(said) / VAD_SAMPLE_RATE + 1.0, 300, 3)
+    mix[3 * VAD_SAMPLE_RATE : 3 * VAD_SAMPLE_RATE + len(said)] += said
+    gate = GateConfig()
+    first_loud = 3.0 + next(
+        i * FRAME / VAD_SAMPLE_RATE
+        for i in range(len(said) // FRAME)
+        if 20 * np.log10(np.sqrt(np.mean(said[i * FRAME : (i + 1) * FRAME] ** 2)) / 300 + 1e-12)
+        > gate.speaking_margin_db
+    )
+
+    def detector(*, speaking: bool, pause_on_loud_s: float = 0.04) -> GatedVAD:
+        return GatedVAD(
+            voice_models.vad, gate, agent_speaking=lambda: speaking, pause_on_loud_s=pause_on_loud_s
+        )
+
+    reports = await _loud_reports(detector(speaking=True), mix)
+    assert 1 <= len(reports) <= 3, reports
+    assert first_loud <= reports[0] <= first_loud + 0.08, (first_loud, reports)
+    assert await _loud_reports(detector(speaking=False), mix) == []
+    assert await _loud_reports(detector(speaking=True, pause_on_loud_s=0.0), mix) == []
+    background = _fan(4.0, 300, 3) + _typing(4.0, 5) * 0.05
+    assert await _loud_reports(detector(speaking=True), background) == []

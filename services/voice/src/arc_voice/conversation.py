@@ -65,6 +65,8 @@ class StoredTurn:
 class ConversationLog:
     turns: list[StoredTurn] = field(default_factory=list)
     barge_ins: list[BargeIn] = field(default_factory=list)
+    # Pauses on loudness alone, before the VAD confirmed speech; resumed: unconfirmed.
+    loud_pauses: list[tuple[BargeIn, bool]] = field(default_factory=list)
     transcripts: list[str] = field(default_factory=list)
     user_stops: list[float] = field(default_factory=list)
     replies: list[ReplyTiming] = field(default_factory=list)
@@ -169,8 +171,10 @@ class Conversation:
             ),
             agent_speaking=lambda: self.state.state is State.SPEAKING,
             min_speech_s=barge.min_speech_s,
+            pause_on_loud_s=barge.pause_on_loud_s,
         )
         self.vad.listeners.append(self._on_speech_detected)
+        self.vad.loud_listeners.append(self._on_loud)
         self.session: AgentSession[None] = AgentSession(
             stt=deps.models.recogniser(opts, self.vad, deps.http),
             vad=self.vad,
@@ -186,6 +190,9 @@ class Conversation:
         follow_transcripts(self.session)
         self._turn_confirmed_at: float | None = None
         self._answering_item: str | None = None
+        # Until then the framework ignores speech over the agent (its AEC warm-up, from the
+        # first time the agent speaks) and gives the STT silence instead of the person's words.
+        self._warm_up_ends_at: float | None = None
         self.session.on("agent_state_changed", self._on_agent_state)
         self.session.on("user_state_changed", self._on_user_state)
         self.session.on("conversation_item_added", self._on_item_added)
@@ -272,8 +279,30 @@ class Conversation:
                 metrics.BARGE_IN_STOP_MS.observe(barge_in.stop_ms)
             self.state.interrupted()
 
+    def _on_loud(self, at: float) -> None:
+        if self.state.state is not State.SPEAKING:
+            return
+        if self._warm_up_ends_at is None or at < self._warm_up_ends_at:
+            # Paused now, the person's words would not be heard (the framework withholds
+            # them from the STT during its warm-up) and the answer would sit paused.
+            return
+        paused = pause_agent_audio(self.session, at)
+        self._spawn(self._confirm_or_resume(paused), name=f"confirm:{self.identity}")
+
+    async def _confirm_or_resume(self, paused: BargeIn) -> None:
+        """The loud sound that paused the agent must be confirmed as speech by the VAD soon;
+        if it is not, the answer goes on (what was queued in the room's source is lost)."""
+        await asyncio.sleep(self.deps.options.barge_in.confirm_within_s)
+        confirmed = any(b.detected_at >= paused.detected_at for b in self.log.barge_ins)
+        resumed = not confirmed and resume_stuck_output(self.session)
+        self.log.loud_pauses.append((paused, resumed))
+        metrics.LOUD_PAUSES.labels(outcome="resumed" if resumed else "confirmed").inc()
+
     def _on_agent_state(self, ev: AgentStateChangedEvent) -> None:
         self.state.agent_state(ev.new_state)
+        if ev.new_state == "speaking" and self._warm_up_ends_at is None:
+            warm_up = self.session.options.aec_warmup_duration or 0.0
+            self._warm_up_ends_at = time.monotonic() + warm_up
         if ev.new_state == "speaking" and self._answering_item is not None:
             item, self._answering_item = self._answering_item, None
             self._spawn(self._resolve(item), name=f"resolve:{item}")

@@ -36,3 +36,9 @@ FALSE_INTERRUPTIONS = Counter(
     "Sounds over the agent without words (a cough, a backchannel) that paused it",
     ["resumed"],
 )
+LOUD_PAUSES = Counter(
+    "arc_voice_loud_pauses_total",
+    "Loud sounds over the agent that paused it before the VAD judged them: confirmed as "
+    "speech, or resumed (the VAD did not confirm speech in time)",
+    ["outcome"],
+)

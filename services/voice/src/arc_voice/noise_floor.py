@@ -76,6 +76,7 @@ class NoiseGate:
         self.floor = AdaptiveNoiseFloor(config.floor_window_s)
         self._hold_s = 0.0
         self.open = False
+        self.loud = False  # the last frame itself was over the threshold (not the hangover)
 
     def threshold_db(self, *, agent_speaking: bool) -> float:
         margin = self.config.speaking_margin_db if agent_speaking else self.config.margin_db
@@ -86,6 +87,7 @@ class NoiseGate:
         level = level_db(pcm)
         # Judge against the floor before this frame lowers or joins it.
         loud = level > self.threshold_db(agent_speaking=agent_speaking)
+        self.loud = loud
         self.floor.update(level, duration_s)
         if loud:
             self._hold_s = self.config.hangover_s

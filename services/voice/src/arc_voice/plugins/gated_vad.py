@@ -3,8 +3,10 @@
 Frames the gate holds back reach Silero as silence, so a fan or keyboard never starts a
 turn or interrupts the agent, and the bar is higher while the agent speaks. Every confirmed
 speech onset (speech lasting `min_speech_s`, the point where the session interrupts the
-agent) is reported to `on_speech_detected` with its monotonic time, which is how barge-in
-stop times are measured.
+agent) is reported to `listeners` with its monotonic time, which is how barge-in stop times
+are measured. Sooner than that, a sound loud enough to pass the gate while the agent speaks,
+for `pause_on_loud_s` in a row, is reported to `loud_listeners`: the worker pauses the agent
+on it and lets the VAD confirm (or not) that it was speech.
 """
 
 from __future__ import annotations
@@ -30,13 +32,16 @@ class GatedVAD(vad.VAD):
         *,
         agent_speaking: AgentSpeaking = lambda: False,
         min_speech_s: float = 0.12,
+        pause_on_loud_s: float = 0.0,
     ) -> None:
         super().__init__(capabilities=inner.capabilities)
         self._inner = inner
         self._gate = gate
         self.agent_speaking = agent_speaking
         self.min_speech_s = min_speech_s
+        self.pause_on_loud_s = pause_on_loud_s
         self.listeners: list[SpeechDetected] = []
+        self.loud_listeners: list[SpeechDetected] = []
 
     @property
     def model(self) -> str:
@@ -63,12 +68,18 @@ class GatedVAD(vad.VAD):
         for listener in list(self.listeners):
             listener(at)
 
+    def _loud(self, at: float) -> None:
+        for listener in list(self.loud_listeners):
+            listener(at)
+
 
 class GatedVADStream(vad.VADStream):
     def __init__(self, owner: GatedVAD, inner: vad.VADStream, gate: NoiseGate) -> None:
         self._owner = owner
         self._inner = inner
         self.gate = gate
+        self._loud_s = 0.0  # consecutive loud audio over the agent
+        self._loud_reported = False
         super().__init__(owner)
 
     async def _main_task(self) -> None:
@@ -89,11 +100,26 @@ class GatedVADStream(vad.VADStream):
 
     def _gated(self, frame: rtc.AudioFrame) -> rtc.AudioFrame:
         duration = frame.samples_per_channel / frame.sample_rate
-        if self.gate.process(frame.data, duration, agent_speaking=self._owner.agent_speaking()):
+        speaking = self._owner.agent_speaking()
+        passes = self.gate.process(frame.data, duration, agent_speaking=speaking)
+        self._watch_loudness(duration, speaking=speaking)
+        if passes:
             return frame
         return rtc.AudioFrame.create(
             frame.sample_rate, frame.num_channels, frame.samples_per_channel
         )
+
+    def _watch_loudness(self, duration: float, *, speaking: bool) -> None:
+        if not self.gate.loud or not speaking:
+            self._loud_s = 0.0
+            if not self.gate.open:
+                self._loud_reported = False  # the sound is over: the next one may pause again
+            return
+        self._loud_s += duration
+        wanted = self._owner.pause_on_loud_s
+        if wanted > 0 and not self._loud_reported and self._loud_s >= wanted:
+            self._loud_reported = True
+            self._owner._loud(time.monotonic())
 
     async def _relay(self) -> None:
         confirmed = False
