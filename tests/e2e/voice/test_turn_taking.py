@@ -80,8 +80,11 @@ async def test_a_hesitation_is_one_turn_and_the_guess_is_not_stored(
     brain = await brain_factory(subject_prefix=subject_prefix)
     harness = await voice_factory(greeting="")
     caller, conversation = await _talk_to(harness, "erin")
+    # One fixed take: Piper's random prosody sometimes puts a second pause of its own at the
+    # comma, long enough to end a turn there (the benchmark's hesitation figures count how
+    # often such pauses cut a person off); this test holds the 400 ms one.
     pcm, rate = Speaker("piper", speech).say_with_pause(
-        "I would like to know, um", "what time it is.", pause_s=0.4
+        "I would like to know, um", "what time it is.", pause_s=0.4, plain=True
     )
     spoken = await (await caller.say(pcm, rate))
     first = await caller.wait_audible(spoken.speech_started_at, within_s=30)
