@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,27 +31,57 @@ def _die_with_parent() -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+# Ports handed out by this process: a probe socket closes at once, so without this two callers
+# could be given the same port before either binds it.
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _pick_port(kind: socket.SocketKind) -> int:
+    """A free port *below* the kernel's ephemeral range. A port the kernel picked for a probe
+    (bind to 0) is an ephemeral one, and any outgoing connection on the machine (a NATS client,
+    Pulsar's own bookie connections) may take it before the server binds it: CI lost a
+    `make run` to exactly that ("address already in use" on the voice worker's port)."""
+    low, _ = _ephemeral_range()
+    candidates = range(20000, low) if low > 21000 else range(0)
+    for _ in range(200):
+        if not candidates:
+            break
+        port = random.choice(candidates)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        port = int(s.getsockname()[1])
+    _handed_out.add(port)
+    return port
+
+
+def free_port() -> int:
+    return _pick_port(socket.SOCK_STREAM)
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` different free TCP ports: the kernel may hand the same ephemeral port out
-    twice once each probe socket closes."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
+    """`count` different free TCP ports."""
+    return [free_port() for _ in range(count)]
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return _pick_port(socket.SOCK_DGRAM)
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:

@@ -295,6 +295,8 @@ class Conversation:
         await asyncio.sleep(self.deps.options.barge_in.confirm_within_s)
         confirmed = any(b.detected_at >= paused.detected_at for b in self.log.barge_ins)
         resumed = not confirmed and resume_stuck_output(self.session)
+        if resumed:
+            self.state.agent_state("speaking")
         self.log.loud_pauses.append((paused, resumed))
         metrics.LOUD_PAUSES.labels(outcome="resumed" if resumed else "confirmed").inc()
 
@@ -324,6 +326,10 @@ class Conversation:
             elif quiet_since is None:
                 quiet_since = time.monotonic()
         if resume_stuck_output(self.session):
+            # The framework's state never left "speaking", so no event will say the agent
+            # speaks again; without this the next words over the answer would not pause it
+            # (a CI run heard the agent 1.5 s into "Wait, stop" after a resumed "Yeah").
+            self.state.agent_state("speaking")
             log.info("resumed a paused answer the framework left paused")
 
     def _on_transcribed(self, ev: UserInputTranscribedEvent) -> None:
