@@ -11,6 +11,7 @@ pytest_plugins = [
         "tests.fixtures.livekit",
         "tests.fixtures.events",
         "tests.fixtures.brain",
+        "tests.fixtures.llm",
         "tests.fixtures.tts",
         "tests.fixtures.voice",
     )

@@ -26,6 +26,9 @@ debian_tool() {  # command, package, what needs it
     || echo "  $2 could not be installed; the $3 will be skipped"
 }
 # Chromium drives the browser-page test (a fake microphone fed from a WAV file).
+# cmake and ninja build the local language model server (arc_stack.llm) once.
+debian_tool cmake cmake "local LLM build"
+debian_tool ninja ninja-build "local LLM build"
 debian_tool chromium chromium "browser-page test"
 # espeak-ng is the second voice of the speech tests (a formant synthesiser that sounds
 # nothing like Piper): word error rate, end of turn, the voice benchmark.

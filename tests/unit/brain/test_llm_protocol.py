@@ -4,7 +4,7 @@ the prompt."""
 from __future__ import annotations
 
 import pytest
-from arc_brain.llm import LlmError, _content, _status_error, build_messages
+from arc_brain.llm import LlmError, Spoken, _content, _status_error, build_messages
 from arc_common.errors import BadRequest, Busy, ErrorCode, Timeout, Unsupported
 from httpx_sse import ServerSentEvent
 
@@ -50,6 +50,41 @@ def test_prompt_holds_memories_and_history() -> None:
         history=[("hello", "Hi!"), ("how are you?", "")],
         text="what colour is my car?",
     )
-    assert messages[0]["role"] == "system" and "- my car is blue" in messages[0]["content"]
-    assert [m["role"] for m in messages[1:]] == ["user", "assistant", "user", "user"]
+    assert messages[0] == {"role": "system", "content": "Be brief."}
+    # Memories after the history: the prefix before them is the previous turn's prompt.
+    assert [m["role"] for m in messages[1:]] == ["user", "assistant", "user", "system", "user"]
+    assert "- my car is blue" in messages[-2]["content"]
     assert messages[-1]["content"] == "what colour is my car?"
+
+
+def test_the_prompt_budget_drops_the_oldest_history_then_cuts_the_turn() -> None:
+    history = [(f"question {i} " + "x" * 80, f"answer {i} " + "y" * 80) for i in range(10)]
+    messages = build_messages(
+        "Be brief.", memories=[], history=history, text="the turn", max_chars=600
+    )
+    contents = [m["content"] for m in messages]
+    assert contents[-1] == "the turn"
+    assert any(c.startswith("question 9 ") for c in contents)
+    assert not any(c.startswith("question 0 ") for c in contents)
+    assert sum(len(c) for c in contents) <= 600
+    long = build_messages("Be brief.", memories=[], history=[], text="z" * 4000, max_chars=600)
+    assert long[-1]["content"] == "z" * (600 - len("Be brief."))
+
+
+@pytest.mark.parametrize(
+    ("pieces", "spoken"),
+    [
+        (["Hello", " **world**", "!"], "Hello world!"),
+        (["Sure:\n", "1. ", "one", "\n- two 😀"], "Sure: one two "),
+        (["It costs 3", ".50 dollars."], "It costs 3.50 dollars."),
+        (["In 2024", " we went"], "In 2024 we went"),
+        (["- first", "\n\n2) second"], "first second"),
+        (
+            ["# Title\n", "Text with `code` and [a link](http://x)."],
+            "Title Text with code and a link.",
+        ),
+    ],
+)
+def test_spoken_text_drops_markup_lists_and_emoji(pieces: list[str], spoken: str) -> None:
+    speaker = Spoken()
+    assert "".join(speaker.feed(p) for p in pieces) + speaker.flush() == spoken

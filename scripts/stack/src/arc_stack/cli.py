@@ -33,6 +33,11 @@ def _banner(settings: StackSettings, parts: list[ManagedServer]) -> str:
         f"  LiveKit   ws://127.0.0.1:{settings.livekit_port}"
         f"  (keys {settings.livekit_api_key} / {settings.livekit_api_secret})",
     ]
+    if "llm" in names:
+        lines.append(
+            f"  LLM       http://127.0.0.1:{settings.llm_port}/v1"
+            "  (SmolLM2-135M-Instruct, OpenAI Chat Completions; the brain's model)"
+        )
     for name, _module, port_field in SERVICES:
         if name in names:
             lines.append(f"  {name:<9} http://127.0.0.1:{getattr(settings, port_field)}/healthz")
@@ -47,7 +52,8 @@ def _banner(settings: StackSettings, parts: list[ManagedServer]) -> str:
         lines += [
             "Chat by text: curl -N http://127.0.0.1:"
             f"{settings.brain_http_port}/chat/stream -H 'content-type: application/json' \\",
-            '  -d \'{"session_id": "s1", "user_id": "me", "text": "what can you do?"}\'',
+            '  -d \'{"session_id": "s1", "user_id": "me", "text": "My name is Dana and I love '
+            "sailing.\"}'",
         ]
     lines += [
         "Check it from another terminal with `make status`; stop it with Ctrl-C or `make stop`.",

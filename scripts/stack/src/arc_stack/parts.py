@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from arc_stack.nats import NatsServer
@@ -11,7 +12,24 @@ from arc_stack.server import ManagedServer
 from arc_stack.service import ServiceProcess
 from arc_stack.settings import StackSettings
 
-PART_NAMES = ("nats", "postgres", "pulsar", "livekit")
+PART_NAMES = ("nats", "postgres", "pulsar", "livekit", "llm")
+
+
+def local_llm_env(base_url: str) -> dict[str, str]:
+    """The brain's settings for the local model: a configured endpoint in the caller's
+    environment (OpenAI, vLLM, Ollama) takes precedence over it."""
+    if os.environ.get("ARC_BRAIN__LLM__BASE_URL"):
+        return {}
+    return {
+        "ARC_BRAIN__LLM__BASE_URL": base_url,
+        "ARC_BRAIN__LLM__MODEL": "smollm2",
+        # A small model wanders off when it talks long, and spoken answers are short anyway.
+        "ARC_BRAIN__LLM__MAX_TOKENS": "120",
+        # Greedy: sampled, its first word now and then slips into French, and the rest of the
+        # session follows it there (measured with the eval, tests/eval).
+        "ARC_BRAIN__LLM__TEMPERATURE": "0",
+        "ARC_BRAIN__LLM__HISTORY_TURNS": "3",
+    }
 
 
 def build_parts(settings: StackSettings, state: Path) -> list[ManagedServer]:
@@ -49,6 +67,20 @@ def build_parts(settings: StackSettings, state: Path) -> list[ManagedServer]:
             api_secret=settings.livekit_api_secret,
         )
     )
+    from arc_stack.llm import LlamaServer
+
+    parts.append(
+        LlamaServer(
+            data / "llm",
+            logs,
+            port=settings.llm_port,
+            model_path=settings.llm_model_path,
+            requantize=settings.llm_requantize,
+            threads=settings.llm_threads,
+            slots=settings.llm_slots,
+            context_per_slot=settings.llm_context_per_slot,
+        )
+    )
     parts.extend(_services(settings, data, logs))
     return [p for p in parts if p.name not in settings.skipped]
 
@@ -74,6 +106,8 @@ def _services(settings: StackSettings, data: Path, logs: Path) -> list[ManagedSe
         "ARC_LIVEKIT__API_KEY": settings.livekit_api_key,
         "ARC_LIVEKIT__API_SECRET": settings.livekit_api_secret,
     }
+    if "llm" not in settings.skipped:
+        env |= local_llm_env(f"http://127.0.0.1:{settings.llm_port}/v1")
     services: list[ManagedServer] = []
     for name, module, port_field in SERVICES:
         # A service joins the mesh once its package has an entry point.

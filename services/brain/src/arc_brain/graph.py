@@ -20,9 +20,16 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from arc_brain.embedding import MiniLmEmbedder, Vector
-from arc_brain.llm import ChatCompletionsClient, build_messages
-from arc_brain.memory import HistoryTurn, Memory, MemoryStore, MemoryUnavailable, TurnRecord
-from arc_brain.skills import Route, Routed, Router, SkillInput, answer
+from arc_brain.llm import ChatCompletionsClient, ChatMessage, Spoken, build_messages
+from arc_brain.memory import (
+    Fact,
+    HistoryTurn,
+    Memory,
+    MemoryStore,
+    MemoryUnavailable,
+    TurnRecord,
+)
+from arc_brain.skills import FactToKeep, Route, Routed, Router, SkillInput, answer, second_person
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +47,7 @@ class TurnState(TypedDict, total=False):
     memory_available: bool
     routed: Routed
     answer: str
-    fact: str | None
+    facts: tuple[FactToKeep, ...]
     persisted: bool
 
 
@@ -51,6 +58,13 @@ class GraphParts:
     router: Router
     llm: ChatCompletionsClient | None = None
     system_prompt: str = ""
+    summary_prompt: str = ""
+    # With a model, the exact skills answer only utterances this close to their examples.
+    llm_route_min_similarity: float = 0.7
+    # The model's prompt (instructions, memories, history, the turn), in characters: a
+    # shorter prompt is a shorter prefill, the first word sooner.
+    llm_prompt_chars: int = 3000
+    llm_history_turns: int = 8
     history_turns: int = 8
     recall_k: int = 4
     recall_min_similarity: float = 0.3
@@ -94,18 +108,23 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
         return {"memories": memories}
 
     def route(state: TurnState) -> dict[str, Any]:
-        by_rule = parts.router.by_rule(state["text"])
-        if parts.llm is not None and by_rule is None:
-            routed = Routed(Route.LLM)
+        embedding = state.get("embedding")
+        assert embedding is not None
+        routed: Routed
+        if parts.llm is not None:
+            routed = parts.router.route_with_llm(
+                state["text"], embedding, parts.llm_route_min_similarity
+            )
         else:
-            embedding = state.get("embedding")
-            assert embedding is not None
             routed = parts.router.route(state["text"], embedding)
         get_stream_writer()({"route": routed.route.value})
         return {"routed": routed}
 
     def choose_answer(state: TurnState) -> str:
-        return "answer_llm" if state["routed"].route is Route.LLM else "answer_skill"
+        route = state["routed"].route
+        if route is Route.LLM or (route is Route.SUMMARISE and parts.llm is not None):
+            return "answer_llm"
+        return "answer_skill"
 
     def after_route(state: TurnState) -> str:
         # Recall costs database round trips: only the answers that use memories wait for it.
@@ -114,6 +133,8 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
         return choose_answer(state)
 
     async def answer_skill(state: TurnState) -> dict[str, Any]:
+        if state["routed"].route is Route.FORGET:
+            return await forget(state)
         result = answer(
             SkillInput(
                 text=state["text"],
@@ -127,27 +148,77 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
         writer = get_stream_writer()
         writer({"text": result.text})
         writer({"done": True})
-        return {"answer": result.text, "fact": result.fact}
+        return {"answer": result.text, "facts": result.facts}
+
+    async def forget(state: TurnState) -> dict[str, Any]:
+        topic = state["routed"].payload or ""
+        if not state.get("memory_available"):
+            text = "My memory is unavailable right now, so I can't forget that yet."
+        else:
+            try:
+                count = await parts.store.forget(state["user_id"], topic, state["routed"].slot)
+            except MemoryUnavailable:
+                count = -1
+            about = second_person(topic)
+            if count < 0:
+                text = "My memory is unavailable right now, so I can't forget that yet."
+            elif count == 0:
+                text = f"I don't have anything about {about} to forget."
+            else:
+                text = f"Okay, I've forgotten what you told me about {about}."
+        writer = get_stream_writer()
+        writer({"text": text})
+        writer({"done": True})
+        return {"answer": text, "facts": ()}
+
+    def llm_messages(state: TurnState) -> list[ChatMessage]:
+        turns = state.get("history", [])
+        history = (
+            [(t.user_text, t.assistant_text) for t in turns[len(turns) - parts.llm_history_turns :]]
+            if parts.llm_history_turns
+            else []
+        )
+        if state["routed"].route is Route.SUMMARISE:
+            return build_messages(
+                parts.summary_prompt,
+                memories=[],
+                history=history,
+                text=state["text"],
+                max_chars=parts.llm_prompt_chars,
+            )
+        return build_messages(
+            parts.system_prompt,
+            memories=[m.content for m in state.get("memories", []) if m.kind == "fact"],
+            history=history,
+            text=state["text"],
+            max_chars=parts.llm_prompt_chars,
+        )
 
     async def answer_llm(state: TurnState) -> dict[str, Any]:
         assert parts.llm is not None
-        messages = build_messages(
-            parts.system_prompt,
-            memories=[m.content for m in state.get("memories", [])],
-            history=[(t.user_text, t.assistant_text) for t in state.get("history", [])],
-            text=state["text"],
-        )
+        if state["routed"].route is Route.SUMMARISE and not state.get("history"):
+            text = "We've only just started talking, so there's nothing to summarise."
+            writer = get_stream_writer()
+            writer({"text": text})
+            writer({"done": True})
+            return {"answer": text, "facts": ()}
         writer = get_stream_writer()
+        spoken = Spoken()
         pieces: list[str] = []
-        async for piece in parts.llm.stream(messages):
-            pieces.append(piece)
-            writer({"text": piece})
+        async for piece in parts.llm.stream(llm_messages(state)):
+            if text := spoken.feed(piece):
+                pieces.append(text)
+                writer({"text": text})
+        if text := spoken.flush():
+            pieces.append(text)
+            writer({"text": text})
         writer({"done": True})
-        return {"answer": "".join(pieces), "fact": None}
+        return {"answer": "".join(pieces), "facts": ()}
 
     async def persist(state: TurnState) -> dict[str, Any]:
-        fact = state.get("fact")
-        fact_embedding = await parts.embedder.embed(fact) if fact else None
+        kept = state.get("facts", ())
+        vectors = await asyncio.gather(*(parts.embedder.embed(f.content) for f in kept))
+        facts = [Fact(f.content, vector, f.slot) for f, vector in zip(kept, vectors, strict=True)]
         record = TurnRecord(
             session_id=state["session_id"],
             turn_id=state["turn_id"],
@@ -157,8 +228,7 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
             embedding=state.get("embedding"),
             room=state.get("room"),
             route=state["routed"].route.value,
-            fact=fact,
-            fact_embedding=fact_embedding,
+            facts=facts,
         )
         if parts.hold(record):
             get_stream_writer()({"held": True})

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypedDict
 
@@ -98,6 +99,7 @@ class ChatCompletionsClient:
             ),
         )
         self.retries = 0
+        self.in_flight = 0
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -113,7 +115,18 @@ class ChatCompletionsClient:
         }
 
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        """Text deltas of the answer, as the endpoint produces them."""
+        """Text deltas of the answer, as the endpoint produces them; `Busy` at once when
+        `max_in_flight` answers are already streaming or waiting."""
+        if self.in_flight >= self.settings.max_in_flight:
+            raise Busy(f"the language model is busy with {self.in_flight} answers")
+        self.in_flight += 1
+        try:
+            async for text in self._stream(messages):
+                yield text
+        finally:
+            self.in_flight -= 1
+
+    async def _stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
         opened: _OpenStream | None = None
         first = ""
         async for attempt in AsyncRetrying(
@@ -196,17 +209,76 @@ def build_messages(
     memories: Sequence[str],
     history: Sequence[tuple[str, str]],
     text: str,
+    max_chars: int = 100_000,
 ) -> list[ChatMessage]:
-    """The prompt: instructions and recalled memories, the session so far, the new turn."""
-    system = system_prompt
+    """The prompt: instructions, the session so far (newest kept first within `max_chars`),
+    the recalled memories, the new turn (cut to what fits).
+
+    The memories come after the history, not inside the instructions: they change from turn
+    to turn, and everything before them is then the same prefix as the previous turn's
+    prompt, which the model server keeps computed (only the new tail is processed)."""
+    recalled = ""
     if memories:
         listed = "\n".join(f"- {m}" for m in memories)
-        system += f"\n\nThings this user told you before (use them when relevant):\n{listed}"
-    messages: list[ChatMessage] = [{"role": "system", "content": system}]
-    for user_text, assistant_text in history:
-        if user_text:
-            messages.append({"role": "user", "content": user_text})
+        recalled = f"Things this user told you before (use them when relevant):\n{listed}"
+    room = max(max_chars - len(system_prompt) - len(recalled), 200)
+    text = text[:room]
+    room -= len(text)
+    kept: list[ChatMessage] = []
+    for user_text, assistant_text in reversed(history):
+        size = len(user_text) + len(assistant_text)
+        if size > room:
+            break
+        room -= size
         if assistant_text:
-            messages.append({"role": "assistant", "content": assistant_text})
+            kept.append({"role": "assistant", "content": assistant_text})
+        if user_text:
+            kept.append({"role": "user", "content": user_text})
+    messages: list[ChatMessage] = [{"role": "system", "content": system_prompt}, *reversed(kept)]
+    if recalled:
+        messages.append({"role": "system", "content": recalled})
     messages.append({"role": "user", "content": text})
     return messages
+
+
+# Markdown and list markup a model writes out of habit, and emoji: none of it can be spoken.
+_MARKUP = re.compile(r"[*_`#~|>]+|\[|\]\([^)]*\)|\]")
+_LIST_MARKER = re.compile(r"\n\s*(?:[-•]|\d+[.)])\s+")
+# A line break and what may become a list marker once the next piece arrives.
+_OPEN_LINE = re.compile(r"\n[\s\-•0-9.)]*$")
+_EMOJI = re.compile(
+    "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f900-\U0001f9ff\ufe0f\u200d]+"
+)
+_NEWLINES = re.compile(r"\s*\n+\s*")
+
+
+class Spoken:
+    """Turns a model's streamed text into what a voice may say: markup, list markers and emoji
+    go, line breaks become spaces. A piece ending in a line break is held until the next one
+    shows whether a list marker follows it."""
+
+    def __init__(self) -> None:
+        self._held = ""
+        self._started = False
+
+    def feed(self, piece: str) -> str:
+        text = self._held + piece
+        self._held = ""
+        if match := _OPEN_LINE.search(text):
+            text, self._held = text[: match.start()], text[match.start() :]
+        return self._clean(text)
+
+    def flush(self) -> str:
+        text, self._held = self._held, ""
+        return self._clean(text)
+
+    def _clean(self, text: str) -> str:
+        if not self._started:
+            text = "\n" + text  # a list marker may open the answer
+        text = _LIST_MARKER.sub("\n", text)
+        text = _EMOJI.sub("", _MARKUP.sub("", text))
+        text = _NEWLINES.sub(" ", text)
+        if not self._started:
+            text = text.lstrip()
+            self._started = bool(text)
+        return text

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +54,16 @@ class Memory:
     kind: str  # "fact" | "turn"
 
 
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A fact to keep for the user, in their words; a newer fact in the same slot replaces
+    the older one."""
+
+    content: str
+    embedding: Vector
+    slot: str | None = None
+
+
 @dataclass(slots=True)
 class TurnRecord:
     session_id: str
@@ -65,8 +75,7 @@ class TurnRecord:
     room: str | None = None
     interrupted: bool = False
     route: str | None = None
-    fact: str | None = None
-    fact_embedding: Vector | None = None
+    facts: list[Fact] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +133,20 @@ RETURNING id
 """
 
 _INSERT_FACT = """
-INSERT INTO agents.memories (user_id, session_id, turn_id, content, embedding)
-VALUES (%s, %s, %s, %s, %b)
-ON CONFLICT (session_id, turn_id) DO NOTHING
+INSERT INTO agents.memories (user_id, session_id, turn_id, content, embedding, slot)
+VALUES (%s, %s, %s, %s, %b, %s)
+ON CONFLICT (session_id, turn_id, content) DO NOTHING
+"""
+
+_REPLACE_SLOT = "DELETE FROM agents.memories WHERE user_id = %s AND slot = %s"
+
+# By slot when the topic maps to one ("sister" forgets "sister" and "sister:lives"), else by
+# the topic's words in the fact.
+_FORGET = """
+DELETE FROM agents.memories
+WHERE user_id = %(user)s
+  AND ((%(slot)s::text IS NOT NULL AND (slot = %(slot)s OR slot LIKE %(slot)s || ':%%'))
+       OR content ILIKE '%%' || %(topic)s || '%%')
 """
 
 _TRUNCATE = """
@@ -346,16 +366,12 @@ class MemoryStore:
                     r.interrupted,
                 ),
             )
-            if r.fact and r.fact_embedding is not None:
+            for fact in r.facts:
+                if fact.slot is not None:
+                    await conn.execute(_REPLACE_SLOT, (r.user_id, fact.slot))
                 await conn.execute(
                     _INSERT_FACT,
-                    (
-                        r.user_id,
-                        r.session_id,
-                        r.turn_id,
-                        r.fact,
-                        r.fact_embedding,
-                    ),
+                    (r.user_id, r.session_id, r.turn_id, fact.content, fact.embedding, fact.slot),
                 )
             await write_event(
                 conn,
@@ -369,6 +385,13 @@ class MemoryStore:
                     route=r.route,
                 ),
             )
+
+    async def forget(self, user_id: str, topic: str, slot: str | None) -> int:
+        """Delete this user's facts about `topic`; how many there were."""
+        params = {"user": user_id, "topic": topic, "slot": slot}
+        async with self._connection() as conn:
+            cur = await conn.execute(_FORGET, params)
+            return cur.rowcount
 
     async def truncate(self, session_id: str, turn_id: str, heard: str) -> bool:
         """Keep only what the person heard of an interrupted answer; False when no such turn."""

@@ -23,9 +23,23 @@ class LlmSettings(BaseModel):
     stall_timeout_s: float = Field(default=10.0, gt=0)
     # Attempts before the first token only: once words were spoken a retry would repeat them.
     max_attempts: int = Field(default=3, ge=1, le=10)
+    # Beyond this many answers in flight the brain answers `busy` at once rather than queue
+    # behind a model that serves a few at a time (the local one has 2 slots).
+    max_in_flight: int = Field(default=4, ge=1, le=1024)
+    # Session turns in the prompt (of the `history_turns` loaded): a small model repeats
+    # itself, or keeps a language it slipped into, when it sees much of its own talk.
+    history_turns: int = Field(default=8, ge=0, le=100)
+    # The prompt's budget in characters (instructions, memories, history, the turn): the
+    # oldest history goes first, then the turn is cut.
+    prompt_chars: int = Field(default=3000, ge=200, le=200_000)
     system_prompt: str = (
-        "You are Arc, a voice assistant. Answer in short, natural spoken sentences without "
-        "markdown, lists or emoji."
+        "You are Arc, a friendly voice assistant. Answer in one or two short, natural spoken "
+        "sentences, without markdown, lists or emoji. You are offline: you cannot look up the "
+        "weather, news, prices or anything live, so never make such facts up."
+    )
+    summary_prompt: str = (
+        "You are Arc, a voice assistant. Summarise the conversation so far for the user in two "
+        "short spoken sentences, speaking to them as you. No lists, no markdown."
     )
 
 
@@ -38,6 +52,9 @@ class BrainOptions(BaseModel):
     recall_k: int = Field(default=4, ge=1, le=50)
     recall_min_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
     route_min_similarity: float = Field(default=0.55, ge=-1.0, le=1.0)
+    # With a language model, the exact skills (time, date, recall, summary) take an utterance
+    # only this close to one of their examples; the model answers the rest.
+    llm_route_min_similarity: float = Field(default=0.7, ge=-1.0, le=1.0)
     # The most words of an answer's first piece (`arc_brain.sentences.first_cut`): the first
     # audio waits for that piece's whole inference.
     first_clause_words: int = Field(default=5, ge=3, le=200)

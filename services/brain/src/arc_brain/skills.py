@@ -15,7 +15,10 @@ from enum import StrEnum
 
 import numpy as np
 
+from arc_brain.calculator import calculate
 from arc_brain.embedding import Matrix, Vector
+from arc_brain.facts import forget_request, statement
+from arc_brain.live_data import honest_answer, live_topic
 from arc_brain.memory import HistoryTurn, Memory
 
 
@@ -28,8 +31,18 @@ class Route(StrEnum):
     REMEMBER = "remember"
     RECALL = "recall"
     SUMMARISE = "summarise"
+    CALCULATE = "calculate"
+    LIVE_DATA = "live_data"
+    STATEMENT = "statement"
+    FORGET = "forget"
+    REFUSE = "refuse"
     FALLBACK = "fallback"
     LLM = "llm"
+
+
+# With a language model, only these routes are taken by example similarity (their answers must
+# be exact); greetings, help and everything unclear go to the model.
+EXACT_ROUTES = frozenset({Route.TIME, Route.DATE, Route.RECALL, Route.SUMMARISE})
 
 
 EXAMPLES: dict[Route, tuple[str, ...]] = {
@@ -87,6 +100,53 @@ _REMEMBER = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _SUMMARISE = re.compile(r"\b(summari[sz]e|summary|recap)\b", re.IGNORECASE)
+# Asking for the instructions, or to drop them: the answer is a refusal, never the model's
+# attempt (a 135M model recites its system prompt when told to).
+_INJECTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompt|rules|guidelines)\b"
+    r"|\b(system|hidden|initial|original)\s+(prompt|instructions?|message)\b"
+    r"|\b(reveal|print|show|repeat|tell me|what (are|is|were))\b.{0,30}\byour\s+"
+    r"(instructions?|prompt|rules)\b"
+    r"|\bother users?\b|\bsomeone else'?s?\b.{0,30}\b(memor|fact|said|told)",
+    re.IGNORECASE | re.DOTALL,
+)
+_UNSAFE = re.compile(
+    r"\b(make|build|assemble|cook|synthesi[sz]e)\b.{0,30}\b(bomb|explosives?|meth|nerve gas|"
+    r"poison|weapon|gun)s?\b|\bhow (do i|to|can i)\b.{0,30}\b(kill|hurt|poison|stab)\b"
+    r"|\b(kill|hurt) (myself|yourself)\b|\bsuicide\b|\bhack into\b|\bsteal\b",
+    re.IGNORECASE | re.DOTALL,
+)
+_WHO_ARE_YOU = re.compile(r"\bwhat(?:'s| is) your name\b|\bwho are you\b", re.IGNORECASE)
+# A question asking for something the user told the brain ("what's my name?", "where does
+# my sister live?"): memory answers it, never the model, which would invent a plausible fact
+# or repeat one the user asked to forget from the session's history.
+_RECALL_QUESTION = re.compile(
+    r"^\s*(?:(?:and|so|well|hey|ok(?:ay)?|now)\W+)*(?:"
+    r"(?:what|who|where|when|which|how old)(?:'s|\s+is|\s+are|\s+was|\s+were)?\s+my\b"
+    r"|(?:what|which)\s+\w+\s+(?:is|are|was)\s+my\b"
+    r"|(?:where|who|when)\s+(?:do|did|does|am|was)\s+(?:i|my\s+\w+)\b"
+    r"|what\s+(?:am|was)\s+i\b"
+    r"|what\s+(?:do|does|did)\s+(?:i|my\s+\w+)\s+"
+    r"(?:like|love|enjoy|hate|do|work|study|drive|eat|call)\b"
+    r"|(?:do|did)\s+you\s+(?:remember|know|recall)\b.*\b(?:my|i)\b"
+    r"|(?:what|where)(?:'s|\s+is)\s+the\s+name\s+of\s+my\b"
+    r"|what\s+did\s+i\s+(?:tell|say)\b"
+    r")",
+    re.IGNORECASE,
+)
+# The recall skill answers with a fact only this close to the question (all-MiniLM-L6-v2
+# cosine): "where does my sister live?" is 0.64 from "my sister lives in Lyon" but "where does
+# my brother live?" is 0.42 from it, and must get "I don't know" rather than the sister.
+RECALL_ANSWER_MIN_SIMILARITY = 0.45
+REFUSAL = "I can't help with that. Is there something else I can do for you?"
+INJECTION_REFUSAL = (
+    "I keep my instructions and what other people tell me to myself. What can I do for you?"
+)
+SELF_HARM = (
+    "I'm sorry you're going through this. Please reach out to someone you trust or a local "
+    "crisis line right now; you don't have to face it alone."
+)
+_SELF_HARM = re.compile(r"\b(kill|hurt) myself\b|\bsuicide\b|\bend my life\b", re.IGNORECASE)
 
 HELP_TEXT = (
     "I can greet you, tell you the time and the date, repeat after you, remember facts you "
@@ -124,10 +184,21 @@ def second_person(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class FactToKeep:
+    """A fact as the user said it; `slot` is what it is about, when the rules know."""
+
+    content: str
+    slot: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Routed:
     route: Route
     payload: str | None = None
     similarity: float | None = None
+    # Statements: each fact and its slot; a forget request: the slot its topic maps to.
+    facts: tuple[FactToKeep, ...] = ()
+    slot: str | None = None
 
 
 @dataclass
@@ -150,24 +221,91 @@ class Router:
         return [text for texts in examples.values() for text in texts]
 
     def by_rule(self, text: str) -> Routed | None:
-        """Routes that need no embedding: commands with a payload."""
+        """Routes that need no embedding: commands with a payload, and what must be exact or
+        honest whoever answers the rest (arithmetic, live data, facts about the user)."""
         if match := _REPEAT.match(text):
             return Routed(Route.REPEAT, match.group("text").strip())
+        if forget := forget_request(text):
+            return Routed(Route.FORGET, forget.topic, slot=forget.slot_prefix)
         if match := _REMEMBER.match(text):
-            return Routed(Route.REMEMBER, match.group("fact").strip())
+            fact = match.group("fact").strip()
+            stated = statement(fact)
+            return Routed(
+                Route.REMEMBER,
+                fact,
+                facts=(FactToKeep(fact, stated.slot if stated else None),),
+            )
         if _SUMMARISE.search(text):
             return Routed(Route.SUMMARISE)
+        if _WHO_ARE_YOU.search(text):
+            return Routed(Route.GREETING)
+        if _SELF_HARM.search(text):
+            return Routed(Route.REFUSE, SELF_HARM)
+        if _INJECTION.search(text):
+            return Routed(Route.REFUSE, INJECTION_REFUSAL)
+        if _UNSAFE.search(text):
+            return Routed(Route.REFUSE, REFUSAL)
+        if calculation := calculate(text):
+            return Routed(Route.CALCULATE, calculation.answer)
+        if topic := live_topic(text):
+            return Routed(Route.LIVE_DATA, honest_answer(topic))
+        if _RECALL_QUESTION.match(text):
+            return Routed(Route.RECALL)
+        if stated_facts := statements(text):
+            return Routed(Route.STATEMENT, facts=stated_facts)
         return None
+
+    def nearest(self, embedding: Vector) -> Routed:
+        scores = self.example_vectors @ embedding
+        best = int(np.argmax(scores))
+        return Routed(self.example_routes[best], similarity=float(scores[best]))
 
     def route(self, text: str, embedding: Vector) -> Routed:
         if routed := self.by_rule(text):
             return routed
-        scores = self.example_vectors @ embedding
-        best = int(np.argmax(scores))
-        similarity = float(scores[best])
-        if similarity < self.min_similarity:
-            return Routed(Route.FALLBACK, similarity=similarity)
-        return Routed(self.example_routes[best], similarity=similarity)
+        nearest = self.nearest(embedding)
+        assert nearest.similarity is not None
+        if nearest.similarity < self.min_similarity:
+            return Routed(Route.FALLBACK, similarity=nearest.similarity)
+        return nearest
+
+    def route_with_llm(self, text: str, embedding: Vector, min_similarity: float) -> Routed:
+        """Rules, then the exact skills when the utterance is close to one of their examples;
+        the language model for the rest."""
+        if routed := self.by_rule(text):
+            return routed
+        nearest = self.nearest(embedding)
+        assert nearest.similarity is not None
+        if nearest.route in EXACT_ROUTES and nearest.similarity >= min_similarity:
+            return nearest
+        return Routed(Route.LLM, similarity=nearest.similarity)
+
+
+# Said before a statement without being part of it: "Hi. My name is Dana."
+_OPENERS = frozenset(
+    {"hi", "hello", "hey", "hi there", "hello there", "hey there", "good morning",
+     "good evening", "good afternoon", "okay", "ok", "well", "so", "oh", "yes", "no"}
+)  # fmt: skip
+_CLAUSE = re.compile(r"\s*(?:[,;.!]\s*|\s+and\s+|\s+but\s+)", re.IGNORECASE)
+
+
+def statements(text: str) -> tuple[FactToKeep, ...]:
+    """The facts of an utterance made only of statements ("My name is Dana and I like
+    sailing"); none when any clause is something else, a question above all."""
+    if "?" in text:
+        return ()
+    whole = statement(text)
+    if whole is not None:
+        return (FactToKeep(whole.content, whole.slot),)
+    clauses = [c for c in _CLAUSE.split(text) if c.strip() and c.strip().lower() not in _OPENERS]
+    if len(clauses) == 1 and (single := statement(clauses[0])) is not None:
+        return (FactToKeep(single.content, single.slot),)
+    if len(clauses) < 2:
+        return ()
+    found = [statement(c) for c in clauses]
+    if not all(found):
+        return ()
+    return tuple(FactToKeep(f.content, f.slot) for f in found if f is not None)
 
 
 @dataclass
@@ -183,7 +321,12 @@ class SkillInput:
 @dataclass
 class SkillAnswer:
     text: str
-    fact: str | None = None  # for `remember`: the fact to store, as the user said it
+    # The facts to store, as the user said them (`remember`, statements).
+    facts: tuple[FactToKeep, ...] = ()
+
+    @property
+    def fact(self) -> str | None:
+        return self.facts[0].content if self.facts else None
 
 
 def _describe(user_text: str) -> str:
@@ -211,14 +354,19 @@ def answer(skill: SkillInput) -> SkillAnswer:
         return SkillAnswer(skill.routed.payload or "")
     if route is Route.REMEMBER:
         fact = (skill.routed.payload or "").strip()
+        facts = skill.routed.facts or (FactToKeep(fact),)
         said = second_person(fact)
         if not skill.memory_available:
             return SkillAnswer(
                 f"Got it: {said}. My memory store is offline right now, so I'll save it as "
                 "soon as it is back.",
-                fact=fact,
+                facts=facts,
             )
-        return SkillAnswer(f"Okay, I'll remember that {said}.", fact=fact)
+        return SkillAnswer(f"Okay, I'll remember that {said}.", facts=facts)
+    if route is Route.STATEMENT:
+        return _acknowledge(skill)
+    if route in (Route.CALCULATE, Route.LIVE_DATA, Route.REFUSE):
+        return SkillAnswer(skill.routed.payload or REFUSAL)
     if route is Route.RECALL:
         return _recall(skill)
     if route is Route.SUMMARISE:
@@ -226,10 +374,33 @@ def answer(skill: SkillInput) -> SkillAnswer:
     return SkillAnswer(f"Sorry, I'm not sure how to help with that. {HELP_TEXT}")
 
 
+_NAME = re.compile(r"(?:name is|name's|call me|i'm|i am)\s+(?P<name>[\w'-]+)", re.IGNORECASE)
+
+
+def _acknowledge(skill: SkillInput) -> SkillAnswer:
+    """A short spoken acknowledgement of facts the user stated in passing; they are kept."""
+    facts = skill.routed.facts
+    said = [f for f in facts if f.slot != "name"]
+    parts: list[str] = []
+    for fact in facts:
+        if fact.slot == "name" and (match := _NAME.search(fact.content)):
+            parts.append(f"Nice to meet you, {match.group('name')}.")
+    if said:
+        listed = " and ".join(second_person(f.content) for f in said)
+        parts.append(f"Got it: {listed}. I'll remember that.")
+    if not skill.memory_available:
+        parts.append("My memory store is offline right now, so I'll save it when it is back.")
+    return SkillAnswer(" ".join(parts) or "Got it.", facts=facts)
+
+
 def _recall(skill: SkillInput) -> SkillAnswer:
     if not skill.memory_available:
         return SkillAnswer("My memory is unavailable right now, so I can't look that up.")
-    facts = [m for m in skill.memories if m.kind == "fact"]
+    facts = [
+        m
+        for m in skill.memories
+        if m.kind == "fact" and m.similarity >= RECALL_ANSWER_MIN_SIMILARITY
+    ]
     if not facts:
         return SkillAnswer(
             "I don't know that yet. You can tell me, for example: remember that my car is blue."
