@@ -187,3 +187,28 @@ async def test_postgres_outage_degrades_then_recovers_by_itself(
         client, subject_prefix, "what colour is my bike?", session_id=new_id("s"), user_id=user
     ) == ("You told me that your bike is red.")
     await http.aclose()
+
+
+async def test_a_backlogged_turn_that_cannot_be_written_is_counted_as_dropped_not_written(
+    postgres_server: PostgresServer,
+) -> None:
+    import numpy as np
+    from arc_brain.memory import MemoryStore, TurnRecord
+
+    store = MemoryStore(postgres_server.dsn(), timeout_s=2.0)
+    await store.open()
+    try:
+
+        def record(embedding: np.ndarray) -> TurnRecord:
+            return TurnRecord(
+                session_id=new_id("s"), turn_id=new_id("t"), user_id="u", user_text="hi",
+                assistant_text="Hello!", embedding=embedding,
+            )  # fmt: skip
+
+        # A 3-dimension embedding in a 384-dimension column: Postgres refuses the row.
+        store._backlog.extend([record(np.zeros(3, np.float32)), record(np.ones(384, np.float32))])
+        await store._write_backlog()
+        assert store.backlog == 0
+        assert (store.stats.backlog_dropped, store.stats.backlog_written) == (1, 1)
+    finally:
+        await store.close()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import onnxruntime  # type: ignore[import-untyped]
 import pytest
-from arc_tts.inference_pool import InferencePool
+from arc_tts.inference_pool import InferencePool, PoolClosed
 
 pytestmark = pytest.mark.unit
 
@@ -91,4 +91,23 @@ async def test_close_waits_for_threads_and_refuses_new_jobs() -> None:
     await pool.close()
     assert all(not t.is_alive() for t in pool._threads)
     with pytest.raises(RuntimeError, match="closed"):
+        await pool.run(lambda: 1, onnxruntime.RunOptions(), deadline=0.0)
+
+
+async def test_closing_fails_the_queued_jobs_instead_of_leaving_them_waiting() -> None:
+    pool = InferencePool(1)
+    gate = threading.Event()
+    running = asyncio.ensure_future(
+        pool.run(lambda: gate.wait(5), onnxruntime.RunOptions(), deadline=0.0)
+    )
+    await until(lambda: pool.running == 1)
+    queued = asyncio.ensure_future(pool.run(lambda: 1, onnxruntime.RunOptions(), deadline=1.0))
+    await until(lambda: pool.waiting == 1)
+    closing = asyncio.ensure_future(pool.close())
+    with pytest.raises(PoolClosed):
+        await asyncio.wait_for(queued, timeout=2)
+    gate.set()
+    await running
+    await closing
+    with pytest.raises(PoolClosed):
         await pool.run(lambda: 1, onnxruntime.RunOptions(), deadline=0.0)

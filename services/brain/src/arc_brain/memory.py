@@ -292,8 +292,9 @@ class MemoryStore:
                 # One bad record must not block the others (or kill the probe task).
                 log.exception("backlogged turn %s could not be written; dropped", record.turn_id)
                 self.stats.backlog_dropped += 1
+            else:
+                self.stats.backlog_written += 1
             self._backlog.popleft()
-            self.stats.backlog_written += 1
 
     async def history(self, session_id: str, turns: int) -> list[HistoryTurn]:
         """The session's last `turns` exchanges, oldest first."""

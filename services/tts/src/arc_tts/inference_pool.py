@@ -47,6 +47,10 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
+class PoolClosed(RuntimeError):
+    """The pool was closed (the service is stopping) before the job could run."""
+
+
 class InferencePool:
     def __init__(self, workers: int) -> None:
         self._queue: queue.PriorityQueue[tuple[float, int, _Job[Any] | None]] = (
@@ -78,7 +82,7 @@ class InferencePool:
         """`work()` on a synthesis thread, ordered by `deadline` (any monotonic clock value;
         earlier runs first, ties in arrival order)."""
         if self._closed:
-            raise RuntimeError("inference pool is closed")
+            raise PoolClosed("inference pool is closed")
         loop = asyncio.get_running_loop()
         job: _Job[T] = _Job(work, loop.create_future(), loop)
         with self._lock:
@@ -136,6 +140,9 @@ class InferencePool:
                 if job is not None and not job.dropped:
                     job.dropped = True
                     self._waiting -= 1
+                    # Its caller would otherwise wait for ever on a job nobody will run.
+                    closed = PoolClosed("inference pool closed before this job ran")
+                    job.loop.call_soon_threadsafe(_settle, job.future, None, closed)
         for _ in self._threads:
             self._queue.put((float("inf"), next(self._order), None))
         await asyncio.to_thread(self._join, timeout_s)

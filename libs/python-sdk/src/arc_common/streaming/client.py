@@ -73,6 +73,9 @@ class StreamingClient:
         self._sub: Subscription | None = None
         self._streams: dict[str, ReplyStream] = {}
         self._ids = itertools.count()
+        # Cancels published without the caller awaiting them; kept here so none is collected
+        # mid-flight, and awaited by `close`.
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def nc(self) -> Client:
@@ -89,6 +92,8 @@ class StreamingClient:
     async def close(self) -> None:
         for stream in list(self._streams.values()):
             await stream.aclose()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
@@ -232,19 +237,26 @@ class ReplyStream:
         # The stream can no longer be trusted; tell the server to stop, without awaiting here.
         self._finish()
         task = asyncio.get_running_loop().create_task(self._publish_cancel())
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        self._client._background.add(task)
+        task.add_done_callback(self._client._background.discard)
 
     def _finish(self) -> None:
         self._done = True
         self._client._streams.pop(self._token, None)
 
     async def _publish_cancel(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             await self._client._nc.publish(
                 self._cancel_subject,
                 encode(Cancel(turn_id=self.turn_id)),
                 headers=headers_for(Cancel.schema),
             )
+        except Exception as exc:
+            # The server then works on until its own deadline; worth knowing, not failing for.
+            log.warning(
+                "cancel of turn %s on %s could not be published: %r",
+                self.turn_id, self._cancel_subject, exc,
+            )  # fmt: skip
 
     async def _abandon(self) -> None:
         was_open = not self._done and self._sent
