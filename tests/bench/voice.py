@@ -382,7 +382,9 @@ async def _rig(
     return Rig(name, worker, caller, conv)
 
 
-def _services(root: Path, prefix: str, *, nats_url: str, dsn: str) -> list[ServiceProcess]:
+def _services(
+    root: Path, prefix: str, *, nats_url: str, dsn: str, brain_env: dict[str, str] | None = None
+) -> list[ServiceProcess]:
     env = {
         "ARC_NATS__URL": nats_url,
         "ARC_NATS__SUBJECT_PREFIX": prefix,
@@ -396,9 +398,13 @@ def _services(root: Path, prefix: str, *, nats_url: str, dsn: str) -> list[Servi
                 name,
                 module,
                 f"http://127.0.0.1:{port}/healthz",
-                root / name,
-                root / f"{name}-logs",
-                env={**env, f"ARC_{name.upper()}__HTTP_PORT": str(port)},
+                root / f"{prefix}-{name}",
+                root / f"{prefix}-{name}-logs",
+                env={
+                    **env,
+                    **(brain_env or {} if name == "brain" else {}),
+                    f"ARC_{name.upper()}__HTTP_PORT": str(port),
+                },
             )
         )
     return services

@@ -88,3 +88,26 @@ def test_the_prompt_budget_drops_the_oldest_history_then_cuts_the_turn() -> None
 def test_spoken_text_drops_markup_lists_and_emoji(pieces: list[str], spoken: str) -> None:
     speaker = Spoken()
     assert "".join(speaker.feed(p) for p in pieces) + speaker.flush() == spoken
+
+
+@pytest.mark.parametrize(
+    ("pieces", "limit", "spoken"),
+    [
+        (["One. Two", ". Three. Four."], 2, "One. Two."),
+        (["It costs 3", ".50 dollars. Then", " more."], 1, "It costs 3.50 dollars."),
+        (["Really?", " Yes! No."], 2, "Really? Yes!"),
+        (["No end in sight"], 1, "No end in sight"),
+        (["Short one."], 3, "Short one."),
+    ],
+)
+def test_spoken_text_ends_after_the_sentence_limit(
+    pieces: list[str], limit: int, spoken: str
+) -> None:
+    speaker = Spoken(limit)
+    said = ""
+    for piece in pieces:
+        said += speaker.feed(piece)
+        if speaker.done:
+            break
+    said += speaker.flush()
+    assert said == spoken

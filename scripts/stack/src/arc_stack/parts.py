@@ -25,10 +25,14 @@ def local_llm_env(base_url: str) -> dict[str, str]:
         "ARC_BRAIN__LLM__MODEL": "smollm2",
         # A small model wanders off when it talks long, and spoken answers are short anyway.
         "ARC_BRAIN__LLM__MAX_TOKENS": "120",
+        # Told to answer in one or two sentences, it still talks for a minute at times.
+        "ARC_BRAIN__LLM__MAX_SENTENCES": "3",
         # Greedy: sampled, its first word now and then slips into French, and the rest of the
         # session follows it there (measured with the eval, tests/eval).
         "ARC_BRAIN__LLM__TEMPERATURE": "0",
-        "ARC_BRAIN__LLM__HISTORY_TURNS": "3",
+        # Each answer from the question alone: with earlier answers in its prompt, one odd
+        # answer became the template of every later one (voice benchmark, docs/brain.md).
+        "ARC_BRAIN__LLM__HISTORY_TURNS": "0",
     }
 
 

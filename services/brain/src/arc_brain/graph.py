@@ -172,24 +172,21 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
         return {"answer": text, "facts": ()}
 
     def llm_messages(state: TurnState) -> list[ChatMessage]:
-        turns = state.get("history", [])
-        history = (
-            [(t.user_text, t.assistant_text) for t in turns[len(turns) - parts.llm_history_turns :]]
-            if parts.llm_history_turns
-            else []
-        )
+        turns = [(t.user_text, t.assistant_text) for t in state.get("history", [])]
         if state["routed"].route is Route.SUMMARISE:
+            # A summary is of the whole session loaded, whatever the answers are given.
             return build_messages(
                 parts.summary_prompt,
                 memories=[],
-                history=history,
+                history=turns,
                 text=state["text"],
                 max_chars=parts.llm_prompt_chars,
             )
+        recent = turns[len(turns) - parts.llm_history_turns :] if parts.llm_history_turns else []
         return build_messages(
             parts.system_prompt,
             memories=[m.content for m in state.get("memories", []) if m.kind == "fact"],
-            history=history,
+            history=recent,
             text=state["text"],
             max_chars=parts.llm_prompt_chars,
         )
@@ -203,12 +200,14 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
             writer({"done": True})
             return {"answer": text, "facts": ()}
         writer = get_stream_writer()
-        spoken = Spoken()
+        spoken = Spoken(parts.llm.settings.max_sentences)
         pieces: list[str] = []
         async for piece in parts.llm.stream(llm_messages(state)):
             if text := spoken.feed(piece):
                 pieces.append(text)
                 writer({"text": text})
+            if spoken.done:
+                break  # leaving the stream closes the request: the model stops too
         if text := spoken.flush():
             pieces.append(text)
             writer({"text": text})

@@ -250,27 +250,50 @@ _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f900-\U0001f9ff\ufe0f\u200d]+"
 )
 _NEWLINES = re.compile(r"\s*\n+\s*")
+# A sentence's end as it streams: the mark and the space after it (a decimal point has none).
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
 
 
 class Spoken:
     """Turns a model's streamed text into what a voice may say: markup, list markers and emoji
     go, line breaks become spaces. A piece ending in a line break is held until the next one
-    shows whether a list marker follows it."""
+    shows whether a list marker follows it. With `max_sentences`, the answer ends after that
+    many sentences (`done` turns true; the caller stops the model): a small model asked for
+    one or two sentences may still talk for a minute."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_sentences: int | None = None) -> None:
         self._held = ""
         self._started = False
+        self._max_sentences = max_sentences
+        self._sentences = 0
+        self._last = ""  # the last character said, for a sentence end split across pieces
+        self.done = False
 
     def feed(self, piece: str) -> str:
+        if self.done:
+            return ""
         text = self._held + piece
         self._held = ""
         if match := _OPEN_LINE.search(text):
             text, self._held = text[: match.start()], text[match.start() :]
-        return self._clean(text)
+        return self._limit(self._clean(text))
 
     def flush(self) -> str:
+        if self.done:
+            return ""
         text, self._held = self._held, ""
-        return self._clean(text)
+        return self._limit(self._clean(text))
+
+    def _limit(self, text: str) -> str:
+        if self._max_sentences is None or not text:
+            return text
+        for end in _SENTENCE_END.finditer(self._last + text):
+            self._sentences += 1
+            if self._sentences >= self._max_sentences:
+                self.done = True
+                return text[: max(end.start() + 1 - len(self._last), 0)]
+        self._last = text[-1]
+        return text
 
     def _clean(self, text: str) -> str:
         if not self._started:

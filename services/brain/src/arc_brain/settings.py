@@ -26,6 +26,8 @@ class LlmSettings(BaseModel):
     # Beyond this many answers in flight the brain answers `busy` at once rather than queue
     # behind a model that serves a few at a time (the local one has 2 slots).
     max_in_flight: int = Field(default=4, ge=1, le=1024)
+    # The answer ends after this many sentences (unset: when the model stops).
+    max_sentences: int | None = Field(default=None, ge=1, le=100)
     # Session turns in the prompt (of the `history_turns` loaded): a small model repeats
     # itself, or keeps a language it slipped into, when it sees much of its own talk.
     history_turns: int = Field(default=8, ge=0, le=100)

@@ -1,0 +1,127 @@
+"""Voice to voice for turns the default offline model answers, through a real LiveKit room:
+the same questions to two voice workers, one whose brain answers by skills only and one
+whose brain uses the local model (`llama-server`, SmolLM2-135M-Instruct, as `make run` sets
+it), interleaved turn by turn. Timed from the person's side, as in the voice benchmark
+(`tests/bench/voice.py`, whose rigs and helpers this reuses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from contextlib import AsyncExitStack
+from functools import partial
+from typing import Any
+
+from arc_stack.livekit import LiveKitServer
+from arc_stack.llm import LlamaServer
+from arc_stack.nats import NatsServer
+from arc_stack.parts import local_llm_env
+from arc_stack.paths import state_dir
+from arc_stack.postgres import PostgresServer
+from arc_stack.server import free_port
+from arc_voice.settings import VoiceOptions
+from psycopg_pool import AsyncConnectionPool
+
+from tests.bench.report import Stats, load_average, section_header, write_section
+from tests.bench.voice import (
+    BENCH_IDLE_TIMEOUT_S,
+    Results,
+    _record,
+    _rig,
+    _row,
+    _services,
+    _stage_table,
+    _turn,
+    _v2v,
+)
+from tests.fixtures.speakers import speakers
+
+ROUNDS = 18
+QUESTIONS = (
+    "Tell me something about the sea.",
+    "What's the capital of France?",
+    "Hello there, how are you?",
+    "What do bees make?",
+    "Tell me a joke.",
+    "Who wrote Romeo and Juliet?",
+)
+
+
+async def measure() -> str:
+    load_at_start = load_average()
+    root = state_dir() / "bench-runs" / uuid.uuid4().hex[:8]
+    voices = speakers()
+    results = Results()
+    async with AsyncExitStack() as stack:
+        stack.callback(shutil.rmtree, root, True)
+        nats = NatsServer(
+            root / "nats", root / "nats-logs", port=free_port(), monitor_port=free_port()
+        )
+        pg = PostgresServer(root / "pgdata", root / "pg-logs", port=free_port(), database="arc")
+        livekit = LiveKitServer(
+            root / "livekit", root / "livekit-logs", port=free_port(), rtc_tcp_port=free_port(),
+            udp_port=free_port(),
+        )  # fmt: skip
+        llm = LlamaServer(root / "llm", root / "llm-logs", port=free_port())
+        for server in (nats, pg, livekit, llm):
+            await server.install()
+            await server.start()
+            stack.push_async_callback(server.stop)
+        brains = {"skills": None, "model": local_llm_env(llm.base_url)}
+        for prefix, brain_env in brains.items():
+            for service in _services(
+                root, f"bench-{prefix}", nats_url=nats.url, dsn=pg.dsn(), brain_env=brain_env
+            ):
+                await service.start()
+                stack.push_async_callback(service.stop)
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            pg.dsn(), min_size=1, max_size=4, open=False
+        )
+        await pool.open(wait=True)
+        stack.push_async_callback(pool.close)
+        rig = partial(_rig, stack, nats_url=nats.url, livekit=livekit, pool=pool)
+        options = VoiceOptions(greeting="", idle_timeout_s=BENCH_IDLE_TIMEOUT_S)
+        skills = await rig("skills", options, prefix="bench-skills")
+        model = await rig("model", options, prefix="bench-model", models=skills.worker.deps.models)
+        for warm in (skills, model):
+            await _turn(warm, *voices[0].say("Hello."))
+        rigs = [skills, model]
+        for i in range(ROUNDS):
+            pcm, rate = voices[i % len(voices)].say(QUESTIONS[i % len(QUESTIONS)])
+            for r in rigs[i % 2 :] + rigs[: i % 2]:
+                _record(results, r.name, await _turn(r, pcm, rate))
+        answers = [t.turn.assistant_text for t in model.conversation.log.turns][-len(QUESTIONS) :]
+
+    body = section_header(
+        "Voice to voice for turns the local model answers (issue 10)",
+        "make bench BENCH=voice_llm",
+        load_at_start=load_at_start,
+    )
+    skills_v2v = Stats.of([v * 1000 for v in _v2v(results, "skills")])
+    model_v2v = Stats.of([v * 1000 for v in _v2v(results, "model")])
+    body += (
+        f"The same {len(QUESTIONS)} questions ({ROUNDS} turns per variant, interleaved, spoken "
+        f"by {' and '.join(v.name for v in voices)}) to a voice worker whose brain answers by "
+        "skills only and to one whose brain uses the local model, as `make run` sets it "
+        "(SmolLM2-135M-Instruct on `llama-server`, 1 thread). From the person's side: end of "
+        "their speech → first audible frame of the answer, ms.\n\n"
+        "| variant | p50 | p95 | mean | n |\n|---|---:|---:|---:|---:|\n"
+        + _row("skills only", _v2v(results, "skills"))
+        + _row("local model", _v2v(results, "model"))
+        + f"\nRatio model / skills: {model_v2v.p50 / skills_v2v.p50:.2f} (p50) / "
+        f"{model_v2v.p95 / skills_v2v.p95:.2f} (p95). Turns with no audible answer: "
+        f"{results.missing or 'none'}.\n\n**Stages of the model's turns**\n\n"
+        + _stage_table(results.turns.get("model", []))
+        + "\nThe model's last answers, as heard: "
+        + "; ".join(f"“{a}”" for a in answers)
+        + "\n"
+    )
+    return body
+
+
+def main() -> str:
+    body = asyncio.run(measure())
+    write_section("voice_llm", body)
+    return body
