@@ -86,6 +86,7 @@ CONVERSATIONS: tuple[Conversation, ...] = (
        Turn("Hello, how are you?", NOT_FALLBACK),
        Turn("Tell me a joke.", NOT_FALLBACK),
        Turn("What's your name?", r"\bArc\b"),
+       Turn("What can you do?", r"time.*sums|remember"),
        Turn("Thank you, that was nice.", NOT_FALLBACK)),
     _c(FOLLOW_UP, "fay",
        Turn("Repeat after me: the blue whale is huge.", r"blue whale is huge"),

@@ -153,3 +153,10 @@ def test_recall_answers_only_from_a_close_fact() -> None:
     assert skill(Route.RECALL, memories=[far]).startswith("I don't know that yet")
     near = Memory("my sister lives in Lyon", 0.64, NOW, "fact")
     assert skill(Route.RECALL, memories=[near]) == "You told me that your sister lives in Lyon."
+
+
+def test_help_says_what_the_brain_can_do_with_and_without_a_model() -> None:
+    plain = answer(SkillInput(text="", routed=Routed(Route.HELP), now=NOW)).text
+    assert "do sums" in plain and "chat" not in plain
+    with_model = answer(SkillInput(text="", routed=Routed(Route.HELP), now=NOW, with_model=True))
+    assert "chat" in with_model.text and "offline" in with_model.text

@@ -143,6 +143,7 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
                 history=state.get("history", []),
                 memories=state.get("memories", []),
                 memory_available=state.get("memory_available", False),
+                with_model=parts.llm is not None,
             )
         )
         writer = get_stream_writer()

@@ -41,8 +41,9 @@ class Route(StrEnum):
 
 
 # With a language model, only these routes are taken by example similarity (their answers must
-# be exact); greetings, help and everything unclear go to the model.
-EXACT_ROUTES = frozenset({Route.TIME, Route.DATE, Route.RECALL, Route.SUMMARISE})
+# be exact: a small model asked "what can you do?" invents skills); greetings and everything
+# unclear go to the model.
+EXACT_ROUTES = frozenset({Route.TIME, Route.DATE, Route.RECALL, Route.SUMMARISE, Route.HELP})
 
 
 EXAMPLES: dict[Route, tuple[str, ...]] = {
@@ -149,9 +150,15 @@ SELF_HARM = (
 _SELF_HARM = re.compile(r"\b(kill|hurt) myself\b|\bsuicide\b|\bend my life\b", re.IGNORECASE)
 
 HELP_TEXT = (
-    "I can greet you, tell you the time and the date, repeat after you, remember facts you "
-    "tell me and recall them later, and summarise our conversation. Try saying: remember "
-    "that my car is blue."
+    "I can greet you, tell you the time and the date, do sums and unit conversions, repeat "
+    "after you, remember facts you tell me and recall them later, and summarise our "
+    "conversation. Try saying: remember that my car is blue."
+)
+# With a language model the brain also chats; what it cannot do is said just as plainly.
+HELP_TEXT_WITH_MODEL = (
+    "I can chat and answer simple questions, tell you the time and the date, do sums and unit "
+    "conversions, remember what you tell me about yourself and recall it later, and "
+    "summarise our conversation. I'm offline, so I can't look up news or the weather."
 )
 
 _PERSPECTIVE = {
@@ -316,6 +323,7 @@ class SkillInput:
     history: Sequence[HistoryTurn] = ()
     memories: Sequence[Memory] = ()
     memory_available: bool = True
+    with_model: bool = False
 
 
 @dataclass
@@ -345,7 +353,7 @@ def answer(skill: SkillInput) -> SkillAnswer:
     if route is Route.GREETING:
         return SkillAnswer("Hello! I'm Arc. How can I help you today?")
     if route is Route.HELP:
-        return SkillAnswer(HELP_TEXT)
+        return SkillAnswer(HELP_TEXT_WITH_MODEL if skill.with_model else HELP_TEXT)
     if route is Route.TIME:
         return SkillAnswer(f"It's {skill.now.strftime('%-I:%M %p')}, {skill.now.tzname()}.")
     if route is Route.DATE:
