@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import shutil
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import httpx
 
 from arc_stack.install_lock import exclusive
 from arc_stack.paths import cache_dir
-from arc_stack.server import ManagedServer, ServerStartError
+from arc_stack.server import ManagedServer, ServerStartError, run_logged
 
 LIVEKIT_VERSION = "v1.13.5"
 LIVEKIT_MODULE = "github.com/livekit/livekit-server"
@@ -128,33 +125,20 @@ class LiveKitServer(ManagedServer):
             # of -mod=vendor from the caller's shell would still break it.
             "GOFLAGS": "-buildvcs=false",
         }
-        began = time.monotonic()
-        with self.install_log_path.open("ab") as log:
-            log.write(f"$ GOBIN={gobin} CGO_ENABLED=0 {' '.join(argv)}\n".encode())
-            log.flush()
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    stdout=log,
-                    stderr=asyncio.subprocess.STDOUT,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    env=env,
-                    cwd=gobin,
-                )
-            except OSError as exc:
-                raise ServerStartError(
-                    f"livekit install: could not run `go install` ({exc}); "
-                    f"log: {self.install_log_path}"
-                ) from exc
-            try:
-                code = await asyncio.wait_for(proc.wait(), INSTALL_TIMEOUT_S)
-            except BaseException:  # cancelled (Ctrl-C during `make run`) or timed out
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await asyncio.shield(proc.wait())
-                log.write(b"go install interrupted\n")
-                raise
-            log.write(f"go install exited {code} after {time.monotonic() - began:.1f}s\n".encode())
+        try:
+            code = await run_logged(
+                argv,
+                self.install_log_path,
+                label="go install",
+                timeout_s=INSTALL_TIMEOUT_S,
+                shown=f"GOBIN={gobin} CGO_ENABLED=0 {' '.join(argv)}",
+                env=env,
+                cwd=gobin,
+            )
+        except OSError as exc:
+            raise ServerStartError(
+                f"livekit install: could not run `go install` ({exc}); log: {self.install_log_path}"
+            ) from exc
         if code != 0:
             raise ServerStartError(
                 f"livekit install: `go install {LIVEKIT_PACKAGE}@{LIVEKIT_VERSION}` failed "

@@ -16,20 +16,18 @@ the eval's general-knowledge score fell from 6/6 to 3/6, so it is an option, off
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import importlib.util
 import os
 import shutil
 import tarfile
-import time
 from pathlib import Path
 
 import httpx
 
 from arc_stack.install_lock import exclusive
 from arc_stack.paths import cache_dir
-from arc_stack.server import ManagedServer, ServerStartError
+from arc_stack.server import ManagedServer, ServerStartError, run_logged
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SOURCE_URL = (
@@ -212,26 +210,9 @@ class LlamaServer(ManagedServer):
         return bin_dir
 
     async def _run(self, argv: list[str], *, nice: bool = False) -> None:
-        began = time.monotonic()
-        with self.install_log_path.open("ab") as log:
-            log.write(f"$ {' '.join(argv)}\n".encode())
-            log.flush()
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                stdin=asyncio.subprocess.DEVNULL,
-                # A background build must not starve a conversation running beside it.
-                preexec_fn=(lambda: os.nice(10)) if nice else None,
-            )
-            try:
-                code = await asyncio.wait_for(proc.wait(), INSTALL_TIMEOUT_S)
-            except BaseException:  # cancelled (Ctrl-C during `make run`) or timed out
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await asyncio.shield(proc.wait())
-                raise
-            log.write(f"exited {code} after {time.monotonic() - began:.1f}s\n".encode())
+        code = await run_logged(
+            argv, self.install_log_path, label="cmake", timeout_s=INSTALL_TIMEOUT_S, nice=nice
+        )
         if code != 0:
             raise ServerStartError(
                 f"llm install: `{' '.join(argv[:4])} …` failed with exit code {code}; "
@@ -262,14 +243,13 @@ class LlamaServer(ManagedServer):
             )
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.partial")
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            proc = await asyncio.create_subprocess_exec(
-                str(self.quantize_path), "--allow-requantize", str(model), str(partial),
-                QUANTIZED_TYPE,
-                stdout=log, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            code = await proc.wait()
+        code = await run_logged(
+            [str(self.quantize_path), "--allow-requantize", str(model), str(partial),
+             QUANTIZED_TYPE],
+            self.log_path,
+            label="llama-quantize",
+            timeout_s=INSTALL_TIMEOUT_S,
+        )  # fmt: skip
         if code != 0:
             partial.unlink(missing_ok=True)
             raise ServerStartError(

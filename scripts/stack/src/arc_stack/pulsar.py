@@ -3,8 +3,6 @@ binary distribution on Maven Central (see deployments/pulsar/pom.xml)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import os
 import shutil
@@ -17,7 +15,7 @@ import httpx
 
 from arc_stack.install_lock import exclusive
 from arc_stack.paths import cache_dir, repo_root
-from arc_stack.server import ManagedServer, ServerStartError
+from arc_stack.server import ManagedServer, ServerStartError, run_logged
 
 DEPLOYMENT_DIR = Path("deployments") / "pulsar"
 CLUSTER = "standalone"
@@ -155,26 +153,9 @@ class PulsarServer(ManagedServer):
             # Markers under staging, so nothing of the install lands in the checkout.
             f"-DmarkersDirectory={staging / '.markers'}",
         ]  # fmt: skip
-        began = time.monotonic()
-        with self.install_log_path.open("ab") as log:
-            log.write(f"$ {' '.join(argv)}\n".encode())
-            log.flush()
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                stdin=asyncio.subprocess.DEVNULL,
-                cwd=staging,
-            )
-            try:
-                code = await asyncio.wait_for(proc.wait(), INSTALL_TIMEOUT_S)
-            except BaseException:  # Ctrl-C during `make run`, or the timeout
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await asyncio.shield(proc.wait())
-                log.write(b"mvn interrupted\n")
-                raise
-            log.write(f"mvn exited {code} after {time.monotonic() - began:.1f}s\n".encode())
+        code = await run_logged(
+            argv, self.install_log_path, label="mvn", timeout_s=INSTALL_TIMEOUT_S, cwd=staging
+        )
         if code != 0:
             raise ServerStartError(
                 f"pulsar install: `mvn dependency:unpack-dependencies` failed with exit code "

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +88,49 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True
     return False
+
+
+async def run_logged(
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    label: str,
+    timeout_s: float,
+    shown: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    nice: bool = False,
+) -> int:
+    """One install step (a build, a download by a tool), its output appended to `log_path`
+    between a `$ command` line and `<label> exited <code> after <s>`; returns the exit code.
+    Cancelled (Ctrl-C during `make run`) or past `timeout_s`, the process is killed and
+    awaited before the error propagates, so no build runs on for nobody. `nice` lowers its
+    priority: a build must not starve a conversation running beside it. `OSError` when the
+    program cannot be started."""
+    began = time.monotonic()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        log.write(f"$ {shown or ' '.join(argv)}\n".encode())
+        log.flush()
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=None if env is None else dict(env),
+            cwd=cwd,
+            preexec_fn=(lambda: os.nice(10)) if nice else None,
+        )
+        try:
+            code = await asyncio.wait_for(proc.wait(), timeout_s)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await asyncio.shield(proc.wait())
+            log.write(f"{label} interrupted\n".encode())
+            raise
+        log.write(f"{label} exited {code} after {time.monotonic() - began:.1f}s\n".encode())
+    return code
 
 
 @dataclass
