@@ -15,24 +15,28 @@ from arc_stack.settings import StackSettings
 PART_NAMES = ("nats", "postgres", "pulsar", "livekit", "llm")
 
 
+# The brain's LLM settings (`arc_brain.settings.LlmSettings` fields) for the local model, as
+# `make run` sets them; the test fixture and the benchmarks take them from here.
+LOCAL_LLM: dict[str, str] = {
+    "model": "smollm2",
+    # A small model wanders off when it talks long, and spoken answers are short anyway.
+    "max_tokens": "120",
+    # Told to answer in one or two sentences, it still talks for a minute at times.
+    "max_sentences": "3",
+    # Greedy: sampled, its first word now and then slips into French, and the rest of the
+    # session follows it there (measured with the eval, tests/eval).
+    "temperature": "0",
+    # Each answer from the question alone: with earlier answers in its prompt, one odd answer
+    # became the template of every later one (voice benchmark, docs/brain.md).
+    "history_turns": "0",
+}
+
+
 def local_llm_env(base_url: str) -> dict[str, str]:
-    """The brain's settings for the local model: a configured endpoint in the caller's
-    environment (OpenAI, vLLM, Ollama) takes precedence over it."""
-    if os.environ.get("ARC_BRAIN__LLM__BASE_URL"):
-        return {}
+    """`LOCAL_LLM` and the server's URL as the brain's `ARC_BRAIN__LLM__*` variables."""
     return {
-        "ARC_BRAIN__LLM__BASE_URL": base_url,
-        "ARC_BRAIN__LLM__MODEL": "smollm2",
-        # A small model wanders off when it talks long, and spoken answers are short anyway.
-        "ARC_BRAIN__LLM__MAX_TOKENS": "120",
-        # Told to answer in one or two sentences, it still talks for a minute at times.
-        "ARC_BRAIN__LLM__MAX_SENTENCES": "3",
-        # Greedy: sampled, its first word now and then slips into French, and the rest of the
-        # session follows it there (measured with the eval, tests/eval).
-        "ARC_BRAIN__LLM__TEMPERATURE": "0",
-        # Each answer from the question alone: with earlier answers in its prompt, one odd
-        # answer became the template of every later one (voice benchmark, docs/brain.md).
-        "ARC_BRAIN__LLM__HISTORY_TURNS": "0",
+        f"ARC_BRAIN__LLM__{name.upper()}": value
+        for name, value in {"base_url": base_url, **LOCAL_LLM}.items()
     }
 
 
@@ -110,7 +114,9 @@ def _services(settings: StackSettings, data: Path, logs: Path) -> list[ManagedSe
         "ARC_LIVEKIT__API_KEY": settings.livekit_api_key,
         "ARC_LIVEKIT__API_SECRET": settings.livekit_api_secret,
     }
-    if "llm" not in settings.skipped:
+    # A configured endpoint in the caller's environment (OpenAI, vLLM, Ollama) takes
+    # precedence over the local model.
+    if "llm" not in settings.skipped and not os.environ.get("ARC_BRAIN__LLM__BASE_URL"):
         env |= local_llm_env(f"http://127.0.0.1:{settings.llm_port}/v1")
     services: list[ManagedServer] = []
     for name, module, port_field in SERVICES:
