@@ -382,6 +382,46 @@ async def _rig(
     return Rig(name, worker, caller, conv)
 
 
+async def _mesh(
+    stack: AsyncExitStack, root: Path
+) -> tuple[NatsServer, PostgresServer, LiveKitServer, AsyncConnectionPool[Any]]:
+    """The servers every voice benchmark runs on, private to this run, and a Postgres pool
+    for the voice workers; all stopped by `stack`."""
+    nats = NatsServer(root / "nats", root / "nats-logs", port=free_port(), monitor_port=free_port())
+    pg = PostgresServer(root / "pgdata", root / "pg-logs", port=free_port(), database="arc")
+    livekit = LiveKitServer(
+        root / "livekit",
+        root / "livekit-logs",
+        port=free_port(),
+        rtc_tcp_port=free_port(),
+        udp_port=free_port(),
+    )
+    for server in (nats, pg, livekit):
+        await server.install()
+        await server.start()
+        stack.push_async_callback(server.stop)
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        pg.dsn(), min_size=1, max_size=4, open=False
+    )
+    await pool.open(wait=True)
+    stack.push_async_callback(pool.close)
+    return nats, pg, livekit, pool
+
+
+async def _start_services(
+    stack: AsyncExitStack,
+    root: Path,
+    prefix: str,
+    *,
+    nats_url: str,
+    dsn: str,
+    brain_env: dict[str, str] | None = None,
+) -> None:
+    for service in _services(root, prefix, nats_url=nats_url, dsn=dsn, brain_env=brain_env):
+        await service.start()
+        stack.push_async_callback(service.stop)
+
+
 def _services(
     root: Path, prefix: str, *, nats_url: str, dsn: str, brain_env: dict[str, str] | None = None
 ) -> list[ServiceProcess]:
@@ -451,27 +491,10 @@ async def measure() -> str:
     results = Results()
     async with AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, root, True)
-        nats = NatsServer(
-            root / "nats", root / "nats-logs", port=free_port(), monitor_port=free_port()
-        )
-        pg = PostgresServer(root / "pgdata", root / "pg-logs", port=free_port(), database="arc")
-        livekit = LiveKitServer(
-            root / "livekit",
-            root / "livekit-logs",
-            port=free_port(),
-            rtc_tcp_port=free_port(),
-            udp_port=free_port(),
-        )
-        for server in (nats, pg, livekit):
-            if isinstance(server, LiveKitServer):
-                await server.install()
-            await server.start()
-            stack.push_async_callback(server.stop)
+        nats, pg, livekit, pool = await _mesh(stack, root)
         prefix = "bench"
         # The mesh as `make run` runs it: the brain and the TTS are processes of their own.
-        for service in _services(root, prefix, nats_url=nats.url, dsn=pg.dsn()):
-            await service.start()
-            stack.push_async_callback(service.stop)
+        await _start_services(stack, root, prefix, nats_url=nats.url, dsn=pg.dsn())
         # The in-process variant's brain and TTS, on a prefix of their own so that the
         # services above never see its requests (its commits still go over NATS).
         embedder = await asyncio.to_thread(MiniLmEmbedder, model_dir())
@@ -480,11 +503,6 @@ async def measure() -> str:
             stack, brain_settings(nats.url, pg.dsn(), subject_prefix=IN_PROCESS), embedder
         )
         synthesizer = await stack.enter_async_context(open_synthesizer(TtsOptions(), TtsMetrics()))
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            pg.dsn(), min_size=1, max_size=4, open=False
-        )
-        await pool.open(wait=True)
-        stack.push_async_callback(pool.close)
         rig = partial(_rig, stack, nats_url=nats.url, livekit=livekit, pool=pool, prefix=prefix)
 
         # A person silent for longer than the idle timeout is left by the agent, and a rig

@@ -12,27 +12,23 @@ import shutil
 import uuid
 from contextlib import AsyncExitStack
 from functools import partial
-from typing import Any
 
-from arc_stack.livekit import LiveKitServer
 from arc_stack.llm import LlamaServer
-from arc_stack.nats import NatsServer
 from arc_stack.parts import local_llm_env
 from arc_stack.paths import state_dir
-from arc_stack.postgres import PostgresServer
 from arc_stack.server import free_port
 from arc_voice.settings import VoiceOptions
-from psycopg_pool import AsyncConnectionPool
 
 from tests.bench.report import Stats, load_average, section_header, write_section
 from tests.bench.voice import (
     BENCH_IDLE_TIMEOUT_S,
     Results,
+    _mesh,
     _record,
     _rig,
     _row,
-    _services,
     _stage_table,
+    _start_services,
     _turn,
     _v2v,
 )
@@ -56,31 +52,16 @@ async def measure() -> str:
     results = Results()
     async with AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, root, True)
-        nats = NatsServer(
-            root / "nats", root / "nats-logs", port=free_port(), monitor_port=free_port()
-        )
-        pg = PostgresServer(root / "pgdata", root / "pg-logs", port=free_port(), database="arc")
-        livekit = LiveKitServer(
-            root / "livekit", root / "livekit-logs", port=free_port(), rtc_tcp_port=free_port(),
-            udp_port=free_port(),
-        )  # fmt: skip
+        nats, pg, livekit, pool = await _mesh(stack, root)
         llm = LlamaServer(root / "llm", root / "llm-logs", port=free_port())
-        for server in (nats, pg, livekit, llm):
-            await server.install()
-            await server.start()
-            stack.push_async_callback(server.stop)
+        await llm.install()
+        await llm.start()
+        stack.push_async_callback(llm.stop)
         brains = {"skills": None, "model": local_llm_env(llm.base_url)}
         for prefix, brain_env in brains.items():
-            for service in _services(
-                root, f"bench-{prefix}", nats_url=nats.url, dsn=pg.dsn(), brain_env=brain_env
-            ):
-                await service.start()
-                stack.push_async_callback(service.stop)
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            pg.dsn(), min_size=1, max_size=4, open=False
-        )
-        await pool.open(wait=True)
-        stack.push_async_callback(pool.close)
+            await _start_services(
+                stack, root, f"bench-{prefix}", nats_url=nats.url, dsn=pg.dsn(), brain_env=brain_env
+            )
         rig = partial(_rig, stack, nats_url=nats.url, livekit=livekit, pool=pool)
         options = VoiceOptions(greeting="", idle_timeout_s=BENCH_IDLE_TIMEOUT_S)
         skills = await rig("skills", options, prefix="bench-skills")
