@@ -9,6 +9,7 @@ it needs an embedder, a memory store and (optionally) an LLM client, never NATS 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,6 +133,13 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
             return "recall"
         return choose_answer(state)
 
+    def say_whole(text: str) -> dict[str, Any]:
+        """An answer known whole at once: streamed as one piece."""
+        writer = get_stream_writer()
+        writer({"text": text})
+        writer({"done": True})
+        return {"answer": text, "facts": ()}
+
     async def answer_skill(state: TurnState) -> dict[str, Any]:
         if state["routed"].route is Route.FORGET:
             return await forget(state)
@@ -153,24 +161,18 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
 
     async def forget(state: TurnState) -> dict[str, Any]:
         topic = state["routed"].payload or ""
-        if not state.get("memory_available"):
-            text = "My memory is unavailable right now, so I can't forget that yet."
-        else:
-            try:
+        count: int | None = None
+        if state.get("memory_available"):
+            with contextlib.suppress(MemoryUnavailable):
                 count = await parts.store.forget(state["user_id"], topic, state["routed"].slot)
-            except MemoryUnavailable:
-                count = -1
-            about = second_person(topic)
-            if count < 0:
-                text = "My memory is unavailable right now, so I can't forget that yet."
-            elif count == 0:
-                text = f"I don't have anything about {about} to forget."
-            else:
-                text = f"Okay, I've forgotten what you told me about {about}."
-        writer = get_stream_writer()
-        writer({"text": text})
-        writer({"done": True})
-        return {"answer": text, "facts": ()}
+        about = second_person(topic)
+        if count is None:
+            text = "My memory is unavailable right now, so I can't forget that yet."
+        elif count == 0:
+            text = f"I don't have anything about {about} to forget."
+        else:
+            text = f"Okay, I've forgotten what you told me about {about}."
+        return say_whole(text)
 
     def llm_messages(state: TurnState) -> list[ChatMessage]:
         turns = [(t.user_text, t.assistant_text) for t in state.get("history", [])]
@@ -195,11 +197,7 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
     async def answer_llm(state: TurnState) -> dict[str, Any]:
         assert parts.llm is not None
         if state["routed"].route is Route.SUMMARISE and not state.get("history"):
-            text = "We've only just started talking, so there's nothing to summarise."
-            writer = get_stream_writer()
-            writer({"text": text})
-            writer({"done": True})
-            return {"answer": text, "facts": ()}
+            return say_whole("We've only just started talking, so there's nothing to summarise.")
         writer = get_stream_writer()
         spoken = Spoken(parts.llm.settings.max_sentences)
         pieces: list[str] = []
