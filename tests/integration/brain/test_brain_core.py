@@ -4,10 +4,11 @@ directly as the NATS and HTTP handlers call it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 from arc_brain.brain import Brain, TurnInput, TurnOutcome
-from arc_brain.embedding import MiniLmEmbedder
+from arc_brain.embedding import Matrix, MiniLmEmbedder
 from arc_brain.memory import MemoryStore
 from arc_brain.settings import BrainOptions
 from arc_stack.postgres import PostgresServer
@@ -69,3 +70,53 @@ async def test_brain_starts_and_answers_with_postgres_unreachable(
     finally:
         await brain.aclose()
         await asyncio.wait_for(store.close(), timeout=5)
+
+
+async def test_a_rule_routed_answer_goes_out_before_the_utterance_is_embedded(
+    postgres_server: PostgresServer,
+    brain_embedder: MiniLmEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Arithmetic needs no embedding to be answered; the turn is still stored with it (persist
+    embeds it after the answer), so later recall by meaning finds it. A turn routed by meaning
+    waits for its embedding, as it must."""
+    store = MemoryStore(postgres_server.dsn())
+    await store.open()
+    brain = await Brain.create(embedder=brain_embedder, store=store, options=BrainOptions())
+    answering = asyncio.Event()
+    embedded: list[tuple[list[str], bool]] = []  # texts, and whether the answer had begun
+    embed_many = brain_embedder.embed_many
+
+    async def watched(texts: Sequence[str]) -> Matrix:
+        embedded.append((list(texts), answering.is_set()))
+        return await embed_many(texts)
+
+    monkeypatch.setattr(brain_embedder, "embed_many", watched)
+    try:
+        session, user = new_id("s"), new_id("u")
+        question = "what's 12 times 7?"
+        outcome = TurnOutcome()
+        async for _chunk in brain.reply(TurnInput(session, new_id("t"), user, question), outcome):
+            answering.set()
+        assert outcome.route == "calculate" and "84" in outcome.text
+        assert outcome.persisted is True
+        assert embedded == [([question], True)]
+
+        # Stored with the utterance's own embedding: from another session it is found again.
+        found = await store.recall(
+            user, new_id("s"), (await embed_many([question]))[0], k=4, min_similarity=0.99
+        )
+        assert [(m.kind, m.content) for m in found] == [("turn", question)]
+
+        embedded.clear()
+        answering.clear()
+        timed = TurnOutcome()
+        async for _chunk in brain.reply(
+            TurnInput(session, new_id("t"), user, "what time is it?"), timed
+        ):
+            answering.set()
+        assert timed.route == "time"
+        assert embedded == [(["what time is it?"], False)]
+    finally:
+        await brain.aclose()
+        await store.close()

@@ -34,6 +34,9 @@ from arc_brain.skills import FactToKeep, Route, Routed, Router, SkillInput, answ
 
 log = logging.getLogger(__name__)
 
+# The answers that recall this user's memories, and so need the utterance's embedding first.
+USES_MEMORIES = frozenset({Route.LLM, Route.RECALL})
+
 
 class TurnState(TypedDict, total=False):
     session_id: str
@@ -75,21 +78,38 @@ class GraphParts:
 
 def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any]:
     async def load_context(state: TurnState) -> dict[str, Any]:
-        """The utterance's embedding and the session's history, in parallel."""
+        """The session's history and, unless a rule routes the turn to an answer that uses no
+        memories, the utterance's embedding, in parallel. A rule-routed answer (arithmetic, a
+        statement, "repeat after me") does not wait for the embedding: persist computes it
+        after the answer has gone out."""
         available = parts.store.available
-        embed = asyncio.ensure_future(parts.embedder.embed(state["text"]))
+        ruled = parts.router.by_rule(state["text"])
+        embed = (
+            asyncio.ensure_future(parts.embedder.embed(state["text"]))
+            if ruled is None or ruled.route in USES_MEMORIES
+            else None
+        )
         history: list[HistoryTurn] = []
+        embedding: Vector | None = None
         try:
             if available:
                 try:
                     history = await parts.store.history(state["session_id"], parts.history_turns)
                 except MemoryUnavailable:
                     available = False
-            embedding = await embed
+            if embed is not None:
+                embedding = await embed
         finally:
-            if not embed.done():
+            if embed is not None and not embed.done():
                 embed.cancel()
-        return {"embedding": embedding, "history": history, "memory_available": available}
+        context: dict[str, Any] = {
+            "embedding": embedding,
+            "history": history,
+            "memory_available": available,
+        }
+        if ruled is not None:
+            context["routed"] = ruled
+        return context
 
     async def recall(state: TurnState) -> dict[str, Any]:
         """This user's memories nearest to the utterance; only for answers that use them."""
@@ -109,15 +129,15 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
         return {"memories": memories}
 
     def route(state: TurnState) -> dict[str, Any]:
-        embedding = state.get("embedding")
-        assert embedding is not None
-        routed: Routed
-        if parts.llm is not None:
-            routed = parts.router.route_with_llm(
-                state["text"], embedding, parts.llm_route_min_similarity
+        routed = state.get("routed")
+        if routed is None:
+            embedding = state.get("embedding")
+            assert embedding is not None  # load_context embeds every turn no rule routed
+            routed = (
+                parts.router.by_meaning(embedding)
+                if parts.llm is None
+                else parts.router.by_meaning_with_llm(embedding, parts.llm_route_min_similarity)
             )
-        else:
-            routed = parts.router.route(state["text"], embedding)
         get_stream_writer()({"route": routed.route.value})
         return {"routed": routed}
 
@@ -129,7 +149,7 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
 
     def after_route(state: TurnState) -> str:
         # Recall costs database round trips: only the answers that use memories wait for it.
-        if state["routed"].route in (Route.LLM, Route.RECALL):
+        if state["routed"].route in USES_MEMORIES:
             return "recall"
         return choose_answer(state)
 
@@ -215,7 +235,12 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
 
     async def persist(state: TurnState) -> dict[str, Any]:
         kept = state.get("facts", ())
-        vectors = await asyncio.gather(*(parts.embedder.embed(f.content) for f in kept))
+        embedding = state.get("embedding")
+        # The utterance (when routing did not need it) and each fact kept, in one batch.
+        texts = ([state["text"]] if embedding is None else []) + [f.content for f in kept]
+        vectors = list(await parts.embedder.embed_many(texts)) if texts else []
+        if embedding is None:
+            embedding = vectors.pop(0)
         facts = [Fact(f.content, vector, f.slot) for f, vector in zip(kept, vectors, strict=True)]
         record = TurnRecord(
             session_id=state["session_id"],
@@ -223,7 +248,7 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
             user_id=state["user_id"],
             user_text=state["text"],
             assistant_text=state.get("answer", ""),
-            embedding=state.get("embedding"),
+            embedding=embedding,
             room=state.get("room"),
             route=state["routed"].route.value,
             facts=facts,

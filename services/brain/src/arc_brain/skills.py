@@ -267,25 +267,26 @@ class Router:
         best = int(np.argmax(scores))
         return Routed(self.example_routes[best], similarity=float(scores[best]))
 
-    def route(self, text: str, embedding: Vector) -> Routed:
-        if routed := self.by_rule(text):
-            return routed
+    def by_meaning(self, embedding: Vector) -> Routed:
+        """The skill whose examples the utterance is nearest to; the fallback below the
+        similarity floor. For an utterance no rule routed."""
         nearest = self.nearest(embedding)
         assert nearest.similarity is not None
         if nearest.similarity < self.min_similarity:
             return Routed(Route.FALLBACK, similarity=nearest.similarity)
         return nearest
 
-    def route_with_llm(self, text: str, embedding: Vector, min_similarity: float) -> Routed:
-        """Rules, then the exact skills when the utterance is close to one of their examples;
-        the language model for the rest."""
-        if routed := self.by_rule(text):
-            return routed
+    def by_meaning_with_llm(self, embedding: Vector, min_similarity: float) -> Routed:
+        """The exact skills when the utterance is close to one of their examples; the
+        language model for the rest. For an utterance no rule routed."""
         nearest = self.nearest(embedding)
         assert nearest.similarity is not None
         if nearest.route in EXACT_ROUTES and nearest.similarity >= min_similarity:
             return nearest
         return Routed(Route.LLM, similarity=nearest.similarity)
+
+    def route(self, text: str, embedding: Vector) -> Routed:
+        return self.by_rule(text) or self.by_meaning(embedding)
 
 
 # Said before a statement without being part of it: "Hi. My name is Dana."
