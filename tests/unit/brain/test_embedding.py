@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from arc_brain.embedding import DIMENSIONS, MiniLmEmbedder
+from arc_brain.settings import BrainOptions
 from arc_brain.skills import Route, Router
 
 from tests.fixtures.brain import model_dir
@@ -88,3 +89,24 @@ async def test_embed_runs_off_the_event_loop(embedder: MiniLmEmbedder) -> None:
 )
 def test_router(embedder: MiniLmEmbedder, router: Router, text: str, route: Route) -> None:
     assert router.route(text, embedder.encode([text])[0]).route is route
+
+
+@pytest.mark.parametrize(
+    ("text", "route"),
+    [
+        # Paraphrases under the old 0.7 floor went to the model, which invents a time.
+        ("how late is it?", Route.TIME),
+        ("how do you work?", Route.HELP),
+        ("remind me what we discussed", Route.SUMMARISE),
+        # The nearest non-skill questions stay with the model.
+        ("what time does the sun set in winter?", Route.LLM),
+        ("what's the time difference between London and Tokyo?", Route.LLM),
+        ("summarise the plot of Romeo and Juliet", Route.LLM),
+    ],
+)
+def test_router_with_a_model_at_the_shipped_floor(
+    embedder: MiniLmEmbedder, router: Router, text: str, route: Route
+) -> None:
+    floor = BrainOptions().llm_route_min_similarity
+    vector = embedder.encode([text])[0]
+    assert router.by_meaning_with_llm(vector, floor).route is route

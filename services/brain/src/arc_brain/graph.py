@@ -64,7 +64,7 @@ class GraphParts:
     system_prompt: str = ""
     summary_prompt: str = ""
     # With a model, the exact skills answer only utterances this close to their examples.
-    llm_route_min_similarity: float = 0.7
+    llm_route_min_similarity: float = 0.6
     # The model's prompt (instructions, memories, history, the turn), in characters: a
     # shorter prompt is a shorter prefill, the first word sooner.
     llm_prompt_chars: int = 3000

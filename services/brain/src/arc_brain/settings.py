@@ -56,7 +56,7 @@ class BrainOptions(BaseModel):
     route_min_similarity: float = Field(default=0.55, ge=-1.0, le=1.0)
     # With a language model, the exact skills (time, date, recall, summary) take an utterance
     # only this close to one of their examples; the model answers the rest.
-    llm_route_min_similarity: float = Field(default=0.7, ge=-1.0, le=1.0)
+    llm_route_min_similarity: float = Field(default=0.6, ge=-1.0, le=1.0)
     # The most words of an answer's first piece (`arc_brain.sentences.first_cut`): the first
     # audio waits for that piece's whole inference.
     first_clause_words: int = Field(default=5, ge=3, le=200)
