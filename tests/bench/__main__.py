@@ -9,7 +9,18 @@ import os
 import sys
 
 # In the order `make bench` runs them; a service's benchmark counts once its module exists.
-ALL_BENCHES = ("rpc", "brain", "llm", "intent", "tts", "events", "turn", "voice", "voice_llm")
+ALL_BENCHES = (
+    "rpc",
+    "brain",
+    "llm",
+    "intent",
+    "tts",
+    "events",
+    "turn",
+    "voice",
+    "voice_llm",
+    "go_sdk",
+)
 BENCHES = tuple(b for b in ALL_BENCHES if importlib.util.find_spec(f"tests.bench.{b}") is not None)
 
 

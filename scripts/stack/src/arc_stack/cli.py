@@ -6,6 +6,7 @@ import asyncio
 
 import typer
 
+from arc_stack.go_sdk import install_go_sdk
 from arc_stack.parts import SERVICES, build_parts
 from arc_stack.paths import state_dir
 from arc_stack.server import ManagedServer, ServerStartError
@@ -74,11 +75,13 @@ def run() -> None:
 
 @app.command()
 def install() -> None:
-    """Install every part (Python wheels are already in place; Pulsar jars, LiveKit build)."""
+    """Install every part (Python wheels are already in place; Pulsar jars, LiveKit build)
+    and the Go SDK's modules."""
     settings = StackSettings()
     state = state_dir()
     try:
         asyncio.run(Supervisor(build_parts(settings, state), state).install())
+        asyncio.run(install_go_sdk(state / "logs"))
     except ServerStartError as exc:
         typer.echo(f"✗ {exc}", err=True)
         raise typer.Exit(1) from exc
