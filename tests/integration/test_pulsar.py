@@ -11,10 +11,17 @@ import pulsar
 import pytest
 import pytest_asyncio
 from arc_common import subjects
-from arc_stack.pulsar import NAMESPACES, TENANT, PulsarServer, ensure_tenant
+from arc_common.events import TOPICS
+from arc_common.subjects import PULSAR_NAMESPACES, PULSAR_TENANT
+from arc_events.pulsar_admin import PulsarAdmin
+from arc_stack.pulsar import PulsarServer, ensure_tenant
 from pulsar import asyncio as pulsar_aio
 
 pytestmark = pytest.mark.integration
+
+TENANT = PULSAR_TENANT
+# What the contract asks of each namespace, written out here rather than read from the code.
+RETENTION = {"events": (7 * 24 * 60, 1024), "analytics": (30 * 24 * 60, 1024)}
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -33,8 +40,8 @@ async def test_tenant_and_namespaces(pulsar_server: PulsarServer) -> None:
         tenants = (await admin.get("/admin/v2/tenants")).json()
         assert TENANT in tenants
         namespaces = (await admin.get(f"/admin/v2/namespaces/{TENANT}")).json()
-        assert sorted(namespaces) == sorted(f"{TENANT}/{ns}" for ns in NAMESPACES)
-        for ns, (minutes, megabytes) in NAMESPACES.items():
+        assert sorted(namespaces) == sorted(f"{TENANT}/{ns}" for ns in RETENTION)
+        for ns, (minutes, megabytes) in RETENTION.items():
             r = await admin.get(f"/admin/v2/namespaces/{TENANT}/{ns}/retention")
             assert r.json() == {"retentionTimeInMinutes": minutes, "retentionSizeInMB": megabytes}
             r = await admin.get(f"/admin/v2/namespaces/{TENANT}/{ns}/deduplication")
@@ -50,7 +57,40 @@ def test_contract_topics_live_in_the_tenant() -> None:
         subjects.TOPIC_SESSION_METRICS,
     ):
         namespace = topic.removeprefix(f"persistent://{TENANT}/").split("/")[0]
-        assert namespace in NAMESPACES, topic
+        assert namespace in RETENTION, topic
+    assert {ns.name for ns in PULSAR_NAMESPACES} == set(RETENTION)
+
+
+async def test_the_events_service_sets_up_the_same_namespaces(
+    pulsar_server: PulsarServer,
+) -> None:
+    """One set-up for the stack and the events service: from a namespace with no retention
+    and de-duplication off, the events service's topic set-up restores the contract's policy
+    (it used to give every namespace 7 days and leave de-duplication off), and leaves a
+    retention an operator chose alone."""
+    analytics = f"/admin/v2/namespaces/{TENANT}/analytics"
+    events = f"/admin/v2/namespaces/{TENANT}/events"
+    operator_choice = {"retentionTimeInMinutes": 60, "retentionSizeInMB": 10}
+    async with httpx.AsyncClient(base_url=pulsar_server.admin_url, timeout=10) as admin:
+        assert (await admin.delete(f"{analytics}/retention")).is_success
+        assert (await admin.post(f"{analytics}/deduplication", json=False)).is_success
+        assert (await admin.post(f"{events}/retention", json=operator_choice)).is_success
+        setup = PulsarAdmin(pulsar_server.admin_url)
+        try:
+            await setup.ensure_topics(TOPICS)
+        finally:
+            await setup.aclose()
+        try:
+            r = await admin.get(f"{analytics}/retention")
+            assert r.json() == {"retentionTimeInMinutes": 30 * 24 * 60, "retentionSizeInMB": 1024}
+            assert (await admin.get(f"{analytics}/deduplication")).json() is True
+            assert (await admin.get(f"{events}/retention")).json() == operator_choice
+            for topic in TOPICS:
+                path = topic.replace("persistent://", "/admin/v2/persistent/")
+                assert (await admin.get(f"{path}/stats")).is_success, topic
+        finally:
+            restored = {"retentionTimeInMinutes": 7 * 24 * 60, "retentionSizeInMB": 1024}
+            await admin.post(f"{events}/retention", json=restored)
 
 
 async def test_keyed_round_trip_keeps_order(client: pulsar_aio.Client) -> None:

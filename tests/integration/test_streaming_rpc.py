@@ -41,7 +41,13 @@ def brain_request(turn_id: str = "turn-1", text: str = "hello", **extra: object)
 
 
 async def start_service(
-    nc: Client, prefix: str, recorder: Recorder, *, chunks: int = 3, max_turns: int = 64
+    nc: Client,
+    prefix: str,
+    recorder: Recorder,
+    *,
+    chunks: int = 3,
+    max_turns: int = 64,
+    name: str = "test-brain",
 ) -> StreamingService:
     async def handler(req: BrainRequest, ctx: TurnContext) -> AsyncIterator[Chunk]:
         recorder.started.setdefault(req.turn_id, asyncio.Event()).set()
@@ -56,13 +62,15 @@ async def start_service(
                     await asyncio.sleep(0.01)
             if req.text == "silent":
                 await asyncio.sleep(60)
+            if req.text == "slow":
+                await asyncio.sleep(0.2)
             for i in range(chunks):
                 yield Chunk(kind="delta", text=f"{req.text} {i}. ")
         except asyncio.CancelledError:
             recorder.cancelled[req.turn_id] = time.monotonic()
             raise
 
-    service = StreamingService(nc, name="test-brain", version="0.0.1")
+    service = StreamingService(nc, name=name, version="0.0.1")
     service.add(
         StreamingEndpoint(
             name="brain-request",
@@ -315,6 +323,50 @@ async def test_service_is_discoverable_with_micro(nc: Client, subject_prefix: st
     info = msgspec.json.decode(reply.data)
     assert info["name"] == "test-brain" and info["version"] == "0.0.1"
     await service.stop()
+
+
+async def test_srv_stats_reports_the_turns_themselves(nc: Client, subject_prefix: str) -> None:
+    """`$SRV.STATS` counts every request, every terminal `error` (not a cancelled turn), and
+    the time from each request to its terminal message: three 200 ms turns add 600 ms."""
+    name = f"stats-{subject_prefix}"
+    recorder = Recorder()
+    service = await start_service(nc, subject_prefix, recorder, name=name)
+    subject = prefixed(subject_prefix, "brain.request")
+    cancel = prefixed(subject_prefix, "brain.cancel")
+    async with StreamingClient(nc) as client:
+        for i in range(3):
+            chunks = await client.stream(
+                subject, brain_request(turn_id=f"slow-{i}", text="slow"), cancel_subject=cancel
+            ).collect()
+            assert len(chunks) == 3
+        reply = await nc.request(subject, b"\xc1 not msgpack", timeout=2)
+        assert msgspec.msgpack.decode(reply.data, type=ReplyChunk).kind == "error"
+        for text, error in (("crash", Internal), ("reject", Unsupported)):
+            with pytest.raises(error):
+                await client.stream(
+                    subject, brain_request(turn_id=f"t-{text}", text=text), cancel_subject=cancel
+                ).collect()
+        stream = client.stream(
+            subject, brain_request(turn_id="to-cancel", text="forever"), cancel_subject=cancel
+        )
+        async with stream:
+            await stream.__anext__()
+            await nc.publish(cancel, encode(Cancel(turn_id="to-cancel")))
+            async for _chunk in stream:
+                pass
+        assert stream.end is not None and stream.end.reason == "cancelled"
+    reply = await nc.request(f"$SRV.STATS.{name}", b"", timeout=2)
+    stats = msgspec.json.decode(reply.data)
+    await service.stop()
+    [endpoint] = stats["endpoints"]
+    assert endpoint["name"] == "brain-request" and endpoint["subject"] == subject
+    assert endpoint["num_requests"] == 7
+    assert endpoint["num_errors"] == 3  # undecodable, crash, reject; the cancel is not one
+    assert endpoint["last_error"].startswith("unsupported: no such skill")
+    assert endpoint["processing_time"] >= 600_000_000, endpoint  # ns: three 200 ms turns
+    assert endpoint["processing_time"] < 60_000_000_000, endpoint  # and not absurd
+    assert endpoint["average_processing_time"] >= 600_000_000 // 7
+    assert endpoint["data"] == {"turns_in_progress": 0, "turns_cancelled": 1}
 
 
 def test_tts_request_validation_rules() -> None:

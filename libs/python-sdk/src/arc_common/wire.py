@@ -109,9 +109,57 @@ class Commit(msgspec.Struct, kw_only=True):
     turn_id: Id
 
 
+ANNOUNCE_TEXT_MAX = 2000
+# The categories the voice worker ranks, lowest first: in one burst, a higher one supersedes
+# the lower ones (docs/voice.md). Any other 1..64 character name is accepted and ranks with
+# `info`.
+ANNOUNCEMENT_CATEGORIES: tuple[str, ...] = ("info", "init", "ready", "error", "shutdown")
+
+
+class Announcement(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """`agent.voice.announce`: text the agent in `room` speaks when the room is quiet.
+
+    Every field goes on the wire, defaults included (no `omit_defaults`): the encoded bytes
+    are the contract the Go SDK's golden files pin."""
+
+    schema: ClassVar[str] = "announce/1"
+    v: int = 1
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=ANNOUNCE_TEXT_MAX)]
+    priority: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
+    category: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "info"
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] = "unknown"
+    room: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class AnnounceReply(msgspec.Struct, kw_only=True):
+    """The only reply an announcement gets: why it was refused (announcements are
+    fire-and-forget; a sender that asked for a reply hears this, nothing on success)."""
+
+    schema: ClassVar[str] = "announce.reply/1"
+    v: Literal[1] = 1
+    error: ErrorBody
+
+
+_announcement_decoder = msgspec.msgpack.Decoder(Announcement)
+
+
+def decode_announcement(data: bytes) -> Announcement:
+    """Decode and validate an announcement; `BadRequest` names what is wrong."""
+    try:
+        announcement = _announcement_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"invalid announcement: {exc}") from None
+    except msgspec.DecodeError:
+        raise BadRequest("announcement is not a MessagePack map") from None
+    if not announcement.text.strip():
+        raise BadRequest("announcement text is empty")
+    return announcement
+
+
 REPLY_SCHEMAS: dict[str, str] = {
     "brain.request/1": "brain.reply/1",
     "tts.request/1": "tts.reply/1",
+    Announcement.schema: AnnounceReply.schema,
 }
 
 _encoder = msgspec.msgpack.Encoder()

@@ -12,20 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
+from arc_common.errors import ArcError
+from arc_common.subjects import ensure_pulsar_namespaces
 
 from arc_stack.install_lock import exclusive
 from arc_stack.paths import cache_dir, repo_root
 from arc_stack.server import ManagedServer, ServerStartError, run_logged
 
 DEPLOYMENT_DIR = Path("deployments") / "pulsar"
-CLUSTER = "standalone"
-TENANT = "arc"
-# namespace -> (retention minutes, retention MB). Consumers that fall behind, or a new
-# consumer replaying history, can still read what was acknowledged by others.
-NAMESPACES: Mapping[str, tuple[int, int]] = {
-    "events": (7 * 24 * 60, 1024),
-    "analytics": (30 * 24 * 60, 1024),
-}
 # A cold download of the distribution (about 245 MB) on a slow link.
 INSTALL_TIMEOUT_S = 1800.0
 
@@ -222,30 +216,10 @@ class PulsarServer(ManagedServer):
 
 
 async def ensure_tenant(admin_url: str) -> None:
-    """Tenant `arc` with namespaces `events` and `analytics` (retention and de-duplication
-    on); idempotent, so every start may run it."""
+    """The contract's tenant and namespaces (`arc_common.subjects.ensure_pulsar_namespaces`,
+    which the events service runs too); idempotent, so every start may run it."""
     async with httpx.AsyncClient(base_url=admin_url, timeout=30.0) as client:
-        r = await client.put(
-            f"/admin/v2/tenants/{TENANT}",
-            json={"allowedClusters": [CLUSTER], "adminRoles": []},
-        )
-        _accept(r, "create tenant", conflict_ok=True)
-        for namespace, (minutes, megabytes) in NAMESPACES.items():
-            path = f"/admin/v2/namespaces/{TENANT}/{namespace}"
-            _accept(await client.put(path, json={}), f"create {path}", conflict_ok=True)
-            r = await client.post(
-                f"{path}/retention",
-                json={"retentionTimeInMinutes": minutes, "retentionSizeInMB": megabytes},
-            )
-            _accept(r, f"set retention on {path}")
-            # The broker drops a re-sent message whose producer sequence id it has seen: the
-            # outbox relay's retries after an outage become no-ops at the broker.
-            _accept(await client.post(f"{path}/deduplication", json=True), "deduplication")
-
-
-def _accept(response: httpx.Response, what: str, *, conflict_ok: bool = False) -> None:
-    if response.is_success or (conflict_ok and response.status_code == 409):
-        return
-    raise ServerStartError(
-        f"pulsar: {what} failed with HTTP {response.status_code}: {response.text[:300]}"
-    )
+        try:
+            await ensure_pulsar_namespaces(client)
+        except ArcError as exc:
+            raise ServerStartError(f"pulsar: {exc.message}") from None

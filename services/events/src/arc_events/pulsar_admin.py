@@ -7,13 +7,9 @@ from collections.abc import Iterable
 
 import httpx
 from arc_common.errors import Internal
+from arc_common.subjects import PULSAR_NAMESPACES, PULSAR_TENANT, ensure_pulsar_namespaces
 
 log = logging.getLogger(__name__)
-
-# Retention a namespace gets when nobody has set one: a consumer that falls behind, or a new
-# one replaying history, can still read what others acknowledged.
-DEFAULT_RETENTION_MINUTES = 7 * 24 * 60
-DEFAULT_RETENTION_MB = 1024
 
 
 def topic_path(topic: str) -> str:
@@ -45,22 +41,15 @@ class PulsarAdmin:
         await self._http.aclose()
 
     async def ensure_topics(self, topics: Iterable[str]) -> None:
-        """Namespaces (with retention where none is set) and non-partitioned topics;
-        idempotent, so every start runs it."""
+        """The contract's tenant and namespaces (`arc_common.subjects.ensure_pulsar_namespaces`,
+        the same set-up the local stack runs), then the non-partitioned topics; idempotent,
+        so every start runs it. A topic outside those namespaces is a `ValueError`."""
         topics = sorted(set(topics))
-        for namespace in sorted({namespace_of(t) for t in topics}):
-            path = f"/admin/v2/namespaces/{namespace}"
-            _check(await self._http.put(path, json={}), f"create {namespace}", conflict_ok=True)
-            current = await self._http.get(f"{path}/retention")
-            _check(current, f"read retention of {namespace}")
-            body = current.json() if current.content else None
-            if not body or not body.get("retentionTimeInMinutes"):
-                retention = {
-                    "retentionTimeInMinutes": DEFAULT_RETENTION_MINUTES,
-                    "retentionSizeInMB": DEFAULT_RETENTION_MB,
-                }
-                r = await self._http.post(f"{path}/retention", json=retention)
-                _check(r, f"set retention on {namespace}")
+        known = {f"{PULSAR_TENANT}/{ns.name}" for ns in PULSAR_NAMESPACES}
+        strays = [t for t in topics if namespace_of(t) not in known]
+        if strays:
+            raise ValueError(f"topics outside the namespaces {sorted(known)}: {strays}")
+        await ensure_pulsar_namespaces(self._http)
         for topic in topics:
             r = await self._http.put(f"/admin/v2/{topic_path(topic)}")
             _check(r, f"create {topic}", conflict_ok=True)

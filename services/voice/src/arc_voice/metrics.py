@@ -21,7 +21,23 @@ VOICE_TO_VOICE_MS = Histogram(
     "From the end of the person's speech to the agent's first audio frame (ms)",
     buckets=_MS_BUCKETS,
 )
-ANNOUNCEMENTS = Counter("arc_voice_announcements_total", "Announcements received", ["outcome"])
+ANNOUNCEMENTS = Counter(
+    "arc_voice_announcements_total",
+    "Announcements received: queued for a room, for a room the agent is not in (no_room), or "
+    "refused as invalid (rejected)",
+    ["outcome"],
+)
+ANNOUNCEMENT_OUTCOMES = Counter(
+    "arc_voice_announcement_outcomes_total",
+    "What became of queued announcements: spoken, superseded by a higher category in the same "
+    "burst, or dropped (see arc_voice_announcements_dropped_total for why)",
+    ["outcome"],
+)
+ANNOUNCEMENTS_DROPPED = Counter(
+    "arc_voice_announcements_dropped_total",
+    "Queued announcements that were not spoken, by reason",
+    ["reason"],
+)
 EVENT_STORE_FAILURES = Counter(
     "arc_voice_event_store_failures_total", "Events that could not be written to the outbox"
 )

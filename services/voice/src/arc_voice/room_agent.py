@@ -13,7 +13,8 @@ from typing import Any
 
 from livekit import api, rtc
 
-from arc_voice.announcements import Announcement, AnnouncementQueue
+from arc_voice import metrics
+from arc_voice.announcements import Announcement, AnnouncementQueue, DropReason, Outcome
 from arc_voice.conversation import Conversation, ConversationDeps
 from arc_voice.settings import LiveKitSettings
 
@@ -65,7 +66,10 @@ class RoomAgent:
         # half-closed AgentSession would keep generating after its NATS client is gone.
         self._closing: set[asyncio.Task[Any]] = set()
         self.announcements = AnnouncementQueue(
-            self._speak_announcement, window_s=deps.options.announce_window_s
+            self._speak_announcement,
+            window_s=deps.options.announce_window_s,
+            max_pending=deps.options.announce_queue_max,
+            report=_count_announcements,
         )
         self.closed = False
 
@@ -226,22 +230,22 @@ class RoomAgent:
             await asyncio.sleep(0.05)
         return True
 
-    async def _speak_announcement(self, announcement: Announcement) -> None:
+    async def _speak_announcement(self, announcement: Announcement) -> DropReason | None:
         # Never two voices at once, never over a person: speak only into a quiet room, and
         # start again when the person talks over it.
         for _attempt in range(_ANNOUNCE_ATTEMPTS):
             if not await self._room_quiet():
                 log.warning("announcement dropped: room %s never fell quiet", self.name)
-                return
+                return DropReason.ROOM_BUSY
             speaker = next(iter(self.conversations.values()), None)
             if speaker is None:
                 log.info("announcement not spoken: nobody is in room %s", self.name)
-                return
+                return DropReason.NO_LISTENER
             if await speaker.say(announcement.text):
                 break
         else:
             log.warning("announcement dropped: interrupted %d times", _ANNOUNCE_ATTEMPTS)
-            return
+            return DropReason.INTERRUPTED
         await self._deps.recorder.announcement(
             room=self.name,
             text=announcement.text,
@@ -249,3 +253,10 @@ class RoomAgent:
             priority=announcement.priority,
             source=announcement.source,
         )
+        return None
+
+
+def _count_announcements(outcome: Outcome, reason: DropReason | None, count: int) -> None:
+    metrics.ANNOUNCEMENT_OUTCOMES.labels(outcome=outcome.value).inc(count)
+    if reason is not None:
+        metrics.ANNOUNCEMENTS_DROPPED.labels(reason=reason.value).inc(count)

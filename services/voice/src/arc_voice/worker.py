@@ -11,17 +11,17 @@ import logging
 from typing import Any
 
 import aiohttp
-import msgspec
 from arc_common import subjects
+from arc_common.envelope import SCHEMA_HEADER, schema_of
 from arc_common.errors import ArcError, BadRequest
 from arc_common.streaming import StreamingClient
+from arc_common.wire import Announcement, AnnounceReply, ErrorBody, decode_announcement, encode
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from psycopg_pool import AsyncConnectionPool
 
 from arc_voice import metrics
-from arc_voice.announcements import decode_announcement
 from arc_voice.conversation import ConversationDeps
 from arc_voice.lifecycle import EventRecorder
 from arc_voice.models import VoiceModels
@@ -31,7 +31,7 @@ from arc_voice.settings import LiveKitSettings, VoiceOptions
 log = logging.getLogger(__name__)
 
 _ROOM_NAME_MAX = 256
-_msgpack = msgspec.msgpack.Encoder()
+_REPLY_HEADERS = {SCHEMA_HEADER: AnnounceReply.schema}
 
 
 def checked_room_name(room: str) -> str:
@@ -125,6 +125,9 @@ class VoiceWorker:
 
     async def _on_announce(self, msg: Msg) -> None:
         try:
+            schema = schema_of(msg.headers)
+            if schema is not None and schema != Announcement.schema:
+                raise BadRequest(f"arc-schema {schema!r} is not {Announcement.schema!r}")
             announcement = decode_announcement(msg.data)
         except ArcError as exc:
             self.rejected_announcements += 1
@@ -144,5 +147,5 @@ class VoiceWorker:
         """Announcements are fire-and-forget; a sender that asked for a reply hears why its
         message was refused, with the contract's error code."""
         if msg.reply:
-            body = {"v": 1, "error": {"code": error.code.value, "message": error.message}}
-            await self._nc.publish(msg.reply, _msgpack.encode(body))
+            body = AnnounceReply(error=ErrorBody(code=error.code.value, message=error.message))
+            await self._nc.publish(msg.reply, encode(body), headers=_REPLY_HEADERS)

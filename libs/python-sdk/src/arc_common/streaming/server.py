@@ -2,7 +2,11 @@
 frames, cancellation and error codes. Handlers only yield chunks.
 
 Built on nats.py's `micro` service so every Arc service is discoverable with `$SRV.PING`,
-`$SRV.INFO` and `$SRV.STATS`.
+`$SRV.INFO` and `$SRV.STATS`. `micro` times its handler, which here only starts the turn and
+returns; so the endpoint statistics `$SRV.STATS` reports are the turns' own, filled in through
+the service's `stats_handler`: every request received, every one answered with a terminal
+`error` (and the last such error), and the time from receiving each request to its terminal
+message. A turn cancelled with `*.cancel` is not an error.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.micro.request import Request as MicroRequest
-from nats.micro.service import Service
+from nats.micro.service import EndpointStats, Service
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
@@ -82,14 +86,32 @@ class StreamingEndpoint(Generic[Req]):
 
 
 class _Turn:
-    __slots__ = ("cancelled", "reply", "seq", "task", "turn_id")
+    __slots__ = ("cancelled", "received_ns", "reply", "seq", "task", "turn_id")
 
-    def __init__(self, turn_id: str, reply: str) -> None:
+    def __init__(self, turn_id: str, reply: str, received_ns: int) -> None:
         self.turn_id = turn_id
         self.reply = reply
+        self.received_ns = received_ns
         self.seq = 0
         self.cancelled = False
         self.task: asyncio.Task[None] | None = None
+
+
+@dataclass(slots=True)
+class TurnStats:
+    """One endpoint's statistics over its turns, as `$SRV.STATS` reports them."""
+
+    requests: int = 0
+    errors: int = 0
+    cancelled: int = 0
+    processing_ns: int = 0
+    last_error: str = ""
+
+    def finished(self, received_ns: int, error: ArcError | None = None) -> None:
+        self.processing_ns += time.perf_counter_ns() - received_ns
+        if error is not None:
+            self.errors += 1
+            self.last_error = f"{error.code.value}: {error.message}"[:512]
 
 
 class _EndpointRunner(Generic[Req]):
@@ -101,8 +123,7 @@ class _EndpointRunner(Generic[Req]):
         self.reply_schema = REPLY_SCHEMAS.get(endpoint.request_type.schema, "reply/1")
         self.reply_headers = {SCHEMA_HEADER: self.reply_schema}
         self.cancel_sub: Subscription | None = None
-        self.turns_served = 0
-        self.turns_failed = 0
+        self.stats = TurnStats()
 
     async def publish(self, turn: _Turn, chunk: ReplyChunk) -> None:
         # Replies need no trace context: the requester already holds it.
@@ -119,35 +140,31 @@ class _EndpointRunner(Generic[Req]):
         await self.nc.publish(reply, encode(chunk), headers=self.reply_headers)
 
     async def on_request(self, request: MicroRequest) -> None:
+        received_ns = time.perf_counter_ns()
+        self.stats.requests += 1
         msg = request._msg
         reply = msg.reply
         if not reply:
             log.warning("request on %s without a reply subject dropped", msg.subject)
+            self.stats.finished(received_ns, BadRequest("request without a reply subject"))
             return
         try:
             req = self.parse(msg.data)
         except ArcError as exc:
-            self.turns_failed += 1
-            await self.publish_error(reply, peek_turn_id(msg.data), 0, exc)
+            await self.refuse(reply, peek_turn_id(msg.data), exc, received_ns)
             return
         if req.turn_id in self.turns:
-            await self.publish_error(
-                reply, req.turn_id, 0, BadRequest(f"turn {req.turn_id} is already in progress")
-            )
+            duplicate = BadRequest(f"turn {req.turn_id} is already in progress")
+            await self.refuse(reply, req.turn_id, duplicate, received_ns)
             return
         if len(self.turns) >= self.endpoint.max_concurrent_turns:
-            self.turns_failed += 1
-            await self.publish_error(
-                reply,
-                req.turn_id,
-                0,
-                Busy(
-                    f"{self.endpoint.name} is serving its maximum of "
-                    f"{self.endpoint.max_concurrent_turns} turns"
-                ),
+            busy = Busy(
+                f"{self.endpoint.name} is serving its maximum of "
+                f"{self.endpoint.max_concurrent_turns} turns"
             )
+            await self.refuse(reply, req.turn_id, busy, received_ns)
             return
-        turn = _Turn(req.turn_id, reply)
+        turn = _Turn(req.turn_id, reply, received_ns)
         ctx = TurnContext(
             subject=msg.subject, received_at=time.monotonic(), headers=msg.headers or {}
         )
@@ -156,6 +173,13 @@ class _EndpointRunner(Generic[Req]):
             ctx.deadline = ctx.received_at + deadline_ms / 1000
         self.turns[req.turn_id] = turn
         turn.task = asyncio.create_task(self.run_turn(turn, req, ctx), name=f"turn:{req.turn_id}")
+
+    async def refuse(self, reply: str, turn_id: str, error: ArcError, received_ns: int) -> None:
+        """Answer a request that never becomes a turn with its one terminal `error`."""
+        try:
+            await self.publish_error(reply, turn_id, 0, error)
+        finally:
+            self.stats.finished(received_ns, error)
 
     def parse(self, data: bytes) -> Req:
         if len(data) > self.endpoint.max_payload_bytes:
@@ -189,6 +213,7 @@ class _EndpointRunner(Generic[Req]):
             self.turns.pop(turn.turn_id, None)
 
     async def _run(self, turn: _Turn, req: Req, ctx: TurnContext) -> None:
+        error: ArcError | None = None
         try:
             if ctx.deadline is None:
                 await self._stream(turn, req, ctx)
@@ -198,10 +223,10 @@ class _EndpointRunner(Generic[Req]):
             await self.publish(
                 turn, ReplyChunk(v=1, turn_id=turn.turn_id, seq=turn.seq, kind="end")
             )
-            self.turns_served += 1
         except asyncio.CancelledError:
             if turn.cancelled:
                 # Cancelled by a `*.cancel` message: close the stream cleanly for the requester.
+                self.stats.cancelled += 1
                 await self.publish(
                     turn,
                     ReplyChunk(
@@ -209,21 +234,21 @@ class _EndpointRunner(Generic[Req]):
                     ),
                 )
                 return
+            error = Internal("the turn was cancelled by its server")
             raise
         except TimeoutError:
-            self.turns_failed += 1
-            await self.publish_error(
-                turn.reply, turn.turn_id, turn.seq, Timeout("the request's deadline passed")
-            )
+            error = Timeout("the request's deadline passed")
+            await self.publish_error(turn.reply, turn.turn_id, turn.seq, error)
         except ArcError as exc:
-            self.turns_failed += 1
+            error = exc
             log.info("turn failed: %r", exc)
             await self.publish_error(turn.reply, turn.turn_id, turn.seq, exc)
         except Exception as exc:
-            self.turns_failed += 1
             log.exception("turn failed unexpectedly")
             error = Internal(f"{type(exc).__name__}: {exc}")
             await self.publish_error(turn.reply, turn.turn_id, turn.seq, error)
+        finally:
+            self.stats.finished(turn.received_ns, error)
 
     async def _stream(self, turn: _Turn, req: Req, ctx: TurnContext) -> None:
         async for item in self.endpoint.handler(req, ctx):
@@ -263,6 +288,19 @@ class _EndpointRunner(Generic[Req]):
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _report_stats(endpoint: EndpointStats, stats: TurnStats, in_progress: int) -> dict[str, int]:
+    """Put the turns' statistics in place of what `micro` measured around the handler (which
+    only starts a turn), and return the extra figures for the endpoint's `data`. A turn in
+    progress counts as a request, but adds its time only once it has ended."""
+    endpoint.num_requests = stats.requests
+    endpoint.num_errors = stats.errors
+    endpoint.last_error = stats.last_error or None
+    endpoint.processing_time = stats.processing_ns
+    ended = stats.requests - in_progress
+    endpoint.average_processing_time = stats.processing_ns // ended if ended > 0 else 0
+    return {"turns_in_progress": in_progress, "turns_cancelled": stats.cancelled}
+
+
 class StreamingService:
     """A named, versioned NATS micro service whose endpoints stream their replies.
 
@@ -290,7 +328,11 @@ class StreamingService:
 
     async def start(self) -> None:
         self._service = await micro.add_service(
-            self._nc, name=self._name, version=self._version, description=self._description
+            self._nc,
+            name=self._name,
+            version=self._version,
+            description=self._description,
+            stats_handler=self._endpoint_stats,
         )
         for endpoint in self._endpoints:
             runner: _EndpointRunner[Any] = _EndpointRunner(self._nc, endpoint)
@@ -306,6 +348,16 @@ class StreamingService:
             )
             self._runners.append(runner)
         await self._nc.flush()
+
+    def _endpoint_stats(self, endpoint: EndpointStats) -> dict[str, int] | None:
+        for runner in self._runners:
+            if runner.endpoint.name == endpoint.name:
+                return _report_stats(endpoint, runner.stats, len(runner.turns))
+        return None
+
+    def stats(self) -> dict[str, TurnStats]:
+        """Each endpoint's turn statistics, by endpoint name (what `$SRV.STATS` reports)."""
+        return {runner.endpoint.name: runner.stats for runner in self._runners}
 
     async def stop(self) -> None:
         for runner in self._runners:
