@@ -1,5 +1,6 @@
 """`python -m arc_brain` as `make run` starts it: settings from the environment, NATS and
-HTTP up, a clean exit on SIGTERM."""
+HTTP up, and on SIGTERM or SIGINT a drain (the turn in flight ends with `end`/`cancelled`,
+NATS drained, HTTP stopped) and exit status 0."""
 
 from __future__ import annotations
 
@@ -8,24 +9,31 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from arc_common.streaming import StreamingClient
+from arc_common.subjects import BRAIN_CANCEL, BRAIN_REQUEST, prefixed
 from arc_stack.nats import NatsServer
 from arc_stack.postgres import PostgresServer
 from arc_stack.server import free_port
 
-from tests.integration.brain.helpers import answer_text, new_id
+from tests.integration.brain.helpers import new_id, request
+from tests.integration.brain.openai_double import OpenAiDouble
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-async def test_python_m_arc_brain_serves_and_stops_cleanly(
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+async def test_python_m_arc_brain_serves_and_drains_on_a_stop_signal(
     nats_server: NatsServer,
     postgres_server: PostgresServer,
+    openai_double: OpenAiDouble,
     client: StreamingClient,
     subject_prefix: str,
+    tmp_path: Path,
+    stop_signal: signal.Signals,
 ) -> None:
     port = free_port()
     env = dict(
@@ -34,15 +42,16 @@ async def test_python_m_arc_brain_serves_and_stops_cleanly(
         ARC_NATS__SUBJECT_PREFIX=subject_prefix,
         ARC_POSTGRES__DSN=postgres_server.dsn(),
         ARC_BRAIN__HTTP_PORT=str(port),
+        # The model streams a piece every 20 ms for ~15 s: a turn still in flight at the signal.
+        ARC_BRAIN__LLM__BASE_URL=openai_double.base_url,
+        ARC_BRAIN__LLM__MODEL="slow",
+        ARC_LOG__JSON="false",
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "arc_brain",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    log_path = tmp_path / "brain.log"
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "arc_brain", env=env, stdout=log, stderr=log
+        )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             deadline = time.monotonic() + 90
@@ -55,14 +64,37 @@ async def test_python_m_arc_brain_serves_and_stops_cleanly(
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
-            assert health is not None and health.status_code == 200, "brain never became healthy"
+            assert health is not None and health.status_code == 200, log_path.read_text()
             assert health.json()["status"] == "ok"
-        text = await answer_text(
-            client, subject_prefix, "hello", session_id=new_id("s"), user_id=new_id("u")
+        stream = client.stream(
+            prefixed(subject_prefix, BRAIN_REQUEST),
+            request(
+                "Tell me a long story about the sea.",
+                session_id=new_id("s"),
+                user_id=new_id("u"),
+            ),
+            cancel_subject=prefixed(subject_prefix, BRAIN_CANCEL),
+            first_chunk_timeout=30.0,
+            idle_timeout=10.0,
         )
-        assert text.startswith("Hello!")
+        deltas = 0
+        async with stream:
+            async for chunk in stream:
+                assert chunk.kind == "delta"
+                if deltas == 0:
+                    proc.send_signal(stop_signal)
+                deltas += 1
+        code = await asyncio.wait_for(proc.wait(), timeout=30)
     finally:
         if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(proc.wait(), timeout=20)
-    assert code == 0
+            proc.kill()
+            await proc.wait()
+    log_text = log_path.read_text()
+    # The brain ended the turn itself (not the client's idle timeout), well before the model's
+    # ~15 s answer was over, then stopped in order.
+    assert stream.end is not None and stream.end.kind == "end", log_text
+    assert stream.end.reason == "cancelled", log_text
+    assert code == 0, log_text
+    assert f"stopping on {stop_signal.name}" in log_text
+    assert "brain stopped" in log_text
+    assert "Traceback" not in log_text

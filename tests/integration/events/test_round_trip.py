@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from arc_common.events import SessionStarted, TurnMetrics, write_event
 from arc_events.app import create_app
+from arc_events.service import EventsService
 
 from tests.fixtures.events import SettingsFactory, running
 from tests.integration.events.support import audit_order, scalar, turn, wait_until
@@ -75,8 +76,8 @@ async def test_event_written_with_a_turn_arrives_once(
 
 
 async def test_health_and_metrics_endpoints(events_settings: SettingsFactory) -> None:
-    app = create_app(events_settings())
-    async with app.router.lifespan_context(app):
+    async with EventsService(events_settings()) as service:
+        app = create_app(service)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://events") as http:
 

@@ -361,8 +361,12 @@ async def test_session_worker_serves_the_contract_subjects(
     assert_speech_like(b"".join(c.pcm or b"" for c in chunks), 24000, words=2)
 
 
-async def test_sigterm_ends_streams_in_flight_and_exits_cleanly(
-    nc: Client, subject_prefix: str, tts_subprocess: Callable[..., Awaitable[TtsProcess]]
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+async def test_stop_signal_ends_streams_in_flight_and_exits_cleanly(
+    nc: Client,
+    subject_prefix: str,
+    tts_subprocess: Callable[..., Awaitable[TtsProcess]],
+    stop_signal: signal.Signals,
 ) -> None:
     proc = await tts_subprocess(subject_prefix)
     async with StreamingClient(nc) as client:
@@ -377,9 +381,12 @@ async def test_sigterm_ends_streams_in_flight_and_exits_cleanly(
         async with stream:
             async for _chunk in stream:
                 if not signalled:
-                    proc.process.send_signal(signal.SIGTERM)
+                    proc.process.send_signal(stop_signal)
                     signalled = True
     # The worker ended the turn itself before leaving NATS, then closed in order.
     assert stream.end is not None and stream.end.reason == "cancelled"
     assert await asyncio.to_thread(proc.process.wait, 30) == 0
-    assert "arc-tts stopped" in proc.log_path.read_text()
+    log_text = proc.log_path.read_text()
+    assert f"stopping on {stop_signal.name}" in log_text
+    assert "arc-tts stopped" in log_text
+    assert "Traceback" not in log_text

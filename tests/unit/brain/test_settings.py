@@ -22,8 +22,14 @@ def test_defaults_and_nested_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.postgres.dsn.get_secret_value() == "postgresql://x@127.0.0.1:1/y"
 
 
-def test_bad_setting_exits_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_setting_exits_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("ARC_BRAIN__HTTP_PORT", "eighty")
     with pytest.raises(SystemExit) as exited:
         main()
-    assert "ARC_BRAIN__HTTP_PORT" in str(exited.value.code)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "brain: invalid setting: ARC_BRAIN__HTTP_PORT='eighty': Input should be a valid "
+        "integer, unable to parse string as an integer\n"
+    )

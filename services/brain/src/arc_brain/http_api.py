@@ -7,7 +7,6 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -129,15 +128,12 @@ def build_app(
     *,
     nats_connected: Callable[[], bool] = lambda: True,
     max_turns: int = 64,
-    lifespan: Any = None,
 ) -> FastAPI:
-    """Routes over a brain; `brain_of` is read per request because the brain opens in the
-    lifespan, after the app is built."""
+    """Routes over a brain, which `brain_of` gives per request."""
     app = FastAPI(
         title="Arc brain",
         version=__version__,
         description="Streamed answers over NATS `brain.request` and HTTP.",
-        lifespan=lifespan,
         responses={400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
     )
     admission = _Admission(max_turns)
@@ -274,29 +270,16 @@ async def _events(brain: Brain, turn: TurnInput, admission: _Admission) -> Async
         admission.leave()
 
 
-def create_app(settings: BrainSettings, *, runtime: BrainRuntime | None = None) -> FastAPI:
-    """The service's app: the runtime opens in the lifespan (or is given, already open)."""
-    holder: dict[str, BrainRuntime] = {}
-    if runtime is not None:
-        holder["runtime"] = runtime
+def create_app(settings: BrainSettings, runtime: BrainRuntime) -> FastAPI:
+    """The service's app over an open runtime (`python -m arc_brain` opens it first)."""
 
     def brain_of() -> Brain:
-        brain = holder["runtime"].brain
+        brain = runtime.brain
         assert brain is not None
         return brain
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if runtime is not None:
-            yield
-            return
-        async with BrainRuntime(settings) as opened:
-            holder["runtime"] = opened
-            yield
-
     return build_app(
         brain_of,
-        nats_connected=lambda: holder["runtime"].nats_connected,
+        nats_connected=lambda: runtime.nats_connected,
         max_turns=settings.brain.max_concurrent_turns,
-        lifespan=lifespan,
     )

@@ -1,16 +1,15 @@
 """`python -m arc_events [relay|analytics|audit ...]`: the relay and both consumers in one
-process by default, or only the roles named (to scale them separately)."""
+process by default, or only the roles named (to scale them separately). Start, stop and bad
+settings as every service: `arc_common.service`."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 
-import uvicorn
-from arc_common.logging import configure_logging
-from arc_common.telemetry import setup_telemetry
+from arc_common.service import load_settings, run_service
 
 from arc_events.app import create_app
+from arc_events.service import EventsService
 from arc_events.settings import EventsSettings, Role
 
 
@@ -31,28 +30,18 @@ def _parse_roles(argv: list[str] | None) -> list[Role] | None:
     return [Role(r) for r in args.roles] or None
 
 
-async def _serve(settings: EventsSettings) -> None:
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.events.http_host,
-        port=settings.events.http_port,
-        log_config=None,
-        access_log=False,
-    )
-    await uvicorn.Server(config).serve()
-
-
 def main(argv: list[str] | None = None) -> None:
     roles = _parse_roles(argv)
-    settings = EventsSettings()
+    settings = load_settings(EventsSettings)
     if roles is not None:
         settings.events.roles = roles
-    configure_logging(settings.log, service=settings.service_name)
-    telemetry = setup_telemetry(settings.telemetry, service=settings.service_name)
-    try:
-        asyncio.run(_serve(settings))
-    finally:
-        telemetry.shutdown()
+    run_service(
+        settings,
+        EventsService,
+        create_app,
+        host=settings.events.http_host,
+        port=settings.events.http_port,
+    )
 
 
 if __name__ == "__main__":

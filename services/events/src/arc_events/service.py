@@ -47,6 +47,17 @@ class EventsService:
         self._publisher: PulsarPublisher | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
+    async def __aenter__(self) -> EventsService:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def start(self) -> None:
         s = self.settings
         options = s.events
