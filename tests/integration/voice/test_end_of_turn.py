@@ -42,6 +42,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RATE = 16000
 FRAME = RATE // 50
 ENGLISH = LanguageCode("en")
+# Where the worker asks the model: after this much silence (LiveKit's own point is 200 ms).
+ASKED_AFTER_MS = round(VoiceOptions().turn_model_after_silence_s * 1000)
 # Filler pauses the audio model scored lowest on the benchmark's Piper takes.
 FILLER_PAUSES = (
     ("Book me a flight to", "uh"),
@@ -80,8 +82,9 @@ def _utterance(speech: SpeechSynth, *texts: str) -> np.ndarray:
 async def _probability(
     stream: TranscriptAwareStream, detector_vad: vad.VAD, audio: np.ndarray
 ) -> float:
-    """P(end of turn) from LiveKit's stream, asked where `AudioRecognition` would ask it."""
-    at = await decision_point(detector_vad, audio)
+    """P(end of turn) from LiveKit's stream, asked where the worker's `AudioRecognition` asks
+    it."""
+    at = await decision_point(detector_vad, audio, ASKED_AFTER_MS)
     assert at is not None, "the VAD never heard the end of speech"
     heard = audio[:at]
     for i in range(0, len(heard) - FRAME + 1, FRAME):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import (
-    MODEL_MIN_VAD_SILENCE_S,
     UNLIKELY_THRESHOLD,
     TranscriptAwareTurnDetector,
+    ask_model_after_silence,
     transcript_unfinished,
     turn_detection_options,
     vad_min_silence_s,
 )
+from livekit.agents.voice import audio_recognition
 from livekit.agents.voice.turn import _StreamingTurnDetector
 
 pytestmark = pytest.mark.unit
@@ -57,25 +58,38 @@ def test_each_conversation_gets_its_own_detector() -> None:
 
 
 @pytest.mark.parametrize(
-    ("detection", "configured", "expected"),
+    ("options", "expected"),
     [
-        ("model", 0.15, MODEL_MIN_VAD_SILENCE_S),
-        ("model", 0.5, 0.5),
-        ("vad", 0.15, 0.15),
+        ({"turn_detection": "model", "vad_min_silence_s": 0.1}, 0.25),
+        ({"turn_detection": "model", "turn_model_after_silence_s": 0.1}, 0.15),
+        ({"turn_detection": "model", "vad_min_silence_s": 0.5}, 0.5),
+        ({"turn_detection": "vad", "vad_min_silence_s": 0.1}, 0.1),
     ],
 )
-def test_vad_silence_leaves_room_for_the_model(
-    detection: str, configured: float, expected: float
+def test_vad_silence_leaves_room_for_the_model(options: dict[str, object], expected: float) -> None:
+    assert vad_min_silence_s(VoiceOptions.model_validate(options)) == pytest.approx(expected)
+
+
+def test_livekit_asks_the_model_where_the_settings_say(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    options = VoiceOptions.model_validate(
-        {"turn_detection": detection, "vad_min_silence_s": configured}
-    )
-    assert vad_min_silence_s(options) == pytest.approx(expected)
+    # prewarm sets LiveKit's module constant; monkeypatch puts it back for the other tests.
+    monkeypatch.setattr(audio_recognition, "MIN_SILENCE_DURATION_MS", 200)
+    options = VoiceOptions(turn_model_after_silence_s=0.1)
+    ask_model_after_silence(options.turn_model_after_silence_s)
+    asked_ms = audio_recognition.MIN_SILENCE_DURATION_MS  # type: ignore[attr-defined]
+    assert asked_ms == 100
+    # What AudioRecognition demands of the VAD (it refuses a session otherwise), and no more:
+    # a longer VAD silence would delay every end of turn.
+    assert vad_min_silence_s(options) == pytest.approx((asked_ms + 50) / 1000)
 
 
-def test_model_silence_is_what_livekit_checks_for() -> None:
-    # AudioRecognition refuses a VAD with less than 200 ms + 50 ms of min silence.
-    assert vad_min_silence_s(VoiceOptions()) >= 0.25
+def test_a_livekit_without_the_constant_fails_at_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(audio_recognition, "MIN_SILENCE_DURATION_MS")
+    with pytest.raises(RuntimeError, match="livekit-agents changed"):
+        ask_model_after_silence(0.1)
 
 
 @pytest.mark.parametrize(

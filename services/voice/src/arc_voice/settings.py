@@ -57,9 +57,16 @@ class VoiceOptions(BaseModel):
     # speech (interim transcripts); 0 recognises only at the end of speech.
     stt_interim_interval_s: float = Field(default=0.3, ge=0.0, le=5.0)
     # Silence that makes the VAD call the end of speech. With turn_detection "model" at least
-    # 0.25 s is used: the framework asks the model after 200 ms of silence while the VAD still
-    # hears speech, so a shorter VAD silence would end every turn before the model is asked.
+    # turn_model_after_silence_s + 0.05 s is used: the framework asks the model while the VAD
+    # still hears speech, so a shorter VAD silence would end every turn before it is asked.
     vad_min_silence_s: float = Field(default=0.15, gt=0.0, le=3.0)
+    # With turn_detection "model": ask LiveKit's end-of-turn model after this much silence
+    # (LiveKit's own point, 0.2 s, unless set); the VAD ends speech 50 ms later. 0.1 (with
+    # turn_unlikely_threshold 0.2) ends complete sentences ~80 ms sooner on the turn bench at
+    # the same share of cut-offs, but cut the room test's 400 ms hesitation in 2 of 3 runs
+    # under load, so it is not the default (docs/voice.md, "End of turn"). One value per
+    # process: it is LiveKit's module-wide constant.
+    turn_model_after_silence_s: float = Field(default=0.2, ge=0.05, le=0.2)
     # "model": LiveKit's audio end-of-turn model plus a rule on the transcript decide between
     # the two delays below (docs/voice.md, "End of turn"); "vad": the plain silence timer.
     turn_detection: Literal["model", "vad"] = "model"
@@ -84,6 +91,9 @@ class VoiceOptions(BaseModel):
     farewell: str = Field(default="I'll leave you to it. Goodbye!", max_length=2000)
     # Announcements arriving within this window are spoken as one.
     announce_window_s: float = Field(default=1.5, ge=0.0, le=30.0)
+    # At most this many announcements wait per room; a new one at a full queue drops the
+    # least important (lowest category, then priority, then oldest), itself included.
+    announce_queue_max: int = Field(default=16, ge=1, le=1000)
     barge_in: BargeInSettings = BargeInSettings()
     token_ttl_s: int = Field(default=3600, ge=60, le=86_400)
     # The LiveKit JavaScript client for the browser page (`npm ci --prefix services/voice/web`

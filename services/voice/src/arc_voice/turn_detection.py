@@ -2,7 +2,8 @@
 
 `turn_detection="vad"` is the silence timer: the turn ends `endpointing_min_delay_s` after the
 VAD's end of speech. `turn_detection="model"` asks LiveKit's v1-mini audio end-of-turn model
-(`livekit-local-inference`, run in this process) once the person has been silent for 200 ms,
+(`livekit-local-inference`, run in this process) once the person has been silent for
+`turn_model_after_silence_s` (LiveKit's own 200 ms unless set),
 and a rule on the transcript (does it end on a filler, a conjunction, an article, a
 preposition...). Either can only make the agent wait longer, and never more than
 `endpointing_max_delay_s`: under the threshold the framework waits `max_delay`, otherwise
@@ -29,9 +30,9 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import AgentSession
 from livekit.agents.inference.eot import TurnDetector
-from livekit.agents.inference.eot.base import MIN_SILENCE_DURATION_MS
 from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from livekit.agents.voice import audio_recognition
 from livekit.agents.voice.events import UserInputTranscribedEvent
 from livekit.agents.voice.turn import (
     EndpointingOptions,
@@ -49,11 +50,11 @@ log = logging.getLogger(__name__)
 # tests/bench/turn.py (docs/voice.md, "End of turn"): the highest threshold at which at most
 # one complete sentence in five waits max_delay, so complete sentences still end sooner on
 # average than with the 0.35 s + 0.1 s timer this replaces. LiveKit's shipped English value,
-# 0.36, made about half of them wait on the benchmark's speech.
+# 0.36, made about half of them wait on the benchmark's speech. (Asked after 100 ms of
+# silence instead of 200, the same rule picks 0.2.)
 UNLIKELY_THRESHOLD = 0.25
-# LiveKit asks the model after 200 ms of VAD silence while the person still counts as
-# speaking, so the VAD must not end speech sooner; LiveKit's own check wants 50 ms more.
-MODEL_MIN_VAD_SILENCE_S = (MIN_SILENCE_DURATION_MS + 50) / 1000
+# The VAD must not end speech before the model is asked; LiveKit's own check wants 50 ms more.
+VAD_SILENCE_AFTER_ASK_S = 0.05
 # Returned as the threshold when the words cannot end a sentence: over any probability, so
 # the framework waits max_delay.
 _NEVER_FINISHED = math.nextafter(1.0, 2.0)
@@ -107,18 +108,38 @@ def transcript_unfinished(text: str) -> bool:
 
 def vad_min_silence_s(options: VoiceOptions) -> float:
     """The VAD's min_silence_duration to load Silero with. With the model, LiveKit only asks
-    it while the VAD still counts the person as speaking after 200 ms of silence: a shorter
-    VAD silence ends speech first and the model is never asked."""
+    it while the VAD still counts the person as speaking: a VAD silence shorter than the
+    point where it is asked ends speech first and the model is never asked."""
     if options.turn_detection == "model":
-        return max(options.vad_min_silence_s, MODEL_MIN_VAD_SILENCE_S)
+        return max(
+            options.vad_min_silence_s,
+            options.turn_model_after_silence_s + VAD_SILENCE_AFTER_ASK_S,
+        )
     return options.vad_min_silence_s
+
+
+def ask_model_after_silence(seconds: float) -> None:
+    """Make LiveKit ask the end-of-turn model after `seconds` of silence instead of its 200 ms.
+    LiveKit reads the point from a module constant (`AudioRecognition` asks once the VAD's raw
+    silence reaches it, and refuses a VAD silence under it + 50 ms), with no option for it;
+    the turn bench measured the model asked after 100 ms to tell ends as well as after 200
+    ms. A livekit-agents that drops the constant fails here, at start-up, not silently."""
+    if not isinstance(getattr(audio_recognition, "MIN_SILENCE_DURATION_MS", None), int):
+        raise RuntimeError(
+            "livekit-agents changed: livekit.agents.voice.audio_recognition has no "
+            "MIN_SILENCE_DURATION_MS, so where the end-of-turn model is asked cannot be set "
+            "(arc_voice.turn_detection.ask_model_after_silence)"
+        )
+    setattr(audio_recognition, "MIN_SILENCE_DURATION_MS", round(seconds * 1000))  # noqa: B010
 
 
 def prewarm(options: VoiceOptions) -> None:
     """Load the end-of-turn model (~108 MB, a fraction of a second) once per process, so no
-    conversation pays for it. Blocking: call it where the other models are loaded."""
+    conversation pays for it, and set where LiveKit asks it. Blocking: call it where the
+    other models are loaded."""
     if options.turn_detection == "model":
         init_eot()
+        ask_model_after_silence(options.turn_model_after_silence_s)
 
 
 def turn_detection_options(
