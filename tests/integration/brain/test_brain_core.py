@@ -120,3 +120,46 @@ async def test_a_rule_routed_answer_goes_out_before_the_utterance_is_embedded(
     finally:
         await brain.aclose()
         await store.close()
+
+
+async def test_a_cut_off_turn_is_recorded_with_the_embedding_it_already_had(
+    postgres_server: PostgresServer,
+    brain_embedder: MiniLmEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A barge-in cuts a turn before persist; its record reuses the utterance's embedding
+    instead of queueing a second one on the embedder just as the person's next turn comes."""
+    store = MemoryStore(postgres_server.dsn())
+    await store.open()
+    brain = await Brain.create(embedder=brain_embedder, store=store, options=BrainOptions())
+    embedded: list[list[str]] = []
+    embed_many = brain_embedder.embed_many
+
+    async def watched(texts: Sequence[str]) -> Matrix:
+        embedded.append(list(texts))
+        return await embed_many(texts)
+
+    monkeypatch.setattr(brain_embedder, "embed_many", watched)
+    try:
+        session, user = new_id("s"), new_id("u")
+        cut = TurnInput(session, new_id("t"), user, "what time is it?")
+        replies = brain.reply(cut)
+        assert (await anext(replies)).startswith("It's ")
+        await replies.aclose()
+        # The record is written in the background; truncate waits for it.
+        assert await brain.truncate(session, cut.turn_id, "It's")
+        lines = await brain.transcript(session)
+        assert [(line.role, line.interrupted) for line in lines] == [
+            ("user", False),
+            ("assistant", True),
+        ]
+        assert embedded == [["what time is it?"]]
+        # And it is stored with that embedding: found again by meaning from another session.
+        found = await store.recall(
+            user, new_id("s"), (await embed_many(["what time is it?"]))[0], k=4,
+            min_similarity=0.99,
+        )  # fmt: skip
+        assert [(m.kind, m.content) for m in found] == [("turn", "what time is it?")]
+    finally:
+        await brain.aclose()
+        await store.close()

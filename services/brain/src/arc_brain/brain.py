@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from langgraph.graph.state import CompiledStateGraph
 
-from arc_brain.embedding import MiniLmEmbedder
+from arc_brain.embedding import MiniLmEmbedder, Vector
 from arc_brain.graph import GraphParts, build_turn_graph
 from arc_brain.llm import ChatCompletionsClient
 from arc_brain.memory import MemoryStore, MemoryUnavailable, TranscriptLine, TurnRecord
@@ -124,6 +124,7 @@ class Brain:
         started = time.monotonic()
         chunker = SpeakableChunker(first_clause_words=self.options.first_clause_words)
         said: list[str] = []
+        utterance: Vector | None = None  # the utterance's embedding, once the graph has it
         finished = False
         self._active += 1
         self.metrics.active_turns.inc()
@@ -152,6 +153,8 @@ class Brain:
                     else:
                         if "route" in event:
                             outcome.route = event["route"]
+                        if "embedding" in event:
+                            utterance = event["embedding"]
                         if "persisted" in event:
                             outcome.persisted = event["persisted"]
                         continue
@@ -174,7 +177,7 @@ class Brain:
             # off is recorded with what was said.
             if said and outcome.persisted is None and not self.tentative.is_tentative(turn.turn_id):
                 try:
-                    self._record_interrupted(turn, "".join(said), outcome.route)
+                    self._record_interrupted(turn, "".join(said), outcome.route, utterance)
                 except RuntimeError:
                     # Closed outside a running loop (garbage-collected): nothing can run now.
                     log.warning("interrupted turn %s not recorded: no event loop", turn.turn_id)
@@ -223,12 +226,18 @@ class Brain:
         except Exception:
             log.exception("could not store turn %s", record.turn_id)
 
-    def _record_interrupted(self, turn: TurnInput, said: str, route: str | None) -> None:
-        """Record a cut-off turn in the background: the handler's task is being cancelled."""
+    def _record_interrupted(
+        self, turn: TurnInput, said: str, route: str | None, embedding: Vector | None
+    ) -> None:
+        """Record a cut-off turn in the background: the handler's task is being cancelled.
+        `embedding` is the utterance's, when the graph had computed it: embedding it again
+        would queue on the embedder's one thread just as the person's next turn arrives."""
 
         async def write() -> None:
             try:
-                embedding = await self.embedder.embed(turn.text)
+                vector = embedding
+                if vector is None:
+                    vector = await self.embedder.embed(turn.text)
             except Exception:
                 log.exception("could not record interrupted turn %s", turn.turn_id)
                 return
@@ -239,7 +248,7 @@ class Brain:
                     user_id=turn.user_id,
                     user_text=turn.text,
                     assistant_text=said,
-                    embedding=embedding,
+                    embedding=vector,
                     room=turn.room,
                     interrupted=True,
                     route=route,

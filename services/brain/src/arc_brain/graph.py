@@ -102,6 +102,9 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
         finally:
             if embed is not None and not embed.done():
                 embed.cancel()
+        if embedding is not None:
+            # The caller keeps it: a turn cut off before persist is recorded with it.
+            get_stream_writer()({"embedding": embedding})
         context: dict[str, Any] = {
             "embedding": embedding,
             "history": history,
