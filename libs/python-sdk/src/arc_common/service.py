@@ -14,9 +14,6 @@ A stop signal during start-up cancels it (whatever was opened closes) and also e
 start-up that fails is logged and exits 1. While uvicorn serves, its own handler takes the
 signal (a second SIGINT skips the wait for open requests) and replays it to ours once HTTP
 has stopped: uvicorn's cooperative signal handling, used as it is meant to be.
-
-uvicorn is imported here but declared by the services that call `run_service` (all four),
-not by arc-common, whose dependencies (and lock entry) stay as they are.
 """
 
 from __future__ import annotations
