@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from arc_common.errors import HTTP_STATUS, ArcError, BadRequest, Busy
+from arc_common.errors import ArcError, BadRequest, Busy
+from arc_common.http_errors import contract_status, install_error_handlers
+from arc_common.http_errors import error_response as shared_error_response
 from arc_common.telemetry import metrics_payload
 from arc_common.wire import BrainRequest
-from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -78,11 +79,13 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+def status_of(error: ArcError) -> int:
+    # Memory down is not the brain's fault and passes: 503, retry later.
+    return 503 if isinstance(error, MemoryUnavailable) else contract_status(error)
+
+
 def error_response(error: ArcError) -> JSONResponse:
-    status = 503 if isinstance(error, MemoryUnavailable) else HTTP_STATUS[error.code]
-    return JSONResponse(
-        {"error": {"code": error.code.value, "message": error.message}}, status_code=status
-    )
+    return shared_error_response(error, status_of)
 
 
 def _turn(body: ChatRequest) -> TurnInput:
@@ -138,16 +141,7 @@ def build_app(
     )
     admission = _Admission(max_turns)
 
-    @app.exception_handler(ArcError)
-    async def arc_error(_: Request, exc: ArcError) -> JSONResponse:
-        return error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
-        return error_response(BadRequest(f"invalid request: {problems}"))
+    install_error_handlers(app, status_of)
 
     @app.post("/chat", response_model=ChatResponse)
     async def chat(body: ChatRequest) -> ChatResponse:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
-from arc_common.errors import HTTP_STATUS, ArcError, BadRequest, TooLarge
+from arc_common.errors import ArcError, BadRequest, TooLarge
+from arc_common.http_errors import error_response
 from arc_common.telemetry import metrics_payload
 from arc_common.wire import TtsRequest
 from fastapi import FastAPI, Request, Response
@@ -41,13 +42,6 @@ _body_decoder = msgspec.json.Decoder(SpeechBody)
 class Health:
     healthy: bool
     detail: dict[str, object]
-
-
-def error_response(error: ArcError) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": error.code.value, "message": error.message}},
-        status_code=HTTP_STATUS[error.code],
-    )
 
 
 def parse_body(raw: bytes) -> tuple[SpeechRequest, Literal["wav", "pcm"]]:

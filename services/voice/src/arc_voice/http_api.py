@@ -9,9 +9,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from arc_common.errors import ArcError, BadRequest, Busy, ErrorCode, Unsupported
+from arc_common.errors import BadRequest, Busy, Unsupported
+from arc_common.http_errors import install_error_handlers
 from arc_common.telemetry import metrics_payload
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -20,15 +21,6 @@ from arc_voice.caller import participant_token
 from arc_voice.settings import LiveKitSettings, VoiceOptions
 from arc_voice.worker import VoiceWorker, checked_room_name
 
-_STATUS = {
-    ErrorCode.BAD_REQUEST: 400,
-    ErrorCode.TOO_LARGE: 413,
-    ErrorCode.UNSUPPORTED: 415,
-    ErrorCode.BUSY: 503,
-    ErrorCode.TIMEOUT: 504,
-    ErrorCode.CANCELLED: 409,
-    ErrorCode.INTERNAL: 500,
-}
 _IDENTITY = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
 
 
@@ -71,12 +63,7 @@ def create_app(
 ) -> FastAPI:
     app = FastAPI(title="Arc voice worker", version="1")
 
-    @app.exception_handler(ArcError)
-    async def arc_error(_request: Request, exc: ArcError) -> JSONResponse:
-        return JSONResponse(
-            {"error": {"code": exc.code.value, "message": exc.message}},
-            status_code=_STATUS[exc.code],
-        )
+    install_error_handlers(app)
 
     def running() -> VoiceWorker:
         current = worker()
