@@ -71,6 +71,7 @@ class Brain:
         self.llm = llm
         self.options = options
         self.metrics = metrics or BrainMetrics()
+        self._read_gauges_from_their_owners()
         self.tentative = TentativeTurns(options.tentative_ttl_s)
         self._graph: CompiledStateGraph[Any, Any, Any, Any] = build_turn_graph(
             GraphParts(
@@ -193,7 +194,6 @@ class Brain:
             outcome.text = "".join(said)
             self._active -= 1
             self.metrics.active_turns.dec()
-            self._refresh_gauges()
             if not finished:
                 log.info("turn %s ended early after %d chunks", turn.turn_id, len(said))
 
@@ -281,15 +281,17 @@ class Brain:
     async def transcript(self, session_id: str) -> list[TranscriptLine]:
         return await self.store.transcript(session_id)
 
-    def _refresh_gauges(self) -> None:
-        self.metrics.memory_available.set(1 if self.store.available else 0)
-        self.metrics.memory_backlog.set(self.store.backlog)
-        self.metrics.memory_outages.set(self.store.stats.outages)
-        if self.llm is not None:
-            self.metrics.llm_retries.set(self.llm.retries)
+    def _read_gauges_from_their_owners(self) -> None:
+        """The store and the LLM client own these figures; the gauges read them when scraped
+        instead of being copied after every turn and health check."""
+        store, llm = self.store, self.llm
+        self.metrics.memory_available.set_function(lambda: 1.0 if store.available else 0.0)
+        self.metrics.memory_backlog.set_function(lambda: float(store.backlog))
+        self.metrics.memory_outages.set_function(lambda: float(store.stats.outages))
+        if llm is not None:
+            self.metrics.llm_retries.set_function(lambda: float(llm.retries))
 
     def health(self) -> dict[str, Any]:
-        self._refresh_gauges()
         return {
             "status": "ok" if self.store.available else "degraded",
             "memory": {
