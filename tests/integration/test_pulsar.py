@@ -144,15 +144,19 @@ async def test_broker_drops_a_resent_sequence_id(client: pulsar_aio.Client) -> N
 async def test_restart_keeps_unread_messages(pulsar_server: PulsarServer) -> None:
     topic = _topic("analytics")
     first = pulsar_aio.Client(pulsar_server.service_url, operation_timeout_seconds=30)
-    consumer = await first.subscribe(topic, "durable")  # the subscription exists before sends
-    producer = await first.create_producer(topic)
-    for i in range(5):
-        await producer.send(f"m{i}".encode())
-    await first.close()
+    try:
+        await first.subscribe(topic, "durable")  # the subscription exists before sends
+        producer = await first.create_producer(topic)
+        for i in range(5):
+            await producer.send(f"m{i}".encode())
+    finally:
+        await first.close()
 
     await pulsar_server.stop()
-    assert not await pulsar_server.healthy()
-    await pulsar_server.start()
+    try:
+        assert not await pulsar_server.healthy()
+    finally:
+        await pulsar_server.start()  # the broker is the session's: back up whatever happened
 
     second = pulsar_aio.Client(pulsar_server.service_url, operation_timeout_seconds=30)
     try:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import msgspec
 import pytest
+import pytest_asyncio
 from arc_common.errors import ArcError, BadRequest, Busy, Internal, Timeout, TooLarge, Unsupported
 from arc_common.streaming import (
     Chunk,
@@ -19,6 +21,8 @@ from arc_common.streaming import (
 from arc_common.subjects import prefixed
 from arc_common.wire import BrainRequest, Cancel, ReplyChunk, TtsRequest, encode
 from nats.aio.client import Client
+
+from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +44,7 @@ def brain_request(turn_id: str = "turn-1", text: str = "hello", **extra: object)
     )
 
 
-async def start_service(
+async def _started_service(
     nc: Client,
     prefix: str,
     recorder: Recorder,
@@ -86,9 +90,31 @@ async def start_service(
     return service
 
 
-async def test_chunks_arrive_in_order_with_one_terminal(nc: Client, subject_prefix: str) -> None:
+StartService = Callable[..., Awaitable[StreamingService]]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def start_service() -> AsyncIterator[StartService]:
+    """`_started_service`, each service stopped when the test ends, passed or not."""
+    services: list[StreamingService] = []
+
+    async def start(*args: Any, **kwargs: Any) -> StreamingService:
+        service = await _started_service(*args, **kwargs)
+        services.append(service)
+        return service
+
+    try:
+        yield start
+    finally:
+        for service in reversed(services):
+            await service.stop()
+
+
+async def test_chunks_arrive_in_order_with_one_terminal(
+    nc: Client, subject_prefix: str, start_service: StartService
+) -> None:
     recorder = Recorder()
-    service = await start_service(nc, subject_prefix, recorder, chunks=5)
+    await start_service(nc, subject_prefix, recorder, chunks=5)
     async with StreamingClient(nc) as client:
         stream = client.stream(
             prefixed(subject_prefix, "brain.request"),
@@ -99,15 +125,14 @@ async def test_chunks_arrive_in_order_with_one_terminal(nc: Client, subject_pref
     assert [c.seq for c in chunks] == [0, 1, 2, 3, 4]
     assert [c.text for c in chunks] == [f"hi {i}. " for i in range(5)]
     assert stream.end is not None and stream.end.seq == 5 and stream.end.kind == "end"
-    await service.stop()
 
 
 async def test_raw_reply_stream_has_headers_and_single_terminal(
-    nc: Client, subject_prefix: str
+    nc: Client, subject_prefix: str, start_service: StartService
 ) -> None:
     """Check the wire itself, without our client: seq, schema header, exactly one terminal."""
     recorder = Recorder()
-    service = await start_service(nc, subject_prefix, recorder, chunks=3)
+    await start_service(nc, subject_prefix, recorder, chunks=3)
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
     await nc.publish(
@@ -129,7 +154,6 @@ async def test_raw_reply_stream_has_headers_and_single_terminal(
     assert [d["kind"] for d in decoded] == ["delta", "delta", "delta", "end"]
     assert all(d["v"] == 1 and d["turn_id"] == "turn-1" for d in decoded)
     assert all(m.headers and m.headers["arc-schema"] == "brain.reply/1" for m in messages)
-    await service.stop()
 
 
 def _payload(**fields: object) -> bytes:
@@ -151,10 +175,10 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize(("payload", "code"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
 async def test_bad_input_gets_error_code_and_server_keeps_serving(
-    nc: Client, subject_prefix: str, payload: bytes, code: str
+    nc: Client, subject_prefix: str, payload: bytes, code: str, start_service: StartService
 ) -> None:
     recorder = Recorder()
-    service = await start_service(nc, subject_prefix, recorder)
+    await start_service(nc, subject_prefix, recorder)
     reply = await nc.request(prefixed(subject_prefix, "brain.request"), payload, timeout=2)
     chunk = msgspec.msgpack.decode(reply.data, type=ReplyChunk)
     assert chunk.kind == "error" and chunk.seq == 0
@@ -168,12 +192,13 @@ async def test_bad_input_gets_error_code_and_server_keeps_serving(
             cancel_subject=prefixed(subject_prefix, "brain.cancel"),
         ).collect()
     assert len(chunks) == 3
-    await service.stop()
 
 
-async def test_handler_errors_map_to_codes(nc: Client, subject_prefix: str) -> None:
+async def test_handler_errors_map_to_codes(
+    nc: Client, subject_prefix: str, start_service: StartService
+) -> None:
     recorder = Recorder()
-    service = await start_service(nc, subject_prefix, recorder)
+    await start_service(nc, subject_prefix, recorder)
     async with StreamingClient(nc) as client:
         for text, error in (("crash", Internal), ("reject", Unsupported)):
             stream = client.stream(
@@ -184,10 +209,11 @@ async def test_handler_errors_map_to_codes(nc: Client, subject_prefix: str) -> N
             with pytest.raises(error) as info:
                 await stream.collect()
             assert info.value.retryable is (error is Internal)
-    await service.stop()
 
 
-async def test_cancel_stops_the_turn_within_50ms(nc: Client, subject_prefix: str) -> None:
+async def test_cancel_stops_the_turn_within_50ms(
+    nc: Client, subject_prefix: str, start_service: StartService
+) -> None:
     recorder = Recorder()
     service = await start_service(nc, subject_prefix, recorder)
     async with StreamingClient(nc) as client:
@@ -211,12 +237,13 @@ async def test_cancel_stops_the_turn_within_50ms(nc: Client, subject_prefix: str
     assert recorder.cancelled["long"] - sent_at < 0.050
     assert ended_at - sent_at < 0.050
     assert service.active_turns == 0
-    await service.stop()
 
 
-async def test_leaving_early_publishes_cancel(nc: Client, subject_prefix: str) -> None:
+async def test_leaving_early_publishes_cancel(
+    nc: Client, subject_prefix: str, start_service: StartService
+) -> None:
     recorder = Recorder()
-    service = await start_service(nc, subject_prefix, recorder)
+    await start_service(nc, subject_prefix, recorder)
     cancels = await nc.subscribe(prefixed(subject_prefix, "brain.cancel"))
     async with StreamingClient(nc) as client:
         stream = client.stream(
@@ -231,17 +258,15 @@ async def test_leaving_early_publishes_cancel(nc: Client, subject_prefix: str) -
         left_at = time.monotonic()
     msg = await cancels.next_msg(timeout=1)
     assert msgspec.msgpack.decode(msg.data, type=Cancel).turn_id == "early"
-    for _ in range(50):
-        if "early" in recorder.cancelled:
-            break
-        await asyncio.sleep(0.005)
+    await wait_until(lambda: "early" in recorder.cancelled, what="the turn cancelled")
     assert recorder.cancelled["early"] - left_at < 0.050
-    await service.stop()
 
 
-async def test_deadlines_on_both_sides(nc: Client, subject_prefix: str) -> None:
+async def test_deadlines_on_both_sides(
+    nc: Client, subject_prefix: str, start_service: StartService
+) -> None:
     recorder = Recorder()
-    service = await start_service(nc, subject_prefix, recorder)
+    await start_service(nc, subject_prefix, recorder)
     async with StreamingClient(nc) as client:
         # Server-side deadline from the request.
         with pytest.raises(Timeout):
@@ -259,16 +284,14 @@ async def test_deadlines_on_both_sides(nc: Client, subject_prefix: str) -> None:
                 cancel_subject=prefixed(subject_prefix, "brain.cancel"),
                 first_chunk_timeout=0.2,
             ).collect()
-        assert time.monotonic() - started < 1.0
-    for _ in range(50):
-        if "dl-client" in recorder.cancelled:
-            break
-        await asyncio.sleep(0.01)
-    assert "dl-client" in recorder.cancelled
-    await service.stop()
+        # Generous, but well under the 5 s default it must not have fallen back to.
+        assert time.monotonic() - started < 2.5
+    await wait_until(lambda: "dl-client" in recorder.cancelled, what="the server told to cancel")
 
 
-async def test_no_worker_is_busy_and_capacity_limit(nc: Client, subject_prefix: str) -> None:
+async def test_no_worker_is_busy_and_capacity_limit(
+    nc: Client, subject_prefix: str, start_service: StartService
+) -> None:
     async with StreamingClient(nc) as client:
         with pytest.raises(Busy):
             await client.stream(
@@ -285,7 +308,7 @@ async def test_no_worker_is_busy_and_capacity_limit(nc: Client, subject_prefix: 
         )
         async with first:
             task = asyncio.create_task(first.__anext__())
-            await asyncio.sleep(0.1)
+            await wait_until(lambda: service.active_turns == 1, what="the first turn admitted")
             with pytest.raises(Busy) as info:
                 await client.stream(
                     prefixed(subject_prefix, "brain.request"),
@@ -294,12 +317,14 @@ async def test_no_worker_is_busy_and_capacity_limit(nc: Client, subject_prefix: 
                 ).collect()
             assert info.value.retryable
             task.cancel()
-    await service.stop()
 
 
-async def test_queue_group_spreads_turns_over_workers(nc: Client, subject_prefix: str) -> None:
+async def test_queue_group_spreads_turns_over_workers(
+    nc: Client, subject_prefix: str, start_service: StartService
+) -> None:
     recorders = [Recorder(), Recorder()]
-    services = [await start_service(nc, subject_prefix, r) for r in recorders]
+    for r in recorders:
+        await start_service(nc, subject_prefix, r)
     async with StreamingClient(nc) as client:
         streams = [
             client.stream(
@@ -313,24 +338,25 @@ async def test_queue_group_spreads_turns_over_workers(nc: Client, subject_prefix
     assert all(len(r) == 3 for r in results)
     counts = [len(r.started) for r in recorders]
     assert sum(counts) == 40 and min(counts) > 0
-    for s in services:
-        await s.stop()
 
 
-async def test_service_is_discoverable_with_micro(nc: Client, subject_prefix: str) -> None:
-    service = await start_service(nc, subject_prefix, Recorder())
+async def test_service_is_discoverable_with_micro(
+    nc: Client, subject_prefix: str, start_service: StartService
+) -> None:
+    await start_service(nc, subject_prefix, Recorder())
     reply = await nc.request("$SRV.PING.test-brain", b"", timeout=2)
     info = msgspec.json.decode(reply.data)
     assert info["name"] == "test-brain" and info["version"] == "0.0.1"
-    await service.stop()
 
 
-async def test_srv_stats_reports_the_turns_themselves(nc: Client, subject_prefix: str) -> None:
+async def test_srv_stats_reports_the_turns_themselves(
+    nc: Client, subject_prefix: str, start_service: StartService
+) -> None:
     """`$SRV.STATS` counts every request, every terminal `error` (not a cancelled turn), and
     the time from each request to its terminal message: three 200 ms turns add 600 ms."""
     name = f"stats-{subject_prefix}"
     recorder = Recorder()
-    service = await start_service(nc, subject_prefix, recorder, name=name)
+    await start_service(nc, subject_prefix, recorder, name=name)
     subject = prefixed(subject_prefix, "brain.request")
     cancel = prefixed(subject_prefix, "brain.cancel")
     async with StreamingClient(nc) as client:
@@ -357,7 +383,6 @@ async def test_srv_stats_reports_the_turns_themselves(nc: Client, subject_prefix
         assert stream.end is not None and stream.end.reason == "cancelled"
     reply = await nc.request(f"$SRV.STATS.{name}", b"", timeout=2)
     stats = msgspec.json.decode(reply.data)
-    await service.stop()
     [endpoint] = stats["endpoints"]
     assert endpoint["name"] == "brain-request" and endpoint["subject"] == subject
     assert endpoint["num_requests"] == 7

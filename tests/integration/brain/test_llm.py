@@ -4,7 +4,6 @@ first token only, a stalled and a failing stream, and cancellation mid-stream.""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -17,6 +16,7 @@ from nats.aio.client import Client
 from pydantic import SecretStr
 
 from tests.fixtures.brain import BrainFactory, RunningBrain
+from tests.fixtures.waiting import wait_until
 from tests.integration.brain.helpers import answer_text, ask, new_id, request
 from tests.integration.brain.openai_double import ANSWER, OpenAiDouble
 
@@ -181,17 +181,18 @@ async def test_cancel_stops_the_stream_within_50ms_and_records_what_was_said(
     assert (ended_at - cancelled_at) < 0.05, (
         f"stopped after {(ended_at - cancelled_at) * 1000:.1f} ms"
     )
-    # The upstream HTTP stream was closed too, not left running for nobody.
-    await asyncio.sleep(0.1)
-    assert req.text in openai_double.stream_closed
-    assert openai_double.stream_closed[req.text] - cancelled_at < 0.1
+    # The upstream HTTP stream was closed too, not left running for nobody (played out, the
+    # slow stream would run ~15 s: a second is a generous bound that still tells them apart).
+    await wait_until(
+        lambda: req.text in openai_double.stream_closed, what="the upstream stream closed"
+    )
+    assert openai_double.stream_closed[req.text] - cancelled_at < 1.0
     # What was spoken before the cancel is recorded as an interrupted turn.
     said = "".join(c.text or "" for c in deltas + remaining)
-    for _ in range(50):
-        lines = await running.brain.transcript(session)
-        if lines:
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(
+        lambda: running.brain.transcript(session), interval_s=0.02, what="the turn recorded"
+    )
+    lines = await running.brain.transcript(session)
     assistant = [line for line in lines if line.role == "assistant"]
     assert assistant and assistant[0].interrupted and assistant[0].content == said
 
@@ -203,7 +204,7 @@ async def test_busy_and_duplicate_turns(
     subject_prefix: str,
     openai_double: OpenAiDouble,
 ) -> None:
-    await brain_factory(
+    running: RunningBrain = await brain_factory(
         subject_prefix=subject_prefix,
         llm=llm(openai_double, "slow"),
         max_concurrent_turns=1,
@@ -221,7 +222,9 @@ async def test_busy_and_duplicate_turns(
         with pytest.raises(BadRequest, match="already in progress"):
             await ask(client, subject_prefix, first)
     # Leaving the stream cancelled the first turn; the brain serves again.
-    await asyncio.sleep(0.05)
+    service = running.runtime.service
+    assert service is not None
+    await wait_until(lambda: service.active_turns == 0, what="the first turn cancelled")
     assert await ask(
         client, subject_prefix, request("remember that I like tea", session_id="s3", user_id="u")
     )

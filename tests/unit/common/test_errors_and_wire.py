@@ -21,7 +21,15 @@ from arc_common.errors import (
 )
 from arc_common.logging import bound_turn, configure_logging
 from arc_common.settings import LogSettings, ServiceSettings
-from arc_common.wire import BrainRequest, ReplyChunk, encode, peek_turn_id
+from arc_common.wire import (
+    BrainRequest,
+    Cancel,
+    ErrorBody,
+    ReplyChunk,
+    TtsRequest,
+    encode,
+    peek_turn_id,
+)
 from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
@@ -43,9 +51,44 @@ def test_each_error_carries_its_code_and_retryability(
     cls: type[ArcError], code: str, retryable: bool
 ) -> None:
     err = cls("why")
-    assert err.code == ErrorCode(code) and err.retryable is retryable
+    assert (err.code, err.retryable) == (code, retryable)
     rebuilt = error_for(code, "why")
     assert type(rebuilt) is cls and rebuilt.message == "why"
+
+
+def test_error_codes_are_exactly_the_contracts() -> None:
+    # ARCHITECTURE.md, "Errors": the only codes a terminal `error` may carry.
+    contract = {
+        "bad_request",
+        "too_large",
+        "unsupported",
+        "busy",
+        "timeout",
+        "cancelled",
+        "internal",
+    }
+    assert {code.value for code in ErrorCode} == contract
+
+
+def test_an_error_reply_on_the_wire() -> None:
+    chunk = ReplyChunk(
+        v=1,
+        turn_id="t",
+        seq=2,
+        kind="error",
+        error=ErrorBody(code=Busy("full").code, message="full"),
+    )
+    assert msgspec.msgpack.decode(encode(chunk)) == {
+        "v": 1, "turn_id": "t", "seq": 2, "kind": "error",
+        "error": {"code": "busy", "message": "full"},
+    }  # fmt: skip
+
+
+def test_messages_name_the_contracts_schemas() -> None:
+    # docs/foundation.md, "Headers": the `arc-schema` of each message.
+    assert BrainRequest.schema == "brain.request/1"
+    assert TtsRequest.schema == "tts.request/1"
+    assert Cancel.schema == "cancel/1"
 
 
 def test_unknown_error_code_from_a_peer_becomes_internal() -> None:

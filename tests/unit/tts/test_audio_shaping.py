@@ -11,6 +11,8 @@ from arc_tts.framing import Framer, frame_unit_samples
 from arc_tts.resampling import StreamResampler, to_pcm16
 from arc_tts.wav import streaming_header
 
+from tests.fixtures.contract import FRAME_UNIT_SAMPLES
+
 pytestmark = pytest.mark.unit
 
 RATES = [8000, 16000, 22050, 24000, 48000]
@@ -52,21 +54,18 @@ def test_pcm16_clips_instead_of_wrapping() -> None:
     assert struct.unpack("<3h", pcm) == (32767, -32767, 0)
 
 
-@pytest.mark.parametrize(
-    ("rate", "frame_ms", "unit"),
-    [(48000, 20, 960), (8000, 10, 80), (24000, 40, 960), (22050, 20, 441), (22050, 10, 441)],
-)
+@pytest.mark.parametrize(("rate_and_frame", "unit"), FRAME_UNIT_SAMPLES.items())
 def test_frame_unit_is_the_smallest_whole_number_of_frames(
-    rate: int, frame_ms: int, unit: int
+    rate_and_frame: tuple[int, int], unit: int
 ) -> None:
-    assert frame_unit_samples(rate, frame_ms) == unit
+    assert frame_unit_samples(*rate_and_frame) == unit
 
 
 @pytest.mark.parametrize("rate", RATES)
 @pytest.mark.parametrize("frame_ms", [10, 20, 40])
 def test_framer_emits_whole_frames_and_pads_only_the_last(rate: int, frame_ms: int) -> None:
     framer = Framer(rate, frame_ms, frames_per_chunk=3)
-    unit = frame_unit_samples(rate, frame_ms) * 2
+    unit = FRAME_UNIT_SAMPLES[(rate, frame_ms)] * 2  # bytes
     rng = np.random.default_rng(rate + frame_ms)
     pushed = 0
     chunks: list[bytes] = []

@@ -5,21 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
 
 import onnxruntime  # type: ignore[import-untyped]
 import pytest
 from arc_tts.inference_pool import InferencePool, PoolClosed
 
+from tests.fixtures.waiting import wait_until
+
 pytestmark = pytest.mark.unit
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(5000):  # 5 s in 1 ms steps
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("condition not reached")
 
 
 async def test_queued_jobs_run_earliest_deadline_first() -> None:
@@ -31,15 +24,14 @@ async def test_queued_jobs_run_earliest_deadline_first() -> None:
         gate.wait(5)
 
     first = asyncio.ensure_future(pool.run(blocker, onnxruntime.RunOptions(), deadline=0.0))
-    await until(lambda: pool.running == 1)
+    await wait_until(lambda: pool.running == 1)
     jobs = [
         asyncio.ensure_future(
             pool.run(lambda n=name: order.append(n), onnxruntime.RunOptions(), deadline=d)  # type: ignore[misc]
         )
         for name, d in (("late", 30.0), ("new stream", 1.0), ("middle", 10.0))
     ]
-    await asyncio.sleep(0.01)
-    assert pool.waiting == 3
+    await wait_until(lambda: pool.waiting == 3)
     gate.set()
     await asyncio.gather(first, *jobs)
     assert order == ["new stream", "middle", "late"]
@@ -71,17 +63,16 @@ async def test_cancelled_caller_drops_a_queued_job_and_terminates_a_running_one(
 
     running = asyncio.ensure_future(pool.run(until_terminated, running_options, deadline=0.0))
     queued = asyncio.ensure_future(pool.run(queued_ran.set, onnxruntime.RunOptions(), deadline=1.0))
-    await until(lambda: pool.running == 1 and pool.waiting == 1)
+    await wait_until(lambda: pool.running == 1 and pool.waiting == 1)
     queued.cancel()
     running.cancel()
     await asyncio.gather(running, queued, return_exceptions=True)
-    started = time.monotonic()
-    while pool.running:
-        assert time.monotonic() - started < 1
-        await asyncio.sleep(0.001)
+    # Left alone, the running job would go on for 5 s: ending well before shows it was stopped.
+    await wait_until(lambda: pool.running == 0, timeout_s=2.5, what="the running job terminated")
     assert running_options.terminate
     assert pool.waiting == 0
-    await asyncio.sleep(0.02)
+    # A job due after the dropped one: once it has run, the dropped one would have run too.
+    await pool.run(lambda: None, onnxruntime.RunOptions(), deadline=2.0)
     assert not queued_ran.is_set()
     await pool.close()
 
@@ -100,9 +91,9 @@ async def test_closing_fails_the_queued_jobs_instead_of_leaving_them_waiting() -
     running = asyncio.ensure_future(
         pool.run(lambda: gate.wait(5), onnxruntime.RunOptions(), deadline=0.0)
     )
-    await until(lambda: pool.running == 1)
+    await wait_until(lambda: pool.running == 1)
     queued = asyncio.ensure_future(pool.run(lambda: 1, onnxruntime.RunOptions(), deadline=1.0))
-    await until(lambda: pool.waiting == 1)
+    await wait_until(lambda: pool.waiting == 1)
     closing = asyncio.ensure_future(pool.close())
     with pytest.raises(PoolClosed):
         await asyncio.wait_for(queued, timeout=2)

@@ -12,6 +12,8 @@ import pytest
 from arc_common.errors import Internal, Unsupported
 from arc_tts.voices import BUNDLED_VOICE, Voice, VoiceCatalog, VoiceFiles, VoiceRegistry
 
+from tests.fixtures.waiting import wait_until
+
 pytestmark = pytest.mark.unit
 
 
@@ -136,10 +138,7 @@ async def test_background_sweep_unloads_idle_voices(tmp_path: Path) -> None:
     await voices.start()
     async with voices.lease("a"):
         pass
-    for _ in range(50):
-        if "a" not in voices.resident:
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: "a" not in voices.resident, what="the idle voice evicted")
     assert voices.resident == [BUNDLED_VOICE]
     await voices.close()
 
