@@ -1,0 +1,155 @@
+"""Bad audio through a real room (issue 9): telephone-band speech, clipped speech, noise with
+no words in it, and a minute-long monologue. Nothing crashes, words get a sensible answer,
+noise gets none, and the conversation goes on afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import re
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from arc_voice.caller import RoomCaller, resample, speech_bounds
+from arc_voice.conversation import Conversation
+
+from tests.e2e.voice.test_turn_taking import _talk_to
+from tests.fixtures.brain import BrainFactory
+from tests.fixtures.tts import TtsWorker
+from tests.fixtures.voice import SpeechSynth, VoiceFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+WEEKDAY = re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
+
+
+async def _answer(
+    caller: RoomCaller, conversation: Conversation, pcm: bytes, rate: int
+) -> str | None:
+    """What the agent answered (the brain turn it kept), or None when it kept none."""
+    kept_before = sum(1 for t in conversation.brain.turns if t.verdict)
+    spoken = await (await caller.say(pcm, rate))
+    try:
+        await caller.wait_audible(spoken.speech_ended_at, within_s=20)
+    except TimeoutError:
+        return None
+    await caller.wait_quiet(0.8, within_s=90)
+    kept = [t for t in conversation.brain.turns if t.verdict]
+    return kept[-1].answer if len(kept) > kept_before else None
+
+
+def _telephone(speech: SpeechSynth, text: str) -> tuple[bytes, int]:
+    """Speech as a phone line carries it: 8 kHz samples (nothing above 4 kHz)."""
+    pcm, rate = speech.say_plain(text)
+    return resample(pcm, rate, 8000), 8000
+
+
+def _clipped(speech: SpeechSynth, text: str) -> tuple[bytes, int]:
+    """Speech six times too loud for the microphone: a third of it flat at full scale."""
+    pcm, rate = speech.say_plain(text)
+    loud = np.frombuffer(pcm, np.int16).astype(np.int32) * 6
+    return np.clip(loud, -32768, 32767).astype(np.int16).tobytes(), rate
+
+
+def _noise(seconds: float, rate: int = 16000) -> tuple[bytes, int]:
+    """Broadband noise at about -30 dBFS (a fan or a street), no words in it."""
+    rng = np.random.default_rng(5)
+    hiss = rng.normal(0.0, 1000.0, int(seconds * rate))
+    return np.clip(hiss, -32768, 32767).astype(np.int16).tobytes(), rate
+
+
+def _monologue(speech: SpeechSynth, seconds: float) -> tuple[bytes, int]:
+    """One breath of speech about `seconds` long: sentences with their silences cut, 60 ms
+    apart, so the VAD hears one utterance (longer than Whisper's 30 s window)."""
+    sentences = (
+        "Let me tell you about the trip we took last summer along the coast.",
+        "We started early every morning and drove until the light was gone.",
+        "The villages were small and the people were kind to strangers.",
+        "Every evening we found a place to eat by the water and talked for hours.",
+    )
+    takes = [speech.say_plain(text) for text in sentences]
+    rate = takes[0][1]
+    gap = b"\x00\x00" * int(rate * 0.06)
+    trimmed = [pcm[slice(*speech_bounds(pcm, rate))] + gap for pcm, _ in takes]
+    pieces: list[bytes] = []
+    while sum(len(p) for p in pieces) < seconds * rate * 2:
+        pieces += trimmed
+    return b"".join(pieces), rate
+
+
+def _rss_mb() -> float:
+    """Resident memory now, after a collection (the peak says little: a long decode needs its
+    buffers once)."""
+    gc.collect()
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+async def _final_after(conversation: Conversation, since: float, within_s: float) -> str:
+    """The first final transcript heard after `since` (Whisper decodes a long utterance once
+    it ends: two 30 s windows for a minute)."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        finals = [text for at, final, text in conversation.log.heard if final and at > since]
+        if finals or asyncio.get_running_loop().time() > deadline:
+            return " ".join(finals)
+        await asyncio.sleep(0.2)
+
+
+async def test_telephone_band_and_clipped_questions_are_answered(
+    voice_factory: VoiceFactory,
+    brain_factory: BrainFactory,
+    tts_worker: TtsWorker,
+    speech: SpeechSynth,
+    subject_prefix: str,
+) -> None:
+    await brain_factory(subject_prefix=subject_prefix)
+    harness = await voice_factory(greeting="")
+    caller, conversation = await _talk_to(harness, "gil")
+
+    answer = await _answer(caller, conversation, *_telephone(speech, "What time is it?"))
+    assert answer is not None and answer.startswith("It's "), (answer, conversation.log.heard)
+    assert datetime.now().astimezone().strftime("%p") in answer, answer
+
+    answer = await _answer(caller, conversation, *_clipped(speech, "What day is it today?"))
+    assert answer is not None and WEEKDAY.search(answer), (answer, conversation.log.heard)
+
+
+async def test_noise_gets_no_answer_and_a_monologue_is_survived(
+    voice_factory: VoiceFactory,
+    brain_factory: BrainFactory,
+    tts_worker: TtsWorker,
+    speech: SpeechSynth,
+    subject_prefix: str,
+) -> None:
+    await brain_factory(subject_prefix=subject_prefix)
+    harness = await voice_factory(greeting="")
+    caller, conversation = await _talk_to(harness, "hal")
+
+    # Four seconds of hiss: nobody said anything, so nothing is asked and nothing is said.
+    turns_before = len(conversation.brain.turns)
+    assert await _answer(caller, conversation, *_noise(4.0)) is None
+    assert len(conversation.brain.turns) == turns_before, conversation.log.heard
+
+    # A minute without a pause, twice: no crash, and the turn ends with the words heard. The
+    # first minute may allocate what a long decode needs once; the second must not grow the
+    # process further (an utterance that kept its frames or decodes would).
+    pcm, rate = _monologue(speech, 60.0)
+    assert len(pcm) / 2 / rate > 55
+    rss = [_rss_mb()]
+    for _ in range(2):
+        spoken = await (await caller.say(pcm, rate))
+        heard = await _final_after(conversation, spoken.started_at, within_s=60)
+        assert "trip" in heard.lower(), conversation.log.heard[-3:]
+        await caller.wait_quiet(1.0, within_s=120)
+        await asyncio.sleep(2.0)  # the answer to it has played out
+        rss.append(_rss_mb())
+    assert rss[2] - rss[1] < 50, f"RSS after each minute: {rss} MB"
+
+    # And the conversation goes on.
+    answer = await _answer(caller, conversation, *speech.say_plain("What time is it?"))
+    assert answer is not None and answer.startswith("It's "), (answer, conversation.log.heard)
