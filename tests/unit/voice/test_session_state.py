@@ -47,22 +47,3 @@ def test_a_turn_moves_through_the_states() -> None:
         State.LISTENING,
         State.WAITING,
     ]
-
-
-def test_idle_time_counts_only_when_nobody_talks() -> None:
-    clock = Clock()
-    state = SessionState(clock=clock)
-    state.participant_joined()
-    clock.now = 10.0
-    assert state.idle_for() == 10.0
-    state.user_state("speaking")
-    clock.now = 20.0
-    assert state.idle_for() == 0.0
-    state.user_state("listening")
-    clock.now = 25.0
-    assert state.idle_for() == 5.0  # since the person stopped speaking
-    state.agent_state("speaking")
-    assert state.idle_for() == 0.0
-    state.agent_state("listening")
-    clock.now = 30.0
-    assert state.idle_for() == 5.0

@@ -134,7 +134,6 @@ class Conversation:
         self.log = ConversationLog()
         self._ended = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._idle_task: asyncio.Task[None] | None = None
         self._recorded_turns: set[str] = set()
         self.end_reason: str | None = None
 
@@ -185,7 +184,9 @@ class Conversation:
             # delta arrives (it waits for a split token), which delays the first audio by a
             # whole brain step; the brain speaks plain text, so only emoji are dropped here.
             tts_text_transforms=["filter_emoji"],
-            user_away_timeout=None,
+            # The framework marks the person "away" once they and the agent have both been
+            # silent this long; the conversation then says goodbye and ends (_on_user_state).
+            user_away_timeout=opts.idle_timeout_s,
         )
         follow_transcripts(self.session)
         self._turn_confirmed_at: float | None = None
@@ -225,7 +226,6 @@ class Conversation:
         await self.deps.recorder.session_started(self.session_id, self.room.name, self.identity)
         if opts.greeting:
             self.session.say(opts.greeting, allow_interruptions=True)
-        self._idle_task = asyncio.create_task(self._watch_idle(), name=f"idle:{self.identity}")
 
     @property
     def speaking(self) -> bool:
@@ -245,12 +245,11 @@ class Conversation:
         if self.end_reason is not None:
             return
         self.end_reason = reason
-        if self._idle_task is not None and self._idle_task is not asyncio.current_task():
-            self._idle_task.cancel()
-            await asyncio.gather(self._idle_task, return_exceptions=True)
         await self.session.aclose()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # The idle goodbye closes the conversation from one of these tasks: not itself.
+        others = [t for t in self._tasks if t is not asyncio.current_task()]
+        if others:
+            await asyncio.gather(*others, return_exceptions=True)
         if self.state.state is not State.WAITING:
             metrics.CONVERSATIONS_ACTIVE.dec()
         self.state.participant_left()
@@ -313,6 +312,8 @@ class Conversation:
         if ev.old_state == "speaking" and ev.new_state != "speaking":
             self.log.user_stops.append(time.monotonic())
         self.state.user_state(ev.new_state)
+        if ev.new_state == "away" and self.end_reason is None:
+            self._spawn(self._leave_idle(), name=f"idle:{self.identity}")
 
     async def _release_pause(self) -> None:
         """Once the person has been quiet past the false-interruption timeout, the framework
@@ -455,12 +456,7 @@ class Conversation:
         stored = await self.deps.recorder.turn(turn)
         self.log.turns.append(StoredTurn(turn=turn, stored=stored))
 
-    async def _watch_idle(self) -> None:
-        limit = self.deps.options.idle_timeout_s
-        while True:
-            await asyncio.sleep(min(1.0, limit / 4))
-            if self.state.idle_for() >= limit:
-                break
+    async def _leave_idle(self) -> None:
         farewell = self.deps.options.farewell
         if farewell:
             with contextlib.suppress(Exception):

@@ -25,12 +25,10 @@ class SessionState:
     state: State = State.WAITING
     clock: Callable[[], float] = time.monotonic
     history: list[tuple[float, State]] = field(default_factory=list)
-    last_activity: float = 0.0
     user_speaking: bool = False
 
     def __post_init__(self) -> None:
-        self.last_activity = self.clock()
-        self.history.append((self.last_activity, self.state))
+        self.history.append((self.clock(), self.state))
 
     def _set(self, state: State) -> None:
         if state is not self.state:
@@ -38,7 +36,6 @@ class SessionState:
             self.history.append((self.clock(), state))
 
     def participant_joined(self) -> None:
-        self.last_activity = self.clock()
         self._set(State.LISTENING)
 
     def participant_left(self) -> None:
@@ -51,25 +48,15 @@ class SessionState:
         if agent_state == "thinking":
             self._set(State.THINKING)
         elif agent_state == "speaking":
-            self.last_activity = self.clock()
             self._set(State.SPEAKING)
         elif agent_state in ("listening", "idle") and self.state is not State.INTERRUPTED:
             self._set(State.LISTENING)
 
     def user_state(self, user_state: str) -> None:
         """The framework's user state: speaking, listening, away."""
-        was_speaking, self.user_speaking = self.user_speaking, user_state == "speaking"
-        if self.user_speaking or was_speaking:
-            self.last_activity = self.clock()
+        self.user_speaking = user_state == "speaking"
         if not self.user_speaking and self.state is State.INTERRUPTED:
             self._set(State.LISTENING)
 
     def interrupted(self) -> None:
-        self.last_activity = self.clock()
         self._set(State.INTERRUPTED)
-
-    def idle_for(self) -> float:
-        """Seconds since the person or the agent last spoke (0 while either is busy)."""
-        if self.user_speaking or self.state in (State.SPEAKING, State.THINKING):
-            return 0.0
-        return self.clock() - self.last_activity
