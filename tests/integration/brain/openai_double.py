@@ -11,7 +11,9 @@ The request's `model` picks a behaviour, so one server serves every test:
 - `flaky`: the first request of each conversation gets HTTP 503, the retry succeeds;
 - `missing`: HTTP 404 model not found (not retryable);
 - `sentence-first`: a whole short sentence as the first token, then `ANSWER` at a token
-  every 10 ms (benchmarks).
+  every 10 ms (benchmarks);
+- `unspeakable`: only emoji and markup, nothing a voice can say (as a small model sometimes
+  answers).
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ class OpenAiDouble:
                 pieces = _pieces(ANSWER * 20)
             if mode == "sentence-first":
                 pieces = ["Sure.", *_pieces(" " + ANSWER)]
+            if mode == "unspeakable":
+                pieces = ["\U0001f600", " **", "\n- ", "\U0001f44d"]
             for i, piece in enumerate(pieces):
                 if i == 0:
                     self.first_token_sent[key] = time.perf_counter()

@@ -73,6 +73,20 @@ async def test_llm_answer_streams_as_sentences_with_memories_in_prompt(
     assert "my sister lives in Lisbon" in sent["messages"][-2]["content"]
 
 
+async def test_an_answer_with_nothing_to_say_aloud_gets_a_spoken_one(
+    brain_factory: BrainFactory,
+    client: StreamingClient,
+    subject_prefix: str,
+    openai_double: OpenAiDouble,
+) -> None:
+    # Silence would leave the person waiting for an answer that never comes.
+    await brain_factory(subject_prefix=subject_prefix, llm=llm(openai_double, "unspeakable"))
+    text = await answer_text(
+        client, subject_prefix, "how do you feel?", session_id=new_id("s"), user_id=new_id("u")
+    )
+    assert text == "Sorry, I don't have a good answer to that."
+
+
 async def test_retry_before_first_token(
     brain_factory: BrainFactory,
     client: StreamingClient,

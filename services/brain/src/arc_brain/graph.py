@@ -34,6 +34,7 @@ from arc_brain.skills import FactToKeep, Route, Routed, Router, SkillInput, answ
 
 log = logging.getLogger(__name__)
 
+NOTHING_TO_SAY = "Sorry, I don't have a good answer to that."
 # The answers that recall this user's memories, and so need the utterance's embedding first.
 USES_MEMORIES = frozenset({Route.LLM, Route.RECALL})
 
@@ -233,6 +234,11 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
         if text := spoken.flush():
             pieces.append(text)
             writer({"text": text})
+        if not any(ch.isalnum() for ch in "".join(pieces)):
+            # A small model sometimes answers only with emoji or markup, which the voice
+            # filter removes: silence would leave the person waiting for an answer.
+            pieces.append(NOTHING_TO_SAY)
+            writer({"text": NOTHING_TO_SAY})
         writer({"done": True})
         return {"answer": "".join(pieces), "facts": ()}
 
