@@ -225,12 +225,16 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
         writer = get_stream_writer()
         spoken = Spoken(parts.llm.settings.max_sentences)
         pieces: list[str] = []
-        async for piece in parts.llm.stream(llm_messages(state)):
-            if text := spoken.feed(piece):
-                pieces.append(text)
-                writer({"text": text})
-            if spoken.done:
-                break  # leaving the stream closes the request: the model stops too
+        # Closed on leaving, whatever the way out (the answer is long enough, the turn is
+        # cancelled): the request ends and the model server frees its slot now, not when the
+        # generator is collected.
+        async with contextlib.aclosing(parts.llm.stream(llm_messages(state))) as stream:
+            async for piece in stream:
+                if text := spoken.feed(piece):
+                    pieces.append(text)
+                    writer({"text": text})
+                if spoken.done:
+                    break
         if text := spoken.flush():
             pieces.append(text)
             writer({"text": text})

@@ -1,7 +1,9 @@
-"""A streaming client for OpenAI-compatible Chat Completions (OpenAI, vLLM, Ollama).
+"""A streaming client for OpenAI-compatible Chat Completions (OpenAI, vLLM, Ollama,
+llama-server), on the `openai` package's own client.
 
-It retries only before the first token: once part of an answer has been spoken, a retry would
-say it twice. Errors are typed with the contract's codes; cancelling the consuming task closes
+What stays ours is the policy: retry only before the first token (once part of an answer has
+been spoken, a retry would say it twice), a stall timeout between tokens, a bound on answers
+in flight, and errors typed with the contract's codes. Cancelling the consuming task closes
 the HTTP response at once.
 """
 
@@ -9,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, TypedDict
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, TypedDict, cast
 
-import httpx
+import httpx2
+import openai
 from arc_common.errors import ArcError, BadRequest, Busy, Internal, Timeout, Unsupported
-from httpx_sse import EventSource, ServerSentEvent
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from arc_brain.settings import LlmSettings
@@ -49,49 +51,44 @@ def _status_error(status: int, body: str) -> ArcError:
     return BadRequest(detail)
 
 
+def _typed(exc: openai.OpenAIError, before_first_token: bool) -> ArcError:
+    """The contract's error for what the `openai` client raised."""
+    if isinstance(exc, openai.APIStatusError):
+        return _status_error(exc.status_code, exc.response.text)
+    if isinstance(exc, openai.APITimeoutError):
+        return Timeout(f"LLM endpoint timed out: {exc}")
+    if isinstance(exc, openai.APIConnectionError):
+        where = "unreachable" if before_first_token else "broke mid-answer"
+        return LlmError(f"LLM endpoint {where}: {exc.__cause__ or exc!r}")
+    if isinstance(exc, openai.APIError):  # an error event inside the stream
+        return LlmError(f"LLM stream reported an error: {exc.message}")
+    return LlmError(f"LLM client failed: {exc!r}")
+
+
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, ArcError) and exc.retryable
 
 
-def _content(event: ServerSentEvent) -> str | None:
-    """The text delta of one `chat.completion.chunk`; raises on an error event."""
-    try:
-        data: dict[str, Any] = json.loads(event.data)
-    except json.JSONDecodeError as exc:
-        raise LlmError(f"undecodable stream event: {event.data[:200]!r}") from exc
-    if "error" in data:
-        error = data["error"]
-        message = error.get("message", error) if isinstance(error, dict) else error
-        raise LlmError(f"LLM stream reported an error: {message}")
-    for choice in data.get("choices") or ():
-        delta = choice.get("delta") or {}
-        text = delta.get("content")
-        if text:
-            return str(text)
+def _content(chunk: ChatCompletionChunk) -> str | None:
+    """The text delta of one `chat.completion.chunk`."""
+    for choice in chunk.choices:
+        if choice.delta.content:
+            return choice.delta.content
     return None
 
 
-class _OpenStream:
-    """A response whose first token has arrived; owns the response until closed."""
-
-    def __init__(self, stack: contextlib.AsyncExitStack, events: AsyncIterator[ServerSentEvent]):
-        self.stack = stack
-        self.events = events
-
-
 class ChatCompletionsClient:
-    def __init__(self, settings: LlmSettings, *, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: LlmSettings) -> None:
         if not settings.base_url:
             raise Unsupported("no LLM base URL configured")
         self.settings = settings
-        headers = {"Accept": "text/event-stream"}
-        if settings.api_key is not None:
-            headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
-        self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            base_url=settings.base_url.rstrip("/") + "/",
-            headers=headers,
-            timeout=httpx.Timeout(
+        self._client = openai.AsyncOpenAI(
+            base_url=settings.base_url,
+            # A local server needs no key; the client insists on one.
+            api_key=settings.api_key.get_secret_value() if settings.api_key else "none",
+            # Retries are ours: before the first token only (`_stream`).
+            max_retries=0,
+            timeout=httpx2.Timeout(
                 connect=settings.connect_timeout_s,
                 read=settings.stall_timeout_s,
                 write=settings.connect_timeout_s,
@@ -102,32 +99,32 @@ class ChatCompletionsClient:
         self.in_flight = 0
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
+        await self._client.close()
 
     def _payload(self, messages: Sequence[ChatMessage]) -> dict[str, Any]:
         return {
             "model": self.settings.model,
-            "messages": list(messages),
-            "stream": True,
+            # build_messages writes only system, user and assistant turns of plain text.
+            "messages": cast(list[ChatCompletionMessageParam], list(messages)),
             "temperature": self.settings.temperature,
             "max_tokens": self.settings.max_tokens,
         }
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
         """Text deltas of the answer, as the endpoint produces them; `Busy` at once when
         `max_in_flight` answers are already streaming or waiting."""
         if self.in_flight >= self.settings.max_in_flight:
             raise Busy(f"the language model is busy with {self.in_flight} answers")
         self.in_flight += 1
         try:
-            async for text in self._stream(messages):
-                yield text
+            async with contextlib.aclosing(self._stream(messages)) as texts:
+                async for text in texts:
+                    yield text
         finally:
             self.in_flight -= 1
 
-    async def _stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        opened: _OpenStream | None = None
+    async def _stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
+        opened: openai.AsyncStream[ChatCompletionChunk] | None = None
         first = ""
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.settings.max_attempts),
@@ -142,64 +139,61 @@ class ChatCompletionsClient:
                     log.info("retrying the LLM request (attempt %d)", number)
                 opened, first = await self._open(messages)
         assert opened is not None
-        async with opened.stack:
+        chunks = aiter(opened)
+        try:
             yield first
             while True:
                 try:
                     async with asyncio.timeout(self.settings.stall_timeout_s):
-                        event = await anext(opened.events)
+                        chunk = await anext(chunks)
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
                     raise Timeout(
                         f"the LLM stream stalled for {self.settings.stall_timeout_s:.1f}s"
                     ) from None
-                except httpx.TimeoutException as exc:
+                except openai.OpenAIError as exc:
+                    raise _typed(exc, before_first_token=False) from exc
+                except httpx2.TimeoutException as exc:
                     raise Timeout(f"the LLM stream stalled: {exc}") from exc
-                except httpx.HTTPError as exc:
+                except httpx2.HTTPError as exc:
                     raise LlmError(f"the LLM stream broke mid-answer: {exc!r}") from exc
-                if event.data.strip() == "[DONE]":
-                    return
-                text = _content(event)
-                if text:
+                if text := _content(chunk):
                     yield text
+        finally:
+            await opened.close()
 
-    async def _open(self, messages: Sequence[ChatMessage]) -> tuple[_OpenStream, str]:
-        """POST the request and read up to the first content token."""
-        stack = contextlib.AsyncExitStack()
+    async def _open(
+        self, messages: Sequence[ChatMessage]
+    ) -> tuple[openai.AsyncStream[ChatCompletionChunk], str]:
+        """Send the request and read up to the first content token."""
+        stream: openai.AsyncStream[ChatCompletionChunk] | None = None
         try:
-            try:
-                response = await stack.enter_async_context(
-                    self._http.stream("POST", "chat/completions", json=self._payload(messages))
-                )
-            except httpx.TimeoutException as exc:
-                raise Timeout(f"LLM endpoint timed out: {exc!r}") from exc
-            except httpx.HTTPError as exc:
-                raise LlmError(f"LLM endpoint unreachable: {exc!r}") from exc
-            if response.status_code != 200:
-                body = (await response.aread()).decode(errors="replace")
-                raise _status_error(response.status_code, body)
-            events = EventSource(response).aiter_sse()
             async with asyncio.timeout(self.settings.first_token_timeout_s):
-                while True:
-                    try:
-                        event = await anext(events)
-                    except StopAsyncIteration:
-                        raise LlmError("LLM stream ended before any token") from None
-                    except httpx.HTTPError as exc:
-                        raise LlmError(f"LLM stream broke before any token: {exc!r}") from exc
-                    if event.data.strip() == "[DONE]":
-                        raise LlmError("LLM stream ended before any token")
-                    text = _content(event)
-                    if text:
-                        return _OpenStream(stack, events), text
+                stream = await self._client.chat.completions.create(
+                    **self._payload(messages), stream=True
+                )
+                async for chunk in stream:
+                    if text := _content(chunk):
+                        return stream, text
+            raise LlmError("LLM stream ended before any token")
         except TimeoutError:
-            await stack.aclose()
+            if stream is not None:
+                await stream.close()
             raise Timeout(
                 f"no token from the LLM within {self.settings.first_token_timeout_s:.1f}s"
             ) from None
+        except openai.OpenAIError as exc:
+            if stream is not None:
+                await stream.close()
+            raise _typed(exc, before_first_token=True) from exc
+        except httpx2.HTTPError as exc:
+            if stream is not None:
+                await stream.close()
+            raise LlmError(f"LLM stream broke before any token: {exc!r}") from exc
         except BaseException:
-            await stack.aclose()
+            if stream is not None:
+                await stream.close()
             raise
 
 
