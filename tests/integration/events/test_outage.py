@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import signal
@@ -52,10 +53,24 @@ async def _assert_all_applied_once_in_order(dsn: str, written: int, service: Eve
     assert await scalar(dsn, "SELECT count(*) FROM agents.outbox WHERE sent_at IS NULL") == 0
 
 
+def _retry_waits(caplog: pytest.LogCaptureFixture, prefix: str) -> list[float]:
+    """The waits (s) that retry warnings starting with `prefix` announced."""
+    waits = []
+    for record in caplog.records:
+        message = record.getMessage()
+        if message.startswith(prefix) and "retrying in " in message:
+            waits.append(float(message.rsplit("retrying in ", 1)[1].removesuffix(" s")))
+    return waits
+
+
 async def test_broker_outage_loses_nothing(
-    events_settings: SettingsFactory, events_dsn: str, events_pulsar: PulsarServer
+    events_settings: SettingsFactory,
+    events_dsn: str,
+    events_pulsar: PulsarServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = events_settings(relay_batch_size=500)
+    caplog.set_level(logging.WARNING, logger="arc_events")
+    settings = events_settings(relay_batch_size=500)  # relay_retry_max_s = 0.5
     writer = Writer(events_dsn, sessions=25, per_tick=10, tick_s=0.05)
     async with running(settings) as service:
         relay = service.relay
@@ -87,6 +102,14 @@ async def test_broker_outage_loses_nothing(
         assert up_at - down_at >= OUTAGE_S
         await _assert_all_applied_once_in_order(events_dsn, writer.written, service)
         assert relay.health.healthy
+        # The relay kept retrying through the outage, counted what failed, and never waited
+        # longer than relay_retry_max_s between tries; nor did a consumer's re-subscribe.
+        failures = service.metrics.registry.get_sample_value("arc_events_relay_failures_total")
+        assert failures is not None and failures > 0
+        publish_waits = _retry_waits(caplog, "relay: publish:")
+        assert publish_waits and max(publish_waits) <= 0.5
+        assert min(publish_waits) >= 0.1
+        assert all(w <= 0.5 for w in _retry_waits(caplog, "consumer "))
         duplicates = sum(c.health.duplicates for c in service.consumers)
         print(
             f"\nbroker outage: down {up_at - down_at:.0f} s, {writer.written * 2} events "

@@ -27,6 +27,7 @@ from arc_common.errors import BadRequest
 from arc_common.events import Event, decode
 from psycopg_pool import AsyncConnectionPool
 
+from arc_events import retries
 from arc_events.metrics import EventsMetrics
 from arc_events.settings import EventsOptions
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _RECEIVE_WAIT_MS = 500
 _DRAIN_WAIT_MS = 1
+_FIRST_SUBSCRIBE_RETRY_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,30 +202,36 @@ class EventConsumer:
             await loop.run_in_executor(None, _close_all, client, consumer, dead_letters)
 
     async def _subscribe(self, client: pulsar.Client) -> pulsar.Consumer:
+        """Subscribes, retrying while the broker is away: from 0.2 s, doubling up to
+        `relay_retry_max_s`."""
+
+        def note(error: BaseException) -> None:
+            self.health.last_error = f"subscribe: {error}"
+
+        retrying = retries.forever(
+            retry_on=pulsar.PulsarException,
+            wait=retries.doubling(_FIRST_SUBSCRIBE_RETRY_S, self._options.relay_retry_max_s),
+            log=log,
+            message=f"consumer {self.name}: subscribe failed (%s); retrying in %.2f s",
+            on_retry=note,
+        )
+        subscribe = partial(
+            client.subscribe,
+            [topic + self._options.topic_suffix for topic in self._sink.topics],
+            self._sink.name,
+            consumer_type=pulsar.ConsumerType.KeyShared,
+            initial_position=pulsar.InitialPosition.Earliest,
+            negative_ack_redelivery_delay_ms=self._options.consumer_redelivery_delay_ms,
+            receiver_queue_size=max(self._options.consumer_batch_size * 2, 100),
+        )
         loop = asyncio.get_running_loop()
-        wait_s = 0.2
-        while True:
-            try:
-                consumer = await loop.run_in_executor(
-                    None,
-                    partial(
-                        client.subscribe,
-                        [topic + self._options.topic_suffix for topic in self._sink.topics],
-                        self._sink.name,
-                        consumer_type=pulsar.ConsumerType.KeyShared,
-                        initial_position=pulsar.InitialPosition.Earliest,
-                        negative_ack_redelivery_delay_ms=self._options.consumer_redelivery_delay_ms,
-                        receiver_queue_size=max(self._options.consumer_batch_size * 2, 100),
-                    ),
-                )
-            except pulsar.PulsarException as error:
-                self.health.last_error = f"subscribe: {error}"
-                log.warning("consumer %s: subscribe failed (%s); retrying", self.name, error)
-                await asyncio.sleep(wait_s)
-                wait_s = min(wait_s * 2, self._options.relay_retry_max_s)
-                continue
-            self.health.subscribed = True
-            return consumer
+
+        async def subscribe_once() -> pulsar.Consumer:
+            return await loop.run_in_executor(None, subscribe)
+
+        consumer = await retrying(subscribe_once)
+        self.health.subscribed = True
+        return consumer
 
     async def _handle(
         self, client: pulsar.Client, consumer: pulsar.Consumer, messages: list[pulsar.Message]

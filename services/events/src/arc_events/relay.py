@@ -14,14 +14,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 import pulsar
 from psycopg_pool import AsyncConnectionPool
+from tenacity import RetryCallState
 
-from arc_events import outbox_store
+from arc_events import outbox_store, retries
 from arc_events.leases import BucketLeases
 from arc_events.metrics import EventsMetrics
 from arc_events.outbox_store import OutboxRow
@@ -32,6 +33,50 @@ log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "arc_outbox"
 _CLEANUP_EVERY_S = 60.0
+_FIRST_RETRY_S = 0.1
+
+
+class PassFailed(Exception):
+    """A pass of the relay loop failed (a publish, or the outbox read); it is retried."""
+
+    def __init__(self, message: str, *, database: bool) -> None:
+        super().__init__(message)
+        self.database = database
+
+
+@dataclass(slots=True)
+class _LoopState:
+    """What the relay loop carries from one pass to the next. Marking a batch sent overlaps
+    with reading and publishing the next one; the next read skips the rows still being
+    marked. At most one mark is outstanding."""
+
+    held: frozenset[int] = frozenset()
+    next_rebalance: float = 0.0
+    marking: asyncio.Task[None] | None = None
+    marking_ids: list[int] = field(default_factory=list)
+
+    async def finish_marking(self) -> None:
+        if self.marking is not None:
+            await self.marking
+        self.marking, self.marking_ids = None, []
+
+
+def pass_retry_policy(retry_max_s: float) -> retries.Policy:
+    """How the relay retries a failed pass of its loop: after a failed publish (broker away
+    or slow) it waits from 0.1 s, doubling up to `retry_max_s`; after a failed outbox read
+    it waits `retry_max_s`. Each call of the policy starts afresh, so a pass that succeeds
+    resets the backoff. Every wait is logged; a stop interrupts it at once."""
+    broker = retries.doubling(_FIRST_RETRY_S, retry_max_s)
+
+    def wait(state: RetryCallState) -> float:
+        error = retries.failure(state)
+        if isinstance(error, PassFailed) and error.database:
+            return retry_max_s
+        return broker(state)
+
+    return retries.forever(
+        retry_on=PassFailed, wait=wait, log=log, message="relay: %s; retrying in %.2f s"
+    )
 
 
 def split_acknowledged(
@@ -120,64 +165,56 @@ class OutboxRelay:
         return held
 
     async def _relay_loop(self) -> None:
-        options = self._options
-        retry_s = 0.1
-        next_rebalance = 0.0
-        held: frozenset[int] = frozenset()
-        # Marking a batch sent overlaps with reading and publishing the next one; the next
-        # read skips the rows still being marked. At most one mark is outstanding.
-        marking: asyncio.Task[None] | None = None
-        marking_ids: list[int] = []
+        state = _LoopState()
+        retrying = pass_retry_policy(self._options.relay_retry_max_s)
         try:
             while True:
-                now = time.monotonic()
-                if now >= next_rebalance:
-                    if marking is not None:  # a bucket given back must be fully marked
-                        await marking
-                        marking, marking_ids = None, []
-                    held = await self._rebalance()
-                    next_rebalance = now + options.relay_rebalance_interval_s
-                if not held:
-                    await asyncio.sleep(options.relay_rebalance_interval_s)
-                    continue
-                # Cleared before the read: a notification for a later commit wakes us.
-                self._wake.clear()
-                began = time.perf_counter()
-                try:
-                    async with self._pool.connection() as conn:
-                        rows = await outbox_store.fetch_unsent(
-                            conn, held, options.relay_batch_size, exclude=marking_ids
-                        )
-                except psycopg.Error as error:
-                    self._note_error(f"outbox read: {error}", database=True)
-                    await asyncio.sleep(options.relay_retry_max_s)
-                    continue
-                if not rows:
-                    if marking is not None:
-                        await marking
-                        marking, marking_ids = None, []
-                        continue  # rows skipped while being marked may have failed to mark
-                    idle = max(next_rebalance - time.monotonic(), 0.0)
-                    await self._wait(min(options.relay_poll_interval_s, idle))
-                    continue
-                sent, retry, errors = await self._publish(rows)
-                if marking is not None:
-                    await marking
-                marking = asyncio.create_task(self._record(rows, sent, retry, errors, began))
-                marking_ids = [row.id for row in rows]
-                if retry:
-                    await marking
-                    marking, marking_ids = None, []
-                    await self._publisher.reset()
-                    await asyncio.sleep(retry_s)
-                    retry_s = min(retry_s * 2, options.relay_retry_max_s)
-                else:
-                    retry_s = 0.1
+                await retrying(self._relay_pass, state)  # each call starts from attempt 1
         finally:
-            if marking is not None:
-                marking.cancel()
+            if state.marking is not None:
+                state.marking.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await marking
+                    await state.marking
+
+    async def _relay_pass(self, state: _LoopState) -> None:
+        """Rebalances when due, then reads, publishes and starts marking one batch, or waits
+        for work. Raises `PassFailed` when the batch must be retried."""
+        options = self._options
+        now = time.monotonic()
+        if now >= state.next_rebalance:
+            await state.finish_marking()  # a bucket given back must be fully marked
+            state.held = await self._rebalance()
+            state.next_rebalance = now + options.relay_rebalance_interval_s
+        if not state.held:
+            await asyncio.sleep(options.relay_rebalance_interval_s)
+            return
+        # Cleared before the read: a notification for a later commit wakes us.
+        self._wake.clear()
+        began = time.perf_counter()
+        try:
+            async with self._pool.connection() as conn:
+                rows = await outbox_store.fetch_unsent(
+                    conn, state.held, options.relay_batch_size, exclude=state.marking_ids
+                )
+        except psycopg.Error as error:
+            raise self._failed(f"outbox read: {error}", database=True) from error
+        if not rows:
+            if state.marking is not None:
+                await state.finish_marking()
+                return  # rows skipped while being marked may have failed to mark
+            idle = max(state.next_rebalance - time.monotonic(), 0.0)
+            await self._wait(min(options.relay_poll_interval_s, idle))
+            return
+        sent, retry, errors = await self._publish(rows)
+        if state.marking is not None:
+            await state.marking
+        state.marking = asyncio.create_task(self._record(rows, sent, retry, errors, began))
+        state.marking_ids = [row.id for row in rows]
+        if retry:
+            await state.finish_marking()
+            await self._publisher.reset()
+            first = next((e for e in errors if e is not None), "ordering")
+            raise self._failed(f"publish: {first}", database=False)
 
     async def _publish(
         self, rows: list[OutboxRow]
@@ -190,8 +227,6 @@ class OutboxRelay:
         sent, retry = split_acknowledged(rows, errors)
         if retry:
             self._metrics.relay_failures.inc(len(retry))
-            first = next((e for e in errors if e is not None), "ordering")
-            self._note_error(f"publish: {first}", database=False)
         else:
             self.health.broker_ok = True
         return sent, retry, errors
@@ -228,25 +263,33 @@ class OutboxRelay:
 
     def _note_error(self, message: str, *, database: bool) -> None:
         log.warning("relay: %s", message)
+        self._failed(message, database=database)
+
+    def _failed(self, message: str, *, database: bool) -> PassFailed:
+        """Records a failure in the health report (the retry policy logs it)."""
         self.health.last_error = message
         if database:
             self.health.database_ok = False
         else:
             self.health.broker_ok = False
+        return PassFailed(message, database=database)
 
     async def _listen(self) -> None:
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._dsn, autocommit=True
-                ) as conn:
-                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    self._wake.set()  # rows committed while nobody listened
-                    async for _ in conn.notifies():
-                        self._wake.set()
-            except psycopg.Error as error:
-                log.warning("relay: LISTEN connection lost (%s); polling until it is back", error)
-                await asyncio.sleep(self._options.relay_retry_max_s)
+        """Keeps a LISTEN connection; while it is lost the polling fallback carries on."""
+        reconnect = retries.forever(
+            retry_on=psycopg.Error,
+            wait=retries.fixed(self._options.relay_retry_max_s),
+            log=log,
+            message="relay: LISTEN connection lost (%s); polling, reconnecting in %.2f s",
+        )
+        await reconnect(self._listen_once)
+
+    async def _listen_once(self) -> None:
+        async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+            await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self._wake.set()  # rows committed while nobody listened
+            async for _ in conn.notifies():
+                self._wake.set()
 
     async def _maintain(self) -> None:
         """Backlog figures for /metrics, and deletion of rows sent long ago."""

@@ -15,6 +15,7 @@ from arc_common.errors import ArcError
 from arc_common.events import TOPICS
 from psycopg_pool import AsyncConnectionPool
 
+from arc_events import retries
 from arc_events.analytics import AnalyticsSink
 from arc_events.audit import AuditSink
 from arc_events.consumer import EventConsumer, Sink
@@ -122,16 +123,18 @@ class EventsService:
             await self._pool.close()
 
     async def _ensure_topics(self) -> None:
-        assert self._admin is not None
-        suffix = self.settings.events.topic_suffix
-        while True:
-            try:
-                await self._admin.ensure_topics(t + suffix for t in TOPICS)
-                self.topics_ready = True
-                return
-            except (ArcError, httpx.HTTPError, ValueError) as error:
-                log.warning("events: topic set-up failed (%r); retrying", error)
-            await asyncio.sleep(_TOPIC_SETUP_RETRY_S)
+        """Topic set-up, retried every `_TOPIC_SETUP_RETRY_S` while the admin API fails."""
+        admin = self._admin
+        assert admin is not None
+        topics = [t + self.settings.events.topic_suffix for t in TOPICS]
+        retrying = retries.forever(
+            retry_on=(ArcError, httpx.HTTPError, ValueError),
+            wait=retries.fixed(_TOPIC_SETUP_RETRY_S),
+            log=log,
+            message="events: topic set-up failed (%r); retrying in %.0f s",
+        )
+        await retrying(admin.ensure_topics, topics)
+        self.topics_ready = True
 
     async def _watch_backlog(self, sink: Sink) -> None:
         assert self._admin is not None
