@@ -19,6 +19,7 @@ from arc_stack.nats import NatsServer
 from arc_stack.server import free_port
 
 from tests.bench.report import Stats, section_header, write_section
+from tests.bench.rpc import exchange_tables
 
 ROUNDS = 2000
 WARMUP = 200
@@ -66,18 +67,8 @@ def render(results: dict[str, dict[str, Stats]]) -> str:
         f"{ROUNDS} exchanges per variant after {WARMUP} warm-up rounds, interleaved, against one "
         "bare nats.go responder. Times in ms.",
         "",
-        "| exchange | variant | p50 | p95 | mean |",
-        "|---|---|---|---|---|",
+        *exchange_tables(results, "sdk", "Go SDK / bare nats.go"),
     ]
-    names = {"rtt": "round trip, 1 KB request", "ttfc": "first chunk of 50 x 3840 B"}
-    for key, label in names.items():
-        for variant in ("sdk", "bare"):
-            s = results[key][variant]
-            lines.append(f"| {label} | {variant} | {s.p50:.3f} | {s.p95:.3f} | {s.mean:.3f} |")
-    lines += ["", "| ratio Go SDK / bare nats.go | p50 | p95 | target |", "|---|---|---|---|"]
-    for key, label in names.items():
-        a, b = results[key]["sdk"], results[key]["bare"]
-        lines.append(f"| {label} | {a.p50 / b.p50:.2f} | {a.p95 / b.p95:.2f} | ≤ 1.2 |")
     return "\n".join(lines) + "\n"
 
 
