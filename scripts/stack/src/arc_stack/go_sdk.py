@@ -18,7 +18,7 @@ from pathlib import Path
 from arc_stack.install_lock import exclusive
 from arc_stack.livekit import go_binary
 from arc_stack.paths import cache_dir, repo_root
-from arc_stack.server import ServerStartError, run_logged
+from arc_stack.server import ServerStartError, log_tail, run_logged
 
 # Cold on 2 cores: the module download and compiling LiveKit's and Pulsar's client libraries
 # (docs/go-sdk.md has the measured time).
@@ -101,12 +101,5 @@ async def _step(argv: list[str], log_path: Path, env: Mapping[str, str], cwd: Pa
     if code != 0:
         raise ServerStartError(
             f"go-sdk install: `go {label}` failed with exit code {code}; log: {log_path}\n"
-            f"{_tail(log_path)}"
+            f"{log_tail(log_path)}"
         )
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""

@@ -12,7 +12,7 @@ import httpx
 
 from arc_stack.install_lock import exclusive
 from arc_stack.paths import cache_dir
-from arc_stack.server import ManagedServer, ServerStartError, run_logged
+from arc_stack.server import ManagedServer, ServerStartError, log_tail, run_logged
 
 LIVEKIT_VERSION = "v1.13.5"
 LIVEKIT_MODULE = "github.com/livekit/livekit-server"
@@ -143,15 +143,8 @@ class LiveKitServer(ManagedServer):
             raise ServerStartError(
                 f"livekit install: `go install {LIVEKIT_PACKAGE}@{LIVEKIT_VERSION}` failed "
                 f"with exit code {code}; log: {self.install_log_path}\n"
-                f"{self._tail(self.install_log_path)}"
+                f"{log_tail(self.install_log_path)}"
             )
-
-    @staticmethod
-    def _tail(path: Path, lines: int = 15) -> str:
-        try:
-            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
     def config_yaml(self) -> str:
         # Every port is explicit so a private server can run beside `make run`. Prometheus,

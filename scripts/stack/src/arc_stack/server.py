@@ -90,6 +90,14 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
     return False
 
 
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last `lines` lines of a log, for an error message; "" when it cannot be read."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 async def run_logged(
     argv: Sequence[str],
     log_path: Path,
@@ -195,11 +203,7 @@ class ManagedServer(ABC):
         return self._proc.process.pid if self._proc else None
 
     def _tail_log(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(text[-lines:])
+        return log_tail(self.log_path, lines)
 
     async def start(self) -> None:
         await self.prepare()
