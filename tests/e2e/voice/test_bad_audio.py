@@ -8,6 +8,7 @@ import asyncio
 import gc
 import re
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from tests.e2e.voice.test_turn_taking import _talk_to
 from tests.fixtures.brain import BrainFactory
 from tests.fixtures.tts import TtsWorker
 from tests.fixtures.voice import SpeechSynth, VoiceFactory
+from tests.fixtures.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -89,15 +91,8 @@ def _rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-async def _final_after(conversation: Conversation, since: float, within_s: float) -> str:
-    """The first final transcript heard after `since` (Whisper decodes a long utterance once
-    it ends: two 30 s windows for a minute)."""
-    deadline = asyncio.get_running_loop().time() + within_s
-    while True:
-        finals = [text for at, final, text in conversation.log.heard if final and at > since]
-        if finals or asyncio.get_running_loop().time() > deadline:
-            return " ".join(finals)
-        await asyncio.sleep(0.2)
+def _finals_after(conversation: Conversation, since: float) -> str:
+    return " ".join(text for at, final, text in conversation.log.heard if final and at > since)
 
 
 async def test_telephone_band_and_clipped_questions_are_answered(
@@ -142,8 +137,15 @@ async def test_noise_gets_no_answer_and_a_monologue_is_survived(
     assert len(pcm) / 2 / rate > 55
     rss = [_rss_mb()]
     for _ in range(2):
-        spoken = await (await caller.say(pcm, rate))
-        heard = await _final_after(conversation, spoken.started_at, within_s=60)
+        since = (await (await caller.say(pcm, rate))).started_at
+        # Whisper decodes a long utterance once it ends: two 30 s windows for a minute.
+        await wait_until(
+            partial(_finals_after, conversation, since),
+            timeout_s=60,
+            interval_s=0.2,
+            what="a final transcript of the minute",
+        )
+        heard = _finals_after(conversation, since)
         assert "trip" in heard.lower(), conversation.log.heard[-3:]
         await caller.wait_quiet(1.0, within_s=120)
         await asyncio.sleep(2.0)  # the answer to it has played out
