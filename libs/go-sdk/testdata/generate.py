@@ -32,6 +32,7 @@ from arc_common.events import (
 from arc_common.events import encode as encode_event
 from arc_common.streaming.server import StreamingEndpoint, _EndpointRunner
 from arc_common.wire import (
+    Announcement,
     BrainRequest,
     Cancel,
     Commit,
@@ -39,9 +40,9 @@ from arc_common.wire import (
     ReplyChunk,
     Request,
     TtsRequest,
+    decode_announcement,
     encode,
 )
-from arc_voice.announcements import Announcement, decode_announcement
 
 HERE = Path(__file__).resolve().parent
 AT = datetime(2026, 12, 1, 9, 30, 15, 123456, tzinfo=UTC)

@@ -23,11 +23,11 @@ import pytest_asyncio
 from arc_brain.settings import LlmSettings
 from arc_common import subjects
 from arc_common.events import ConversationTurn, SessionStarted, TurnMetrics, write_events
+from arc_common.wire import Announcement, decode_announcement
 from arc_events.settings import Role
 from arc_stack.go_sdk import go_environment, go_sdk_dir, staticcheck_binary
 from arc_stack.livekit import LiveKitServer, go_binary
 from arc_stack.nats import NatsServer
-from arc_voice.announcements import Announcement, decode_announcement
 from arc_voice.caller import AUDIBLE_DB
 from arc_voice.lifecycle import EventRecorder
 from nats.aio.client import Client

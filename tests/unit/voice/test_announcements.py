@@ -4,13 +4,12 @@ import msgspec
 import pytest
 from arc_common import wire
 from arc_common.errors import BadRequest
+from arc_common.wire import Announcement, decode_announcement
 from arc_voice.announcements import (
-    Announcement,
     AnnouncementQueue,
     DropReason,
     Outcome,
     coalesce,
-    decode_announcement,
     plan_batch,
 )
 
@@ -34,9 +33,7 @@ def _totals(reported: Reported) -> dict[str, int]:
     return totals
 
 
-def test_the_message_is_the_contracts_and_still_importable_from_the_voice_worker() -> None:
-    assert Announcement is wire.Announcement
-    assert decode_announcement is wire.decode_announcement
+def test_the_message_is_the_contracts() -> None:
     assert Announcement.schema == "announce/1"
     # The wire form is unchanged by the move: every field, defaults included, in this order.
     encoded = wire.encode(Announcement(text="Hi.", room="lobby"))

@@ -25,21 +25,7 @@ from arc_common.wire import (
     ANNOUNCE_TEXT_MAX,
     ANNOUNCEMENT_CATEGORIES,
     Announcement,
-    decode_announcement,
 )
-
-__all__ = [
-    "CATEGORY_RANK",
-    "Announcement",
-    "AnnouncementQueue",
-    "Batch",
-    "DropReason",
-    "Outcome",
-    "coalesce",
-    "decode_announcement",
-    "plan_batch",
-    "rank",
-]
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,11 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from arc_common.wire import Announcement
 from livekit import api, rtc
 
 from arc_voice import metrics
-from arc_voice.announcements import Announcement, AnnouncementQueue, DropReason, Outcome
+from arc_voice.announcements import AnnouncementQueue, DropReason, Outcome
 from arc_voice.conversation import Conversation, ConversationDeps
 from arc_voice.settings import LiveKitSettings
 
