@@ -5,6 +5,7 @@ noise gets none, and the conversation goes on afterwards."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import re
 from datetime import datetime
@@ -27,19 +28,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 WEEKDAY = re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
 
 
-async def _answer(
+async def _answers(
     caller: RoomCaller, conversation: Conversation, pcm: bytes, rate: int
-) -> str | None:
-    """What the agent answered (the brain turn it kept), or None when it kept none."""
+) -> list[str]:
+    """What the agent answered to this speech: the brain turns it kept from then on. Under
+    load a clipped question's tail can be taken as a turn of its own ("... today?"), so the
+    question's answer need not be the last one."""
     kept_before = sum(1 for t in conversation.brain.turns if t.verdict)
     spoken = await (await caller.say(pcm, rate))
     try:
         await caller.wait_audible(spoken.speech_ended_at, within_s=20)
     except TimeoutError:
-        return None
+        return []
     await caller.wait_quiet(0.8, within_s=90)
-    kept = [t for t in conversation.brain.turns if t.verdict]
-    return kept[-1].answer if len(kept) > kept_before else None
+    return [t.answer for t in conversation.brain.turns if t.verdict][kept_before:]
 
 
 def _telephone(speech: SpeechSynth, text: str) -> tuple[bytes, int]:
@@ -82,13 +84,21 @@ def _monologue(speech: SpeechSynth, seconds: float) -> tuple[bytes, int]:
 
 
 def _rss_mb() -> float:
-    """Resident memory now, after a collection (the peak says little: a long decode needs its
-    buffers once)."""
+    """Resident memory now, after a collection and with glibc's free pages handed back (the
+    peak says little: a long decode needs its buffers once, and on a loaded machine more
+    threads hold arenas of freed memory at the moment of reading)."""
     gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def _turns(conversation: Conversation) -> list[tuple[str, bool | None, str]]:
+    """What each brain turn was asked, whether it was kept, and how its answer began: what a
+    failed assertion needs to tell a mis-heard question from a mis-routed one."""
+    return [(t.user_text, t.verdict, t.answer[:40]) for t in conversation.brain.turns]
 
 
 def _finals_after(conversation: Conversation, since: float) -> str:
@@ -106,12 +116,13 @@ async def test_telephone_band_and_clipped_questions_are_answered(
     harness = await voice_factory(greeting="")
     caller, conversation = await _talk_to(harness, "gil")
 
-    answer = await _answer(caller, conversation, *_telephone(speech, "What time is it?"))
-    assert answer is not None and answer.startswith("It's "), (answer, conversation.log.heard)
-    assert datetime.now().astimezone().strftime("%p") in answer, answer
+    answers = await _answers(caller, conversation, *_telephone(speech, "What time is it?"))
+    times = [a for a in answers if a.startswith("It's ")]
+    assert times, _turns(conversation)
+    assert datetime.now().astimezone().strftime("%p") in times[0], times
 
-    answer = await _answer(caller, conversation, *_clipped(speech, "What day is it today?"))
-    assert answer is not None and WEEKDAY.search(answer), (answer, conversation.log.heard)
+    answers = await _answers(caller, conversation, *_clipped(speech, "What day is it today?"))
+    assert any(WEEKDAY.search(a) for a in answers), _turns(conversation)
 
 
 async def test_noise_gets_no_answer_and_a_monologue_is_survived(
@@ -127,7 +138,7 @@ async def test_noise_gets_no_answer_and_a_monologue_is_survived(
 
     # Four seconds of hiss: nobody said anything, so nothing is asked and nothing is said.
     turns_before = len(conversation.brain.turns)
-    assert await _answer(caller, conversation, *_noise(4.0)) is None
+    assert await _answers(caller, conversation, *_noise(4.0)) == []
     assert len(conversation.brain.turns) == turns_before, conversation.log.heard
 
     # A minute without a pause, twice: no crash, and the turn ends with the words heard. The
@@ -153,5 +164,5 @@ async def test_noise_gets_no_answer_and_a_monologue_is_survived(
     assert rss[2] - rss[1] < 50, f"RSS after each minute: {rss} MB"
 
     # And the conversation goes on.
-    answer = await _answer(caller, conversation, *speech.say_plain("What time is it?"))
-    assert answer is not None and answer.startswith("It's "), (answer, conversation.log.heard)
+    answers = await _answers(caller, conversation, *speech.say_plain("What time is it?"))
+    assert any(a.startswith("It's ") for a in answers), _turns(conversation)
