@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := uv
 PYTEST_ARGS ?=
 
-.PHONY: setup run stop status install test test-unit bench lint format talk
+.PHONY: setup run stop status install test test-unit bench lint format talk images compose-config k8s-validate
 
 setup:
 	@scripts/bootstrap.sh
@@ -33,13 +33,43 @@ bench: setup
 # One turn through a real room from a file (needs `make run` in another terminal).
 talk: setup
 	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make talk IN=question.wav OUT=reply.wav"; exit 2; }
-	@$(UV) run --frozen python -m arc_voice.talk "$(IN)" "$(OUT)"
+	@eval "$$($(UV) run --frozen arc client-env)" && \
+		$(UV) run --frozen python -m arc_voice.talk "$(IN)" "$(OUT)"
 
 lint: setup
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen mypy
+	@$(UV) run --frozen bandit -q -r services libs/python-sdk scripts -ll -x '*/node_modules/*'
 
 format: setup
 	@$(UV) run --frozen ruff format .
 	@$(UV) run --frozen ruff check --fix .
+
+# Container images (docs/deployment.md): one per service and the local model's llama-server,
+# tagged $(IMAGE_REGISTRY)/arc-<name>:$(IMAGE_TAG). Needs Docker with BuildKit and a daemon.
+IMAGE_REGISTRY ?= arc
+IMAGE_TAG ?= dev
+IMAGE_SERVICES := brain:8081 tts:8082 events:8084 voice:8083
+
+images:
+	@docker info >/dev/null 2>&1 || { echo "make images needs a running Docker daemon (docs/deployment.md)"; exit 2; }
+	@set -e; for entry in $(IMAGE_SERVICES); do \
+		name=$${entry%%:*}; port=$${entry##*:}; \
+		DOCKER_BUILDKIT=1 docker build -f deployments/docker/Dockerfile --target service \
+			--build-arg SERVICE=$$name --build-arg HTTP_PORT=$$port \
+			-t $(IMAGE_REGISTRY)/arc-$$name:$(IMAGE_TAG) . ; \
+	done
+	@DOCKER_BUILDKIT=1 docker build -f deployments/docker/Dockerfile --target llm \
+		-t $(IMAGE_REGISTRY)/arc-llm:$(IMAGE_TAG) .
+
+# Render every compose profile (development and production overlays) with docker-compose and
+# check their secrets; render the Kubernetes base and overlays with kustomize and validate
+# them against the Kubernetes schemas. Both install their tool first (a no-op once done).
+compose-config: setup
+	@$(UV) run --frozen python -m arc_stack.deploy_tools install
+	@$(UV) run --frozen python -m arc_stack.deploy_tools compose-config
+
+k8s-validate: setup
+	@$(UV) run --frozen python -m arc_stack.deploy_tools install
+	@$(UV) run --frozen python -m arc_stack.deploy_tools k8s-validate

@@ -14,6 +14,8 @@ pytest_plugins = [
         "tests.fixtures.llm",
         "tests.fixtures.tts",
         "tests.fixtures.voice",
+        "tests.fixtures.jaeger",
+        "tests.fixtures.prometheus",
     )
     if importlib.util.find_spec(name) is not None
 ]

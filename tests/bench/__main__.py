@@ -11,6 +11,7 @@ import sys
 # In the order `make bench` runs them; a service's benchmark counts once its module exists.
 ALL_BENCHES = (
     "rpc",
+    "tracing",
     "brain",
     "llm",
     "intent",

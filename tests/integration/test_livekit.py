@@ -88,6 +88,19 @@ async def test_wrong_secret_is_refused(livekit_server: LiveKitServer) -> None:
         await client.aclose()
 
 
+async def test_the_well_known_dev_keys_are_refused(livekit_server: LiveKitServer) -> None:
+    """The server runs with `--dev` (loopback media) but with keys of its own: tokens signed
+    with LiveKit's published dev keys open nothing."""
+    assert (livekit_server.api_key, livekit_server.api_secret) != ("devkey", "secret")
+    client = api.LiveKitAPI(livekit_server.url, "devkey", "secret")
+    try:
+        with pytest.raises(api.TwirpError) as refused:
+            await client.room.list_rooms(api.ListRoomsRequest())
+        assert refused.value.status == 401
+    finally:
+        await client.aclose()
+
+
 def test_access_token_round_trips(livekit_server: LiveKitServer) -> None:
     room = _room_name()
     token = _join_token(livekit_server, "caller-1", room)

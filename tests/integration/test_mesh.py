@@ -3,6 +3,8 @@ line, every part on private ports and a private state directory."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import signal
@@ -13,9 +15,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats
 import pytest
+from arc_common.streaming import StreamingClient
 from arc_stack.paths import state_dir
 from arc_stack.server import free_port
+
+from tests.integration.brain.helpers import ask, request
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,12 +43,33 @@ def _env(state: Path) -> dict[str, str]:
         "ARC_TTS_HTTP_PORT": free_port(),
         "ARC_VOICE_HTTP_PORT": free_port(),
         "ARC_EVENTS_HTTP_PORT": free_port(),
+        "ARC_LLM_PORT": free_port(),
+        "ARC_LIVEKIT_PROMETHEUS_PORT": free_port(),
+        "ARC_PROMETHEUS_PORT": free_port(),
+        "ARC_JAEGER_OTLP_PORT": free_port(),
+        "ARC_JAEGER_QUERY_PORT": free_port(),
     }
     return {**os.environ, "ARC_STATE_DIR": str(state), **{k: str(v) for k, v in ports.items()}}
 
 
 def _status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*ARC, "status"], env=env, capture_output=True, text=True, timeout=60)
+
+
+async def _ask_as_voice(state: Path, env: dict[str, str]) -> str:
+    url = f"nats://127.0.0.1:{env['ARC_NATS_PORT']}"
+    with pytest.raises(nats.errors.Error, match=r"(?i)authorization"):
+        await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
+    password = json.loads((state / "nats-users.json").read_text())["voice"]
+    nc = await nats.connect(url, user="voice", password=password, allow_reconnect=False)
+    try:
+        async with StreamingClient(nc) as client:
+            chunks = await ask(
+                client, "", request("What time is it?", session_id="mesh", user_id="mesh")
+            )
+    finally:
+        await nc.close()
+    return "".join(c.text or "" for c in chunks)
 
 
 @pytest.fixture
@@ -78,6 +105,11 @@ def test_run_status_and_ctrl_c_stop_the_whole_mesh(tmp_path: Path, state: Path) 
         status = _status(env)
         assert status.returncode == 0, status.stdout
         assert status.stdout.count("healthy") >= 4
+
+        # NATS serves only its users: the brain answers a turn asked as the voice worker,
+        # and an anonymous client is refused.
+        answer = asyncio.run(_ask_as_voice(state, env))
+        assert answer.startswith("It's "), answer
 
         # A second `arc run` refuses rather than fighting over the ports.
         second = subprocess.run([*ARC, "run"], env=env, capture_output=True, text=True,

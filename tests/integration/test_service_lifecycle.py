@@ -50,16 +50,27 @@ pytestmark = pytest.mark.integration
             "arc-voice: invalid setting: ARC_VOICE__STT='whisperx': Input should be "
             "'whisper' or 'deepgram'",
         ),
+        (
+            "arc_voice",
+            "ARC_LIVEKIT__API_KEY",
+            "devkey",
+            "arc-voice: invalid setting: ARC_LIVEKIT__*: the LiveKit development keys (devkey "
+            "/ secret) are refused: set ARC_LIVEKIT__API_KEY and ARC_LIVEKIT__API_SECRET "
+            "(`make run` makes local ones), or ARC_LIVEKIT__ALLOW_DEV_KEYS=true for a "
+            "throwaway dev server",
+        ),
     ],
-    ids=["brain", "tts", "events", "voice"],
+    ids=["brain", "tts", "events", "voice", "voice-dev-keys"],
 )
 def test_bad_setting_is_one_stderr_line_and_exit_2(
     module: str, variable: str, value: str, line: str
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ARC_")}
+    # Keys of its own, as `make run` gives: the one bad setting is the test's.
+    livekit = {"ARC_LIVEKIT__API_KEY": "arc0123456789ab", "ARC_LIVEKIT__API_SECRET": "s" * 43}
     done = subprocess.run(
         [sys.executable, "-m", module],
-        env={**env, variable: value},
+        env={**env, **livekit, variable: value},
         capture_output=True,
         text=True,
         timeout=120,

@@ -170,6 +170,11 @@ BAD_INPUTS = {
     "blank-text": (_payload(text="   "), "bad_request"),
     "text-too-long": (_payload(text="x" * 4001), "too_large"),
     "oversize-payload": (b"\x80" * 70_000, "too_large"),
+    # A MessagePack string that is not UTF-8 (found by the fuzz tests: it once went unanswered).
+    "invalid-utf8-text": (
+        b"\x85\xa1v\x01\xaasession_id\xa1s\xa7turn_id\xa1t\xa7user_id\xa1u\xa4text\xa2\xff\xfe",
+        "bad_request",
+    ),
 }
 
 

@@ -25,6 +25,7 @@ from arc_voice.talk import write_wav
 
 from tests.e2e.voice.test_room_to_room import _conversation
 from tests.fixtures.brain import BrainFactory
+from tests.fixtures.http_auth import API_KEY, http_guard
 from tests.fixtures.tts import TtsWorker
 from tests.fixtures.voice import SpeechSynth, VoiceFactory, VoiceHarness, room_name
 
@@ -71,6 +72,7 @@ async def _page_server(harness: VoiceHarness) -> AsyncIterator[str]:
         harness.worker.livekit,
         lambda: harness.worker,
         lambda: Health(healthy=True, detail={}),
+        http_guard(),
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
@@ -145,11 +147,13 @@ async def test_the_browser_page_talks_to_the_agent(
     room = room_name()
     async with _page_server(harness) as page_url, _chromium(microphone, tmp_path / "p") as tab:
         await tab.call("Page.enable")
-        await tab.call("Page.navigate", url=page_url + "/")
+        # The link `make run` prints: the key in the fragment, which the page keeps.
+        await tab.call("Page.navigate", url=f"{page_url}/#key={API_KEY}")
         deadline = time.monotonic() + 20
         while await tab.evaluate("typeof LivekitClient") != "object":
             assert time.monotonic() < deadline, "the page did not load the LiveKit client"
             await asyncio.sleep(0.1)
+        assert await tab.evaluate("location.hash") == "", "the key stayed in the address bar"
         await tab.evaluate(
             f"document.getElementById('room').value = {json.dumps(room)};"
             "document.getElementById('identity').value = 'browser-user';"

@@ -4,11 +4,13 @@ hears the agent answer through the real brain and TTS, with turns and events in 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 import numpy as np
 import pytest
+from arc_stack.livekit import LiveKitServer
 from arc_voice.caller import AUDIBLE_DB, RoomCaller
 from arc_voice.conversation import Conversation
 from arc_voice.models import VoiceModels
@@ -16,6 +18,7 @@ from arc_voice.plugins.stt import to_whisper_audio
 from livekit import rtc
 
 from tests.fixtures.brain import BrainFactory
+from tests.fixtures.http_auth import API_KEY
 from tests.fixtures.tts import TtsWorker
 from tests.fixtures.voice import SpeechSynth, VoiceFactory, VoiceHarness, room_name
 
@@ -71,7 +74,10 @@ async def test_a_spoken_question_gets_a_spoken_answer(
     speech: SpeechSynth,
     voice_models: VoiceModels,
     subject_prefix: str,
+    livekit_server: LiveKitServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     await brain_factory(subject_prefix=subject_prefix)
     harness = await voice_factory(greeting="Hi there.")
     room = room_name()
@@ -98,6 +104,19 @@ async def test_a_spoken_question_gets_a_spoken_answer(
     # The brain answered this question: its words are the ones that came back as audio.
     assert conversation.log.transcripts, "the agent transcribed nothing"
     assert "what can you do" in conversation.log.transcripts[-1].lower()
+
+    # Every service's log lines at INFO (voice, brain and TTS all ran in this process): no
+    # word the person said, no word of the answer, no secret.
+    logged = "\n".join(record.getMessage() + str(record.__dict__) for record in caplog.records)
+    assert caplog.records, "nothing was logged: the check below would prove nothing"
+    answer = conversation.brain.turns[-1].answer
+    for private in (
+        "what can you do",
+        answer[: max(12, len(answer) // 2)],
+        livekit_server.api_secret,
+        API_KEY,
+    ):
+        assert private.lower() not in logged.lower(), private
     turn = conversation.brain.turns[-1]
     assert turn.completed and turn.answer
     answer_words = {w.strip(".,!?'").lower() for w in turn.answer.split()}

@@ -13,6 +13,7 @@ import pytest_asyncio
 from httpx_sse import aconnect_sse
 
 from tests.fixtures.brain import RunningBrain
+from tests.fixtures.http_auth import AUTH
 from tests.integration.brain.helpers import new_id
 
 pytestmark = pytest.mark.integration
@@ -20,7 +21,9 @@ pytestmark = pytest.mark.integration
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def http(module_brain: RunningBrain) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=module_brain.http_url, timeout=10) as client:
+    async with httpx.AsyncClient(
+        base_url=module_brain.http_url, timeout=10, headers=AUTH
+    ) as client:
         yield client
 
 
@@ -142,3 +145,33 @@ async def test_health_metrics_and_openapi(http: httpx.AsyncClient) -> None:
     assert {"/chat", "/chat/stream", "/sessions/{session_id}/export", "/healthz"} <= set(
         spec["paths"]
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/chat"),
+        ("POST", "/chat/stream"),
+        ("GET", "/sessions/s1/export"),
+        ("POST", "/sessions/s1/turns/t1/truncate"),
+    ],
+)
+async def test_private_routes_need_the_api_key(
+    module_brain: RunningBrain, method: str, path: str
+) -> None:
+    body = {"session_id": new_id("s"), "user_id": "u", "text": "hello", "heard": "x"}
+    async with httpx.AsyncClient(base_url=module_brain.http_url, timeout=10) as anonymous:
+        for headers in ({}, {"authorization": "Bearer " + "x" * 43}):
+            refused = await anonymous.request(method, path, json=body, headers=headers)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["error"]["code"] == "bad_request"
+        assert (await anonymous.get("/healthz")).status_code == 200
+        assert (await anonymous.get("/metrics")).status_code == 200
+
+
+async def test_an_oversize_chat_body_is_too_large(http: httpx.AsyncClient) -> None:
+    huge = {"session_id": "s", "user_id": "u", "text": "x" * 200_000}
+    answer = await http.post("/chat", json=huge)
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
+    good = await http.post("/chat", json={"session_id": new_id("s"), "user_id": "u", "text": "hi"})
+    assert good.status_code == 200

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from arc_tts.synthesizer import Synthesizer
 
+from tests.fixtures.http_auth import AUTH
 from tests.integration.tts.audio_checks import assert_speech_like
 
 pytestmark = pytest.mark.integration
@@ -18,7 +19,7 @@ async def test_wav_stream_is_playable_speech_that_arrives_as_it_is_made(tts_http
     text = "Hello from the speech service. This second sentence comes later, as it is made."
     arrivals: list[tuple[float, bytes]] = []
     async with (
-        httpx.AsyncClient(base_url=tts_http, timeout=30) as http,
+        httpx.AsyncClient(base_url=tts_http, timeout=30, headers=AUTH) as http,
         http.stream("POST", "/tts/stream", json={"text": text, "sample_rate": 24000}) as response,
     ):
         assert response.status_code == 200
@@ -39,7 +40,7 @@ async def test_wav_stream_is_playable_speech_that_arrives_as_it_is_made(tts_http
 
 
 async def test_raw_pcm_stream_has_whole_frames(tts_http: str) -> None:
-    async with httpx.AsyncClient(base_url=tts_http, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=tts_http, timeout=30, headers=AUTH) as http:
         response = await http.post(
             "/tts/stream",
             json={
@@ -70,7 +71,7 @@ async def test_raw_pcm_stream_has_whole_frames(tts_http: str) -> None:
 async def test_bad_requests_get_json_errors_and_the_service_keeps_serving(
     tts_http: str, payload: bytes, status: int, code: str
 ) -> None:
-    async with httpx.AsyncClient(base_url=tts_http, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=tts_http, timeout=30, headers=AUTH) as http:
         response = await http.post(
             "/tts/stream", content=payload, headers={"content-type": "application/json"}
         )
@@ -81,7 +82,7 @@ async def test_bad_requests_get_json_errors_and_the_service_keeps_serving(
 
 
 async def test_health_and_metrics(tts_http: str, tts_synthesizer: Synthesizer) -> None:
-    async with httpx.AsyncClient(base_url=tts_http, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=tts_http, timeout=10, headers=AUTH) as http:
         await http.post("/tts/stream", json={"text": "Count me.", "format": "pcm"})
         health = await http.get("/healthz")
         metrics = await http.get("/metrics")
@@ -96,3 +97,16 @@ async def test_health_and_metrics(tts_http: str, tts_synthesizer: Synthesizer) -
         'arc_tts_streams_total{outcome="completed"}',
     ):
         assert name in text, name
+
+
+async def test_speech_needs_the_api_key(tts_http: str) -> None:
+    async with httpx.AsyncClient(base_url=tts_http, timeout=10) as anonymous:
+        for headers in ({}, {"x-api-key": "not-the-key-not-the-key"}):
+            refused = await anonymous.post("/tts/stream", json={"text": "Hi."}, headers=headers)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["error"]["code"] == "bad_request"
+        assert (await anonymous.get("/healthz")).status_code == 200
+        allowed = await anonymous.post(
+            "/tts/stream", json={"text": "Hi.", "format": "pcm"}, headers=AUTH
+        )
+        assert allowed.status_code == 200 and len(allowed.content) > 0

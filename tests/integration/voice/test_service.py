@@ -36,6 +36,7 @@ from livekit import api, rtc
 from nats.aio.client import Client
 
 from tests.fixtures.brain import BrainFactory
+from tests.fixtures.http_auth import API_KEY, AUTH
 from tests.fixtures.tts import running_worker
 from tests.fixtures.voice import SpeechSynth, room_name
 
@@ -73,6 +74,7 @@ async def voice_process(
         "ARC_LIVEKIT__API_SECRET": livekit_server.api_secret,
         "ARC_LOG__JSON": "false",
         "ARC_VOICE__GREETING": "",
+        "ARC_HTTP__API_KEYS": API_KEY,
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: ASYNC220 (spawning does not block)
@@ -125,7 +127,7 @@ async def test_token_joins_the_agent_to_the_room(
     voice_process: VoiceProcess, livekit_server: LiveKitServer
 ) -> None:
     room = room_name()
-    async with httpx.AsyncClient(base_url=voice_process.url, timeout=20.0) as client:
+    async with httpx.AsyncClient(base_url=voice_process.url, timeout=20.0, headers=AUTH) as client:
         answer = await client.get("/token", params={"room": room, "identity": "dana"})
         assert answer.status_code == 200, answer.text
         body = answer.json()
@@ -135,6 +137,10 @@ async def test_token_joins_the_agent_to_the_room(
         )
         assert grants.identity == "dana" and grants.video is not None
         assert grants.video.room == room and grants.video.room_join
+        # The smallest grants a person needs: their microphone, data, nothing else.
+        assert grants.video.can_publish_sources == ["microphone"]
+        assert not grants.video.room_admin and not grants.video.room_create
+        assert not grants.video.can_update_own_metadata
         rooms = (await client.get("/rooms")).json()["rooms"]
         assert room in rooms
     lk = api.LiveKitAPI(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
@@ -156,11 +162,40 @@ async def test_token_joins_the_agent_to_the_room(
 async def test_bad_input_gets_a_contract_error(
     voice_process: VoiceProcess, path: str, params: dict[str, str]
 ) -> None:
-    async with httpx.AsyncClient(base_url=voice_process.url, timeout=5.0) as client:
+    async with httpx.AsyncClient(base_url=voice_process.url, timeout=5.0, headers=AUTH) as client:
         answer = await client.get(path, params=params)
         assert answer.status_code == 400, answer.text
         assert answer.json()["error"]["code"] == "bad_request"
         assert (await client.get("/healthz")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/token?room=r1&identity=ann"),
+        ("GET", "/rooms"),
+        ("GET", "/rooms/r1/people/ann/replies"),
+        ("POST", "/rooms/r1/agent"),
+        ("DELETE", "/rooms/r1/agent"),
+    ],
+)
+async def test_private_routes_need_the_api_key(
+    voice_process: VoiceProcess, method: str, path: str
+) -> None:
+    """Tokens and room control are refused without the key or with a wrong one (401, the
+    contract's `bad_request`), and the same route answers with the key right after."""
+    async with httpx.AsyncClient(base_url=voice_process.url, timeout=20.0) as client:
+        for headers in (
+            {},
+            {"authorization": "Bearer " + "x" * len(API_KEY)},
+            {"x-api-key": API_KEY[:-1]},
+            {"authorization": f"Basic {API_KEY}"},
+        ):
+            refused = await client.request(method, path, headers=headers)
+            assert refused.status_code == 401, (headers, refused.text)
+            assert refused.json()["error"]["code"] == "bad_request", refused.text
+        allowed = await client.request(method, path, headers={"x-api-key": API_KEY})
+        assert allowed.status_code == 200, allowed.text
 
 
 async def test_a_bad_announcement_is_refused_and_the_worker_keeps_serving(
@@ -186,7 +221,11 @@ async def test_a_bad_announcement_is_refused_and_the_worker_keeps_serving(
 
 def test_generate_token_script(livekit_server: LiveKitServer) -> None:
     script = Path(__file__).parents[3] / "scripts" / "livekit" / "generate-token"
-    env = {**os.environ, "ARC_LIVEKIT__API_KEY": livekit_server.api_key}
+    env = {
+        **os.environ,
+        "ARC_LIVEKIT__API_KEY": livekit_server.api_key,
+        "ARC_LIVEKIT__API_SECRET": livekit_server.api_secret,
+    }
     done = subprocess.run(
         [sys.executable, str(script), "--room", "demo", "--identity", "zoe", "--ttl", "120"],
         capture_output=True,
@@ -269,3 +308,17 @@ async def test_talk_refuses_a_file_that_is_not_a_wav(
     with contextlib.redirect_stderr(io.StringIO()) as stderr:
         code = await asyncio.to_thread(talk_main, [str(bogus), str(tmp_path / "out.wav")])
     assert code == 2 and "not a WAV file" in stderr.getvalue()
+
+
+def test_generate_token_script_needs_the_servers_keys() -> None:
+    script = Path(__file__).parents[3] / "scripts" / "livekit" / "generate-token"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARC_LIVEKIT__")}
+    done = subprocess.run(
+        [sys.executable, str(script), "--room", "demo", "--identity", "zoe"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2 and "ARC_LIVEKIT__API_SECRET" in done.stderr, done.stderr
+    assert done.stdout == ""

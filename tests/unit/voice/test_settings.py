@@ -9,6 +9,22 @@ from pydantic import ValidationError
 pytestmark = pytest.mark.unit
 
 
+@pytest.fixture(autouse=True)
+def _livekit_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARC_LIVEKIT__API_KEY", "arc0123456789ab")
+    monkeypatch.setenv("ARC_LIVEKIT__API_SECRET", "s" * 43)
+
+
+def test_the_livekit_dev_keys_are_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (("ARC_LIVEKIT__API_KEY", "devkey"), ("ARC_LIVEKIT__API_SECRET", "secret")):
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            with pytest.raises(ValidationError, match="development keys"):
+                VoiceSettings()
+            env.setenv("ARC_LIVEKIT__ALLOW_DEV_KEYS", "true")
+            assert VoiceSettings().livekit.allow_dev_keys
+
+
 def test_defaults_and_nested_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARC_VOICE__HTTP_PORT", "9093")
     monkeypatch.setenv("ARC_VOICE__BARGE_IN__SPEAKING_MARGIN_DB", "20")
@@ -19,7 +35,7 @@ def test_defaults_and_nested_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.voice.barge_in.speaking_margin_db == 20
     assert settings.voice.rooms == ["a", "b"]
     assert settings.livekit.url == "ws://10.0.0.5:7880"
-    assert settings.livekit.api_key == "devkey"
+    assert settings.livekit.api_key == "arc0123456789ab"
     assert settings.voice.stt_engine == "whisper"
 
 

@@ -39,6 +39,9 @@ class ArcError(Exception):
     """Base of every error that crosses a service boundary."""
 
     code: ErrorCode = ErrorCode.INTERNAL
+    # An HTTP status finer than the code's (401 for a missing key is still `bad_request`);
+    # None: the code's status from HTTP_STATUS.
+    http_status: int | None = None
 
     def __init__(self, message: str, *, retryable: bool | None = None) -> None:
         super().__init__(message)

@@ -15,7 +15,7 @@ from arc_common.errors import HTTP_STATUS, ArcError, BadRequest
 
 
 def contract_status(error: ArcError) -> int:
-    return HTTP_STATUS[error.code]
+    return error.http_status or HTTP_STATUS[error.code]
 
 
 def error_response(

@@ -36,7 +36,7 @@ from pydantic_settings import BaseSettings, SettingsError
 
 from arc_common.logging import configure_logging
 from arc_common.settings import ServiceSettings
-from arc_common.telemetry import setup_telemetry
+from arc_common.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def run_service(
     -6 instead of 0 in about one run in twenty)."""
     service = settings.service_name
     configure_logging(settings.log, service=service)
-    telemetry = setup_telemetry(settings.telemetry, service=service)
+    telemetry = setup_tracing(settings.telemetry, service=service)
     stop = _StopSignals()
     code = EXIT_STOPPED
     try:

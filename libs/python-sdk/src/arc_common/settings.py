@@ -4,10 +4,12 @@ nested groups with a double underscore (`ARC_NATS__URL`)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class NatsSettings(BaseModel):
@@ -32,14 +34,58 @@ class PostgresSettings(BaseModel):
 
 
 class TelemetrySettings(BaseModel):
-    # OTLP/HTTP endpoint (for example http://127.0.0.1:4318); tracing is off when unset.
+    # OTLP/HTTP endpoint (for example http://127.0.0.1:4318); tracing is off when unset or
+    # empty. `make run` sets it to its Jaeger; a service started by hand or by a test fixture
+    # traces nothing unless told where to.
     otlp_endpoint: str | None = None
     sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # One batch's export, retries included, gives up after this: the exporter's thread is
+    # back for the next batch soon when the collector is down (spans are dropped, not queued
+    # forever), and a service's shutdown waits at most this long for its last spans.
+    export_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    # How long a finished span waits for the rest of its batch (a trace shows up this soon).
+    schedule_delay_ms: int = Field(default=500, ge=10, le=60_000)
+    # Finished spans held while the exporter is busy or the collector is away; more are
+    # dropped.
+    max_queue_size: int = Field(default=4096, ge=64, le=1_000_000)
 
 
 class LogSettings(BaseModel):
     level: str = "INFO"
     json_format: bool = Field(default=True, alias="json")
+    # What people said and were answered, in log lines (`arc_common.logging.said`): off,
+    # only its length is logged; on for debugging a conversation, never by default.
+    user_text: bool = False
+
+
+class HttpSettings(BaseModel):
+    """`ARC_HTTP__*`: the same for every service."""
+
+    # Keys that open the non-public routes, comma-separated (`ARC_HTTP__API_KEYS=k1,k2`):
+    # two at once let a key be rotated without downtime. None: those routes answer 401.
+    api_keys: Annotated[list[SecretStr], NoDecode] = []
+    # A request body past this is refused with `too_large` before it is read whole.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Requests per minute per client address on the routes that cost the most to abuse
+    # (chat turns, LiveKit tokens); beyond it `busy` with 429.
+    rate_limit_per_minute: int = Field(default=120, ge=1, le=1_000_000)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _long_enough(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        # A short key can be guessed over the network; `make run` makes 32-byte ones.
+        if any(len(key.get_secret_value()) < 16 for key in keys):
+            raise ValueError("every API key must be at least 16 characters")
+        return keys
 
 
 class ServiceSettings(BaseSettings):
@@ -55,4 +101,5 @@ class ServiceSettings(BaseSettings):
     service_name: str = "arc"
     nats: NatsSettings = NatsSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    http: HttpSettings = HttpSettings()
     log: LogSettings = LogSettings()

@@ -149,7 +149,7 @@ def decode_announcement(data: bytes) -> Announcement:
         announcement = _announcement_decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"invalid announcement: {exc}") from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise BadRequest("announcement is not a MessagePack map") from None
     if not announcement.text.strip():
         raise BadRequest("announcement text is empty")
@@ -173,7 +173,9 @@ def peek_turn_id(data: bytes) -> str:
     """Best-effort turn id from a payload that failed validation, so the error can name it."""
     try:
         raw = msgspec.msgpack.decode(data)
-    except msgspec.DecodeError:
+    # Invalid UTF-8 in a str field surfaces as UnicodeDecodeError, not DecodeError (found by
+    # tests/unit/common/test_fuzz_entry_points.py): the refusal must still go out.
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return ""
     if isinstance(raw, dict):
         turn_id = raw.get("turn_id")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 
 import typer
 
 from arc_stack.go_sdk import install_go_sdk
 from arc_stack.parts import SERVICES, build_parts
 from arc_stack.paths import state_dir
+from arc_stack.secrets import local_api_key
 from arc_stack.server import ManagedServer, ServerStartError
 from arc_stack.settings import StackSettings
 from arc_stack.supervisor import Supervisor, run_foreground, stop_running
@@ -32,7 +34,7 @@ def _banner(settings: StackSettings, parts: list[ManagedServer]) -> str:
         f"  Pulsar    pulsar://127.0.0.1:{settings.pulsar_port}"
         f"  (admin http://127.0.0.1:{settings.pulsar_admin_port})",
         f"  LiveKit   ws://127.0.0.1:{settings.livekit_port}"
-        f"  (keys {settings.livekit_api_key} / {settings.livekit_api_secret})",
+        f"  (API key {settings.livekit_keys(state_dir())[0]}; the secret: `arc client-env`)",
     ]
     if "llm" in names:
         lines.append(
@@ -42,17 +44,31 @@ def _banner(settings: StackSettings, parts: list[ManagedServer]) -> str:
     for name, _module, port_field in SERVICES:
         if name in names:
             lines.append(f"  {name:<9} http://127.0.0.1:{getattr(settings, port_field)}/healthz")
+    if "jaeger" in names:
+        lines.append(
+            f"  Traces    http://127.0.0.1:{settings.jaeger_query_port}"
+            "/api/traces?service=arc-voice&operation=voice.turn"
+            f"  (Jaeger query API, no UI; OTLP in on {settings.jaeger_otlp_port}; docs/tracing.md)"
+        )
+    if "prometheus" in names:
+        lines.append(
+            f"  Metrics   http://127.0.0.1:{settings.prometheus_port}"
+            "  (Prometheus: targets, alerts, PromQL; docs/observability.md)"
+        )
     lines.append("")
+    key_file = state_dir() / "api-key"
     if "voice" in names:
+        # The key rides in the link's fragment, which the browser never sends to a server.
         lines += [
-            "Talk to the agent: open http://127.0.0.1:"
-            f"{settings.voice_http_port}/ in a browser and allow the microphone,",
+            "Talk to the agent: open this link in a browser and allow the microphone:",
+            f"  http://127.0.0.1:{settings.voice_http_port}/#key={local_api_key(state_dir())}",
             "  or take one turn from a file: make talk IN=question.wav OUT=reply.wav",
         ]
     if "brain" in names:
         lines += [
             "Chat by text: curl -N http://127.0.0.1:"
             f"{settings.brain_http_port}/chat/stream -H 'content-type: application/json' \\",
+            f'  -H "authorization: Bearer $(cat {key_file})" \\',
             '  -d \'{"session_id": "s1", "user_id": "me", "text": "My name is Dana and I love '
             "sailing.\"}'",
         ]
@@ -75,8 +91,9 @@ def run() -> None:
 
 @app.command()
 def install() -> None:
-    """Install every part (Python wheels are already in place; Pulsar jars, LiveKit build)
-    and the Go SDK's modules."""
+    """Install every part (Python wheels are already in place; Pulsar jars, LiveKit, Jaeger
+    and llama.cpp builds, Prometheus from Debian), the Go SDK's modules and the deployment
+    validators."""
     settings = StackSettings()
     state = state_dir()
     try:
@@ -85,6 +102,30 @@ def install() -> None:
     except ServerStartError as exc:
         typer.echo(f"✗ {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+@app.command("api-key")
+def api_key() -> None:
+    """Print the local services' API key (made on first use under the state directory)."""
+    typer.echo(local_api_key(state_dir()))
+
+
+@app.command("client-env")
+def client_env() -> None:
+    """Print `export` lines with what a client of the local mesh needs (the API key, LiveKit's
+    URL and keys): `eval "$(uv run arc client-env)"`, as `make talk` does."""
+    settings = StackSettings()
+    state = state_dir()
+    key, secret = settings.livekit_keys(state)
+    values = {
+        "ARC_HTTP__API_KEYS": local_api_key(state),
+        "ARC_LIVEKIT__URL": f"ws://127.0.0.1:{settings.livekit_port}",
+        "ARC_LIVEKIT__API_KEY": key,
+        "ARC_LIVEKIT__API_SECRET": secret,
+        "ARC_VOICE__HTTP_PORT": str(settings.voice_http_port),
+    }
+    for name, value in values.items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,16 +57,18 @@ class LiveKitServer(ManagedServer):
         port: int = 7880,
         rtc_tcp_port: int = 7881,
         udp_port: int = 7882,
-        api_key: str = "devkey",
-        api_secret: str = "secret",
+        api_key: str | None = None,
+        api_secret: str | None = None,
         log_level: str = "info",
     ) -> None:
+        """Without keys, a key pair made for this server alone (never the well-known dev
+        keys, which anyone could sign tokens with)."""
         super().__init__(data_dir, log_dir)
         self.port = port
         self.rtc_tcp_port = rtc_tcp_port
         self.udp_port = udp_port
-        self.api_key = api_key
-        self.api_secret = api_secret
+        self.api_key = api_key or f"arc{secrets.token_hex(6)}"
+        self.api_secret = api_secret or secrets.token_urlsafe(32)
         # `--dev` alone means debug logging, which grows the log by megabytes per session.
         self.log_level = log_level
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -27,19 +28,38 @@ class NatsServer(ManagedServer):
     start_timeout_s = 15.0
 
     def __init__(
-        self, data_dir: Path, log_dir: Path, *, port: int = 4222, monitor_port: int = 8222
+        self,
+        data_dir: Path,
+        log_dir: Path,
+        *,
+        port: int = 4222,
+        monitor_port: int = 8222,
+        authorization: str | None = None,
     ) -> None:
+        """`authorization`: a config `authorization {...}` block (`arc_stack.nats_auth`);
+        None serves anonymous clients, as the test fixtures' server does."""
         super().__init__(data_dir, log_dir)
         self.port = port
         self.monitor_port = monitor_port
+        self.authorization = authorization
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
+        config: list[str] = []
+        if self.authorization is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path = self.data_dir / "authorization.conf"
+            # Passwords inside: readable by this user only.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(self.authorization)
+            config = ["--config", str(path)]
         return [
             str(nats_server_binary()),
+            *config,
             "--addr", "127.0.0.1",
             "--port", str(self.port),
             "--http_port", str(self.monitor_port),

@@ -7,12 +7,14 @@ import os
 from pathlib import Path
 
 from arc_stack.nats import NatsServer
+from arc_stack.nats_auth import local_passwords, permission_matrix, server_config
 from arc_stack.postgres import PostgresServer
+from arc_stack.secrets import local_api_key
 from arc_stack.server import ManagedServer
 from arc_stack.service import ServiceProcess
 from arc_stack.settings import StackSettings
 
-PART_NAMES = ("nats", "postgres", "pulsar", "livekit", "llm")
+PART_NAMES = ("nats", "postgres", "pulsar", "livekit", "llm", "jaeger", "prometheus")
 
 
 # The brain's LLM settings (`arc_brain.settings.LlmSettings` fields) for the local model, as
@@ -40,11 +42,20 @@ def local_llm_env(base_url: str) -> dict[str, str]:
     }
 
 
+def _nats_passwords(state: Path) -> dict[str, str]:
+    return local_passwords(state, list(permission_matrix()))
+
+
 def build_parts(settings: StackSettings, state: Path) -> list[ManagedServer]:
     data, logs = state / "data", state / "logs"
     parts: list[ManagedServer] = [
         NatsServer(
-            data / "nats", logs, port=settings.nats_port, monitor_port=settings.nats_monitor_port
+            data / "nats",
+            logs,
+            port=settings.nats_port,
+            monitor_port=settings.nats_monitor_port,
+            # No anonymous clients: each service connects as its own user (arc_stack.nats_auth).
+            authorization=server_config(_nats_passwords(state), permission_matrix()),
         ),
         PostgresServer(
             data / "postgres", logs, port=settings.postgres_port, database=settings.postgres_db
@@ -62,17 +73,19 @@ def build_parts(settings: StackSettings, state: Path) -> list[ManagedServer]:
             bookie_port=settings.pulsar_bookie_port,
         )
     )
-    from arc_stack.livekit import LiveKitServer
+    # LiveKit with its Prometheus endpoint on, for the Prometheus part to scrape.
+    from arc_stack.prometheus import MeteredLiveKitServer
 
     parts.append(
-        LiveKitServer(
+        MeteredLiveKitServer(
             data / "livekit",
             logs,
             port=settings.livekit_port,
             rtc_tcp_port=settings.livekit_rtc_tcp_port,
             udp_port=settings.livekit_udp_port,
-            api_key=settings.livekit_api_key,
-            api_secret=settings.livekit_api_secret,
+            api_key=settings.livekit_keys(state)[0],
+            api_secret=settings.livekit_keys(state)[1],
+            metrics_port=settings.livekit_prometheus_port,
         )
     )
     from arc_stack.llm import LlamaServer
@@ -89,8 +102,45 @@ def build_parts(settings: StackSettings, state: Path) -> list[ManagedServer]:
             context_per_slot=settings.llm_context_per_slot,
         )
     )
-    parts.extend(_services(settings, data, logs))
-    return [p for p in parts if p.name not in settings.skipped]
+    from arc_stack.jaeger import JaegerServer
+
+    # Before the services, whose OTLP exporters point at it.
+    parts.append(
+        JaegerServer(
+            data / "jaeger",
+            logs,
+            otlp_port=settings.jaeger_otlp_port,
+            query_port=settings.jaeger_query_port,
+        )
+    )
+    parts.extend(_services(settings, state))
+    parts = [p for p in parts if p.name not in settings.skipped]
+    if "prometheus" not in settings.skipped:
+        parts.append(_prometheus(settings, data, logs, {p.name for p in parts}))
+    return parts
+
+
+def _prometheus(
+    settings: StackSettings, data: Path, logs: Path, present: set[str]
+) -> ManagedServer:
+    """Prometheus, last: it scrapes every part above that serves Prometheus metrics."""
+    from arc_stack.prometheus import PrometheusServer, ScrapeTargets
+
+    targets = ScrapeTargets()
+    if "pulsar" in present:
+        targets.add("pulsar", f"127.0.0.1:{settings.pulsar_admin_port}")
+    if "livekit" in present:
+        targets.add("livekit", f"127.0.0.1:{settings.livekit_prometheus_port}")
+    for name, _module, port_field in SERVICES:
+        if name in present:
+            targets.add(name, f"127.0.0.1:{getattr(settings, port_field)}")
+    return PrometheusServer(
+        data / "prometheus",
+        logs,
+        port=settings.prometheus_port,
+        targets=targets,
+        scrape_interval_s=settings.prometheus_scrape_interval_s,
+    )
 
 
 # The Arc services, after the servers they depend on; each serves GET /healthz on its port.
@@ -102,8 +152,11 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _services(settings: StackSettings, data: Path, logs: Path) -> list[ManagedServer]:
+def _services(settings: StackSettings, state: Path) -> list[ManagedServer]:
+    data, logs = state / "data", state / "logs"
     env = {
+        # The caller's keys when it has some (a rotation in progress), else the local one.
+        "ARC_HTTP__API_KEYS": os.environ.get("ARC_HTTP__API_KEYS") or local_api_key(state),
         "ARC_NATS__URL": f"nats://127.0.0.1:{settings.nats_port}",
         "ARC_POSTGRES__DSN": (
             f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/{settings.postgres_db}"
@@ -111,13 +164,18 @@ def _services(settings: StackSettings, data: Path, logs: Path) -> list[ManagedSe
         "ARC_PULSAR__SERVICE_URL": f"pulsar://127.0.0.1:{settings.pulsar_port}",
         "ARC_PULSAR__ADMIN_URL": f"http://127.0.0.1:{settings.pulsar_admin_port}",
         "ARC_LIVEKIT__URL": f"ws://127.0.0.1:{settings.livekit_port}",
-        "ARC_LIVEKIT__API_KEY": settings.livekit_api_key,
-        "ARC_LIVEKIT__API_SECRET": settings.livekit_api_secret,
+        "ARC_LIVEKIT__API_KEY": settings.livekit_keys(state)[0],
+        "ARC_LIVEKIT__API_SECRET": settings.livekit_keys(state)[1],
     }
     # A configured endpoint in the caller's environment (OpenAI, vLLM, Ollama) takes
     # precedence over the local model.
+    # Every service traces into the local Jaeger unless the caller names another collector
+    # (or sets it empty: tracing off).
+    if "jaeger" not in settings.skipped and "ARC_TELEMETRY__OTLP_ENDPOINT" not in os.environ:
+        env["ARC_TELEMETRY__OTLP_ENDPOINT"] = f"http://127.0.0.1:{settings.jaeger_otlp_port}"
     if "llm" not in settings.skipped and not os.environ.get("ARC_BRAIN__LLM__BASE_URL"):
         env |= local_llm_env(f"http://127.0.0.1:{settings.llm_port}/v1")
+    passwords = _nats_passwords(state)
     services: list[ManagedServer] = []
     for name, module, port_field in SERVICES:
         # A service joins the mesh once its package has an entry point.
@@ -134,7 +192,12 @@ def _services(settings: StackSettings, data: Path, logs: Path) -> list[ManagedSe
                 f"http://127.0.0.1:{port}/healthz",
                 data / name,
                 logs,
-                env={**env, f"ARC_{name.upper()}__HTTP_PORT": str(port)},
+                env={
+                    **env,
+                    f"ARC_{name.upper()}__HTTP_PORT": str(port),
+                    "ARC_NATS__USER": name,
+                    "ARC_NATS__PASSWORD": passwords[name],
+                },
             )
         )
     return services

@@ -21,8 +21,9 @@ class StackSettings(BaseSettings):
     livekit_port: int = Field(default=7880, gt=0, lt=65536)
     livekit_rtc_tcp_port: int = Field(default=7881, gt=0, lt=65536)
     livekit_udp_port: int = Field(default=7882, gt=0, lt=65536)
-    livekit_api_key: str = "devkey"
-    livekit_api_secret: str = "secret"
+    # Unset: a key pair made once under the state directory (`arc client-env` prints it).
+    livekit_api_key: str | None = None
+    livekit_api_secret: str | None = None
     brain_http_port: int = Field(default=8081, gt=0, lt=65536)
     tts_http_port: int = Field(default=8082, gt=0, lt=65536)
     voice_http_port: int = Field(default=8083, gt=0, lt=65536)
@@ -37,9 +38,25 @@ class StackSettings(BaseSettings):
     # Serve the model rewritten as Q8_0 (made once, cached): prompts 1.7x faster, but the
     # eval's general-knowledge answers got worse (docs/brain.md), so off by default.
     llm_requantize: bool = False
+    # Prometheus (Debian's package, arc_stack.prometheus): its UI/API, how often it scrapes,
+    # and LiveKit's Prometheus endpoint, which it scrapes.
+    prometheus_port: int = Field(default=9090, gt=0, lt=65536)
+    prometheus_scrape_interval_s: float = Field(default=5.0, ge=0.5, le=300)
+    livekit_prometheus_port: int = Field(default=6789, gt=0, lt=65536)
+    # Jaeger (arc_stack.jaeger): OTLP/HTTP in (every service exports there), query API out.
+    jaeger_otlp_port: int = Field(default=4318, gt=0, lt=65536)
+    jaeger_query_port: int = Field(default=16686, gt=0, lt=65536)
     # Comma-separated parts `make run` leaves out, e.g. "pulsar,livekit".
     stack_skip: str = ""
 
     @property
     def skipped(self) -> frozenset[str]:
         return frozenset(p.strip() for p in self.stack_skip.split(",") if p.strip())
+
+    def livekit_keys(self, state: Path) -> tuple[str, str]:
+        """The keys set here, or the local ones made under `state`."""
+        from arc_stack.secrets import local_livekit_keys
+
+        if self.livekit_api_key and self.livekit_api_secret:
+            return self.livekit_api_key, self.livekit_api_secret
+        return local_livekit_keys(state)

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar, cast
 
+from arc_common.envelope import tracing_enabled
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from opentelemetry import trace
 
 from arc_brain.embedding import MiniLmEmbedder, Vector
 from arc_brain.llm import ChatCompletionsClient, ChatMessage, Spoken, build_messages
@@ -33,6 +36,7 @@ from arc_brain.memory import (
 from arc_brain.skills import FactToKeep, Route, Routed, Router, SkillInput, answer, second_person
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("arc_brain.graph")
 
 NOTHING_TO_SAY = "Sorry, I don't have a good answer to that."
 # The answers that recall this user's memories, and so need the utterance's embedding first.
@@ -274,12 +278,12 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
         return {"persisted": written}
 
     graph = StateGraph(TurnState)
-    graph.add_node("load_context", load_context)
-    graph.add_node("route", route)
-    graph.add_node("recall", recall)
-    graph.add_node("answer_skill", answer_skill)
-    graph.add_node("answer_llm", answer_llm)
-    graph.add_node("persist", persist)
+    graph.add_node("load_context", traced("load_context", load_context))
+    graph.add_node("route", traced("route", route))
+    graph.add_node("recall", traced("recall", recall))
+    graph.add_node("answer_skill", traced("answer_skill", answer_skill))
+    graph.add_node("answer_llm", traced("answer_llm", answer_llm))
+    graph.add_node("persist", traced("persist", persist))
     graph.add_edge(START, "load_context")
     graph.add_edge("load_context", "route")
     graph.add_conditional_edges("route", after_route, ["recall", "answer_skill", "answer_llm"])
@@ -288,3 +292,38 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
     graph.add_edge("answer_llm", "persist")
     graph.add_edge("persist", END)
     return graph.compile()
+
+
+Node = TypeVar("Node", bound=Callable[..., Any])
+
+
+def traced(name: str, node: Node) -> Node:
+    """The node with one span per run (`brain.<node>`), a child of the brain's server span:
+    LangGraph runs each node in a task (or, when sync, a thread) that copies the caller's
+    context. Defined here, not in a shared module, because LangGraph reads the wrapper's
+    `state: TurnState` annotation in this module's namespace."""
+    span_name = f"brain.{name}"
+
+    def noted(span: trace.Span, result: Any) -> Any:
+        routed = result.get("routed") if isinstance(result, dict) else None
+        if isinstance(routed, Routed):
+            span.set_attribute("arc.route", routed.route.value)
+        return result
+
+    if inspect.iscoroutinefunction(node):
+
+        async def traced_async(state: TurnState) -> Any:
+            if not tracing_enabled():
+                return await node(state)
+            with tracer.start_as_current_span(span_name) as span:
+                return noted(span, await node(state))
+
+        return cast(Node, traced_async)
+
+    def traced_sync(state: TurnState) -> Any:
+        if not tracing_enabled():
+            return node(state)
+        with tracer.start_as_current_span(span_name) as span:
+            return noted(span, node(state))
+
+    return cast(Node, traced_sync)

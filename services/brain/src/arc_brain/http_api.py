@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal
 from arc_common.errors import ArcError, BadRequest, Busy
 from arc_common.http_errors import contract_status, install_error_handlers
 from arc_common.http_errors import error_response as shared_error_response
+from arc_common.http_security import HttpGuard
 from arc_common.telemetry import metrics_payload
 from arc_common.wire import BrainRequest
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -128,11 +129,13 @@ class _Admission:
 
 def build_app(
     brain_of: Callable[[], Brain],
+    guard: HttpGuard,
     *,
     nats_connected: Callable[[], bool] = lambda: True,
     max_turns: int = 64,
 ) -> FastAPI:
-    """Routes over a brain, which `brain_of` gives per request."""
+    """Routes over a brain, which `brain_of` gives per request. Chat, export and truncation
+    need an API key (`guard`); chat is rate-limited per client too."""
     app = FastAPI(
         title="Arc brain",
         version=__version__,
@@ -142,8 +145,11 @@ def build_app(
     admission = _Admission(max_turns)
 
     install_error_handlers(app, status_of)
+    guard.install(app)
+    private = [Depends(guard.require_key)]
+    costly = [Depends(guard.rate_limit), Depends(guard.require_key)]
 
-    @app.post("/chat", response_model=ChatResponse)
+    @app.post("/chat", response_model=ChatResponse, dependencies=costly)
     async def chat(body: ChatRequest) -> ChatResponse:
         """The whole answer at once."""
         turn = _turn(body)
@@ -164,6 +170,7 @@ def build_app(
 
     @app.post(
         "/chat/stream",
+        dependencies=costly,
         response_class=EventSourceResponse,
         responses={200: {"content": {"text/event-stream": {}}}},
     )
@@ -176,6 +183,7 @@ def build_app(
 
     @app.get(
         "/sessions/{session_id}/export",
+        dependencies=private,
         response_model=Transcript,
         responses={200: {"content": {"text/plain": {}}}},
     )
@@ -207,7 +215,7 @@ def build_app(
         )
         return JSONResponse(transcript.model_dump(mode="json"))
 
-    @app.post("/sessions/{session_id}/turns/{turn_id}/truncate")
+    @app.post("/sessions/{session_id}/turns/{turn_id}/truncate", dependencies=private)
     async def truncate(session_id: str, turn_id: str, body: TruncateRequest) -> dict[str, Any]:
         """The answer of an interrupted turn becomes only what the person heard."""
         if not await brain_of().truncate(session_id, turn_id, body.heard.strip()):
@@ -274,6 +282,7 @@ def create_app(settings: BrainSettings, runtime: BrainRuntime) -> FastAPI:
 
     return build_app(
         brain_of,
+        HttpGuard(settings.http),
         nats_connected=lambda: runtime.nats_connected,
         max_turns=settings.brain.max_concurrent_turns,
     )

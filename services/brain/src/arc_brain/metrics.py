@@ -3,7 +3,7 @@ process (tests) without clashing."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -11,6 +11,8 @@ _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 class BrainMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # CPU, memory and open files of the process, as process_* (System health dashboard).
+        ProcessCollector(registry=self.registry)
         self.turns = Counter(
             "arc_brain_turns",
             "Turns answered, by route and outcome (ok, cancelled, error).",
@@ -61,3 +63,13 @@ class BrainMetrics:
         self.active_turns = Gauge(
             "arc_brain_active_turns", "Turns in progress.", registry=self.registry
         )
+        # Every route's series exists from start-up at zero, so the first turn of a route is
+        # an increase a rate() sees (a series born at 1 reads as no change, and a panel or
+        # alert over it stays blank).
+        from arc_brain.skills import Route  # here: skills imports half the brain
+
+        for route in [*(r.value for r in Route), "unknown"]:
+            self.first_delta.labels(route)
+            self.turn_seconds.labels(route)
+            for outcome in ("ok", "cancelled", "error"):
+                self.turns.labels(route, outcome)

@@ -11,8 +11,10 @@ import logging
 from collections.abc import AsyncIterator
 
 import msgspec
+from arc_common.envelope import trace_context_from
 from arc_common.streaming import Chunk, StreamingEndpoint, TurnContext
 from arc_common.subjects import BRAIN_CANCEL, BRAIN_COMMIT, BRAIN_QUEUE, BRAIN_REQUEST, prefixed
+from arc_common.tracing import attached
 from arc_common.wire import BrainRequest, Cancel, Commit
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -65,16 +67,20 @@ async def subscribe_verdicts(
     async def on_commit(msg: Msg) -> None:
         try:
             commit = _commit_decoder.decode(msg.data)
-        except msgspec.MsgspecError as exc:
+        except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
             log.warning("undecodable brain.commit dropped: %s", exc)
             return
-        if not brain.commit(commit.turn_id):
+        # The commit's `traceparent` is the voice turn's: the held turn's record, and the
+        # outbox event written with it, join that trace.
+        with attached(trace_context_from(msg.headers)):
+            known = brain.commit(commit.turn_id)
+        if not known:
             log.debug("commit for a turn this brain does not hold: %s", commit.turn_id)
 
     async def on_cancel(msg: Msg) -> None:
         try:
             cancel = _cancel_decoder.decode(msg.data)
-        except msgspec.MsgspecError:
+        except (msgspec.MsgspecError, UnicodeDecodeError):
             return  # the streaming endpoint already logs undecodable cancels
         brain.discard(cancel.turn_id)
 

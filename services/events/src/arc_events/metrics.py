@@ -3,12 +3,14 @@ consumers in one process (tests, benchmarks) never collide."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 
 class EventsMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # CPU, memory and open files of the process, as process_* (System health dashboard).
+        ProcessCollector(registry=self.registry)
         r = self.registry
         self.outbox_backlog = Gauge(
             "arc_events_outbox_backlog", "Outbox rows not yet acknowledged by Pulsar", registry=r

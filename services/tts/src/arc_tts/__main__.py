@@ -3,6 +3,7 @@ Start, stop and bad settings as every service: `arc_common.service`."""
 
 from __future__ import annotations
 
+from arc_common.http_security import HttpGuard
 from arc_common.service import load_settings, run_service
 
 from arc_tts.http_api import create_app
@@ -15,7 +16,9 @@ def main() -> None:
     run_service(
         settings,
         tts_runtime,
-        lambda runtime: create_app(runtime.synthesizer, runtime.metrics, runtime.health),
+        lambda runtime: create_app(
+            runtime.synthesizer, runtime.metrics, runtime.health, HttpGuard(settings.http)
+        ),
         host=settings.tts.http_host,
         port=settings.tts.http_port,
     )

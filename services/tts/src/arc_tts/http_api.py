@@ -12,10 +12,11 @@ from typing import Literal
 
 import msgspec
 from arc_common.errors import ArcError, BadRequest, TooLarge
-from arc_common.http_errors import error_response
+from arc_common.http_errors import error_response, install_error_handlers
+from arc_common.http_security import HttpGuard
 from arc_common.telemetry import metrics_payload
 from arc_common.wire import TtsRequest
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from arc_tts.metrics import TtsMetrics
@@ -51,7 +52,7 @@ def parse_body(raw: bytes) -> tuple[SpeechRequest, Literal["wav", "pcm"]]:
         body = _body_decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"invalid body: {exc}") from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise BadRequest("body is not JSON") from None
     # The contract's own rules (text length, rates, frame sizes) and their error codes.
     checked = TtsRequest(
@@ -74,11 +75,14 @@ def parse_body(raw: bytes) -> tuple[SpeechRequest, Literal["wav", "pcm"]]:
 
 
 def create_app(
-    synthesizer: Synthesizer, metrics: TtsMetrics, health: Callable[[], Health]
+    synthesizer: Synthesizer, metrics: TtsMetrics, health: Callable[[], Health], guard: HttpGuard
 ) -> FastAPI:
+    """Speech needs an API key (`guard`); health and metrics are public."""
     app = FastAPI(title="Arc TTS", docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    guard.install(app)
 
-    @app.post("/tts/stream", response_model=None)
+    @app.post("/tts/stream", response_model=None, dependencies=[Depends(guard.require_key)])
     async def tts_stream(request: Request) -> Response:
         try:
             speech, fmt = parse_body(await request.body())

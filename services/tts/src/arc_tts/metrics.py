@@ -3,12 +3,14 @@ in one process, and the global registry would refuse the second)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 
 class TtsMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # CPU, memory and open files of the process, as process_* (System health dashboard).
+        ProcessCollector(registry=self.registry)
         self.first_chunk_seconds = Histogram(
             "arc_tts_first_chunk_seconds",
             "Time from the start of a stream to its first audio chunk.",
@@ -48,3 +50,6 @@ class TtsMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        # At zero from start-up, so the first stream of each outcome is a visible increase.
+        for outcome in ("completed", "cancelled", "error", "busy"):
+            self.streams.labels(outcome)

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from functools import partial
 
 import onnxruntime  # type: ignore[import-untyped]
+from arc_common.envelope import tracing_enabled
 from arc_common.errors import Busy
+from opentelemetry import trace
 
 from arc_tts.framing import Framer
 from arc_tts.inference_pool import InferencePool
@@ -27,6 +29,7 @@ from arc_tts.settings import TtsOptions
 from arc_tts.voices import Sentence, SynthesisScales, Voice, VoiceCatalog, VoiceRegistry
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("arc_tts.synthesizer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,12 @@ class Synthesizer:
         self.metrics.active_streams.inc()
         outcome = "error"
         started = time.perf_counter()
+        # Spans under the caller's (the `tts.request` server span): the wait for the first
+        # audio, and one per piece of text synthesised. Not made current: they stay open
+        # across this generator's yields, which run in the consumer's context.
+        traced = tracing_enabled()
+        started_ns = time.time_ns()
+        piece_span: trace.Span | None = None
         try:
             async with self.registry.lease(request.voice) as voice:
                 loop = asyncio.get_running_loop()
@@ -140,7 +149,11 @@ class Synthesizer:
                 first = True
                 # When the listener will need the next piece: stream start + audio sent so far.
                 play_clock = time.monotonic()
-                for text in texts:
+                for index, text in enumerate(texts):
+                    if traced:
+                        piece_span = tracer.start_span(
+                            "tts.piece", attributes={"arc.piece": index, "arc.chars": len(text)}
+                        )
                     render = PieceRender(voice, text, resampler)
                     while True:
                         run_options = onnxruntime.RunOptions()
@@ -157,8 +170,15 @@ class Synthesizer:
                                 self.metrics.first_chunk_seconds.observe(
                                     time.perf_counter() - started
                                 )
+                                if traced:
+                                    tracer.start_span(
+                                        "tts.first_audio", start_time=started_ns
+                                    ).end()
                                 first = False
                             yield chunk
+                    if piece_span is not None:
+                        piece_span.end()
+                        piece_span = None
                 for chunk in framer.flush():
                     yield chunk
             outcome = "completed"
@@ -166,6 +186,9 @@ class Synthesizer:
             outcome = "cancelled"
             raise
         finally:
+            if piece_span is not None:  # cut off mid-piece (cancelled, failed)
+                piece_span.add_event("cancel")
+                piece_span.end()
             self.active -= 1
             self.metrics.active_streams.dec()
             self.metrics.streams.labels(outcome).inc()

@@ -4,6 +4,7 @@ Start, stop and bad settings as every service: `arc_common.service`."""
 
 from __future__ import annotations
 
+from arc_common.http_security import HttpGuard
 from arc_common.service import load_settings, run_service
 
 from arc_voice.http_api import create_app
@@ -17,7 +18,11 @@ def main() -> None:
         settings,
         VoiceRuntime,
         lambda runtime: create_app(
-            settings.voice, settings.livekit, lambda: runtime.worker, runtime.health
+            settings.voice,
+            settings.livekit,
+            lambda: runtime.worker,
+            runtime.health,
+            HttpGuard(settings.http),
         ),
         host=settings.voice.http_host,
         port=settings.voice.http_port,

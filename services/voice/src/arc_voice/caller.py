@@ -28,12 +28,22 @@ AUDIBLE_DB = -50.0
 def participant_token(
     *, api_key: str, api_secret: str, room: str, identity: str, ttl_s: int = 3600
 ) -> str:
+    """A person's token: one room, their microphone and data (typed messages), nothing else
+    (no camera or screen, no room administration, no changing their own metadata)."""
     return (
         api.AccessToken(api_key, api_secret)
         .with_identity(identity)
         .with_name(identity)
         .with_grants(
-            api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
+            api.VideoGrants(
+                room_join=True,
+                room=room,
+                can_publish=True,
+                can_publish_sources=["microphone"],
+                can_publish_data=True,
+                can_subscribe=True,
+                can_update_own_metadata=False,
+            )
         )
         .with_ttl(datetime.timedelta(seconds=ttl_s))
         .to_jwt()

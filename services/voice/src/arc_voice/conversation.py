@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from arc_common.events import TurnMetrics
 from arc_common.streaming import TurnStreams
+from arc_common.tracing import attached
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, llm
 from livekit.agents.voice import room_io
@@ -29,7 +30,7 @@ from livekit.agents.voice.turn import TurnHandlingOptions
 
 from arc_voice import metrics
 from arc_voice.barge_in import BargeIn, pause_agent_audio, resume_stuck_output, stop_agent_audio
-from arc_voice.latency import ReplyTiming
+from arc_voice.latency import ReplyTiming, observe_barge_in, observe_reply
 from arc_voice.lifecycle import EventRecorder, HeardTurn
 from arc_voice.models import VAD_SAMPLE_RATE, VoiceModels
 from arc_voice.noise_floor import GateConfig
@@ -39,6 +40,7 @@ from arc_voice.plugins.tts import NatsTTS, TtsOptions
 from arc_voice.session_state import SessionState, State
 from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import follow_transcripts, turn_detection_options
+from arc_voice.turn_trace import TurnTrace
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,7 @@ class Conversation:
         self._tasks: set[asyncio.Task[None]] = set()
         self._recorded_turns: set[str] = set()
         self.end_reason: str | None = None
+        self.trace = TurnTrace(session_id=self.session_id, room=room.name, identity=identity)
 
         self.brain = NatsBrainLLM(
             deps.client,
@@ -146,6 +149,7 @@ class Conversation:
                 subject_prefix=deps.subject_prefix,
                 first_delta_timeout_s=opts.brain_first_delta_timeout_s,
                 idle_timeout_s=opts.brain_idle_timeout_s,
+                trace_context=self.trace.brain_context,
             ),
         )
         self.tts = NatsTTS(
@@ -157,6 +161,7 @@ class Conversation:
                 subject_prefix=deps.subject_prefix,
                 first_chunk_timeout_s=opts.tts_first_chunk_timeout_s,
                 idle_timeout_s=opts.tts_idle_timeout_s,
+                trace_context=self.trace.reply_context,
             ),
         )
         barge = opts.barge_in
@@ -246,6 +251,7 @@ class Conversation:
             return
         self.end_reason = reason
         await self.session.aclose()
+        self.trace.close(reason)
         # The idle goodbye closes the conversation from one of these tasks: not itself.
         others = [t for t in self._tasks if t is not asyncio.current_task()]
         if others:
@@ -274,8 +280,8 @@ class Conversation:
                 barge_in = pause_agent_audio(self.session, at)
                 self._spawn(self._release_pause(), name=f"release:{self.identity}")
             self.log.barge_ins.append(barge_in)
-            if barge_in.stop_ms is not None:
-                metrics.BARGE_IN_STOP_MS.observe(barge_in.stop_ms)
+            self.trace.interrupted(at)
+            observe_barge_in(barge_in.stop_ms)
             self.state.interrupted()
 
     def _on_loud(self, at: float) -> None:
@@ -306,11 +312,15 @@ class Conversation:
             self._warm_up_ends_at = time.monotonic() + warm_up
         if ev.new_state == "speaking" and self._answering_item is not None:
             item, self._answering_item = self._answering_item, None
-            self._spawn(self._resolve(item), name=f"resolve:{item}")
+            self.trace.answer_playing()
+            # In the turn's trace: the brain's stored turn and its outbox event join it.
+            with attached(self.trace.reply_context()):
+                self._spawn(self._resolve(item), name=f"resolve:{item}")
 
     def _on_user_state(self, ev: UserStateChangedEvent) -> None:
         if ev.old_state == "speaking" and ev.new_state != "speaking":
             self.log.user_stops.append(time.monotonic())
+            self.trace.speech_ended(self.log.user_stops[-1])
         self.state.user_state(ev.new_state)
         if ev.new_state == "away" and self.end_reason is None:
             self._spawn(self._leave_idle(), name=f"idle:{self.identity}")
@@ -335,6 +345,8 @@ class Conversation:
 
     def _on_transcribed(self, ev: UserInputTranscribedEvent) -> None:
         self.log.heard.append((time.monotonic(), ev.is_final, ev.transcript))
+        if ev.is_final and ev.transcript:
+            self.trace.transcript_final(self.log.heard[-1][0])
         del self.log.heard[:-64]  # the recent ones are what a reader looks at
 
     def _turn_confirmed(self) -> None:
@@ -364,6 +376,15 @@ class Conversation:
         heard = (item.text_content or "").strip()
         user_metrics = self._last_user_metrics()
         self.log.replies.append(self._timing(turn, user_metrics, item.metrics))
+        observe_reply(self.log.replies[-1], user_metrics, item.metrics)
+        tts = self.tts.streams[-1] if self.tts.streams else None
+        turn_trace = self.trace.finish(
+            turn_id=turn.turn_id,
+            interrupted=item.interrupted,
+            confirmed_at=self._turn_confirmed_at,
+            audio_ready_at=None if tts is None else tts.first_audio_at,
+            first_frame_at=self.log.replies[-1].first_audio_out_at,
+        )
         heard_turn = HeardTurn(
             session_id=self.session_id,
             turn_id=turn.turn_id,
@@ -386,7 +407,8 @@ class Conversation:
         metrics.TURNS.labels(interrupted=str(item.interrupted).lower()).inc()
         if heard_turn.metrics and heard_turn.metrics.voice_to_voice_ms is not None:
             metrics.VOICE_TO_VOICE_MS.observe(heard_turn.metrics.voice_to_voice_ms)
-        self._spawn(self._store_turn(heard_turn), name=f"store:{turn.turn_id}")
+        with attached(turn_trace):  # the turn's outbox event carries its trace id
+            self._spawn(self._store_turn(heard_turn), name=f"store:{turn.turn_id}")
 
     def _timing(
         self, turn: BrainTurn, user: dict[str, float], reply: llm.MetricsReport

@@ -11,8 +11,9 @@ from typing import Any
 
 from arc_common.errors import BadRequest, Busy, Unsupported
 from arc_common.http_errors import install_error_handlers
+from arc_common.http_security import HttpGuard
 from arc_common.telemetry import metrics_payload
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -21,7 +22,7 @@ from arc_voice.caller import participant_token
 from arc_voice.settings import LiveKitSettings, VoiceOptions
 from arc_voice.worker import VoiceWorker, checked_room_name
 
-_IDENTITY = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+_IDENTITY = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
 
 
 class Health(BaseModel):
@@ -48,7 +49,7 @@ def default_client_js() -> Path:
 
 
 def checked_identity(identity: str) -> str:
-    if not _IDENTITY.match(identity):
+    if not _IDENTITY.fullmatch(identity):
         raise BadRequest("identity must be 1..128 letters, digits or _ . @ -")
     if identity.startswith("arc-agent"):
         raise BadRequest("identities starting with 'arc-agent' are reserved for the agent")
@@ -60,10 +61,16 @@ def create_app(
     livekit: LiveKitSettings,
     worker: Callable[[], VoiceWorker | None],
     health: Callable[[], Health],
+    guard: HttpGuard,
 ) -> FastAPI:
+    """Room control, replies and tokens need an API key (`guard`), tokens are rate-limited
+    per client too; health, metrics and the talk page itself are public (the page asks for
+    its token with the key its link carries, see static/talk.js)."""
     app = FastAPI(title="Arc voice worker", version="1")
 
     install_error_handlers(app)
+    guard.install(app)
+    private = [Depends(guard.require_key)]
 
     def running() -> VoiceWorker:
         current = worker()
@@ -81,14 +88,14 @@ def create_app(
         body, content_type = metrics_payload()
         return Response(body, media_type=content_type)
 
-    @app.get("/rooms")
+    @app.get("/rooms", dependencies=private)
     async def rooms() -> dict[str, Any]:
         current = running()
         return {
             "rooms": {name: sorted(agent.conversations) for name, agent in current.rooms.items()}
         }
 
-    @app.get("/rooms/{room}/people/{identity}/replies")
+    @app.get("/rooms/{room}/people/{identity}/replies", dependencies=private)
     async def replies(room: str, identity: str) -> dict[str, Any]:
         """Where each of the agent's replies to this person spent its time (`make talk`
         prints the latest); empty when the agent is not talking to them."""
@@ -97,19 +104,19 @@ def create_app(
         timings = [] if conversation is None else conversation.log.replies
         return {"room": room, "identity": identity, "replies": [t.to_json() for t in timings]}
 
-    @app.post("/rooms/{room}/agent")
+    @app.post("/rooms/{room}/agent", dependencies=private)
     async def join(room: str) -> dict[str, Any]:
         """The agent joins `room` (a no-op when it is already there)."""
         name = checked_room_name(room)
         await running().join(name)
         return {"room": name, "joined": True}
 
-    @app.delete("/rooms/{room}/agent")
+    @app.delete("/rooms/{room}/agent", dependencies=private)
     async def leave(room: str) -> dict[str, Any]:
         name = checked_room_name(room)
         return {"room": name, "left": await running().leave(name)}
 
-    @app.get("/token")
+    @app.get("/token", dependencies=[Depends(guard.rate_limit), *private])
     async def token(
         room: str = Query(min_length=1, max_length=256),
         identity: str = Query(min_length=1, max_length=128),

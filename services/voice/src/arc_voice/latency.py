@@ -9,8 +9,12 @@ the benchmark (the same process) compute the breakdown the same way.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+
+from arc_voice import metrics
 
 
 @dataclass
@@ -89,3 +93,54 @@ def describe(result: Breakdown) -> str:
     if result.preemptive is not None:
         lines.append(f"  {'preemptive generation':<32} {'hit' if result.preemptive else 'miss'}")
     return "\n".join(lines)
+
+
+# The stages the worker itself can time, as `arc_voice_turn_stage_seconds{stage=...}`. The
+# person's side (`breakdown`) adds transport, which only the listener can time: the worker does
+# not know when its audio reached an ear (LiveKit's jitter panels stand in for it).
+WORKER_STAGES = metrics.TURN_STAGES
+
+
+def worker_stages(
+    timing: ReplyTiming, user: Mapping[str, Any], reply: Mapping[str, Any]
+) -> dict[str, float]:
+    """The worker's view of one reply, by stage (seconds; stages it could not time are left
+    out). `user` and `reply` are the framework's metrics of the person's message and of the
+    reply: voice to voice is its `e2e_latency` (its end of speech → first frame out), and end
+    of speech detection is from that end of speech (wall clock) to the VAD's decision."""
+    stages: dict[str, float | None] = {
+        "voice_to_voice": _number(reply.get("e2e_latency")),
+        "transcript": timing.transcription_delay_s,
+        "end_of_turn": timing.end_of_turn_delay_s,
+        "brain_first_delta": timing.brain_first_delta_s,
+        "tts_first_chunk": timing.tts_first_chunk_s,
+        "end_of_speech": None,
+    }
+    spoke_until = _number(user.get("stopped_speaking_at"))
+    if spoke_until is not None and timing.user_stopped_at is not None:
+        monotonic_spoke_until = spoke_until + (time.monotonic() - time.time())
+        stages["end_of_speech"] = max(0.0, timing.user_stopped_at - monotonic_spoke_until)
+    return {stage: value for stage, value in stages.items() if value is not None and value >= 0}
+
+
+def observe_reply(
+    timing: ReplyTiming, user: Mapping[str, Any], reply: Mapping[str, Any]
+) -> dict[str, float]:
+    """Record one reply's stages in Prometheus; returns what was recorded."""
+    stages = worker_stages(timing, user, reply)
+    for stage, seconds in stages.items():
+        metrics.TURN_STAGE_SECONDS.labels(stage=stage).observe(seconds)
+    return stages
+
+
+def observe_barge_in(stop_ms: float | None) -> None:
+    """One barge-in: counted, and its stop time (speech confirmed over the agent → its audio
+    stopped) recorded when known."""
+    metrics.INTERRUPTIONS.inc()
+    if stop_ms is not None:
+        metrics.BARGE_IN_STOP_MS.observe(stop_ms)
+        metrics.TURN_STAGE_SECONDS.labels(stage="barge_in_stop").observe(stop_ms / 1000)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

@@ -8,11 +8,30 @@ from typing import Literal
 from arc_common.settings import PostgresSettings, ServiceSettings
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
+# LiveKit's well-known development keys (`livekit-server --dev`): anyone can sign tokens
+# with them, so a worker refuses them unless told it talks to a throwaway dev server.
+DEV_KEYS = ("devkey", "secret")
+
 
 class LiveKitSettings(BaseModel):
     url: str = "ws://127.0.0.1:7880"
-    api_key: str = "devkey"
-    api_secret: SecretStr = SecretStr("secret")
+    api_key: str = DEV_KEYS[0]
+    api_secret: SecretStr = SecretStr(DEV_KEYS[1])
+    allow_dev_keys: bool = False
+
+    @model_validator(mode="after")
+    def _not_the_dev_keys(self) -> LiveKitSettings:
+        livekit = self
+        uses_dev = (
+            livekit.api_key == DEV_KEYS[0] or livekit.api_secret.get_secret_value() == DEV_KEYS[1]
+        )
+        if uses_dev and not livekit.allow_dev_keys:
+            raise ValueError(
+                "the LiveKit development keys (devkey / secret) are refused: set "
+                "ARC_LIVEKIT__API_KEY and ARC_LIVEKIT__API_SECRET (`make run` makes local "
+                "ones), or ARC_LIVEKIT__ALLOW_DEV_KEYS=true for a throwaway dev server"
+            )
+        return self
 
 
 class BargeInSettings(BaseModel):
@@ -136,5 +155,5 @@ class VoiceSettings(ServiceSettings):
     service_name: str = "arc-voice"
     postgres: PostgresSettings = PostgresSettings()
     # Shared with the rest of the mesh (`make run` sets ARC_LIVEKIT__URL / __API_KEY / ...).
-    livekit: LiveKitSettings = LiveKitSettings()
+    livekit: LiveKitSettings = Field(default_factory=LiveKitSettings)
     voice: VoiceOptions = VoiceOptions()

@@ -18,6 +18,7 @@ from typing import NoReturn
 
 import httpx
 import numpy as np
+from pydantic import ValidationError
 
 from arc_voice.caller import MIC_RATE, RoomCaller, participant_token
 from arc_voice.conversation import agent_track_name
@@ -57,7 +58,7 @@ def write_wav(path: Path, pcm: bytes, rate: int) -> None:
 
 async def talk(
     settings: VoiceSettings,
-    source: Path,
+    speech: tuple[bytes, int],
     target: Path,
     *,
     room: str,
@@ -67,11 +68,12 @@ async def talk(
     """The reply's latency from the person's side: from the end of the speech in IN (its
     trailing silence is not counted) to the first audible frame of the reply, with the stages
     the worker recorded for that turn."""
-    pcm, rate = read_wav(source)
+    pcm, rate = speech
     options = settings.voice
     livekit = settings.livekit
     voice_url = f"http://{options.http_host}:{options.http_port}"
-    async with httpx.AsyncClient(timeout=30.0) as http:
+    auth = api_key_headers(settings)
+    async with httpx.AsyncClient(timeout=30.0, headers=auth) as http:
         try:
             answer = await http.post(f"{voice_url}/rooms/{room}/agent")
         except httpx.HTTPError as exc:
@@ -97,15 +99,25 @@ async def talk(
         first = await caller.wait_audible(spoken.speech_ended_at, within_s=reply_within_s)
         last = await caller.wait_quiet(1.5, within_s=120)
         write_wav(target, caller.audio_between(first - 0.1, last + 0.2), MIC_RATE)
-        timing = await _latest_reply(voice_url, room, identity)
+        timing = await _latest_reply(voice_url, room, identity, auth)
     finally:
         await caller.aclose()
     return breakdown(timing, speech_ended_at=spoken.speech_ended_at, heard_at=first)
 
 
-async def _latest_reply(voice_url: str, room: str, identity: str) -> ReplyTiming:
+def api_key_headers(settings: VoiceSettings) -> dict[str, str]:
+    """The worker's routes need its API key: the first of `ARC_HTTP__API_KEYS` (`make talk`
+    passes the one `make run` made)."""
+    if not settings.http.api_keys:
+        raise TalkError("no API key: set ARC_HTTP__API_KEYS (`make talk` reads .arc's key)")
+    return {"authorization": f"Bearer {settings.http.api_keys[0].get_secret_value()}"}
+
+
+async def _latest_reply(
+    voice_url: str, room: str, identity: str, auth: dict[str, str]
+) -> ReplyTiming:
     """The worker's record of the reply just heard (it is written when the reply ends)."""
-    async with httpx.AsyncClient(timeout=10.0) as http:
+    async with httpx.AsyncClient(timeout=10.0, headers=auth) as http:
         for _ in range(50):
             answer = await http.get(f"{voice_url}/rooms/{room}/people/{identity}/replies")
             replies = answer.json().get("replies", []) if answer.status_code == 200 else []
@@ -132,12 +144,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--identity", default="talk-cli")
     parser.add_argument("--reply-within", type=float, default=30.0, metavar="SECONDS")
     args = parser.parse_args(argv)
-    settings = VoiceSettings()
+    try:
+        # Bad input is refused before anything is started or connected.
+        speech = read_wav(args.input)
+        settings = VoiceSettings()
+    except TalkError as exc:
+        print(f"talk: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        problems = "; ".join(str(error["msg"]) for error in exc.errors())
+        print(f"talk: invalid settings: {problems}", file=sys.stderr)
+        return 2
     try:
         result = asyncio.run(
             talk(
                 settings,
-                args.input,
+                speech,
                 args.output,
                 room=args.room,
                 identity=args.identity,

@@ -27,6 +27,7 @@ import re
 import weakref
 from typing import Any
 
+from arc_common.logging import said
 from livekit import rtc
 from livekit.agents import AgentSession
 from livekit.agents.inference.eot import TurnDetector
@@ -242,7 +243,7 @@ class TranscriptAwareStream:
         if not await self._audio.supports_language(language):
             return None
         if transcript_unfinished(self.transcript):
-            log.debug("transcript sounds unfinished", extra={"transcript": self.transcript})
+            log.debug("transcript sounds unfinished", extra={"transcript": said(self.transcript)})
             return _NEVER_FINISHED
         return self._detector.unlikely_threshold
 

@@ -64,7 +64,7 @@ def decode(data: bytes | str) -> Event:
     name an unknown type or version, or break the schema."""
     try:
         header = _header_decoder.decode(data)
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise BadRequest(f"not an event: {_describe(error)}") from error
     cls = SCHEMAS.get((header.type, header.v))
     if cls is None:

@@ -2,6 +2,11 @@
 
 The caller commits: an event is stored if and only if the state it describes is. The relay
 (`python -m arc_events relay`) publishes it to its Pulsar topic afterwards.
+
+An event written inside a traced span carries that trace's id as `trace_id` beside `type` and
+`v` in the stored JSON: envelope metadata, not a schema field (the v1 schemas stay as they
+are; every reader ignores keys it does not know), so a Pulsar consumer can link its own spans
+to the turn that caused the event.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import psycopg
 
 from arc_common.events.codec import to_builtins, validate
 from arc_common.events.schemas import Event
+from arc_common.tracing import current_trace_id
 
 _INSERT = (
     "INSERT INTO agents.outbox "
@@ -26,7 +32,11 @@ _json = msgspec.json.Encoder()
 def _row(event: Event) -> tuple[Any, ...]:
     checked = validate(event)
     cls = type(checked)
-    payload = _json.encode(to_builtins(checked)).decode()
+    body = to_builtins(checked)
+    trace_id = current_trace_id()
+    if trace_id is not None:
+        body["trace_id"] = trace_id
+    payload = _json.encode(body).decode()
     return (
         checked.event_id,
         cls.TOPIC,

@@ -15,14 +15,17 @@ import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from arc_common.envelope import headers_for
+from arc_common.envelope import headers_for, tracing_enabled
 from arc_common.errors import ArcError, Busy, Internal, Timeout, error_for
 from arc_common.wire import REPLY_SCHEMAS, Cancel, ReplyChunk, Request, encode
 
 log = logging.getLogger(__name__)
 
 _chunk_decoder = msgspec.msgpack.Decoder(ReplyChunk)
+tracer = trace.get_tracer("arc_common.streaming")
 _NO_RESPONDERS = "503"
 
 
@@ -147,6 +150,22 @@ class StreamingClient:
         return stream
 
 
+def _client_span(request: Request, subject: str) -> Span | None:
+    """The CLIENT span of one streamed turn (`brain.request`, `tts.request`), a child of the
+    caller's current span; None while tracing is off, so an untraced call pays nothing."""
+    if not tracing_enabled():
+        return None
+    return tracer.start_span(
+        request.schema.partition("/")[0],
+        kind=SpanKind.CLIENT,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.destination.name": subject,
+            "arc.turn_id": request.turn_id,
+        },
+    )
+
+
 class ReplyStream:
     """The chunks of one turn's reply, in order; the terminal `end` stops iteration, a terminal
     `error` raises the typed error the server reported."""
@@ -179,6 +198,9 @@ class ReplyStream:
         self._done = False
         self._next_seq = 0
         self.end: ReplyChunk | None = None
+        # Opened with the stream, under the caller's current span: its context travels in the
+        # request's `traceparent`, so the server's span is its child.
+        self._span = _client_span(request, subject)
 
     async def _send(self) -> None:
         self._sent = True
@@ -186,7 +208,10 @@ class ReplyStream:
             self.subject,
             encode(self.request),
             reply=self._reply,
-            headers=headers_for(self.request.schema),
+            headers=headers_for(
+                self.request.schema,
+                ctx=None if self._span is None else trace.set_span_in_context(self._span),
+            ),
         )
 
     def __aiter__(self) -> Self:
@@ -203,25 +228,38 @@ class ReplyStream:
         try:
             msg = await self._inbox.pop(timeout)
         except TimeoutError:
+            self._span_failed("timeout")
             await self._abandon()
             raise Timeout(f"no reply chunk on {self.subject} within {timeout:.2f}s") from None
         chunk = self._decode(msg)
         if chunk.terminal:
-            self._finish()
             if chunk.kind == "error":
                 body = chunk.error
+                self._span_failed(body.code if body else "internal")
+                self._finish()
                 raise error_for(body.code, body.message) if body else Internal("error without body")
+            if chunk.reason and self._span is not None:
+                self._span.set_attribute("arc.end_reason", chunk.reason)
+            self._finish()
             self.end = chunk
             raise StopAsyncIteration
+        if self._next_seq == 1 and self._span is not None:
+            self._span.add_event("first_chunk")
         return chunk
+
+    def _span_failed(self, code: str) -> None:
+        if self._span is not None and self._span.is_recording():
+            self._span.set_status(Status(StatusCode.ERROR, code))
+            self._span.set_attribute("arc.error_code", code)
 
     def _decode(self, msg: Msg) -> ReplyChunk:
         if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
+            self._span_failed("busy")
             self._finish()
             raise Busy(f"no worker is serving {self.subject}")
         try:
             chunk = _chunk_decoder.decode(msg.data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             self._fail_protocol()
             raise Internal(f"undecodable reply chunk on {self.subject}: {exc}") from exc
         if chunk.seq != self._next_seq:
@@ -235,6 +273,7 @@ class ReplyStream:
 
     def _fail_protocol(self) -> None:
         # The stream can no longer be trusted; tell the server to stop, without awaiting here.
+        self._span_failed("internal")
         self._finish()
         task = asyncio.get_running_loop().create_task(self._publish_cancel())
         self._client._background.add(task)
@@ -243,6 +282,9 @@ class ReplyStream:
     def _finish(self) -> None:
         self._done = True
         self._client._streams.pop(self._token, None)
+        span, self._span = self._span, None
+        if span is not None:
+            span.end()
 
     async def _publish_cancel(self) -> None:
         try:
@@ -260,6 +302,10 @@ class ReplyStream:
 
     async def _abandon(self) -> None:
         was_open = not self._done and self._sent
+        if was_open and self._span is not None:
+            # The requester left before the end (barge-in, hang-up, timeout): the trace shows
+            # where the turn was cut off.
+            self._span.add_event("cancel", {"arc.chunks_received": self._next_seq})
         self._finish()
         if was_open:
             await self._publish_cancel()

@@ -28,6 +28,7 @@ from nats.micro.request import Request as MicroRequest
 from nats.micro.service import EndpointStats, Service
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from arc_common.envelope import SCHEMA_HEADER, trace_context_from, tracing_enabled
 from arc_common.errors import ArcError, BadRequest, Busy, Internal, Timeout, TooLarge
@@ -190,7 +191,7 @@ class _EndpointRunner(Generic[Req]):
             req = self.decoder.decode(data)
         except msgspec.ValidationError as exc:
             raise BadRequest(f"invalid {self.endpoint.request_type.schema}: {exc}") from None
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             raise BadRequest("payload is not a MessagePack map") from None
         req.check()
         return req
@@ -201,10 +202,23 @@ class _EndpointRunner(Generic[Req]):
                 if not tracing_enabled():
                     await self._run(turn, req, ctx)
                     return
+                # The requester's span, from its `traceparent`; a missing or malformed one
+                # extracts as an empty context, and the turn starts a trace of its own.
                 token = otel_context.attach(trace_context_from(ctx.headers))
                 try:
                     with tracer.start_as_current_span(
-                        self.endpoint.name, attributes={"arc.turn_id": req.turn_id}
+                        req.schema.partition("/")[0],
+                        kind=SpanKind.SERVER,
+                        attributes={
+                            "messaging.system": "nats",
+                            "messaging.destination.name": ctx.subject,
+                            "arc.endpoint": self.endpoint.name,
+                            "arc.turn_id": req.turn_id,
+                            "arc.session_id": req.session_id,
+                        },
+                        # A turn's failure is a terminal `error` chunk, recorded below.
+                        record_exception=False,
+                        set_status_on_exception=False,
                     ):
                         await self._run(turn, req, ctx)
                 finally:
@@ -226,6 +240,7 @@ class _EndpointRunner(Generic[Req]):
         except asyncio.CancelledError:
             if turn.cancelled:
                 # Cancelled by a `*.cancel` message: close the stream cleanly for the requester.
+                trace.get_current_span().add_event("cancel", {"arc.chunks_sent": turn.seq})
                 self.stats.cancelled += 1
                 await self.publish(
                     turn,
@@ -249,6 +264,17 @@ class _EndpointRunner(Generic[Req]):
             await self.publish_error(turn.reply, turn.turn_id, turn.seq, error)
         finally:
             self.stats.finished(turn.received_ns, error)
+            log.debug(
+                "turn %s on %s: %s after %d chunks",
+                turn.turn_id,
+                ctx.subject,
+                "cancelled" if turn.cancelled else error.code.value if error else "ended",
+                turn.seq,
+            )
+            if error is not None:
+                trace.get_current_span().set_status(
+                    Status(StatusCode.ERROR, f"{error.code.value}: {error.message}"[:256])
+                )
 
     async def _stream(self, turn: _Turn, req: Req, ctx: TurnContext) -> None:
         async for item in self.endpoint.handler(req, ctx):
@@ -269,7 +295,7 @@ class _EndpointRunner(Generic[Req]):
     async def on_cancel(self, msg: Msg) -> None:
         try:
             cancel = _cancel_decoder.decode(msg.data)
-        except msgspec.MsgspecError:
+        except (msgspec.MsgspecError, UnicodeDecodeError):
             log.warning("undecodable message on %s ignored", msg.subject)
             return
         turn = self.turns.get(cancel.turn_id)

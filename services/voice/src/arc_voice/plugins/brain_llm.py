@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +22,12 @@ from arc_common import subjects
 from arc_common.envelope import headers_for
 from arc_common.errors import ArcError, BadRequest
 from arc_common.streaming import TurnStreams
+from arc_common.tracing import attached
 from arc_common.wire import BRAIN_TEXT_MAX, BrainRequest, Cancel, Commit, encode
 from livekit.agents import APIConnectOptions, llm
 from livekit.agents.llm import ChatChunk, ChatContext, ChoiceDelta, Tool
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
+from opentelemetry import context as otel_context
 
 from arc_voice.plugins.errors import api_error
 
@@ -40,6 +43,8 @@ class BrainOptions:
     idle_timeout_s: float = 15.0
     # Ask the brain to hold each turn until it is committed (see the module's docstring).
     tentative: bool = True
+    # The trace context a request's span is opened under (the person's turn), if any.
+    trace_context: Callable[[], otel_context.Context | None] | None = None
 
 
 @dataclass
@@ -197,13 +202,15 @@ class NatsBrainStream(llm.LLMStream):
             locale=self._opts.locale,
             tentative=self._opts.tentative,
         )
-        stream = self._client.stream(
-            subjects.prefixed(self._opts.subject_prefix, subjects.BRAIN_REQUEST),
-            request,
-            cancel_subject=subjects.prefixed(self._opts.subject_prefix, subjects.BRAIN_CANCEL),
-            first_chunk_timeout=self._opts.first_delta_timeout_s,
-            idle_timeout=self._opts.idle_timeout_s,
-        )
+        parent = self._opts.trace_context() if self._opts.trace_context else None
+        with attached(parent):  # the request's span opens with the stream
+            stream = self._client.stream(
+                subjects.prefixed(self._opts.subject_prefix, subjects.BRAIN_REQUEST),
+                request,
+                cancel_subject=subjects.prefixed(self._opts.subject_prefix, subjects.BRAIN_CANCEL),
+                first_chunk_timeout=self._opts.first_delta_timeout_s,
+                idle_timeout=self._opts.idle_timeout_s,
+            )
         try:
             async with stream:
                 async for chunk in stream:

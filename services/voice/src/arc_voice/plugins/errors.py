@@ -5,9 +5,12 @@ from __future__ import annotations
 from arc_common.errors import HTTP_STATUS, ArcError, ErrorCode
 from livekit.agents import APIConnectionError, APIError, APIStatusError, APITimeoutError
 
+from arc_voice import metrics
+
 
 def api_error(exc: ArcError, *, service: str) -> APIError:
     message = f"{service}: {exc.code.value}: {exc.message}"
+    metrics.ERRORS.labels(service=service, code=exc.code.value).inc()
     if exc.code is ErrorCode.TIMEOUT:
         return APITimeoutError(message, retryable=exc.retryable)
     if exc.code is ErrorCode.BUSY:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from livekit import rtc
 from livekit.agents import utils, vad
 
+from arc_voice import metrics
 from arc_voice.noise_floor import GateConfig, NoiseGate
 
 AgentSpeaking = Callable[[], bool]
@@ -105,6 +106,7 @@ class GatedVADStream(vad.VADStream):
         self._watch_loudness(duration, speaking=speaking)
         if passes:
             return frame
+        metrics.NOISE_GATE_FRAMES_GATED.inc()
         return rtc.AudioFrame.create(
             frame.sample_rate, frame.num_channels, frame.samples_per_channel
         )

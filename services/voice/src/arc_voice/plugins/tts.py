@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from arc_common import subjects
 from arc_common.errors import ArcError, Internal
 from arc_common.streaming import TurnStreams
+from arc_common.tracing import attached
 from arc_common.wire import TtsRequest
 from livekit.agents import APIConnectOptions, tts
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
+from opentelemetry import context as otel_context
 
 from arc_voice.plugins.errors import api_error
 from arc_voice.speakable import within_limit
@@ -34,6 +37,8 @@ class TtsOptions:
     frame_ms: int = 20
     first_chunk_timeout_s: float = 10.0
     idle_timeout_s: float = 10.0
+    # The trace context a request's span is opened under (the person's turn), if any.
+    trace_context: Callable[[], otel_context.Context | None] | None = None
 
 
 @dataclass
@@ -128,13 +133,15 @@ class NatsSynthesizeStream(tts.SynthesizeStream):
             sample_rate=self._opts.sample_rate,
             frame_ms=self._opts.frame_ms,
         )
-        stream = self._client.stream(
-            subjects.prefixed(self._opts.subject_prefix, subjects.TTS_REQUEST),
-            request,
-            cancel_subject=subjects.prefixed(self._opts.subject_prefix, subjects.TTS_CANCEL),
-            first_chunk_timeout=self._opts.first_chunk_timeout_s,
-            idle_timeout=self._opts.idle_timeout_s,
-        )
+        parent = self._opts.trace_context() if self._opts.trace_context else None
+        with attached(parent):  # the request's span opens with the stream
+            stream = self._client.stream(
+                subjects.prefixed(self._opts.subject_prefix, subjects.TTS_REQUEST),
+                request,
+                cancel_subject=subjects.prefixed(self._opts.subject_prefix, subjects.TTS_CANCEL),
+                first_chunk_timeout=self._opts.first_chunk_timeout_s,
+                idle_timeout=self._opts.idle_timeout_s,
+            )
         try:
             async with stream:
                 async for chunk in stream:

@@ -26,6 +26,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Literal
 
+from arc_common.logging import said
 from livekit import rtc
 from livekit.agents import APIConnectOptions, stt, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
@@ -364,7 +365,7 @@ class WhisperRecognizeStream(stt.RecognizeStream):
             # "Mm-hmm" said over the agent means "go on": without a final transcript the
             # session takes the pause it made as a false interruption and resumes.
             if recognition.text:
-                log.info("backchannel over the agent, not a turn: %r", recognition.text)
+                log.info("backchannel over the agent, not a turn: %s", said(recognition.text))
         elif recognition.text:
             self._engine.record_final(
                 recognition, ready_at=ready_at, waited_s=timing.after_speech_end_s

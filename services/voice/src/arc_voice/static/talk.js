@@ -1,10 +1,20 @@
 // Joins the room with the LiveKit JavaScript client, publishes the microphone and plays the
 // agent's audio. The page's own server (the voice worker) hands out the token and makes the
 // agent join the room first.
+//
+// Tokens need the service's API key. The link `make run` prints carries it after `#key=`:
+// a fragment never reaches a server or its logs; the page keeps it for this tab only.
 (function () {
   const { Room, RoomEvent, Track } = LivekitClient;
   const $ = (id) => document.getElementById(id);
   let room = null;
+
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  if (fragment.get("key")) {
+    sessionStorage.setItem("arc-api-key", fragment.get("key"));
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
+  const apiKey = sessionStorage.getItem("arc-api-key");
 
   function log(text) {
     const item = document.createElement("li");
@@ -43,7 +53,12 @@
     $("join").disabled = true;
     try {
       const params = new URLSearchParams({ room: $("room").value, identity: $("identity").value });
-      const answer = await fetch("/token?" + params);
+      if (!apiKey) {
+        throw new Error("this page needs its key: open the link `make run` printed (it ends in #key=…)");
+      }
+      const answer = await fetch("/token?" + params, {
+        headers: { authorization: "Bearer " + apiKey },
+      });
       const body = await answer.json();
       if (!answer.ok) throw new Error(body.error ? body.error.message : answer.statusText);
       room = new Room({ adaptiveStream: true });

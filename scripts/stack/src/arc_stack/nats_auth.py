@@ -1,0 +1,135 @@
+"""Who may say and hear what on NATS: one user per service, with the contract's subjects as
+its permissions, and no anonymous clients.
+
+The matrix follows ARCHITECTURE.md: the voice worker asks (`brain.request`, `tts.request`,
+their cancels and commits) and tells (lifecycle events), and hears only its own inboxes and
+announcements; the brain and TTS hear only their own requests (in their queue groups) and
+answer on the requester's reply subject; an announcer may only announce. Nobody but the
+operator may subscribe to another service's requests, which carry people's words.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from arc_common import subjects
+
+# Streamed replies are many messages on one reply subject (a TTS turn is hundreds of audio
+# frames); `allow_responses` grants that much on the subject of each request received.
+RESPONSES_MAX = 100_000
+RESPONSES_EXPIRE = "10m"
+
+# The inboxes a client makes (`nc.new_inbox()`) and the `micro` discovery subjects.
+INBOXES = "_INBOX.>"
+DISCOVERY = "$SRV.>"
+
+
+@dataclass(frozen=True, slots=True)
+class Permissions:
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    # May answer on the reply subject of a request it received (and nothing else there).
+    responses: bool = False
+
+
+def permission_matrix(prefix: str = "") -> dict[str, Permissions]:
+    """Each service user's allowed subjects, under a subject prefix (tests use one)."""
+
+    def p(*names: str) -> tuple[str, ...]:
+        return tuple(subjects.prefixed(prefix, name) for name in names)
+
+    lifecycle = p(
+        subjects.VOICE_TRACK_PUBLISHED,
+        subjects.VOICE_TRACK_UNPUBLISHED,
+        subjects.SESSION_STARTED,
+        subjects.SESSION_ENDED,
+    )
+    return {
+        "voice": Permissions(
+            publish=(
+                *p(
+                    subjects.BRAIN_REQUEST,
+                    subjects.BRAIN_CANCEL,
+                    subjects.BRAIN_COMMIT,
+                    subjects.TTS_REQUEST,
+                    subjects.TTS_CANCEL,
+                ),
+                *lifecycle,
+            ),
+            subscribe=(INBOXES, *p(subjects.VOICE_ANNOUNCE)),
+            responses=True,  # an announcement's reply
+        ),
+        "brain": Permissions(
+            publish=(),
+            subscribe=(
+                # Only in its queue group: a second subscriber outside it would see every turn.
+                f"{subjects.prefixed(prefix, subjects.BRAIN_REQUEST)} {subjects.BRAIN_QUEUE}",
+                *p(subjects.BRAIN_CANCEL, subjects.BRAIN_COMMIT),
+                DISCOVERY,
+            ),
+            responses=True,
+        ),
+        "tts": Permissions(
+            publish=(),
+            subscribe=(
+                f"{subjects.prefixed(prefix, subjects.TTS_REQUEST)} {subjects.TTS_QUEUE}",
+                *p(subjects.TTS_CANCEL),
+                DISCOVERY,
+            ),
+            responses=True,
+        ),
+        # The events service works from Postgres and Pulsar; it needs nothing on NATS.
+        "events": Permissions(publish=(), subscribe=()),
+        # Anything that speaks through the agent: a scheduler, the Go SDK's announcer.
+        "announcer": Permissions(publish=p(subjects.VOICE_ANNOUNCE), subscribe=(INBOXES,)),
+        # A person's tools (`nats` CLI, debugging): everything.
+        "operator": Permissions(publish=(">",), subscribe=(">",)),
+    }
+
+
+def local_passwords(state: Path, users: list[str]) -> dict[str, str]:
+    """A random password per user, made once under the state directory (0600) and the same
+    on every `make run`, so a service restarted alone still connects."""
+    path = state / "nats-users.json"
+    known: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+    missing = [user for user in users if user not in known]
+    if missing:
+        known |= {user: secrets.token_urlsafe(24) for user in missing}
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(known, out)
+        tmp.replace(path)
+    return {user: known[user] for user in users}
+
+
+def _rule(items: tuple[str, ...]) -> str:
+    # An empty allow list would read as "no restriction"; nothing allowed is "deny all".
+    if not items:
+        return '{deny: [">"]}'
+    return "{allow: [" + ", ".join(json.dumps(item) for item in items) + "]}"
+
+
+def server_config(passwords: Mapping[str, str], matrix: Mapping[str, Permissions]) -> str:
+    """The `authorization` block of a nats-server config: anything not allowed is denied, and
+    a client without a user is refused."""
+    users = []
+    for user, password in passwords.items():
+        perms = matrix[user]
+        parts = [
+            f"publish: {_rule(perms.publish)}",
+            f"subscribe: {_rule(perms.subscribe)}",
+        ]
+        if perms.responses:
+            expires = json.dumps(RESPONSES_EXPIRE)
+            parts.append(f"allow_responses: {{max: {RESPONSES_MAX}, expires: {expires}}}")
+        users.append(
+            f"    {{user: {json.dumps(user)}, password: {json.dumps(password)},\n"
+            f"     permissions: {{{', '.join(parts)}}}}}"
+        )
+    return "authorization {\n  users = [\n" + ",\n".join(users) + "\n  ]\n}\n"

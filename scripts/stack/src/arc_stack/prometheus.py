@@ -1,0 +1,248 @@
+"""Prometheus from Debian's `prometheus` package (2.42: `prometheus` and `promtool`),
+scraping every part of the mesh that serves Prometheus metrics, with Arc's alert rules.
+
+What it scrapes (`ScrapeTargets`): Pulsar's `/metrics` on its admin port, LiveKit's
+Prometheus port, and each Arc service's `/metrics`. NATS is not scraped: nats-server serves
+only JSON (`/varz`, `/connz`…) on its monitoring port, and its Prometheus exporter
+(`github.com/nats-io/prometheus-nats-exporter`) is refused by the Go module proxy this
+machine reaches (403), so there is nothing in Prometheus format to scrape (docs/observability.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from arc_stack.install_lock import exclusive
+from arc_stack.livekit import LiveKitServer
+from arc_stack.paths import cache_dir, repo_root
+from arc_stack.server import ManagedServer, ServerStartError, log_tail, run_logged
+
+DEBIAN_PACKAGE = "prometheus"
+PROMETHEUS_BINARY = Path("/usr/bin/prometheus")
+PROMTOOL_BINARY = Path("/usr/bin/promtool")
+# apt-get update plus a 22 MB download and unpack; minutes on a slow mirror.
+INSTALL_TIMEOUT_S = 900.0
+
+
+def deployments_dir() -> Path:
+    return repo_root() / "deployments" / "prometheus"
+
+
+def alert_rules_path() -> Path:
+    return deployments_dir() / "alerts.yml"
+
+
+def installed() -> bool:
+    return PROMETHEUS_BINARY.is_file() and PROMTOOL_BINARY.is_file()
+
+
+async def install_prometheus(log_dir: Path, say: Callable[[str], None] | None = print) -> None:
+    """Install Debian's `prometheus` with apt-get when `prometheus` or `promtool` is missing;
+    a no-op (one stat per binary) when both are there. Needs root; otherwise the error says
+    the one command to run. The package's own service is not started (no init system here,
+    and `make run` starts its own Prometheus on loopback)."""
+    if installed():
+        return
+    async with exclusive(cache_dir() / "prometheus" / ".apt.lock"):
+        if installed():  # another process installed it while we waited
+            return
+        if os.geteuid() != 0:
+            raise ServerStartError(
+                "prometheus is not installed and installing it needs root: run "
+                "`sudo apt-get install --no-install-recommends prometheus` (Debian 12 ships "
+                "2.42), or leave it out with ARC_STACK_SKIP=prometheus"
+            )
+        apt = shutil.which("apt-get")
+        if apt is None:
+            raise ServerStartError(
+                "prometheus is not installed and this machine has no apt-get: install "
+                "Prometheus 2.42 or newer so that `prometheus` and `promtool` are in /usr/bin"
+            )
+        log_path = log_dir / "prometheus-install.log"
+        if say is not None:
+            say("  … installing Prometheus from Debian (apt-get)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = [apt, "install", "-y", "--no-install-recommends", DEBIAN_PACKAGE]
+        code = await run_logged(
+            install, log_path, label="apt-get install", timeout_s=INSTALL_TIMEOUT_S, env=env
+        )
+        if code != 0:
+            # Stale package lists are the usual cause: refresh them once and try again.
+            await run_logged(
+                [apt, "update"], log_path, label="apt-get update", timeout_s=INSTALL_TIMEOUT_S
+            )
+            code = await run_logged(
+                install, log_path, label="apt-get install", timeout_s=INSTALL_TIMEOUT_S, env=env
+            )
+        if code != 0 or not installed():
+            raise ServerStartError(
+                f"prometheus install: `apt-get install {DEBIAN_PACKAGE}` failed with exit code "
+                f"{code}; log: {log_path}\n{log_tail(log_path)}"
+            )
+
+
+@dataclass
+class ScrapeJob:
+    """One Prometheus job: where to scrape and under which path."""
+
+    name: str
+    targets: list[str]
+    metrics_path: str = "/metrics"
+
+
+@dataclass
+class ScrapeTargets:
+    jobs: list[ScrapeJob] = field(default_factory=list)
+
+    def add(self, name: str, *addresses: str, metrics_path: str = "/metrics") -> None:
+        self.jobs.append(ScrapeJob(name, list(addresses), metrics_path))
+
+
+def prometheus_config(
+    targets: ScrapeTargets,
+    *,
+    scrape_interval_s: float,
+    rule_files: Sequence[Path],
+    self_address: str,
+) -> str:
+    """The server's configuration. JSON is valid YAML, and `json` needs no extra package."""
+    interval = f"{int(scrape_interval_s * 1000)}ms"
+    jobs = [ScrapeJob("prometheus", [self_address]), *targets.jobs]
+    config = {
+        "global": {
+            "scrape_interval": interval,
+            "evaluation_interval": interval,
+            # A scrape must end before the next one starts.
+            "scrape_timeout": interval,
+            "external_labels": {"mesh": "arc-local"},
+        },
+        "rule_files": [str(p) for p in rule_files],
+        "scrape_configs": [
+            {
+                "job_name": job.name,
+                "metrics_path": job.metrics_path,
+                "static_configs": [{"targets": job.targets}],
+            }
+            for job in jobs
+        ],
+    }
+    return (
+        "# Written by arc_stack.prometheus on every start; edits are overwritten.\n"
+        + json.dumps(config, indent=2)
+        + "\n"
+    )
+
+
+class PrometheusServer(ManagedServer):
+    name = "prometheus"
+    start_timeout_s = 30.0
+
+    def __init__(
+        self,
+        data_dir: Path,
+        log_dir: Path,
+        *,
+        port: int = 9090,
+        targets: ScrapeTargets | None = None,
+        scrape_interval_s: float = 5.0,
+        rule_files: Sequence[Path] | None = None,
+        retention: str = "2d",
+    ) -> None:
+        super().__init__(data_dir, log_dir)
+        self.port = port
+        self.targets = targets or ScrapeTargets()
+        self.scrape_interval_s = scrape_interval_s
+        self.rule_files = list(rule_files) if rule_files is not None else [alert_rules_path()]
+        self.retention = retention
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "prometheus.yml"
+
+    def config_text(self) -> str:
+        return prometheus_config(
+            self.targets,
+            scrape_interval_s=self.scrape_interval_s,
+            rule_files=self.rule_files,
+            self_address=f"127.0.0.1:{self.port}",
+        )
+
+    async def install(self) -> None:
+        await install_prometheus(self.log_dir, say=None)
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        self.config_path.write_text(self.config_text())
+        await check_config(self.config_path)
+
+    def command(self) -> list[str]:
+        if not PROMETHEUS_BINARY.is_file():
+            raise ServerStartError(
+                f"prometheus is not installed at {PROMETHEUS_BINARY}: run `make install` first"
+            )
+        return [
+            str(PROMETHEUS_BINARY),
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
+            f"--storage.tsdb.retention.time={self.retention}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            # POST /-/reload picks up edited alert rules without a restart.
+            "--web.enable-lifecycle",
+        ]
+
+    async def healthy(self) -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=1.0) as client:
+                r = await client.get(f"{self.url}/-/ready")
+                return r.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+async def promtool(*args: str) -> tuple[int, str]:
+    """Run `promtool` and return its exit code and combined output."""
+    if not installed():
+        raise ServerStartError(f"promtool is not installed at {PROMTOOL_BINARY}")
+    proc = await asyncio.create_subprocess_exec(
+        str(PROMTOOL_BINARY),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
+async def check_config(path: Path) -> None:
+    """`promtool check config` (which also checks the rule files it names); a bad config
+    fails the start with promtool's own words instead of a crash loop."""
+    code, out = await promtool("check", "config", str(path))
+    if code != 0:
+        raise ServerStartError(f"prometheus config {path} is invalid:\n{out}")
+
+
+class MeteredLiveKitServer(LiveKitServer):
+    """The LiveKit server with its Prometheus endpoint on `metrics_port` (loopback; the
+    server binds its Prometheus listener to the same `--bind` address). LiveKit reads every
+    config key from a `LIVEKIT_<KEY>` variable too, which is how the port is set here."""
+
+    def __init__(self, data_dir: Path, log_dir: Path, *, metrics_port: int, **kwargs: Any) -> None:
+        super().__init__(data_dir, log_dir, **kwargs)
+        self.metrics_port = metrics_port
+
+    def environment(self) -> Mapping[str, str]:
+        return {**super().environment(), "LIVEKIT_PROMETHEUS_PORT": str(self.metrics_port)}
