@@ -7,6 +7,7 @@ import shlex
 
 import typer
 
+from arc_stack.deploy_tools import install_deploy_tools
 from arc_stack.go_sdk import install_go_sdk
 from arc_stack.parts import SERVICES, build_parts
 from arc_stack.paths import state_dir
@@ -99,6 +100,9 @@ def install() -> None:
     try:
         asyncio.run(Supervisor(build_parts(settings, state), state).install())
         asyncio.run(install_go_sdk(state / "logs"))
+        # docker-compose and kustomize for `make compose-config`/`make k8s-validate` and
+        # their tests (tests/deployment).
+        asyncio.run(install_deploy_tools(state / "logs"))
     except ServerStartError as exc:
         typer.echo(f"✗ {exc}", err=True)
         raise typer.Exit(1) from exc
