@@ -9,7 +9,7 @@ under test."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,10 @@ from arc_stack.server import free_port
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-pytestmark = pytest.mark.integration
+# Its own event loop: on the session's loop, tasks other tests left behind (in one run,
+# after tests/integration/test_streaming_rpc.py) now and then delayed these callbacks past
+# any wait, so a probe read as neither delivered nor refused.
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 SUBJECTS = (
     "brain.request",
@@ -79,7 +82,7 @@ class Session:
         return self.violations.pop(0)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def secured(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Secured]:
     root: Path = tmp_path_factory.mktemp("nats-auth")
     matrix = permission_matrix()
@@ -113,7 +116,7 @@ async def _session(secured: Secured, user: str) -> Session:
     return session
 
 
-@pytest_asyncio.fixture(loop_scope="session")
+@pytest_asyncio.fixture(loop_scope="module")
 async def operator(secured: Secured) -> AsyncIterator[Session]:
     session = await _session(secured, "operator")
     yield session
@@ -132,6 +135,10 @@ async def test_anonymous_and_wrong_passwords_are_refused(secured: Secured) -> No
             )
 
 
+class Inconclusive(Exception):
+    """The probe was neither delivered nor refused in time: ask again."""
+
+
 async def _can_publish(user: Session, operator: Session, subject: str) -> bool:
     heard: list[Msg] = []
 
@@ -144,9 +151,11 @@ async def _can_publish(user: Session, operator: Session, subject: str) -> bool:
     await user.client.flush()
     # Either the probe arrives or the server refuses it: wait for one of them (on a loaded
     # machine neither is instant), then make sure the other did not happen too.
-    await _either(lambda: bool(heard), lambda: bool(user.violations))
+    concluded = await _either(lambda: bool(heard), lambda: bool(user.violations))
     await operator.client.flush()
     await watch.unsubscribe()
+    if not concluded:
+        raise Inconclusive(f"publish {subject}")
     if heard:
         assert not [v for v in user.violations if "publish" in v.lower()], user.violations
         return True
@@ -154,17 +163,16 @@ async def _can_publish(user: Session, operator: Session, subject: str) -> bool:
     return False
 
 
-async def _either(*conditions: Callable[[], bool], within_s: float = 15.0) -> None:
-    """Until one condition holds. Generous: in the full suite this process also runs models
-    in threads, and a stalled loop must not read as "neither happened"; the last look comes
-    after a yield, so callbacks that were already due have run."""
+async def _either(*conditions: Callable[[], bool], within_s: float = 3.0) -> bool:
+    """Until one condition holds; False when none did in time (after a last look that lets
+    callbacks already due run)."""
     deadline = asyncio.get_running_loop().time() + within_s
     while not any(condition() for condition in conditions):
         if asyncio.get_running_loop().time() > deadline:
             await asyncio.sleep(0.1)
-            assert any(condition() for condition in conditions), "neither happened"
-            return
+            return any(condition() for condition in conditions)
         await asyncio.sleep(0.01)
+    return True
 
 
 async def _can_subscribe(user: Session, operator: Session, subject: str, queue: str = "") -> bool:
@@ -177,9 +185,11 @@ async def _can_subscribe(user: Session, operator: Session, subject: str, queue: 
     await user.client.flush()
     await operator.client.publish(subject, b"probe")
     await operator.client.flush()
-    await _either(lambda: bool(heard), lambda: bool(user.violations))
+    concluded = await _either(lambda: bool(heard), lambda: bool(user.violations))
     await user.client.flush()
     await sub.unsubscribe()
+    if not concluded:
+        raise Inconclusive(f"subscribe {subject}")
     if heard:
         assert not [v for v in user.violations if "subscription" in v.lower()], user.violations
         return True
@@ -192,34 +202,56 @@ async def _can_subscribe(user: Session, operator: Session, subject: str, queue: 
 async def test_each_user_gets_exactly_its_grants(
     secured: Secured, operator: Session, user: str
 ) -> None:
-    session = await _session(secured, user)
-    try:
-        may_publish, may_subscribe = GRANTED[user]
-        for subject in SUBJECTS:
-            assert await _can_publish(session, operator, subject) == (subject in may_publish), (
-                f"{user} publish {subject}"
-            )
-            assert await _can_subscribe(session, operator, subject) == (subject in may_subscribe), (
-                f"{user} subscribe {subject}"
-            )
-        # After every refusal the connection still serves what it may do.
-        assert session.client.is_connected
-    finally:
-        await session.client.close()
+    may_publish, may_subscribe = GRANTED[user]
+    # A fresh connection per check: on one connection, after a refusal on a subject, a later
+    # operation on that subject was now and then neither delivered nor refused by nats-server
+    # (seen in 1 run of 5 here). Services never do what they may not, so each check starts
+    # clean; that a refused client keeps its connection is checked below.
+    for subject in SUBJECTS:
+        for check, granted in ((_can_subscribe, may_subscribe), (_can_publish, may_publish)):
+            assert await _answered(secured, operator, user, check, subject) == (
+                subject in granted
+            ), f"{user} {check.__name__} {subject}"
+
+
+async def _answered(
+    secured: Secured,
+    operator: Session,
+    user: str,
+    check: Callable[[Session, Session, str], Awaitable[bool]],
+    subject: str,
+) -> bool:
+    """The check's verdict on a fresh connection. A probe neither delivered nor refused
+    within 3 s (about 1 in 150 here, even alone on a quiet machine) is asked again, at most
+    twice more: a verdict needs one or the other."""
+    for _ in range(3):
+        session = await _session(secured, user)
+        try:
+            verdict = await check(session, operator, subject)
+            assert session.client.is_connected  # a refusal costs no connection
+            return verdict
+        except Inconclusive:
+            continue
+        finally:
+            await session.client.close()
+    raise AssertionError(f"{user}: {check.__name__} {subject}: no verdict in 3 tries")
 
 
 @pytest.mark.parametrize(("user", "subject"), [("brain", "brain.request"), ("tts", "tts.request")])
 async def test_requests_are_heard_only_in_the_services_queue_group(
     secured: Secured, operator: Session, user: str, subject: str
 ) -> None:
-    session = await _session(secured, user)
-    try:
-        assert await _can_subscribe(session, operator, subject, queue=QUEUES[subject])
-        assert not await _can_subscribe(session, operator, subject)
-        assert not await _can_subscribe(session, operator, subject, queue="eavesdropper")
-        assert not await _can_subscribe(session, operator, "voice.anything")
-    finally:
-        await session.client.close()
+    def in_queue(queue: str) -> Callable[[Session, Session, str], Awaitable[bool]]:
+        async def check(session: Session, operator: Session, subject: str) -> bool:
+            return await _can_subscribe(session, operator, subject, queue=queue)
+
+        check.__name__ = f"subscribe in queue {queue or '(none)'}"
+        return check
+
+    assert await _answered(secured, operator, user, in_queue(QUEUES[subject]), subject)
+    for queue in ("", "eavesdropper"):
+        assert not await _answered(secured, operator, user, in_queue(queue), subject)
+    assert not await _answered(secured, operator, user, in_queue(""), "voice.anything")
 
 
 async def test_a_service_streams_its_answer_to_the_reply_subject_only(
@@ -235,6 +267,9 @@ async def test_a_service_streams_its_answer_to_the_reply_subject_only(
         async def answer(msg: Msg) -> None:
             for n in range(50):
                 await brain.client.publish(msg.reply, str(n).encode())
+            # Without it nats.py now and then sent only the first (1 run in 60 here, also
+            # without any permissions): its flusher is not woken for the rest.
+            await brain.client.flush()
 
         await brain.client.subscribe("brain.request", queue="brain", cb=answer)
         inbox = voice.client.new_inbox()
@@ -248,7 +283,7 @@ async def test_a_service_streams_its_answer_to_the_reply_subject_only(
         await voice.client.subscribe(inbox, cb=hear)
         await brain.client.flush()
         await voice.client.publish("brain.request", b"question", reply=inbox)
-        await asyncio.wait_for(done.wait(), timeout=5)
+        await asyncio.wait_for(done.wait(), timeout=15)
         assert answers == [str(n).encode() for n in range(50)]
 
         await brain.client.publish("_INBOX.not-asked", b"spoof")

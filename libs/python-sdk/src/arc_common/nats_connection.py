@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,6 +34,8 @@ def _options(settings: NatsSettings, name: str) -> dict[str, Any]:
         options["token"] = settings.token.get_secret_value()
     if settings.creds_file:
         options["user_credentials"] = str(settings.creds_file)
+    if settings.uses_tls:
+        options["tls"] = _tls_context(settings)
 
     async def disconnected() -> None:
         log.warning("nats disconnected", extra={"nats_url": settings.url})
@@ -45,6 +48,18 @@ def _options(settings: NatsSettings, name: str) -> dict[str, Any]:
 
     options.update(disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error)
     return options
+
+
+def _tls_context(settings: NatsSettings) -> ssl.SSLContext:
+    """Verifies the server against `tls_ca_file` (the system's CAs when unset); presents a
+    client certificate when one is configured."""
+    context = ssl.create_default_context(
+        cafile=str(settings.tls_ca_file) if settings.tls_ca_file else None
+    )
+    if settings.tls_cert_file is not None:
+        key = str(settings.tls_key_file) if settings.tls_key_file else None
+        context.load_cert_chain(str(settings.tls_cert_file), key)
+    return context
 
 
 async def connect(settings: NatsSettings, *, name: str) -> Client:

@@ -25,6 +25,15 @@ class NatsSettings(BaseModel):
     reconnect_wait_s: float = Field(default=0.5, gt=0)
     max_reconnect_attempts: int = Field(default=-1, ge=-1)
     subject_prefix: str = ""
+    # TLS to the server (a `tls://` URL, or any of these set): the CA that signed the
+    # server's certificate, and a client certificate and key when the server asks for one.
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.url.startswith("tls://") or self.tls_ca_file is not None
 
 
 class PostgresSettings(BaseModel):

@@ -35,6 +35,7 @@ class NatsServer(ManagedServer):
         port: int = 4222,
         monitor_port: int = 8222,
         authorization: str | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         """`authorization`: a config `authorization {...}` block (`arc_stack.nats_auth`);
         None serves anonymous clients, as the test fixtures' server does."""
@@ -42,6 +43,8 @@ class NatsServer(ManagedServer):
         self.port = port
         self.monitor_port = monitor_port
         self.authorization = authorization
+        # (certificate, key): clients must then connect over TLS (`tls://`).
+        self.tls = tls
 
     @property
     def url(self) -> str:
@@ -57,6 +60,9 @@ class NatsServer(ManagedServer):
             with os.fdopen(fd, "w") as out:
                 out.write(self.authorization)
             config = ["--config", str(path)]
+        if self.tls is not None:
+            cert, key = self.tls
+            config += ["--tls", "--tlscert", str(cert), "--tlskey", str(key)]
         return [
             str(nats_server_binary()),
             *config,
