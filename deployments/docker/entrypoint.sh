@@ -13,7 +13,7 @@
 #    (`python -m arc_<service>` with the arguments given, e.g. `relay` for arc_events).
 set -eu
 
-KEEP_FILE_SETTINGS="ARC_NATS__CREDS_FILE"
+KEEP_FILE_SETTINGS="ARC_NATS__CREDS_FILE ARC_NATS__TLS_CA_FILE ARC_NATS__TLS_CERT_FILE ARC_NATS__TLS_KEY_FILE"
 
 for name in $(env | sed -n 's/^\(ARC_[A-Za-z0-9_]*_FILE\|PGPASSWORD_FILE\)=.*/\1/p'); do
     case " $KEEP_FILE_SETTINGS " in *" $name "*) continue ;; esac
