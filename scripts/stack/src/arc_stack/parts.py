@@ -48,6 +48,7 @@ def _nats_passwords(state: Path) -> dict[str, str]:
 
 def build_parts(settings: StackSettings, state: Path) -> list[ManagedServer]:
     data, logs = state / "data", state / "logs"
+    livekit_key, livekit_secret = settings.livekit_keys(state)
     parts: list[ManagedServer] = [
         NatsServer(
             data / "nats",
@@ -83,8 +84,8 @@ def build_parts(settings: StackSettings, state: Path) -> list[ManagedServer]:
             port=settings.livekit_port,
             rtc_tcp_port=settings.livekit_rtc_tcp_port,
             udp_port=settings.livekit_udp_port,
-            api_key=settings.livekit_keys(state)[0],
-            api_secret=settings.livekit_keys(state)[1],
+            api_key=livekit_key,
+            api_secret=livekit_secret,
             metrics_port=settings.livekit_prometheus_port,
         )
     )
@@ -113,7 +114,7 @@ def build_parts(settings: StackSettings, state: Path) -> list[ManagedServer]:
             query_port=settings.jaeger_query_port,
         )
     )
-    parts.extend(_services(settings, state))
+    parts.extend(_services(settings, state, livekit_key, livekit_secret))
     parts = [p for p in parts if p.name not in settings.skipped]
     if "prometheus" not in settings.skipped:
         parts.append(_prometheus(settings, data, logs, {p.name for p in parts}))
@@ -152,7 +153,9 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _services(settings: StackSettings, state: Path) -> list[ManagedServer]:
+def _services(
+    settings: StackSettings, state: Path, livekit_key: str, livekit_secret: str
+) -> list[ManagedServer]:
     data, logs = state / "data", state / "logs"
     env = {
         # The caller's keys when it has some (a rotation in progress), else the local one.
@@ -164,8 +167,8 @@ def _services(settings: StackSettings, state: Path) -> list[ManagedServer]:
         "ARC_PULSAR__SERVICE_URL": f"pulsar://127.0.0.1:{settings.pulsar_port}",
         "ARC_PULSAR__ADMIN_URL": f"http://127.0.0.1:{settings.pulsar_admin_port}",
         "ARC_LIVEKIT__URL": f"ws://127.0.0.1:{settings.livekit_port}",
-        "ARC_LIVEKIT__API_KEY": settings.livekit_keys(state)[0],
-        "ARC_LIVEKIT__API_SECRET": settings.livekit_keys(state)[1],
+        "ARC_LIVEKIT__API_KEY": livekit_key,
+        "ARC_LIVEKIT__API_SECRET": livekit_secret,
     }
     # A configured endpoint in the caller's environment (OpenAI, vLLM, Ollama) takes
     # precedence over the local model.
