@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := uv
 PYTEST_ARGS ?=
 
-.PHONY: setup run stop status install test test-unit bench lint format talk images compose-config k8s-validate
+.PHONY: setup run stop status install test test-unit bench load lint format talk talk-ws images compose-config k8s-validate
 
 setup:
 	@scripts/bootstrap.sh
@@ -30,11 +30,23 @@ test-unit: setup
 bench: setup
 	@$(UV) run --frozen python -m tests.bench
 
+# The k6 load tests (tests/load) against a running `make run`; starts nothing. Writes
+# docs/load.md. LOAD_ARGS="chat --vus 8" for one script, "--capacity 1,2,4,8" for a ramp.
+LOAD_ARGS ?=
+load: setup
+	@$(UV) run --frozen python -m tests.load $(LOAD_ARGS)
+
 # One turn through a real room from a file (needs `make run` in another terminal).
 talk: setup
 	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make talk IN=question.wav OUT=reply.wav"; exit 2; }
 	@eval "$$($(UV) run --frozen arc client-env)" && \
 		$(UV) run --frozen python -m arc_voice.talk "$(IN)" "$(OUT)"
+
+# The same turn over the WebSocket transport (docs/websocket.md), printing every event.
+talk-ws: setup
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make talk-ws IN=question.wav OUT=reply.wav"; exit 2; }
+	@eval "$$($(UV) run --frozen arc client-env)" && \
+		$(UV) run --frozen python -m arc_voice.ws_client "$(IN)" "$(OUT)"
 
 lint: setup
 	@$(UV) run --frozen ruff check .

@@ -270,8 +270,8 @@ def system_health() -> Dashboard:
             Panel(
                 "Up",
                 [Query("up", "{{job}}")],
-                description="1 when Prometheus scraped the part. NATS is not scraped (no "
-                "Prometheus exporter is obtainable here; docs/observability.md).",
+                description="1 when Prometheus scraped the part (NATS through "
+                "arc_stack.nats_metrics, which reads nats-server's monitoring JSON).",
                 kind="stat",
                 width=24,
                 height=5,
@@ -321,6 +321,28 @@ def system_health() -> Dashboard:
                 description="1 while the brain's history and memory queries answer; 0 during "
                 "an outage (turns are answered and written later).",
                 kind="stat",
+                width=6,
+            ),
+            Panel(
+                "NATS",
+                [
+                    Query("max(nats_up)", "up"),
+                    Query("sum(gnatsd_varz_connections)", "connections"),
+                    Query("sum(gnatsd_varz_slow_consumers)", "slow consumers"),
+                ],
+                description="nats-server answering its monitoring port, client connections "
+                "(every service holds one), and clients it cut off for reading too slowly.",
+                kind="stat",
+                width=6,
+            ),
+            Panel(
+                "NATS messages",
+                [
+                    Query(f"sum(rate(gnatsd_varz_in_msgs[{RATE}]))", "in"),
+                    Query(f"sum(rate(gnatsd_varz_out_msgs[{RATE}]))", "out"),
+                ],
+                description="Messages per second into and out of nats-server: requests, "
+                "streamed reply chunks, cancels and announcements.",
                 width=6,
             ),
             Panel(

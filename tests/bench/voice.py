@@ -57,9 +57,10 @@ from arc_tts.settings import TtsOptions
 from arc_tts.synthesizer import open_synthesizer
 from arc_tts.worker import tts_endpoint
 from arc_voice.caller import AUDIBLE_DB, RoomCaller, participant_token
-from arc_voice.conversation import Conversation, agent_track_name
+from arc_voice.conversation import Conversation
 from arc_voice.latency import STAGES, Breakdown, breakdown
 from arc_voice.models import VoiceModels
+from arc_voice.room_agent import agent_track_name
 from arc_voice.settings import LiveKitSettings, VoiceOptions
 from arc_voice.worker import VoiceWorker
 from psycopg_pool import AsyncConnectionPool

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 INFRA = {"nats", "postgres", "pulsar", "livekit"}
 SERVICES = {"migrate", "llm", "brain", "tts", "tts-2", "events", "voice"}
-OBSERVABILITY = {"jaeger", "prometheus", "grafana"}
+OBSERVABILITY = {"jaeger", "nats-exporter", "prometheus", "grafana"}
 EXPECTED = {
     "infra": INFRA,
     # The services bring the infra they depend on (docker-compose 1.x will not start a
@@ -87,6 +87,7 @@ def test_servers_are_official_images_pinned_by_tag(
         "jaeger": "jaegertracing/jaeger:",
         "prometheus": "prom/prometheus:",
         "grafana": "grafana/grafana:",
+        "nats-exporter": "natsio/prometheus-nats-exporter:",
     }
     for name, prefix in expected.items():
         image = services[name]["image"]
@@ -216,4 +217,4 @@ def test_prometheus_config_is_valid_and_scrapes_every_service(
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     jobs = {j["job_name"] for j in load_yaml(config)["scrape_configs"]}
-    assert {"brain", "tts", "voice", "events", "pulsar"} <= jobs
+    assert {"brain", "tts", "voice", "events", "pulsar", "nats"} <= jobs

@@ -32,6 +32,7 @@ def _env(state: Path) -> dict[str, str]:
     ports = {
         "ARC_NATS_PORT": free_port(),
         "ARC_NATS_MONITOR_PORT": free_port(),
+        "ARC_NATS_METRICS_PORT": free_port(),
         "ARC_POSTGRES_PORT": free_port(),
         "ARC_PULSAR_PORT": free_port(),
         "ARC_PULSAR_ADMIN_PORT": free_port(),

@@ -18,16 +18,19 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-import uvicorn
-from arc_stack.server import free_port
-from arc_voice.http_api import Health, create_app, default_client_js
+from arc_voice.http_api import default_client_js
 from arc_voice.talk import write_wav
 
 from tests.e2e.voice.test_room_to_room import _conversation
 from tests.fixtures.brain import BrainFactory
-from tests.fixtures.http_auth import API_KEY, http_guard
+from tests.fixtures.http_auth import API_KEY
 from tests.fixtures.tts import TtsWorker
-from tests.fixtures.voice import SpeechSynth, VoiceFactory, VoiceHarness, room_name
+from tests.fixtures.voice import (
+    SpeechSynth,
+    VoiceFactory,
+    room_name,
+    serve_voice_http,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -62,31 +65,6 @@ class DevTools:
             "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
         )
         return result["result"].get("value")
-
-
-@contextlib.asynccontextmanager
-async def _page_server(harness: VoiceHarness) -> AsyncIterator[str]:
-    port = free_port()
-    app = create_app(
-        harness.worker.options,
-        harness.worker.livekit,
-        lambda: harness.worker,
-        lambda: Health(healthy=True, detail={}),
-        http_guard(),
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @contextlib.asynccontextmanager
@@ -145,7 +123,7 @@ async def test_the_browser_page_talks_to_the_agent(
     microphone = tmp_path / "question.wav"
     write_wav(microphone, np.zeros(rate, np.int16).tobytes() + pcm + silence, rate)
     room = room_name()
-    async with _page_server(harness) as page_url, _chromium(microphone, tmp_path / "p") as tab:
+    async with serve_voice_http(harness) as page_url, _chromium(microphone, tmp_path / "p") as tab:
         await tab.call("Page.enable")
         # The link `make run` prints: the key in the fragment, which the page keeps.
         await tab.call("Page.navigate", url=f"{page_url}/#key={API_KEY}")

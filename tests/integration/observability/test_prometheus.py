@@ -25,6 +25,8 @@ import yaml  # type: ignore[import-untyped]
 from arc_common.settings import PostgresSettings
 from arc_events.service import EventsService
 from arc_events.settings import EventsOptions, EventsSettings, PulsarSettings
+from arc_stack.nats import NatsServer
+from arc_stack.nats_metrics import NatsCollector
 from arc_stack.parts import build_parts
 from arc_stack.paths import repo_root
 from arc_stack.prometheus import (
@@ -96,8 +98,8 @@ async def test_the_config_make_run_writes_passes_promtool(
     parts = build_parts(StackSettings(), tmp_path)
     [server] = [p for p in parts if isinstance(p, PrometheusServer)]
     jobs = {job.name for job in server.targets.jobs}
-    # Every part that serves Prometheus metrics is scraped (NATS serves none: see the module).
-    assert {"pulsar", "livekit"} <= jobs
+    # Every part that serves Prometheus metrics is scraped (NATS through its exporter part).
+    assert {"nats", "pulsar", "livekit"} <= jobs
     services = {p.name for p in parts} & {"brain", "tts", "voice", "events"}
     assert services <= jobs
     server.config_path.parent.mkdir(parents=True)
@@ -257,6 +259,7 @@ async def test_every_panel_returns_data_after_a_real_turn(
     tts_worker: TtsWorker,
     speech: SpeechSynth,
     subject_prefix: str,
+    nats_server: NatsServer,
 ) -> None:
     brain = await brain_factory(subject_prefix=subject_prefix)
     harness = await voice_factory(greeting="")
@@ -267,6 +270,9 @@ async def test_every_panel_returns_data_after_a_real_turn(
     targets.add("events", metrics_http(events_on_session_outbox.metrics.registry))
     targets.add("pulsar", pulsar_server.admin_url.removeprefix("http://"))
     targets.add("livekit", f"127.0.0.1:{metered_livekit_server.metrics_port}")
+    nats_registry = CollectorRegistry()
+    nats_registry.register(NatsCollector(f"http://127.0.0.1:{nats_server.monitor_port}"))
+    targets.add("nats", metrics_http(nats_registry))
     prometheus = await prometheus_factory(targets)
 
     # One turn, and a barge-in over its answer.

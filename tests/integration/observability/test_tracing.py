@@ -23,7 +23,7 @@ from arc_stack.nats import NatsServer
 from arc_stack.server import free_port
 from arc_stack.service import ServiceProcess
 from arc_voice.caller import RoomCaller, participant_token
-from arc_voice.conversation import agent_track_name
+from arc_voice.room_agent import agent_track_name
 
 from tests.fixtures.jaeger import RunningJaeger
 from tests.fixtures.voice import SpeechSynth

@@ -13,7 +13,7 @@ whether a retry can help.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -67,9 +67,13 @@ class HttpGuard:
         return matched
 
     async def require_key(self, request: Request) -> None:
-        presented = request.headers.get("x-api-key")
+        self.check_key(request.headers)
+
+    def check_key(self, headers: Mapping[str, str]) -> None:
+        """The key check itself, for a request or a WebSocket's upgrade headers."""
+        presented = headers.get("x-api-key")
         if presented is None:
-            scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+            scheme, _, credentials = headers.get("authorization", "").partition(" ")
             presented = credentials.strip() if scheme.lower() == "bearer" else None
         if not self._keys:
             raise Unauthorized("this route needs an API key and the service has none set")

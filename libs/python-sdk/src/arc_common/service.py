@@ -45,6 +45,7 @@ EXIT_FAILED = 1
 EXIT_BAD_SETTINGS = 2
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+WS_MAX_MESSAGE_BYTES = 1 << 20
 
 S = TypeVar("S", bound=ServiceSettings)
 R = TypeVar("R")
@@ -311,6 +312,9 @@ async def _serve(
                 log_config=None,
                 access_log=False,
                 timeout_graceful_shutdown=graceful_s,
+                # A WebSocket message past this closes the socket with 1009 before it is read
+                # into memory (the voice service's /v1/voice; docs/websocket.md).
+                ws_max_size=WS_MAX_MESSAGE_BYTES,
             )
             server = uvicorn.Server(config)
             stop.serving(server)

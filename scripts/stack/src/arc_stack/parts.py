@@ -14,7 +14,16 @@ from arc_stack.server import ManagedServer
 from arc_stack.service import ServiceProcess
 from arc_stack.settings import StackSettings
 
-PART_NAMES = ("nats", "postgres", "pulsar", "livekit", "llm", "jaeger", "prometheus")
+PART_NAMES = (
+    "nats",
+    "nats-metrics",
+    "postgres",
+    "pulsar",
+    "livekit",
+    "llm",
+    "jaeger",
+    "prometheus",
+)
 
 
 # The brain's LLM settings (`arc_brain.settings.LlmSettings` fields) for the local model, as
@@ -57,6 +66,18 @@ def build_parts(settings: StackSettings, state: Path) -> list[ManagedServer]:
             monitor_port=settings.nats_monitor_port,
             # No anonymous clients: each service connects as its own user (arc_stack.nats_auth).
             authorization=server_config(_nats_passwords(state), permission_matrix()),
+        ),
+        # nats-server's JSON monitoring as Prometheus metrics (arc_stack.nats_metrics).
+        ServiceProcess(
+            "nats-metrics",
+            "arc_stack.nats_metrics",
+            f"http://127.0.0.1:{settings.nats_metrics_port}/metrics",
+            data / "nats-metrics",
+            logs,
+            env={
+                "ARC_NATS_MONITOR_URL": f"http://127.0.0.1:{settings.nats_monitor_port}",
+                "ARC_NATS_METRICS_PORT": str(settings.nats_metrics_port),
+            },
         ),
         PostgresServer(
             data / "postgres", logs, port=settings.postgres_port, database=settings.postgres_db
@@ -128,6 +149,8 @@ def _prometheus(
     from arc_stack.prometheus import PrometheusServer, ScrapeTargets
 
     targets = ScrapeTargets()
+    if "nats-metrics" in present:
+        targets.add("nats", f"127.0.0.1:{settings.nats_metrics_port}")
     if "pulsar" in present:
         targets.add("pulsar", f"127.0.0.1:{settings.pulsar_admin_port}")
     if "livekit" in present:

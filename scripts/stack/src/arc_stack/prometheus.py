@@ -1,11 +1,9 @@
 """Prometheus from Debian's `prometheus` package (2.42: `prometheus` and `promtool`),
 scraping every part of the mesh that serves Prometheus metrics, with Arc's alert rules.
 
-What it scrapes (`ScrapeTargets`): Pulsar's `/metrics` on its admin port, LiveKit's
-Prometheus port, and each Arc service's `/metrics`. NATS is not scraped: nats-server serves
-only JSON (`/varz`, `/connz`…) on its monitoring port, and its Prometheus exporter
-(`github.com/nats-io/prometheus-nats-exporter`) is refused by the Go module proxy this
-machine reaches (403), so there is nothing in Prometheus format to scrape (docs/observability.md).
+What it scrapes (`ScrapeTargets`): NATS through `arc_stack.nats_metrics` (nats-server serves
+only JSON, and its official exporter cannot be obtained here), Pulsar's `/metrics` on its
+admin port, LiveKit's Prometheus port, and each Arc service's `/metrics`.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ class StackSettings(BaseSettings):
 
     nats_port: int = Field(default=4222, gt=0, lt=65536)
     nats_monitor_port: int = Field(default=8222, gt=0, lt=65536)
+    # nats-server's monitoring JSON as Prometheus metrics (arc_stack.nats_metrics).
+    nats_metrics_port: int = Field(default=7777, gt=0, lt=65536)
     postgres_port: int = Field(default=5433, gt=0, lt=65536)
     postgres_db: str = "arc"
     pulsar_port: int = Field(default=6650, gt=0, lt=65536)

@@ -1,6 +1,9 @@
-"""One person's conversation with the agent: an `AgentSession` bound to that participant's
+"""One person's conversation with the agent: an `AgentSession` bound to that person's
 microphone, wired to the brain and TTS over NATS, with its own session id and memory (user id
-= participant identity), barge-in bookkeeping, idle timeout, and durable turn records."""
+= the person's identity), barge-in bookkeeping, idle timeout, and durable turn records.
+
+The same conversation runs behind two transports: a LiveKit room (`room_agent`) and a
+WebSocket (`ws_transport`); a `Transport` only says where the audio comes from and goes."""
 
 from __future__ import annotations
 
@@ -11,14 +14,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 from arc_common.events import TurnMetrics
 from arc_common.streaming import TurnStreams
 from arc_common.tracing import attached
-from livekit import rtc
 from livekit.agents import Agent, AgentSession, llm
-from livekit.agents.voice import room_io
 from livekit.agents.voice.events import (
     AgentFalseInterruptionEvent,
     AgentStateChangedEvent,
@@ -32,7 +34,7 @@ from arc_voice import metrics
 from arc_voice.barge_in import BargeIn, pause_agent_audio, resume_stuck_output, stop_agent_audio
 from arc_voice.latency import ReplyTiming, observe_barge_in, observe_reply
 from arc_voice.lifecycle import EventRecorder, HeardTurn
-from arc_voice.models import VAD_SAMPLE_RATE, VoiceModels
+from arc_voice.models import VoiceModels
 from arc_voice.noise_floor import GateConfig
 from arc_voice.plugins.brain_llm import BrainOptions, BrainTurn, NatsBrainLLM
 from arc_voice.plugins.gated_vad import GatedVAD
@@ -120,16 +122,37 @@ class ArcAgent(Agent):
         self._on_turn_confirmed()
 
 
-def agent_track_name(identity: str) -> str:
-    return f"arc-agent-for-{identity}"[:256]
+class Transport(Protocol):
+    """Where a conversation's audio comes from and where the agent's goes."""
+
+    # The room's name; brain requests, traces and lifecycle events carry it.
+    place: str
+    tts_sample_rate: int
+    voice: str | None
+
+    async def start(self, session: AgentSession[None], agent: Agent) -> None:
+        """Bind the session's input and output to this transport and start it."""
+
+    def interrupted(self) -> None:
+        """The person's speech stopped the agent (barge-in)."""
+
+    def turn_heard(self, turn: HeardTurn) -> None:
+        """One of the agent's answers has played (or was cut off), with its timings."""
 
 
 class Conversation:
-    def __init__(self, *, room: rtc.Room, identity: str, deps: ConversationDeps) -> None:
-        self.room = room
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        identity: str,
+        deps: ConversationDeps,
+        session_id: str | None = None,
+    ) -> None:
+        self.transport = transport
+        self.place = transport.place
         self.identity = identity
-        self.track_name = agent_track_name(identity)
-        self.session_id = uuid.uuid4().hex
+        self.session_id = session_id or uuid.uuid4().hex
         self.deps = deps
         opts = deps.options
         self.state = SessionState()
@@ -138,14 +161,14 @@ class Conversation:
         self._tasks: set[asyncio.Task[None]] = set()
         self._recorded_turns: set[str] = set()
         self.end_reason: str | None = None
-        self.trace = TurnTrace(session_id=self.session_id, room=room.name, identity=identity)
+        self.trace = TurnTrace(session_id=self.session_id, room=self.place, identity=identity)
 
         self.brain = NatsBrainLLM(
             deps.client,
             BrainOptions(
                 session_id=self.session_id,
                 user_id=identity,
-                room=room.name,
+                room=self.place,
                 subject_prefix=deps.subject_prefix,
                 first_delta_timeout_s=opts.brain_first_delta_timeout_s,
                 idle_timeout_s=opts.brain_idle_timeout_s,
@@ -156,8 +179,8 @@ class Conversation:
             deps.client,
             TtsOptions(
                 session_id=self.session_id,
-                sample_rate=opts.tts_sample_rate,
-                voice=opts.voice,
+                sample_rate=transport.tts_sample_rate,
+                voice=transport.voice,
                 subject_prefix=deps.subject_prefix,
                 first_chunk_timeout_s=opts.tts_first_chunk_timeout_s,
                 idle_timeout_s=opts.tts_idle_timeout_s,
@@ -206,30 +229,13 @@ class Conversation:
         self.session.on("agent_false_interruption", self._on_false_interruption)
         self.session.on("user_input_transcribed", self._on_transcribed)
 
-    async def start(self) -> None:
+    async def start(self, *, greet: bool = True) -> None:
         opts = self.deps.options
-        await self.session.start(
-            ArcAgent(self._turn_confirmed),
-            room=self.room,
-            room_options=room_io.RoomOptions(
-                participant_identity=self.identity,
-                text_input=False,
-                audio_input=room_io.AudioInputOptions(
-                    sample_rate=VAD_SAMPLE_RATE, frame_size_ms=20, pre_connect_audio=False
-                ),
-                audio_output=room_io.AudioOutputOptions(
-                    sample_rate=opts.tts_sample_rate,
-                    track_name=self.track_name,
-                ),
-                close_on_disconnect=False,
-            ),
-            session_host=False,
-            record=False,
-        )
+        await self.transport.start(self.session, ArcAgent(self._turn_confirmed))
         self.state.participant_joined()
         metrics.CONVERSATIONS_ACTIVE.inc()
-        await self.deps.recorder.session_started(self.session_id, self.room.name, self.identity)
-        if opts.greeting:
+        await self.deps.recorder.session_started(self.session_id, self.place, self.identity)
+        if opts.greeting and greet:
             self.session.say(opts.greeting, allow_interruptions=True)
 
     @property
@@ -259,9 +265,7 @@ class Conversation:
         if self.state.state is not State.WAITING:
             metrics.CONVERSATIONS_ACTIVE.dec()
         self.state.participant_left()
-        await self.deps.recorder.session_ended(
-            self.session_id, self.room.name, self.identity, reason
-        )
+        await self.deps.recorder.session_ended(self.session_id, self.place, self.identity, reason)
 
     # --- events -------------------------------------------------------------------------
 
@@ -283,6 +287,7 @@ class Conversation:
             self.trace.interrupted(at)
             observe_barge_in(barge_in.stop_ms)
             self.state.interrupted()
+            self.transport.interrupted()
 
     def _on_loud(self, at: float) -> None:
         if self.state.state is not State.SPEAKING:
@@ -407,6 +412,7 @@ class Conversation:
         metrics.TURNS.labels(interrupted=str(item.interrupted).lower()).inc()
         if heard_turn.metrics and heard_turn.metrics.voice_to_voice_ms is not None:
             metrics.VOICE_TO_VOICE_MS.observe(heard_turn.metrics.voice_to_voice_ms)
+        self.transport.turn_heard(heard_turn)
         with attached(turn_trace):  # the turn's outbox event carries its trace id
             self._spawn(self._store_turn(heard_turn), name=f"store:{turn.turn_id}")
 

@@ -1,5 +1,5 @@
 """HTTP entry points: health, Prometheus metrics, joining rooms, tokens for the browser page,
-and the page itself."""
+the page itself, and the WebSocket voice endpoint."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from arc_common.errors import BadRequest, Busy, Unsupported
 from arc_common.http_errors import install_error_handlers
 from arc_common.http_security import HttpGuard
 from arc_common.telemetry import metrics_payload
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, Query, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from arc_voice.caller import participant_token
 from arc_voice.settings import LiveKitSettings, VoiceOptions
 from arc_voice.worker import VoiceWorker, checked_room_name
+from arc_voice.ws_api import serve_socket
 
 _IDENTITY = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
 
@@ -134,6 +135,12 @@ def create_app(
             ttl_s=options.token_ttl_s,
         )
         return TokenResponse(url=livekit.url, room=name, identity=who, token=jwt)
+
+    @app.websocket("/v1/voice")
+    async def voice_socket(ws: WebSocket) -> None:
+        """One conversation over a WebSocket (docs/websocket.md); the key is checked on the
+        upgrade's headers, as on every other private route."""
+        await serve_socket(ws, worker(), guard)
 
     static = static_dir()
     client_js = options.web_client_js or default_client_js()

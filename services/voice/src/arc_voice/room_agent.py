@@ -13,10 +13,14 @@ from typing import Any
 
 from arc_common.wire import Announcement
 from livekit import api, rtc
+from livekit.agents import Agent, AgentSession
+from livekit.agents.voice import room_io
 
 from arc_voice import metrics
 from arc_voice.announcements import AnnouncementQueue, DropReason, Outcome
 from arc_voice.conversation import Conversation, ConversationDeps
+from arc_voice.lifecycle import HeardTurn
+from arc_voice.models import VAD_SAMPLE_RATE
 from arc_voice.settings import LiveKitSettings
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,48 @@ def agent_token(livekit: LiveKitSettings, *, room: str, identity: str, ttl_s: in
         .with_ttl(datetime.timedelta(seconds=ttl_s))
         .to_jwt()
     )
+
+
+def agent_track_name(identity: str) -> str:
+    return f"arc-agent-for-{identity}"[:256]
+
+
+class RoomTransport:
+    """A conversation heard through one participant's microphone in a LiveKit room and
+    answered on a track of the agent's own, named for them."""
+
+    def __init__(self, room: rtc.Room, identity: str, *, tts_sample_rate: int, voice: str | None):
+        self.room = room
+        self.place = room.name
+        self.identity = identity
+        self.track_name = agent_track_name(identity)
+        self.tts_sample_rate = tts_sample_rate
+        self.voice = voice
+
+    async def start(self, session: AgentSession[None], agent: Agent) -> None:
+        await session.start(
+            agent,
+            room=self.room,
+            room_options=room_io.RoomOptions(
+                participant_identity=self.identity,
+                text_input=False,
+                audio_input=room_io.AudioInputOptions(
+                    sample_rate=VAD_SAMPLE_RATE, frame_size_ms=20, pre_connect_audio=False
+                ),
+                audio_output=room_io.AudioOutputOptions(
+                    sample_rate=self.tts_sample_rate, track_name=self.track_name
+                ),
+                close_on_disconnect=False,
+            ),
+            session_host=False,
+            record=False,
+        )
+
+    def interrupted(self) -> None:
+        """The room hears the agent stop; nothing more to tell."""
+
+    def turn_heard(self, turn: HeardTurn) -> None:
+        """A room has no channel for timings (`GET .../replies` serves them)."""
 
 
 class RoomAgent:
@@ -121,7 +167,13 @@ class RoomAgent:
     def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
         if participant.kind not in _HUMAN_KINDS or participant.identity in self.conversations:
             return
-        conversation = Conversation(room=self.room, identity=participant.identity, deps=self._deps)
+        opts = self._deps.options
+        transport = RoomTransport(
+            self.room, participant.identity, tts_sample_rate=opts.tts_sample_rate, voice=opts.voice
+        )
+        conversation = Conversation(
+            transport=transport, identity=participant.identity, deps=self._deps
+        )
         self.conversations[participant.identity] = conversation
         self._spawn(self._run_conversation(conversation), name=f"conv:{participant.identity}")
 
@@ -185,8 +237,8 @@ class RoomAgent:
         )
 
     def _owner_of_local(self, publication: rtc.LocalTrackPublication) -> str | None:
-        for identity, conversation in self.conversations.items():
-            if publication.name == conversation.track_name:
+        for identity in self.conversations:
+            if publication.name == agent_track_name(identity):
                 return identity
         return None
 

@@ -21,8 +21,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from arc_voice.caller import MIC_RATE, RoomCaller, participant_token
-from arc_voice.conversation import agent_track_name
 from arc_voice.latency import Breakdown, ReplyTiming, breakdown, describe
+from arc_voice.room_agent import agent_track_name
 from arc_voice.settings import VoiceSettings
 
 

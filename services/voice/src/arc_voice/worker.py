@@ -2,6 +2,7 @@
 
 Rooms are joined on request (start-up list, `POST /rooms/{room}/agent`, or a browser asking
 for a token); announcements arrive on `agent.voice.announce` and go to the named room.
+WebSocket conversations (`/v1/voice`) share the same resources.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from nats.aio.subscription import Subscription
 from psycopg_pool import AsyncConnectionPool
 
 from arc_voice import metrics
-from arc_voice.conversation import ConversationDeps
+from arc_voice.conversation import Conversation, ConversationDeps
 from arc_voice.lifecycle import EventRecorder
 from arc_voice.models import VoiceModels
 from arc_voice.room_agent import RoomAgent
@@ -66,6 +67,9 @@ class VoiceWorker:
             subject_prefix=subject_prefix,
         )
         self.rooms: dict[str, RoomAgent] = {}
+        # Conversations over `/v1/voice`; each socket's handler owns its own, this set is
+        # how the worker finds them (metrics, shutdown).
+        self.sockets: set[Conversation] = set()
         self._joining: dict[str, asyncio.Task[RoomAgent]] = {}
         self._announce_sub: Subscription | None = None
         self.rejected_announcements = 0
@@ -89,6 +93,9 @@ class VoiceWorker:
         await asyncio.gather(*self._joining.values(), return_exceptions=True)
         await asyncio.gather(*(r.aclose() for r in self.rooms.values()), return_exceptions=True)
         self.rooms.clear()
+        await asyncio.gather(
+            *(c.aclose("agent_left") for c in list(self.sockets)), return_exceptions=True
+        )
         await self._client.close()
         if self.deps.http is not None:
             await self.deps.http.close()
