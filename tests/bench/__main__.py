@@ -12,6 +12,7 @@ import sys
 ALL_BENCHES = (
     "rpc",
     "tracing",
+    "voice_tracing",
     "brain",
     "llm",
     "intent",

@@ -417,38 +417,31 @@ async def _start_services(
     nats_url: str,
     dsn: str,
     brain_env: dict[str, str] | None = None,
-) -> None:
-    for service in _services(root, prefix, nats_url=nats_url, dsn=dsn, brain_env=brain_env):
+    names: tuple[str, ...] = ("brain", "tts"),
+    env: dict[str, str] | None = None,
+) -> dict[str, int]:
+    """Start the named services as processes, as `make run` does; their HTTP ports."""
+    ports: dict[str, int] = {}
+    for name in names:
+        ports[name] = free_port()
+        service = ServiceProcess(
+            name,
+            f"arc_{name}",
+            f"http://127.0.0.1:{ports[name]}/healthz",
+            root / f"{prefix}-{name}",
+            root / f"{prefix}-{name}-logs",
+            env={
+                "ARC_NATS__URL": nats_url,
+                "ARC_NATS__SUBJECT_PREFIX": prefix,
+                "ARC_POSTGRES__DSN": dsn,
+                **(env or {}),
+                **(brain_env or {} if name == "brain" else {}),
+                f"ARC_{name.upper()}__HTTP_PORT": str(ports[name]),
+            },
+        )
         await service.start()
         stack.push_async_callback(service.stop)
-
-
-def _services(
-    root: Path, prefix: str, *, nats_url: str, dsn: str, brain_env: dict[str, str] | None = None
-) -> list[ServiceProcess]:
-    env = {
-        "ARC_NATS__URL": nats_url,
-        "ARC_NATS__SUBJECT_PREFIX": prefix,
-        "ARC_POSTGRES__DSN": dsn,
-    }
-    services = []
-    for name, module in (("brain", "arc_brain"), ("tts", "arc_tts")):
-        port = free_port()
-        services.append(
-            ServiceProcess(
-                name,
-                module,
-                f"http://127.0.0.1:{port}/healthz",
-                root / f"{prefix}-{name}",
-                root / f"{prefix}-{name}-logs",
-                env={
-                    **env,
-                    **(brain_env or {} if name == "brain" else {}),
-                    f"ARC_{name.upper()}__HTTP_PORT": str(port),
-                },
-            )
-        )
-    return services
+    return ports
 
 
 def _row(label: str, values: list[float]) -> str:

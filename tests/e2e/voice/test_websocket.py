@@ -157,6 +157,7 @@ async def test_typed_text_is_answered_and_speech_over_the_answer_stops_it(
             interrupted_at = next(at for at, e in turn.events if e is interrupted)
             end = await caller.wait_for("audio_end", within_s=10)
             assert end["interrupted"] is True, end
+            ended_at = next(at for at, e in turn.events if e is end)
             await sending
             await asyncio.sleep(0.5)
         finally:
@@ -164,7 +165,9 @@ async def test_typed_text_is_answered_and_speech_over_the_answer_stops_it(
             await caller.ws.close()
     # What the client received stops: the last audible frame arrives within the bound the
     # room test holds (0.25 s after the agent noticed), since only SEND_AHEAD_S is in flight.
-    last_audible = max(at for at, level in caller.frames if level > AUDIBLE_DB)
+    # Frames of the interrupted answer only: the words said over it ("...thank you") may get
+    # an answer of their own afterwards.
+    last_audible = max(at for at, level in caller.frames if level > AUDIBLE_DB and at <= ended_at)
     stop_after_notice = last_audible - interrupted_at
     print(
         f"barge-in over the socket: speech sent → agent stopped {interrupted_at - spoken_at:.3f}"

@@ -49,6 +49,7 @@ def test_a_start_is_read_with_its_defaults() -> None:
         (json.dumps({**START, "input_sample_rate": 96000}), "unsupported"),
         (json.dumps({**START, "output_sample_rate": 44100}), "unsupported"),
         (json.dumps({**START, "frame_ms": 101}), "unsupported"),
+        (json.dumps({**START, "lead_ms": 1001}), "unsupported"),
         (json.dumps({"type": "text", "text": "é" * 40_000}), "too_large"),
     ],
 )

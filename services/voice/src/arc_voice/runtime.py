@@ -80,6 +80,7 @@ class VoiceRuntime:
             "nats": "connected" if nats_ok else "disconnected",
             "worker": "running" if worker is not None else "starting",
             "rooms": sorted(worker.rooms) if worker is not None else [],
+            "websocket_conversations": len(worker.sockets) if worker is not None else 0,
             "postgres_pool": {k: pool_stats.get(k, 0) for k in ("pool_size", "pool_available")},
             "event_store_failures": worker.recorder.failures if worker is not None else 0,
             "stt": self.settings.voice.stt_engine,

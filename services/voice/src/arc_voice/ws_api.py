@@ -42,6 +42,7 @@ class Start(_Message):
     frame_ms: int = 20
     voice: str | None = Field(default=None, min_length=1, max_length=64)
     pacing: Literal["realtime", "fast"] = "realtime"
+    lead_ms: int = 100
     greeting: bool = True
 
 
@@ -94,6 +95,8 @@ def check_start(start: Start) -> None:
         raise Unsupported(f"output_sample_rate must be one of {TTS_SAMPLE_RATES}")
     if not 10 <= start.frame_ms <= 100:
         raise Unsupported("frame_ms must be 10..100")
+    if not 0 <= start.lead_ms <= 1000:
+        raise Unsupported("lead_ms must be 0..1000")
 
 
 class SocketSession:
@@ -163,6 +166,7 @@ class SocketSession:
             frame_ms=start.frame_ms,
             pacing=start.pacing,
             voice=start.voice or self.worker.options.voice,
+            lead_s=start.lead_ms / 1000,
         )
         conversation = Conversation(
             transport=transport,

@@ -140,6 +140,7 @@ async def take_turn(
     user_id: str = "ws-cli",
     output_sample_rate: int = 24000,
     reply_within_s: float = 30.0,
+    pacing: str = "realtime",
 ) -> SocketTurn:
     """Connect, say `speech`, and keep what came back until the reply has played."""
     pcm, rate = speech
@@ -158,14 +159,16 @@ async def take_turn(
                     "input_sample_rate": rate,
                     "output_sample_rate": output_sample_rate,
                     "greeting": False,
+                    "pacing": pacing,
                 }
             )
             ready = await caller.wait_for("ready", within_s=30)
             if ready.get("type") != "ready":
                 raise TalkError(f"the worker refused the conversation: {ready}")
+            # The reply can start while the file's trailing silence is still being sent.
+            mark = len(turn.events)
             await caller.say(pcm, rate)
             caller.keep_sending_silence(rate)
-            mark = len(turn.events)
             await caller.wait_for("audio_start", within_s=reply_within_s, after=mark)
             await caller.wait_for("audio_end", within_s=120, after=mark)
             await caller.wait_for("turn_metrics", within_s=5, after=mark)

@@ -36,8 +36,9 @@ Pacing = Literal["realtime", "fast"]
 MAX_AHEAD_S = 1.0
 # Frames the framework has not read yet; a worker too slow to keep up drops past this.
 MAX_QUEUED_S = 5.0
-# With real-time pacing the agent's audio is sent this far ahead of its play time, for the
-# client's jitter buffer; a barge-in can leave at most this much in the client.
+# With real-time pacing the agent's audio is sent this far ahead of its play time (unless the
+# client's `start` asks for another lead), for the client's jitter buffer; a barge-in can
+# leave at most this much in the client.
 SEND_AHEAD_S = 0.1
 _BUSY_EVERY_S = 1.0
 
@@ -159,7 +160,15 @@ class SocketAudioOutput(io.AudioOutput):
     """The agent's speech as binary frames of `frame_ms`, paced in real time (so a barge-in
     leaves at most `SEND_AHEAD_S` in the client) or sent as fast as produced."""
 
-    def __init__(self, outbox: Outbox, *, sample_rate: int, frame_ms: int, pacing: Pacing):
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        sample_rate: int,
+        frame_ms: int,
+        pacing: Pacing,
+        lead_s: float = SEND_AHEAD_S,
+    ):
         super().__init__(
             label="WebSocket",
             capabilities=io.AudioOutputCapabilities(pause=True),
@@ -170,6 +179,7 @@ class SocketAudioOutput(io.AudioOutput):
             sample_rate, 1, samples_per_channel=sample_rate * frame_ms // 1000
         )
         self._realtime = pacing == "realtime"
+        self._lead_s = lead_s
         self._queue: asyncio.Queue[rtc.AudioFrame | _SegmentEnd] = asyncio.Queue()
         self._playing = asyncio.Event()
         self._playing.set()
@@ -247,7 +257,7 @@ class SocketAudioOutput(io.AudioOutput):
                 self._outbox.event("audio_start")
                 self.on_playback_started(created_at=time.time())
             if self._realtime:
-                due = self._clock_start + self._sent_s - SEND_AHEAD_S
+                due = self._clock_start + self._sent_s - self._lead_s
                 if (wait := due - time.monotonic()) > 0:
                     await asyncio.sleep(wait)
                     if self._interrupted or not self._playing.is_set():
@@ -305,13 +315,18 @@ class SocketTransport:
         frame_ms: int,
         pacing: Pacing,
         voice: str | None,
+        lead_s: float = SEND_AHEAD_S,
     ) -> None:
         self.outbox = outbox
         self.tts_sample_rate = output_sample_rate
         self.voice = voice
         self.audio_in = SocketAudioInput(input_sample_rate, self._busy)
         self.audio_out = SocketAudioOutput(
-            outbox, sample_rate=output_sample_rate, frame_ms=frame_ms, pacing=pacing
+            outbox,
+            sample_rate=output_sample_rate,
+            frame_ms=frame_ms,
+            pacing=pacing,
+            lead_s=lead_s,
         )
 
     def _busy(self, dropped_s: float) -> None:
