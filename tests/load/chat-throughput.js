@@ -16,12 +16,10 @@ import { Counter, Gauge, Rate, Trend } from 'k6/metrics';
 import exec from 'k6/execution';
 import {
   apiKey,
-  bucketDiff,
-  bucketQuantile,
   env,
   envFloat,
   envInt,
-  observationCount,
+  reportHistogram,
   scenario,
   scrapeHistogram,
 } from './lib/common.js';
@@ -117,11 +115,9 @@ export function chat(data) {
 }
 
 export function teardown(data) {
-  const after = scrapeHistogram(`${BRAIN_URL}/metrics`, FIRST_DELTA);
-  const pairs = bucketDiff(data.before, after);
-  serverTurns.add(observationCount(pairs));
-  const p50 = bucketQuantile(pairs, 0.5);
-  const p95 = bucketQuantile(pairs, 0.95);
-  if (p50 !== null) serverFirstDeltaP50.add(p50 * 1000);
-  if (p95 !== null) serverFirstDeltaP95.add(p95 * 1000);
+  reportHistogram(`${BRAIN_URL}/metrics`, FIRST_DELTA, data.before, {
+    count: serverTurns,
+    p50: serverFirstDeltaP50,
+    p95: serverFirstDeltaP95,
+  });
 }

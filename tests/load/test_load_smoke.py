@@ -5,30 +5,23 @@ small numbers and thresholds that must hold. k6 exits 99 when a threshold is cro
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import httpx
 import pytest
 import pytest_asyncio
 from arc_brain.embedding import MiniLmEmbedder
 from arc_stack.livekit import LiveKitServer
 from arc_stack.nats import NatsServer
 from arc_stack.postgres import PostgresServer
-from arc_stack.server import free_port
 
 from tests.fixtures.brain import RunningBrain, brain_settings, start_brain
 from tests.fixtures.http_auth import API_KEY, http_settings
 from tests.fixtures.tts import TtsWorker
+from tests.fixtures.voice import voice_process
 from tests.load.questions import ensure_questions
 from tests.load.runner import SCRIPTS, K6Result, k6_binary, run_k6
 
@@ -104,47 +97,14 @@ async def voice_url(
 ) -> AsyncIterator[str]:
     """`python -m arc_voice` on the contract's unprefixed subjects, where the session's brain
     and TTS worker answer; its `/v1/voice` URL."""
-    port = free_port()
-    log_path = tmp_path / "arc_voice.log"
-    env = {
-        **os.environ,
-        "ARC_NATS__URL": nats_server.url,
-        "ARC_NATS__SUBJECT_PREFIX": "",
-        "ARC_POSTGRES__DSN": postgres_server.dsn(),
-        "ARC_VOICE__HTTP_PORT": str(port),
-        "ARC_LIVEKIT__URL": livekit_server.url,
-        "ARC_LIVEKIT__API_KEY": livekit_server.api_key,
-        "ARC_LIVEKIT__API_SECRET": livekit_server.api_secret,
-        "ARC_LOG__JSON": "false",
-        "ARC_VOICE__GREETING": "",
-        "ARC_HTTP__API_KEYS": API_KEY,
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: ASYNC220 (spawning does not block)
-            [sys.executable, "-m", "arc_voice"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while True:
-                assert process.poll() is None, log_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.2)
-        yield f"ws://127.0.0.1:{port}/v1/voice"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(process.wait, 20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    async with voice_process(
+        nats_url=nats_server.url,
+        subject_prefix="",
+        dsn=postgres_server.dsn(),
+        livekit=livekit_server,
+        log_path=tmp_path / "arc_voice.log",
+    ) as running:
+        yield running.socket_url
 
 
 async def test_conversations(voice_url: str, tmp_path: Path) -> None:

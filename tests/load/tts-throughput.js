@@ -15,12 +15,10 @@ import { check } from 'k6';
 import { Counter, Gauge, Rate, Trend } from 'k6/metrics';
 import {
   apiKey,
-  bucketDiff,
-  bucketQuantile,
   env,
   envFloat,
   envInt,
-  observationCount,
+  reportHistogram,
   scenario,
   scrapeHistogram,
 } from './lib/common.js';
@@ -91,11 +89,9 @@ export function tts() {
 }
 
 export function teardown(data) {
-  const after = scrapeHistogram(`${TTS_URL}/metrics`, FIRST_CHUNK);
-  const pairs = bucketDiff(data.before, after);
-  serverStreams.add(observationCount(pairs));
-  const p50 = bucketQuantile(pairs, 0.5);
-  const p95 = bucketQuantile(pairs, 0.95);
-  if (p50 !== null) serverFirstChunkP50.add(p50 * 1000);
-  if (p95 !== null) serverFirstChunkP95.add(p95 * 1000);
+  reportHistogram(`${TTS_URL}/metrics`, FIRST_CHUNK, data.before, {
+    count: serverStreams,
+    p50: serverFirstChunkP50,
+    p95: serverFirstChunkP95,
+  });
 }

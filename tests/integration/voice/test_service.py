@@ -9,13 +9,10 @@ import contextlib
 import io
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -26,7 +23,6 @@ from arc_common import subjects
 from arc_stack.livekit import LiveKitServer
 from arc_stack.nats import NatsServer
 from arc_stack.postgres import PostgresServer
-from arc_stack.server import free_port
 from arc_tts.synthesizer import Synthesizer
 from arc_voice.models import VoiceModels
 from arc_voice.plugins.stt import to_whisper_audio
@@ -38,19 +34,13 @@ from nats.aio.client import Client
 from tests.fixtures.brain import BrainFactory
 from tests.fixtures.http_auth import API_KEY, AUTH
 from tests.fixtures.tts import running_worker
-from tests.fixtures.voice import SpeechSynth, room_name
+from tests.fixtures.voice import SpeechSynth, VoiceProcess, room_name
+from tests.fixtures.voice import voice_process as start_voice_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 PREFIX = f"t{uuid.uuid4().hex[:10]}"
-
-
-@dataclass
-class VoiceProcess:
-    url: str
-    port: int
-    env: dict[str, str]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -61,51 +51,17 @@ async def voice_process(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[VoiceProcess]:
     """One worker process for the module (start-up loads the models: seconds)."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("voice") / "arc_voice.log"
-    env = {
-        **os.environ,
-        "ARC_NATS__URL": nats_server.url,
-        "ARC_NATS__SUBJECT_PREFIX": PREFIX,
-        "ARC_POSTGRES__DSN": postgres_server.dsn(),
-        "ARC_VOICE__HTTP_PORT": str(port),
-        "ARC_LIVEKIT__URL": livekit_server.url,
-        "ARC_LIVEKIT__API_KEY": livekit_server.api_key,
-        "ARC_LIVEKIT__API_SECRET": livekit_server.api_secret,
-        "ARC_LOG__JSON": "false",
-        "ARC_VOICE__GREETING": "",
-        "ARC_HTTP__API_KEYS": API_KEY,
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: ASYNC220 (spawning does not block)
-            [sys.executable, "-m", "arc_voice"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while True:
-                assert process.poll() is None, log_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{url}/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.2)
-        yield VoiceProcess(url, port, env)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(process.wait, 20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    async with start_voice_process(
+        nats_url=nats_server.url,
+        subject_prefix=PREFIX,
+        dsn=postgres_server.dsn(),
+        livekit=livekit_server,
+        log_path=tmp_path_factory.mktemp("voice") / "arc_voice.log",
+    ) as running:
+        yield running
     # A drain (HTTP stopped, rooms left, NATS drained) and exit status 0: arc_common.service.
-    log_text = log_path.read_text()
-    assert process.returncode == 0, log_text[-3000:]
+    log_text = running.log_path.read_text()
+    assert running.returncode == 0, log_text[-3000:]
     assert "stopping on SIGTERM" in log_text and "arc-voice stopped" in log_text, log_text[-3000:]
 
 

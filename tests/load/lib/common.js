@@ -122,3 +122,14 @@ export function bucketQuantile(pairs, q) {
 export function observationCount(pairs) {
   return pairs.reduce((sum, [, count]) => sum + count, 0);
 }
+
+// The service's histogram since `before` (from setup), reported into three k6 Gauges: how
+// many it observed during the run, and its p50 and p95 in ms.
+export function reportHistogram(metricsUrl, name, before, gauges) {
+  const pairs = bucketDiff(before, scrapeHistogram(metricsUrl, name));
+  gauges.count.add(observationCount(pairs));
+  const p50 = bucketQuantile(pairs, 0.5);
+  const p95 = bucketQuantile(pairs, 0.95);
+  if (p50 !== null) gauges.p50.add(p50 * 1000);
+  if (p95 !== null) gauges.p95.add(p95 * 1000);
+}
