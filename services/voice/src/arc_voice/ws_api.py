@@ -9,7 +9,7 @@ import json
 import logging
 import re
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from arc_common.errors import ArcError, BadRequest, Busy, TooLarge, Unsupported
 from arc_common.http_security import HttpGuard
@@ -223,19 +223,12 @@ async def serve_socket(ws: WebSocket, worker: VoiceWorker | None, guard: HttpGua
         refusal = (Busy("the voice worker is still starting"), 1013)
     if refusal is not None:
         error, code = refusal
+        # The same error event a conversation's socket sends, through the same writer.
+        outbox = Outbox(ws.send_text, ws.send_bytes)
+        outbox.error(error)
+        await outbox.aclose()
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            await ws.send_json(_error_event(error))
             await ws.close(code)
         return
     assert worker is not None
     await SocketSession(ws, worker).run()
-
-
-def _error_event(error: ArcError) -> dict[str, Any]:
-    return {
-        "type": "error",
-        "t": 0.0,
-        "code": error.code.value,
-        "message": error.message,
-        "retryable": error.retryable,
-    }
