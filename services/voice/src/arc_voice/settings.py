@@ -54,6 +54,18 @@ class BargeInSettings(BaseModel):
     confirm_within_s: float = Field(default=0.5, gt=0.0, le=5.0)
 
 
+class RecordingSettings(BaseModel):
+    # Off unless asked for: people are recorded only where the operator chose it, and then
+    # they are told (`notice`). `make run` turns it on for the local mesh (docs/recording.md).
+    enabled: bool = False
+    # Where the per-session files go: a local folder (created at start-up).
+    directory: Path = Path(".arc/recordings")
+    # Recordings (files and rows) older than this are deleted; 0 keeps them for good.
+    retention_days: float = Field(default=30.0, ge=0.0, le=3650.0)
+    # Said (and shown) at the start of a recorded conversation; empty: shown only.
+    notice: str = Field(default="This conversation is recorded.", max_length=500)
+
+
 class VoiceOptions(BaseModel):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8083, ge=1, le=65535)
@@ -114,6 +126,7 @@ class VoiceOptions(BaseModel):
     # least important (lowest category, then priority, then oldest), itself included.
     announce_queue_max: int = Field(default=16, ge=1, le=1000)
     barge_in: BargeInSettings = BargeInSettings()
+    recording: RecordingSettings = RecordingSettings()
     token_ttl_s: int = Field(default=3600, ge=60, le=86_400)
     # The LiveKit JavaScript client for the browser page (`npm ci --prefix services/voice/web`
     # installs it); unset means that install's copy.
