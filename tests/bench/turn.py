@@ -42,7 +42,7 @@ import numpy.typing as npt
 from arc_voice.caller import resample
 from arc_voice.plugins.stt import WhisperEngine, WhisperOptions, bundled_model_dir
 from arc_voice.settings import VoiceOptions
-from arc_voice.turn_detection import transcript_unfinished
+from arc_voice.turn_detection import transcript_asks, transcript_unfinished
 from livekit import rtc
 from livekit.agents import vad
 from livekit.agents.inference.eot.base import MIN_SILENCE_DURATION_MS
@@ -374,8 +374,12 @@ async def collect(smart_turn_wheel: Path | None = None) -> Collected:
                 times[EARLY].append(time.perf_counter() - started)
             else:
                 row.scores[EARLY] = 0.0  # never asked: the turn waits, as "not done" would
+            asks = transcript_asks(transcripts[i])
             for name in [*audio_models, EARLY]:
                 row.scores[f"{name} + text rule"] = 0.0 if unfinished else row.scores[name]
+                row.scores[f"{name} + text rule + question"] = (
+                    1.0 if asks else row.scores[f"{name} + text rule"]
+                )
             results.append(row)
     loads.append(load_average())
     return Collected(utterances, transcripts, results, times, voices.names, loads, undecided)
@@ -417,7 +421,7 @@ def mean_end_s(not_done: float, done_delay_s: float) -> float:
 
 def report(c: Collected) -> str:
     audio = [name for name in c.times if name != "text rule"]
-    combined = [f"{name} + text rule" for name in audio]
+    combined = [f"{name} + text rule{q}" for q in ("", " + question") for name in audio]
     n = {k: sum(1 for u in c.utterances if u.kind == k) for k in KINDS}
     inference = {name: Stats.of(values) for name, values in c.times.items()}
     # "Done" still waits for the VAD's silence and for the prediction asked at 200 ms.

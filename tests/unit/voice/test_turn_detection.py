@@ -8,6 +8,7 @@ from arc_voice.turn_detection import (
     UNLIKELY_THRESHOLD,
     TranscriptAwareTurnDetector,
     ask_model_after_silence,
+    transcript_asks,
     transcript_unfinished,
     turn_detection_options,
     vad_min_silence_s,
@@ -141,3 +142,22 @@ def test_unfinished_transcripts(text: str) -> None:
 )
 def test_finished_transcripts(text: str) -> None:
     assert not transcript_unfinished(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("What time is it?", True),
+        ("  Can you check me in?  ", True),
+        # Whisper's "?" on a cut-off question is taken at its word: the turn bench counts
+        # these among the cut-offs the rule costs.
+        ("Could you check the weather?", True),
+        ("Is there a pharmacy near?", False),  # ends on a word no sentence ends on
+        ("What's the best way to get to the?", False),
+        ("Set a timer for ten minutes.", False),
+        ("What time is it", False),
+        ("", False),
+    ],
+)
+def test_finished_questions(text: str, asks: bool) -> None:
+    assert transcript_asks(text) is asks
