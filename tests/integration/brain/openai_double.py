@@ -6,6 +6,7 @@ The request's `model` picks a behaviour, so one server serves every test:
 - `ok`: streams `ANSWER` in small pieces;
 - `slow`: a piece every 20 ms, for a long time (cancellation tests);
 - `stall`: two pieces, then silence with the connection held open;
+- `late`: `ANSWER` as `ok` does, after 1.5 s without a word (a busy model);
 - `error-mid`: two pieces, then an error event and the end of the stream;
 - `drop-mid`: two pieces, then the connection is cut;
 - `flaky`: the first request of each conversation gets HTTP 503, the retry succeeds;
@@ -59,6 +60,9 @@ def _chunk(content: str | None, finish: str | None = None) -> bytes:
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
+LATE_S = 1.5
+
+
 @dataclass
 class OpenAiDouble:
     port: int = field(default_factory=free_port)
@@ -91,6 +95,8 @@ class OpenAiDouble:
     async def _stream(self, mode: str, key: str) -> AsyncIterator[bytes]:
         try:
             yield _chunk("")  # OpenAI opens with an empty role delta
+            if mode == "late":
+                await asyncio.sleep(LATE_S)
             pieces = _pieces(ANSWER)
             if mode == "slow":
                 pieces = _pieces(ANSWER * 20)

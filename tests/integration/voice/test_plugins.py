@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -115,10 +116,12 @@ async def _cancels(nc: Client, subject: str) -> tuple[list[Cancel], object]:
     return seen, sub
 
 
-def _brain(client: StreamingClient, prefix: str) -> NatsBrainLLM:
+def _brain(client: StreamingClient, prefix: str, **options: Any) -> NatsBrainLLM:
     return NatsBrainLLM(
         client,
-        BrainOptions(session_id="s1", user_id="alice", room="room-1", subject_prefix=prefix),
+        BrainOptions(
+            session_id="s1", user_id="alice", room="room-1", subject_prefix=prefix, **options
+        ),
     )
 
 
@@ -171,13 +174,23 @@ async def test_brain_errors_become_typed_framework_errors(
     client: StreamingClient, subject_prefix: str, script: Script
 ) -> None:
     script.fail = Busy("all brains are busy")
-    brain = _brain(client, subject_prefix)
+    brain = _brain(client, subject_prefix, apology="")
     with pytest.raises(APIError) as raised:
         await brain.chat(chat_ctx=_ctx(("user", "hi")), conn_options=NO_RETRY).collect()
     assert "busy" in raised.value.message and raised.value.retryable
     with pytest.raises(APIStatusError) as no_user:
         await brain.chat(chat_ctx=_ctx(("assistant", "hi")), conn_options=NO_RETRY).collect()
     assert no_user.value.status_code == 400 and not no_user.value.retryable
+
+
+async def test_a_busy_brain_is_asked_once_more_then_the_person_hears_an_apology(
+    client: StreamingClient, subject_prefix: str, script: Script
+) -> None:
+    script.fail = Busy("all brains are busy")
+    brain = _brain(client, subject_prefix, apology="Sorry, not now.")
+    collected = await brain.chat(chat_ctx=_ctx(("user", "hi")), conn_options=NO_RETRY).collect()
+    assert collected.text == "Sorry, not now."
+    assert len(script.requests) == 2  # the retry a queue group may give to another replica
 
 
 async def test_tts_sends_each_speakable_unit_and_pushes_its_frames(

@@ -12,6 +12,13 @@ CONVERSATIONS_ACTIVE = Gauge(
 )
 ROOMS_JOINED = Gauge("arc_voice_rooms_joined", "Rooms the agent is in")
 TURNS = Counter("arc_voice_turns_total", "Brain turns answered", ["interrupted"])
+# The person is never left in silence: "one moment" when the brain is slow to start, an
+# apology when it cannot answer (plugins/brain_llm.py).
+BRAIN_STAND_INS = Counter(
+    "arc_voice_brain_stand_ins_total",
+    "Lines the voice worker said for the brain: hold_on (slow first words), apology (no answer)",
+    ["kind", "reason"],
+)
 BARGE_IN_STOP_MS = Histogram(
     "arc_voice_barge_in_stop_ms",
     "From confirmed speech over the agent to its audio being stopped (ms)",

@@ -8,10 +8,19 @@ Turns are tentative: the session may start one on a guess (preemptive generation
 away when the person goes on speaking. The brain stores a turn only once `resolve` sees its
 answer start playing (`brain.commit`); the others are cancelled, which also discards them if
 they had already finished.
+
+The person is never left in silence by the brain: when its first words are slow (a busy
+language model, a brain restarting), the stream says `hold_on_text` after `hold_on_after_s`
+and goes on waiting; when no answer can come (no brain serving, a timeout, an error, a brain
+that died mid-turn), a refused turn is tried once more (another replica of the queue group
+may take it) and then the stream ends with `apology` instead of an error: the framework would
+otherwise retry the dead brain for tens of seconds and then give up on the session.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -20,7 +29,7 @@ from typing import Any
 
 from arc_common import subjects
 from arc_common.envelope import headers_for
-from arc_common.errors import ArcError, BadRequest
+from arc_common.errors import ArcError, BadRequest, ErrorCode
 from arc_common.streaming import TurnStreams
 from arc_common.tracing import attached
 from arc_common.wire import BRAIN_TEXT_MAX, BrainRequest, Cancel, Commit, encode
@@ -29,7 +38,10 @@ from livekit.agents.llm import ChatChunk, ChatContext, ChoiceDelta, Tool
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from opentelemetry import context as otel_context
 
+from arc_voice import metrics
 from arc_voice.plugins.errors import api_error
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,6 +57,11 @@ class BrainOptions:
     tentative: bool = True
     # The trace context a request's span is opened under (the person's turn), if any.
     trace_context: Callable[[], otel_context.Context | None] | None = None
+    # Said when the brain's first words take longer than this (None: never).
+    hold_on_after_s: float | None = 2.0
+    hold_on_text: str = "One moment."
+    # Said instead of an answer that cannot come (empty: the error goes to the framework).
+    apology: str = "Sorry, I can't answer that right now. Please ask me again in a moment."
 
 
 @dataclass
@@ -184,6 +201,52 @@ class NatsBrainStream(llm.LLMStream):
         except ArcError as exc:
             raise api_error(exc, service="brain") from exc
         text = text[:BRAIN_TEXT_MAX]
+        said = _Said()
+        hold_on = None
+        if self._opts.hold_on_after_s is not None and self._opts.hold_on_text:
+            hold_on = asyncio.get_running_loop().call_later(
+                self._opts.hold_on_after_s, self._hold_on, said
+            )
+        try:
+            try:
+                await self._ask(item_id, text, said)
+            except ArcError as exc:
+                # Refused before a word (no brain serving, or a busy one): the queue group may
+                # hand the same question to another replica.
+                if not said.anything and exc.code is ErrorCode.BUSY:
+                    await self._ask(item_id, text, said)
+                else:
+                    raise
+        except ArcError as exc:
+            if not self._opts.apology:
+                raise api_error(exc, service="brain") from exc
+            log.warning(
+                "the brain gave no answer; apologising",
+                extra={"code": exc.code.value, "session_id": self._opts.session_id},
+            )
+            metrics.BRAIN_STAND_INS.labels(kind="apology", reason=exc.code.value).inc()
+            self._say(said, self._opts.apology)
+        finally:
+            if hold_on is not None:
+                hold_on.cancel()
+
+    def _hold_on(self, said: _Said) -> None:
+        if not said.anything:
+            metrics.BRAIN_STAND_INS.labels(kind="hold_on", reason="slow").inc()
+            self._say(said, self._opts.hold_on_text)
+
+    def _say(self, said: _Said, text: str) -> None:
+        """A line of the voice worker's own in the answer's stream (not the brain's: the
+        brain's turn record has only what the brain said)."""
+        said.texts.append(joined_delta(said.texts[-1] if said.texts else "", text))
+        self._event_ch.send_nowait(
+            ChatChunk(
+                id=f"arc-{uuid.uuid4().hex}",
+                delta=ChoiceDelta(role="assistant", content=said.texts[-1]),
+            )
+        )
+
+    async def _ask(self, item_id: str, text: str, said: _Said) -> None:
         # A fresh turn id per attempt: the brain refuses a turn id that is still in progress.
         turn = BrainTurn(
             turn_id=uuid.uuid4().hex,
@@ -218,8 +281,9 @@ class NatsBrainStream(llm.LLMStream):
                         continue
                     if turn.first_delta_at is None:
                         turn.first_delta_at = time.monotonic()
-                    text = joined_delta(turn.deltas[-1] if turn.deltas else "", chunk.text)
+                    text = joined_delta(said.texts[-1] if said.texts else "", chunk.text)
                     turn.deltas.append(text)
+                    said.texts.append(text)
                     self._event_ch.send_nowait(
                         ChatChunk(
                             id=turn.turn_id,
@@ -227,7 +291,16 @@ class NatsBrainStream(llm.LLMStream):
                         )
                     )
             turn.completed = True
-        except ArcError as exc:
-            raise api_error(exc, service="brain") from exc
         finally:
             turn.ended_at = time.monotonic()
+
+
+@dataclass
+class _Said:
+    """What one answer's stream has said so far: the brain's deltas and the worker's lines."""
+
+    texts: list[str] = field(default_factory=list)
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.texts)

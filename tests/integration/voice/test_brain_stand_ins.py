@@ -1,0 +1,120 @@
+"""The voice worker's brain plugin against the real brain: the person is never left in
+silence. A slow first answer gets "one moment" first, no brain serving gets an apology at
+once, and a brain that hangs mid-turn gets an apology at the first-delta deadline.
+
+The brain's language model is the OpenAI-protocol double (a paid-API stand-in the contract
+allows), so its pace can be set; the brain and NATS are the real ones."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from arc_brain.settings import LlmSettings
+from arc_common.streaming import StreamingClient
+from arc_voice.plugins.brain_llm import BrainOptions, NatsBrainLLM
+from livekit.agents import APIConnectOptions
+from livekit.agents.llm import ChatContext
+from nats.aio.client import Client
+from pydantic import SecretStr
+
+from tests.fixtures.brain import BrainFactory
+from tests.integration.brain.openai_double import LATE_S, OpenAiDouble, start_double
+
+pytestmark = pytest.mark.integration
+
+NO_RETRY = APIConnectOptions(max_retry=0, retry_interval=0.0, timeout=30.0)
+HOLD_ON = "One moment."
+APOLOGY = "Sorry, I can't answer that right now."
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def double() -> AsyncIterator[OpenAiDouble]:
+    running, server, task = await start_double()
+    yield running
+    server.should_exit = True
+    await task
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(nc: Client) -> AsyncIterator[StreamingClient]:
+    async with StreamingClient(nc) as streaming:
+        yield streaming
+
+
+def _llm(double: OpenAiDouble, model: str) -> LlmSettings:
+    return LlmSettings(
+        base_url=double.base_url,
+        api_key=SecretStr("sk-test"),
+        model=model,
+        first_token_timeout_s=30.0,
+        stall_timeout_s=30.0,
+    )
+
+
+def _plugin(client: StreamingClient, prefix: str, **options: Any) -> NatsBrainLLM:
+    return NatsBrainLLM(
+        client,
+        BrainOptions(
+            session_id=f"s-{time.monotonic_ns()}",
+            user_id="stand-in-user",
+            subject_prefix=prefix,
+            hold_on_text=HOLD_ON,
+            apology=APOLOGY,
+            **options,
+        ),
+    )
+
+
+async def _timed(plugin: NatsBrainLLM, question: str) -> list[tuple[float, str]]:
+    ctx = ChatContext.empty()
+    ctx.add_message(role="user", content=question)
+    started = time.monotonic()
+    said: list[tuple[float, str]] = []
+    async with plugin.chat(chat_ctx=ctx, conn_options=NO_RETRY) as stream:
+        async for chunk in stream:
+            if chunk.delta is not None and chunk.delta.content:
+                said.append((time.monotonic() - started, chunk.delta.content))
+    return said
+
+
+async def test_a_slow_first_answer_is_preceded_by_one_moment(
+    brain_factory: BrainFactory, double: OpenAiDouble, client: StreamingClient, subject_prefix: str
+) -> None:
+    await brain_factory(subject_prefix=subject_prefix, llm=_llm(double, "late"))
+    plugin = _plugin(client, subject_prefix, hold_on_after_s=0.5)
+    said = await _timed(plugin, "Tell me a story about a doctor.")
+    (at, first), *rest = said
+    assert first == HOLD_ON, said
+    assert 0.5 <= at < LATE_S, said
+    answer = "".join(text for _, text in rest)
+    assert "Smith" in answer, said  # the model's real answer followed
+    [turn] = plugin.turns
+    assert HOLD_ON not in turn.answer  # the brain's record holds only what the brain said
+
+
+async def test_no_brain_serving_gets_an_apology_at_once(
+    client: StreamingClient, subject_prefix: str
+) -> None:
+    # Nobody subscribes to this namespace: NATS answers "no responders" to both tries.
+    plugin = _plugin(client, subject_prefix)
+    said = await _timed(plugin, "What time is it?")
+    assert [text for _, text in said] == [APOLOGY]
+    assert said[0][0] < 2.0, said
+    assert len(plugin.turns) == 2  # asked once more before apologising
+
+
+async def test_a_brain_that_hangs_mid_turn_gets_an_apology_at_the_deadline(
+    brain_factory: BrainFactory, double: OpenAiDouble, client: StreamingClient, subject_prefix: str
+) -> None:
+    # The model sends two pieces, then holds the connection open with nothing more: the
+    # brain has no sentence to pass on, and the turn hangs.
+    await brain_factory(subject_prefix=subject_prefix, llm=_llm(double, "stall"))
+    plugin = _plugin(client, subject_prefix, hold_on_after_s=0.3, first_delta_timeout_s=1.5)
+    said = await asyncio.wait_for(_timed(plugin, "Tell me about Dr. Smith."), timeout=20)
+    assert [text for _, text in said] == [HOLD_ON, f" {APOLOGY}"], said
+    assert said[1][0] >= 1.5, said
