@@ -31,6 +31,7 @@ SUBJECTS = (
     "brain.request",
     "brain.cancel",
     "brain.commit",
+    "brain.session.delete",
     "tts.request",
     "tts.cancel",
     "agent.voice.track_published",
@@ -50,16 +51,25 @@ LIFECYCLE = {
 # (publish, subscribe) each user is granted; everything else in SUBJECTS is denied.
 GRANTED: dict[str, tuple[set[str], set[str]]] = {
     "voice": (
-        {"brain.request", "brain.cancel", "brain.commit", "tts.request", "tts.cancel"} | LIFECYCLE,
+        {
+            "brain.request",
+            "brain.cancel",
+            "brain.commit",
+            "brain.session.delete",
+            "tts.request",
+            "tts.cancel",
+        }
+        | LIFECYCLE,
         {"_INBOX.someone", "agent.voice.announce"},
     ),
-    # brain.request and tts.request only in their queue groups (tested apart below).
+    # brain.request, brain.session.delete and tts.request only in their queue groups (tested
+    # apart below).
     "brain": (set(), {"brain.cancel", "brain.commit", "$SRV.PING"}),
     "tts": (set(), {"tts.cancel", "$SRV.PING"}),
     "events": (set(), set()),
     "announcer": ({"agent.voice.announce"}, {"_INBOX.someone"}),
 }
-QUEUES = {"brain.request": "brain", "tts.request": "tts"}
+QUEUES = {"brain.request": "brain", "brain.session.delete": "brain", "tts.request": "tts"}
 
 
 @dataclass
@@ -237,7 +247,10 @@ async def _answered(
     raise AssertionError(f"{user}: {check.__name__} {subject}: no verdict in 3 tries")
 
 
-@pytest.mark.parametrize(("user", "subject"), [("brain", "brain.request"), ("tts", "tts.request")])
+@pytest.mark.parametrize(
+    ("user", "subject"),
+    [("brain", "brain.request"), ("brain", "brain.session.delete"), ("tts", "tts.request")],
+)
 async def test_requests_are_heard_only_in_the_services_queue_group(
     secured: Secured, operator: Session, user: str, subject: str
 ) -> None:

@@ -14,6 +14,9 @@ BRAIN_CANCEL: Final = "brain.cancel"
 # once the requester commits it; `brain.cancel` of a finished tentative turn discards it.
 BRAIN_COMMIT: Final = "brain.commit"
 BRAIN_QUEUE: Final = "brain"
+# Request/reply (queue group `brain`): delete one session's conversation history, which the
+# brain alone writes; the voice worker asks when an operator deletes a session.
+BRAIN_SESSION_DELETE: Final = "brain.session.delete"
 
 TTS_REQUEST: Final = "tts.request"
 TTS_CANCEL: Final = "tts.cancel"

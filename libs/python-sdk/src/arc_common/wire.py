@@ -109,6 +109,25 @@ class Commit(msgspec.Struct, kw_only=True):
     turn_id: Id
 
 
+class SessionDelete(msgspec.Struct, kw_only=True):
+    """`brain.session.delete`: forget every turn of `session_id` (request/reply)."""
+
+    schema: ClassVar[str] = "brain.session.delete/1"
+    v: Literal[1] = 1
+    session_id: Id
+
+
+class SessionDeleteReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The answer to `brain.session.delete`: how many turn rows went (0 for a session the
+    brain never heard of: deleting is idempotent), or why it could not. `v` has no default
+    because `omit_defaults` would drop it from the wire."""
+
+    schema: ClassVar[str] = "brain.session.delete.reply/1"
+    v: Literal[1]
+    deleted_turns: int | None = None
+    error: ErrorBody | None = None
+
+
 ANNOUNCE_TEXT_MAX = 2000
 # The categories the voice worker ranks, lowest first: in one burst, a higher one supersedes
 # the lower ones (docs/voice.md). Any other 1..64 character name is accepted and ranks with
@@ -160,6 +179,7 @@ REPLY_SCHEMAS: dict[str, str] = {
     "brain.request/1": "brain.reply/1",
     "tts.request/1": "tts.reply/1",
     Announcement.schema: AnnounceReply.schema,
+    SessionDelete.schema: SessionDeleteReply.schema,
 }
 
 _encoder = msgspec.msgpack.Encoder()

@@ -56,6 +56,7 @@ def permission_matrix(prefix: str = "") -> dict[str, Permissions]:
                     subjects.BRAIN_REQUEST,
                     subjects.BRAIN_CANCEL,
                     subjects.BRAIN_COMMIT,
+                    subjects.BRAIN_SESSION_DELETE,
                     subjects.TTS_REQUEST,
                     subjects.TTS_CANCEL,
                 ),
@@ -69,6 +70,9 @@ def permission_matrix(prefix: str = "") -> dict[str, Permissions]:
             subscribe=(
                 # Only in its queue group: a second subscriber outside it would see every turn.
                 f"{subjects.prefixed(prefix, subjects.BRAIN_REQUEST)} {subjects.BRAIN_QUEUE}",
+                # Deleting a session's history (the sessions console): one replica answers.
+                f"{subjects.prefixed(prefix, subjects.BRAIN_SESSION_DELETE)} "
+                f"{subjects.BRAIN_QUEUE}",
                 *p(subjects.BRAIN_CANCEL, subjects.BRAIN_COMMIT),
                 DISCOVERY,
             ),

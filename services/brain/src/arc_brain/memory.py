@@ -154,6 +154,12 @@ UPDATE agents.conversations SET content = %s, interrupted = true
 WHERE session_id = %s AND turn_id = %s AND role = 'assistant'
 """
 
+# Every row of the session's history; `turn_id`s come back so the reply counts turns, not the
+# two rows (person, agent) each turn has.
+_DELETE_SESSION = """
+DELETE FROM agents.conversations WHERE session_id = %s RETURNING turn_id
+"""
+
 _EXPORT = """
 SELECT turn_id, user_id, role, content, interrupted, created_at
 FROM agents.conversations
@@ -404,6 +410,21 @@ class MemoryStore:
         async with self._connection() as conn:
             cur = await conn.execute(_TRUNCATE, (heard, session_id, turn_id))
             return cur.rowcount > 0
+
+    async def delete_session(self, session_id: str) -> int:
+        """Forget the session's conversation history: its turns in Postgres and any still
+        waiting in the backlog (else they would come back once Postgres does). How many turns
+        went; 0 for a session never stored, so asking twice is harmless. Facts the person asked
+        to keep (`agents.memories`) are theirs across sessions and stay; `forget` removes
+        those."""
+        async with self._connection() as conn:
+            cur = await conn.execute(_DELETE_SESSION, (session_id,))
+            rows = await cur.fetchall()
+        # Only once Postgres answered: a failed delete leaves everything as it was.
+        waiting = [r for r in self._backlog if r.session_id == session_id]
+        for record in waiting:
+            self._backlog.remove(record)
+        return len({turn_id for (turn_id,) in rows} | {r.turn_id for r in waiting})
 
     async def transcript(self, session_id: str) -> list[TranscriptLine]:
         async with self._connection() as conn:

@@ -1,5 +1,5 @@
 """HTTP entry points: health, Prometheus metrics, joining rooms, tokens for the browser page,
-the page itself, and the WebSocket voice endpoint."""
+the page itself, the WebSocket voice endpoint, and the sessions API with its console."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from arc_voice.caller import participant_token
+from arc_voice.sessions import SessionStore
+from arc_voice.sessions_api import sessions_router, store_for_worker
 from arc_voice.settings import LiveKitSettings, VoiceOptions
 from arc_voice.worker import VoiceWorker, checked_room_name
 from arc_voice.ws_api import serve_socket
@@ -63,10 +65,12 @@ def create_app(
     worker: Callable[[], VoiceWorker | None],
     health: Callable[[], Health],
     guard: HttpGuard,
+    sessions: Callable[[], SessionStore] | None = None,
 ) -> FastAPI:
-    """Room control, replies and tokens need an API key (`guard`), tokens are rate-limited
-    per client too; health, metrics and the talk page itself are public (the page asks for
-    its token with the key its link carries, see static/talk.js)."""
+    """Room control, replies, tokens and the sessions API need an API key (`guard`), tokens
+    are rate-limited per client too; health, metrics, the talk page and the sessions console
+    page are public (the pages call the API with the key their link carries, see
+    static/talk.js). `sessions` defaults to a store over the running worker's pool."""
     app = FastAPI(title="Arc voice worker", version="1")
 
     install_error_handlers(app)
@@ -136,6 +140,11 @@ def create_app(
         )
         return TokenResponse(url=livekit.url, room=name, identity=who, token=jwt)
 
+    def session_store() -> SessionStore:
+        return store_for_worker(running(), options.recording.directory)
+
+    app.include_router(sessions_router(sessions or session_store, private))
+
     @app.websocket("/v1/voice")
     async def voice_socket(ws: WebSocket) -> None:
         """One conversation over a WebSocket (docs/websocket.md); the key is checked on the
@@ -157,6 +166,11 @@ def create_app(
     @app.get("/")
     async def page() -> FileResponse:
         return FileResponse(static / "index.html")
+
+    @app.get("/sessions")
+    async def sessions_page() -> FileResponse:
+        """The sessions console (static/sessions.js); its API calls carry the key."""
+        return FileResponse(static / "sessions.html")
 
     app.mount("/static", StaticFiles(directory=static), name="static")
     return app
