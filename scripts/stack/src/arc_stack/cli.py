@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+from collections.abc import Sequence
+from pathlib import Path
 
 import typer
 
@@ -11,10 +13,16 @@ from arc_stack.deploy_tools import install_deploy_tools
 from arc_stack.go_sdk import install_go_sdk
 from arc_stack.parts import SERVICES, build_parts
 from arc_stack.paths import state_dir
+from arc_stack.restarts import RestartRecord, record_path
 from arc_stack.secrets import local_api_key
 from arc_stack.server import ManagedServer, ServerStartError
 from arc_stack.settings import StackSettings
-from arc_stack.supervisor import Supervisor, run_foreground, stop_running
+from arc_stack.supervisor import (
+    Supervisor,
+    run_foreground,
+    running_supervisor_pid,
+    stop_running,
+)
 
 app = typer.Typer(
     help="Arc local mesh: run, stop and check the real servers and services.",
@@ -86,7 +94,16 @@ def run() -> None:
     settings = StackSettings()
     state = state_dir()
     parts = build_parts(settings, state)
-    supervisor = Supervisor(parts, state)
+    # The supervisor serves its own restart metrics; Prometheus (when it runs) scrapes them.
+    from arc_stack.prometheus import scrape_supervisor
+
+    scrape_supervisor(parts, settings.supervisor_metrics_port)
+    supervisor = Supervisor(
+        parts,
+        state,
+        restart_policy=settings.restart_policy,
+        metrics_port=settings.supervisor_metrics_port,
+    )
     raise typer.Exit(asyncio.run(run_foreground(supervisor, lambda: _banner(settings, parts))))
 
 
@@ -138,19 +155,38 @@ def stop() -> None:
     raise typer.Exit(stop_running(state_dir()))
 
 
+async def status_report(parts: Sequence[ManagedServer], state: Path) -> tuple[list[str], bool]:
+    """`make status`: one line per part (does it answer; how often `make run` restarted it,
+    from the supervisor's record, and when last), and whether every part answers."""
+    results = await asyncio.gather(*(p.healthy() for p in parts))
+    record = RestartRecord.read(record_path(state))
+    lines = []
+    if record is not None:
+        running = running_supervisor_pid(state) == record.pid
+        lines.append(
+            f"Restarts counted since `make run` started at {record.started_at}"
+            + ("" if running else " (that run has ended)")
+        )
+    for part, ok in zip(parts, results, strict=True):
+        line = f"{'✓' if ok else '✗'} {part.name:<12} {'healthy' if ok else 'not answering':<13}"
+        restarts = record.parts.get(part.name) if record is not None else None
+        if restarts is not None:
+            line += f"  restarts {restarts.restarts}"
+            if restarts.last_restart is not None:
+                line += f" (last {restarts.last_restart})"
+        lines.append(line.rstrip())
+    return lines, all(results)
+
+
 @app.command()
 def status() -> None:
-    """Health-check every part; exits 0 only when all of them answer."""
+    """Health-check every part and show its restarts; exits 0 only when all of them answer."""
     settings = StackSettings()
-    parts = build_parts(settings, state_dir())
-
-    async def check() -> list[bool]:
-        return list(await asyncio.gather(*(p.healthy() for p in parts)))
-
-    results = asyncio.run(check())
-    for part, ok in zip(parts, results, strict=True):
-        typer.echo(f"{'✓' if ok else '✗'} {part.name:<10} {'healthy' if ok else 'not answering'}")
-    raise typer.Exit(0 if all(results) else 1)
+    state = state_dir()
+    lines, healthy = asyncio.run(status_report(build_parts(settings, state), state))
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(0 if healthy else 1)
 
 
 if __name__ == "__main__":

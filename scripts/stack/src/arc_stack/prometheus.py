@@ -3,7 +3,8 @@ scraping every part of the mesh that serves Prometheus metrics, with Arc's alert
 
 What it scrapes (`ScrapeTargets`): NATS through `arc_stack.nats_metrics` (nats-server serves
 only JSON, and its official exporter cannot be obtained here), Pulsar's `/metrics` on its
-admin port, LiveKit's Prometheus port, and each Arc service's `/metrics`.
+admin port, LiveKit's Prometheus port, each Arc service's `/metrics`, and the supervisor of
+`make run` itself (`scrape_supervisor`: restarts and which parts are up).
 """
 
 from __future__ import annotations
@@ -208,6 +209,16 @@ class PrometheusServer(ManagedServer):
                 return r.status_code == 200
         except httpx.HTTPError:
             return False
+
+
+def scrape_supervisor(parts: Sequence[ManagedServer], port: int) -> None:
+    """Have the Prometheus among `parts` (if any) scrape the supervisor's restart metrics
+    (`arc_supervisor_*`, served by `make run` itself on `port`) as the job `supervisor`."""
+    for part in parts:
+        if isinstance(part, PrometheusServer) and all(
+            job.name != "supervisor" for job in part.targets.jobs
+        ):
+            part.targets.add("supervisor", f"127.0.0.1:{port}")
 
 
 async def promtool(*args: str) -> tuple[int, str]:

@@ -202,6 +202,12 @@ class ManagedServer(ABC):
     def pid(self) -> int | None:
         return self._proc.process.pid if self._proc else None
 
+    @property
+    def exit_code(self) -> int | None:
+        """How the last process ended (negative: the signal that killed it); None while it
+        runs or when there is none."""
+        return None if self._proc is None else self._proc.process.poll()
+
     def _tail_log(self, lines: int = 15) -> str:
         return log_tail(self.log_path, lines)
 

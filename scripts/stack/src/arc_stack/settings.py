@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from arc_stack.restarts import RestartPolicy
+
 
 class StackSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ARC_", extra="ignore")
@@ -50,6 +52,26 @@ class StackSettings(BaseSettings):
     jaeger_query_port: int = Field(default=16686, gt=0, lt=65536)
     # Comma-separated parts `make run` leaves out, e.g. "pulsar,livekit".
     stack_skip: str = ""
+    # `make run` heals (arc_stack.restarts): a part that dies is started again after
+    # 1 s, 2 s, 4 s … (at most the cap; back to the first once it stayed up `stable_after`),
+    # and the mesh stops only when one part dies more than `restart_limit` times within
+    # `restart_window`. Restart counts and whether each part is up, for Prometheus:
+    supervisor_metrics_port: int = Field(default=7778, gt=0, lt=65536)
+    supervisor_restart_delay_s: float = Field(default=1.0, ge=0, le=60)
+    supervisor_restart_max_delay_s: float = Field(default=30.0, ge=0, le=3600)
+    supervisor_stable_after_s: float = Field(default=60.0, ge=0, le=86400)
+    supervisor_restart_limit: int = Field(default=5, ge=0, le=1000)
+    supervisor_restart_window_s: float = Field(default=300.0, gt=0, le=86400)
+
+    def restart_policy(self) -> RestartPolicy:
+        """A fresh policy (each part keeps its own) from the settings above."""
+        return RestartPolicy(
+            first_delay_s=self.supervisor_restart_delay_s,
+            max_delay_s=max(self.supervisor_restart_max_delay_s, self.supervisor_restart_delay_s),
+            stable_after_s=self.supervisor_stable_after_s,
+            max_restarts=self.supervisor_restart_limit,
+            window_s=self.supervisor_restart_window_s,
+        )
 
     @property
     def skipped(self) -> frozenset[str]:
