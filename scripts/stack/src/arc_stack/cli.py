@@ -11,7 +11,7 @@ import typer
 
 from arc_stack.deploy_tools import install_deploy_tools
 from arc_stack.go_sdk import install_go_sdk
-from arc_stack.parts import SERVICES, build_parts
+from arc_stack.parts import build_parts, service_instances
 from arc_stack.paths import state_dir
 from arc_stack.restarts import RestartRecord, record_path
 from arc_stack.secrets import local_api_key
@@ -50,9 +50,9 @@ def _banner(settings: StackSettings, parts: list[ManagedServer]) -> str:
             f"  LLM       http://127.0.0.1:{settings.llm_port}/v1"
             "  (SmolLM2-135M-Instruct, OpenAI Chat Completions; the brain's model)"
         )
-    for name, _module, port_field in SERVICES:
-        if name in names:
-            lines.append(f"  {name:<9} http://127.0.0.1:{getattr(settings, port_field)}/healthz")
+    for instance in service_instances(settings):
+        if instance.part in names:
+            lines.append(f"  {instance.part:<9} http://127.0.0.1:{instance.port}/healthz")
     if "jaeger" in names:
         lines.append(
             f"  Traces    http://127.0.0.1:{settings.jaeger_query_port}"
@@ -72,6 +72,9 @@ def _banner(settings: StackSettings, parts: list[ManagedServer]) -> str:
             "Talk to the agent: open this link in a browser and allow the microphone:",
             f"  http://127.0.0.1:{settings.voice_http_port}/#key={local_api_key(state_dir())}",
             "  or take one turn from a file: make talk IN=question.wav OUT=reply.wav",
+            "Past conversations (transcripts, recordings, timings) in the sessions console:",
+            f"  http://127.0.0.1:{settings.voice_http_port}/sessions#key="
+            f"{local_api_key(state_dir())}",
         ]
     if "brain" in names:
         lines += [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from arc_stack.nats import NatsServer
@@ -155,9 +156,15 @@ def _prometheus(
         targets.add("pulsar", f"127.0.0.1:{settings.pulsar_admin_port}")
     if "livekit" in present:
         targets.add("livekit", f"127.0.0.1:{settings.livekit_prometheus_port}")
-    for name, _module, port_field in SERVICES:
-        if name in present:
-            targets.add(name, f"127.0.0.1:{getattr(settings, port_field)}")
+    # One job per service, with every replica as a target (`instance` tells them apart).
+    for name, _module, _port_field in SERVICES:
+        addresses = [
+            f"127.0.0.1:{i.port}"
+            for i in service_instances(settings)
+            if i.service == name and i.part in present
+        ]
+        if addresses:
+            targets.add(name, *addresses)
     return PrometheusServer(
         data / "prometheus",
         logs,
@@ -174,6 +181,29 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
     ("events", "arc_events", "events_http_port"),
     ("voice", "arc_voice", "voice_http_port"),
 )
+
+
+@dataclass(frozen=True)
+class ServiceInstance:
+    """One process of a service: `brain`, or its second replica `brain-2`."""
+
+    part: str
+    service: str
+    module: str
+    port: int
+
+
+def service_instances(settings: StackSettings) -> list[ServiceInstance]:
+    """Every service process `make run` starts, replicas right after their first."""
+    replicas = {"brain": settings.brain_replicas, "tts": settings.tts_replicas}
+    instances = []
+    for name, module, port_field in SERVICES:
+        base = getattr(settings, port_field)
+        for n in range(1, replicas.get(name, 1) + 1):
+            part = name if n == 1 else f"{name}-{n}"
+            port = base + (n - 1) * settings.replica_port_step
+            instances.append(ServiceInstance(part, name, module, port))
+    return instances
 
 
 def _services(
@@ -202,25 +232,38 @@ def _services(
     if "llm" not in settings.skipped and not os.environ.get("ARC_BRAIN__LLM__BASE_URL"):
         env |= local_llm_env(f"http://127.0.0.1:{settings.llm_port}/v1")
     passwords = _nats_passwords(state)
+    # The local mesh records its conversations (the agent says so at the start of each) for
+    # the sessions console; the caller's own setting wins (docs/recording.md).
+    own = {
+        "voice": {
+            "ARC_VOICE__RECORDING__ENABLED": os.environ.get(
+                "ARC_VOICE__RECORDING__ENABLED", "true"
+            ),
+            "ARC_VOICE__RECORDING__DIRECTORY": os.environ.get(
+                "ARC_VOICE__RECORDING__DIRECTORY", str(state / "recordings")
+            ),
+        }
+    }
     services: list[ManagedServer] = []
-    for name, module, port_field in SERVICES:
+    for instance in service_instances(settings):
+        name, module = instance.service, instance.module
         # A service joins the mesh once its package has an entry point.
         if (
             importlib.util.find_spec(module) is None
             or importlib.util.find_spec(f"{module}.__main__") is None
         ):
             continue
-        port = getattr(settings, port_field)
         services.append(
             ServiceProcess(
-                name,
+                instance.part,
                 module,
-                f"http://127.0.0.1:{port}/healthz",
-                data / name,
+                f"http://127.0.0.1:{instance.port}/healthz",
+                data / instance.part,
                 logs,
                 env={
                     **env,
-                    f"ARC_{name.upper()}__HTTP_PORT": str(port),
+                    **own.get(name, {}),
+                    f"ARC_{name.upper()}__HTTP_PORT": str(instance.port),
                     "ARC_NATS__USER": name,
                     "ARC_NATS__PASSWORD": passwords[name],
                 },

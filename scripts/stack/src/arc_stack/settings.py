@@ -32,6 +32,13 @@ class StackSettings(BaseSettings):
     tts_http_port: int = Field(default=8082, gt=0, lt=65536)
     voice_http_port: int = Field(default=8083, gt=0, lt=65536)
     events_http_port: int = Field(default=8084, gt=0, lt=65536)
+    # Processes of the brain and the TTS, under their NATS queue groups: a turn refused by
+    # or lost with one goes to another (docs/deployment.md, "A mesh that heals"). Replica n
+    # (2, 3 …) is the part `<service>-<n>`, serving HTTP on the service's port
+    # + (n - 1) * replica_port_step.
+    brain_replicas: int = Field(default=2, ge=1, le=16)
+    tts_replicas: int = Field(default=2, ge=1, le=16)
+    replica_port_step: int = Field(default=100, ge=1, le=10_000)
     # The local language model (`llama-server`, arc_stack.llm) the brain answers with.
     llm_port: int = Field(default=8085, gt=0, lt=65536)
     llm_threads: int = Field(default=1, ge=1, le=64)
