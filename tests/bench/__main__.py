@@ -13,6 +13,7 @@ ALL_BENCHES = (
     "rpc",
     "tracing",
     "voice_tracing",
+    "recording",
     "brain",
     "llm",
     "intent",

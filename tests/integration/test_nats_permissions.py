@@ -39,6 +39,7 @@ SUBJECTS = (
     "agent.session.started",
     "agent.session.ended",
     "agent.voice.announce",
+    "agent.voice.worker",
     "_INBOX.someone",
     "$SRV.PING",
 )
@@ -58,9 +59,10 @@ GRANTED: dict[str, tuple[set[str], set[str]]] = {
             "brain.session.delete",
             "tts.request",
             "tts.cancel",
+            "agent.voice.worker",
         }
         | LIFECYCLE,
-        {"_INBOX.someone", "agent.voice.announce"},
+        {"_INBOX.someone", "agent.voice.announce", "agent.voice.worker"},
     ),
     # brain.request, brain.session.delete and tts.request only in their queue groups (tested
     # apart below).

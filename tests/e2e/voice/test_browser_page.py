@@ -5,9 +5,11 @@ and hears an audible reply. Chromium is driven over the DevTools protocol."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -106,6 +108,52 @@ async def _chromium(microphone: Path, profile: Path) -> AsyncIterator[DevTools]:
             process.kill()
 
 
+async def _until(tab: DevTools, expression: str, within_s: float, what: str) -> Any:
+    """Poll a page expression until it is truthy; on timeout, say what the page showed."""
+    deadline = time.monotonic() + within_s
+    while True:
+        value = await tab.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            page = await tab.evaluate(
+                "JSON.stringify({states: window.arcStates,"
+                " problem: document.getElementById('problem').textContent,"
+                " transcript: document.getElementById('transcript').innerText,"
+                " log: document.getElementById('log').innerText})"
+            )
+            raise AssertionError(f"{what} within {within_s:.0f} s; the page: {page}")
+        await asyncio.sleep(0.2)
+
+
+def _lines(role: str) -> str:
+    return (
+        f"[...document.querySelectorAll('#transcript li[data-role=\"{role}\"]')]"
+        ".map(li => ({text: li.textContent, final: li.dataset.final}))"
+    )
+
+
+async def _screenshot(tab: DevTools, path: Path, width: int, height: int, mobile: bool) -> None:
+    await tab.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=width,
+        height=height,
+        deviceScaleFactor=1,
+        mobile=mobile,
+    )
+    shot = await tab.call("Page.captureScreenshot", format="png")
+    await asyncio.to_thread(_save, path, base64.b64decode(shot["data"]))
+
+
+def _save(path: Path, png: bytes) -> None:
+    path.write_bytes(png)
+    # Where a person wants to look at them: the test's temp dir is gone after the run.
+    keep = os.environ.get("ARC_TEST_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / path.name)
+
+
 @needs_browser
 async def test_the_browser_page_talks_to_the_agent(
     voice_factory: VoiceFactory,
@@ -115,11 +163,14 @@ async def test_the_browser_page_talks_to_the_agent(
     subject_prefix: str,
     tmp_path: Path,
 ) -> None:
+    """The talk page joins, the person asks aloud and then types: the page shows their final
+    transcript, the agent's words, the agent's states in order and a latency row, and the
+    typed question is answered too."""
     await brain_factory(subject_prefix=subject_prefix)
     harness = await voice_factory(greeting="")
     pcm, rate = speech.say("What time is it?")
-    # Chromium loops the file: a question, then long enough a pause for the whole answer.
-    silence = np.zeros(rate * 6, np.int16).tobytes()
+    # Chromium loops the file: a question, then a pause long enough for the rest of the test.
+    silence = np.zeros(rate * 40, np.int16).tobytes()
     microphone = tmp_path / "question.wav"
     write_wav(microphone, np.zeros(rate, np.int16).tobytes() + pcm + silence, rate)
     room = room_name()
@@ -127,10 +178,7 @@ async def test_the_browser_page_talks_to_the_agent(
         await tab.call("Page.enable")
         # The link `make run` prints: the key in the fragment, which the page keeps.
         await tab.call("Page.navigate", url=f"{page_url}/#key={API_KEY}")
-        deadline = time.monotonic() + 20
-        while await tab.evaluate("typeof LivekitClient") != "object":
-            assert time.monotonic() < deadline, "the page did not load the LiveKit client"
-            await asyncio.sleep(0.1)
+        await _until(tab, "typeof LivekitClient === 'object'", 20, "the LiveKit client loaded")
         assert await tab.evaluate("location.hash") == "", "the key stayed in the address bar"
         await tab.evaluate(
             f"document.getElementById('room').value = {json.dumps(room)};"
@@ -138,14 +186,59 @@ async def test_the_browser_page_talks_to_the_agent(
             "document.getElementById('join').click(); true"
         )
         conversation = await _conversation(harness, room, "browser-user")
-        deadline = time.monotonic() + 60
-        peak = -120.0
-        while peak < -40.0:
-            assert time.monotonic() < deadline, (
-                f"no audible reply (peak {peak:.1f} dBFS); page log: "
-                + str(await tab.evaluate("document.getElementById('log').innerText"))
-            )
-            await asyncio.sleep(0.2)
-            peak = float(await tab.evaluate("window.arcAgentPeakDb"))
+
+        heard = await _until(
+            tab,
+            f"{_lines('user')}.filter(l => l.final === 'true' && /time/i.test(l.text)).length",
+            60,
+            "no final transcript of the question",
+        )
+        assert heard
+        await _until(
+            tab,
+            "document.querySelectorAll('#latency tbody tr td.heard').length &&"
+            " !document.querySelector('#latency tbody tr td.heard').textContent.includes('—')",
+            60,
+            "no latency row with the page's own reply time",
+        )
+        said = await tab.evaluate(_lines("agent"))
+        assert said and any(line["text"].strip() for line in said), said
+        assert float(await tab.evaluate("window.arcAgentPeakDb")) > -40.0, "the reply was silent"
+        await _until(
+            tab,
+            "window.arcStates.slice(-1)[0] === 'listening'",
+            30,
+            "the agent did not go back to listening",
+        )
+        states: list[str] = await tab.evaluate("window.arcStates")
+        # The agent's states, in order: it listened, thought, spoke and listened again.
+        order = iter(states)
+        assert all(
+            state in order for state in ("listening", "thinking", "speaking", "listening")
+        ), states
+        heard_ms = await tab.evaluate(
+            "parseInt(document.querySelector('#latency tbody tr td.heard').textContent)"
+        )
+        assert 0 < heard_ms < 15_000, heard_ms
+
+        # Typed instead of spoken: the message reaches the agent as a user turn.
+        agent_lines = len(said)
+        await tab.evaluate(
+            "document.getElementById('message').value = 'What is 12 times 12?';"
+            "document.getElementById('chat').requestSubmit(); true"
+        )
+        await _until(
+            tab,
+            f"{_lines('agent')}.slice({agent_lines}).some(l => /144|hundred/i.test(l.text))",
+            60,
+            "no answer to the typed question",
+        )
+        await _screenshot(tab, tmp_path / "talk-desktop.png", 1280, 900, mobile=False)
+        await _screenshot(tab, tmp_path / "talk-phone.png", 390, 844, mobile=True)
+        overflow = await tab.evaluate(
+            "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+        )
+        assert not overflow, "the page scrolls sideways at phone width"
     assert any("time" in t.lower() for t in conversation.log.transcripts)
     assert conversation.brain.turns and conversation.brain.turns[0].answer
+    assert (tmp_path / "talk-phone.png").stat().st_size > 10_000

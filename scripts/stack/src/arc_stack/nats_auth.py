@@ -61,8 +61,10 @@ def permission_matrix(prefix: str = "") -> dict[str, Permissions]:
                     subjects.TTS_CANCEL,
                 ),
                 *lifecycle,
+                *p(subjects.VOICE_WORKER_BEAT),
             ),
-            subscribe=(INBOXES, *p(subjects.VOICE_ANNOUNCE)),
+            # Other voice workers' beats (LiveKit dispatch mode, docs/dispatch.md).
+            subscribe=(INBOXES, *p(subjects.VOICE_ANNOUNCE, subjects.VOICE_WORKER_BEAT)),
             responses=True,  # an announcement's reply
         ),
         "brain": Permissions(

@@ -23,6 +23,7 @@ def main() -> None:
             lambda: runtime.worker,
             runtime.health,
             HttpGuard(settings.http),
+            dispatch=lambda: runtime.dispatch,
         ),
         host=settings.voice.http_host,
         port=settings.voice.http_port,

@@ -26,13 +26,25 @@ AUDIBLE_DB = -50.0
 
 
 def participant_token(
-    *, api_key: str, api_secret: str, room: str, identity: str, ttl_s: int = 3600
+    *,
+    api_key: str,
+    api_secret: str,
+    room: str,
+    identity: str,
+    ttl_s: int = 3600,
+    agent_name: str | None = None,
 ) -> str:
     """A person's token: one room, their microphone and data (typed messages), nothing else
-    (no camera or screen, no room administration, no changing their own metadata)."""
+    (no camera or screen, no room administration, no changing their own metadata). With
+    `agent_name`, joining a room that is new to the server dispatches that agent to it
+    (LiveKit dispatch, docs/dispatch.md)."""
+    token = api.AccessToken(api_key, api_secret)
+    if agent_name is not None:
+        token = token.with_room_config(
+            api.RoomConfiguration(agents=[api.RoomAgentDispatch(agent_name=agent_name)])
+        )
     return (
-        api.AccessToken(api_key, api_secret)
-        .with_identity(identity)
+        token.with_identity(identity)
         .with_name(identity)
         .with_grants(
             api.VideoGrants(

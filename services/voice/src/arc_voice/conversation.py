@@ -39,6 +39,7 @@ from arc_voice.noise_floor import GateConfig
 from arc_voice.plugins.brain_llm import BrainOptions, BrainTurn, NatsBrainLLM
 from arc_voice.plugins.gated_vad import GatedVAD
 from arc_voice.plugins.tts import NatsTTS, TtsOptions
+from arc_voice.recording import RecordingRows, RecordingWriter, SessionRecording, recording_path
 from arc_voice.session_state import SessionState, State
 from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import follow_transcripts, turn_detection_options
@@ -57,6 +58,8 @@ class ConversationDeps:
     recorder: EventRecorder
     subject_prefix: str = ""
     http: aiohttp.ClientSession | None = None
+    # `agents.recordings` (None: recordings get a file but no row).
+    recordings: RecordingRows | None = None
 
 
 @dataclass
@@ -130,8 +133,12 @@ class Transport(Protocol):
     tts_sample_rate: int
     voice: str | None
 
-    async def start(self, session: AgentSession[None], agent: Agent) -> None:
-        """Bind the session's input and output to this transport and start it."""
+    async def start(
+        self, session: AgentSession[None], agent: Agent, recording: SessionRecording | None
+    ) -> None:
+        """Bind the session's input and output to this transport and start it; when the
+        session is recorded, copy the person's audio as it arrives and the agent's as it
+        goes out to `recording`."""
 
     def interrupted(self) -> None:
         """The person's speech stopped the agent (barge-in)."""
@@ -148,6 +155,7 @@ class Conversation:
         identity: str,
         deps: ConversationDeps,
         session_id: str | None = None,
+        record: bool | None = None,
     ) -> None:
         self.transport = transport
         self.place = transport.place
@@ -161,6 +169,10 @@ class Conversation:
         self._tasks: set[asyncio.Task[None]] = set()
         self._recorded_turns: set[str] = set()
         self.end_reason: str | None = None
+        # Recorded when the worker's setting says so, unless the session's own choice (the
+        # room's metadata, the socket's `start`) says otherwise.
+        self.recorded = opts.recording.enabled if record is None else record
+        self.recording: SessionRecording | None = None
         self.trace = TurnTrace(session_id=self.session_id, room=self.place, identity=identity)
 
         self.brain = NatsBrainLLM(
@@ -230,13 +242,36 @@ class Conversation:
         self.session.on("user_input_transcribed", self._on_transcribed)
 
     async def start(self, *, greet: bool = True) -> None:
+        """Start listening; with `greet`, open with the recording notice (when recorded) and
+        the greeting. Without it the client shows the notice itself (docs/recording.md)."""
         opts = self.deps.options
-        await self.transport.start(self.session, ArcAgent(self._turn_confirmed))
+        if self.recorded:
+            await self._start_recording()
+        await self.transport.start(self.session, ArcAgent(self._turn_confirmed), self.recording)
         self.state.participant_joined()
         metrics.CONVERSATIONS_ACTIVE.inc()
         await self.deps.recorder.session_started(self.session_id, self.place, self.identity)
-        if opts.greeting and greet:
+        if not greet:
+            return
+        notice = opts.recording.notice if self.recording is not None else ""
+        if notice:
+            # One utterance with the greeting (two would leave a gap of a TTS start between
+            # them), not interruptible: the person hears that they are recorded.
+            opening = f"{notice} {opts.greeting}".strip()
+            self.session.say(opening, allow_interruptions=False, add_to_chat_ctx=False)
+        elif opts.greeting:
             self.session.say(opts.greeting, allow_interruptions=True)
+
+    async def _start_recording(self) -> None:
+        path = recording_path(self.deps.options.recording.directory, self.session_id)
+        recording = SessionRecording(RecordingWriter(path), self.deps.recordings, self.session_id)
+        try:
+            await recording.start()
+        except OSError:
+            # A full or read-only disk must not cost the conversation itself.
+            log.exception("session %s goes unrecorded: %s cannot be written", self.session_id, path)
+            return
+        self.recording = recording
 
     @property
     def speaking(self) -> bool:
@@ -265,6 +300,9 @@ class Conversation:
         if self.state.state is not State.WAITING:
             metrics.CONVERSATIONS_ACTIVE.dec()
         self.state.participant_left()
+        if self.recording is not None:
+            # After the session closed: nothing more is heard or said, and the file ends now.
+            await self.recording.aclose()
         await self.deps.recorder.session_ended(self.session_id, self.place, self.identity, reason)
 
     # --- events -------------------------------------------------------------------------

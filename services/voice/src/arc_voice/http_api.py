@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from arc_voice.caller import participant_token
+from arc_voice.dispatch import DispatchClient
 from arc_voice.sessions import SessionStore
 from arc_voice.sessions_api import sessions_router, store_for_worker
 from arc_voice.settings import LiveKitSettings, VoiceOptions
@@ -66,11 +67,14 @@ def create_app(
     health: Callable[[], Health],
     guard: HttpGuard,
     sessions: Callable[[], SessionStore] | None = None,
+    dispatch: Callable[[], DispatchClient | None] = lambda: None,
 ) -> FastAPI:
     """Room control, replies, tokens and the sessions API need an API key (`guard`), tokens
     are rate-limited per client too; health, metrics, the talk page and the sessions console
     page are public (the pages call the API with the key their link carries, see
-    static/talk.js). `sessions` defaults to a store over the running worker's pool."""
+    static/talk.js). `sessions` defaults to a store over the running worker's pool. Under
+    LiveKit dispatch (`dispatch` gives the client) the join and token routes ask LiveKit to
+    dispatch the agent instead of joining this worker to the room."""
     app = FastAPI(title="Arc voice worker", version="1")
 
     install_error_handlers(app)
@@ -111,8 +115,13 @@ def create_app(
 
     @app.post("/rooms/{room}/agent", dependencies=private)
     async def join(room: str) -> dict[str, Any]:
-        """The agent joins `room` (a no-op when it is already there)."""
+        """The agent joins `room` (a no-op when it is already there); under LiveKit dispatch,
+        LiveKit is asked to send one (to whichever worker has room for it)."""
         name = checked_room_name(room)
+        dispatcher = dispatch()
+        if dispatcher is not None:
+            await dispatcher.dispatch(name)
+            return {"room": name, "joined": False, "dispatched": True}
         await running().join(name)
         return {"room": name, "joined": True}
 
@@ -127,16 +136,22 @@ def create_app(
         identity: str = Query(min_length=1, max_length=128),
     ) -> TokenResponse:
         """A participant token for the browser page; the agent joins the room first so it is
-        there to greet whoever uses the token."""
+        there to greet whoever uses the token. Under dispatch the token carries the room's
+        agent dispatch instead, which LiveKit acts on when the person's arrival creates the
+        room (a room that already exists without an agent needs `POST /rooms/{room}/agent`)."""
         name = checked_room_name(room)
         who = checked_identity(identity)
-        await running().join(name)
+        dispatcher = dispatch()
+        if dispatcher is None:
+            await running().join(name)
         jwt = participant_token(
             api_key=livekit.api_key,
             api_secret=livekit.api_secret.get_secret_value(),
             room=name,
             identity=who,
             ttl_s=options.token_ttl_s,
+            # Under dispatch the person's arrival in a new room brings the agent.
+            agent_name=None if dispatcher is None else options.dispatch.agent_name,
         )
         return TokenResponse(url=livekit.url, room=name, identity=who, token=jwt)
 

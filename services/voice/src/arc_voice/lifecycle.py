@@ -65,6 +65,26 @@ class HeardTurn:
     interrupted: bool
     metrics: TurnMetrics | None = None
 
+    def timings(self) -> dict[str, Any]:
+        """What a client is told of the turn once it was heard (the WebSocket's
+        `turn_metrics` event, the room's `arc.turn_metrics` text stream): milliseconds per
+        stage, None for a stage that did not run."""
+        m = self.metrics
+        return {
+            "turn_id": self.turn_id,
+            "interrupted": self.interrupted,
+            **{name: None if m is None else getattr(m, name) for name in TIMING_FIELDS},
+        }
+
+
+TIMING_FIELDS = (
+    "end_of_speech_ms",
+    "stt_ms",
+    "brain_first_delta_ms",
+    "tts_first_chunk_ms",
+    "voice_to_voice_ms",
+)
+
 
 class EventRecorder:
     def __init__(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import logging
 import time
 from collections.abc import Coroutine
@@ -21,6 +22,7 @@ from arc_voice.announcements import AnnouncementQueue, DropReason, Outcome
 from arc_voice.conversation import Conversation, ConversationDeps
 from arc_voice.lifecycle import HeardTurn
 from arc_voice.models import VAD_SAMPLE_RATE
+from arc_voice.recording import RecordedInput, SessionRecording, tap_room_output
 from arc_voice.settings import LiveKitSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,23 @@ _HUMAN_KINDS = (
 _ANNOUNCE_MAX_WAIT_S = 30.0
 _ANNOUNCE_QUIET_S = 0.6
 _ANNOUNCE_ATTEMPTS = 3
+# The text stream topic on which each heard turn's timings reach the person.
+TURN_METRICS_TOPIC = "arc.turn_metrics"
+# The agent's participant attribute that tells a page the room's conversations are recorded.
+RECORDING_ATTRIBUTE = "arc.recording"
+
+
+def room_records(metadata: str | None) -> bool | None:
+    """The room's own choice, from its LiveKit metadata (`{"record": false}`, set when the
+    room is created or with UpdateRoomMetadata); None leaves it to the worker's setting."""
+    if not metadata:
+        return None
+    try:
+        data = json.loads(metadata)
+    except ValueError:
+        return None  # metadata that is not ours (plain text) says nothing about recording
+    record = data.get("record") if isinstance(data, dict) else None
+    return record if isinstance(record, bool) else None
 
 
 def agent_token(livekit: LiveKitSettings, *, room: str, identity: str, ttl_s: int = 3600) -> str:
@@ -51,6 +70,9 @@ def agent_token(livekit: LiveKitSettings, *, room: str, identity: str, ttl_s: in
                 can_publish=True,
                 can_subscribe=True,
                 can_publish_data=True,
+                # The session publishes its state as the `lk.agent.state` attribute (the talk
+                # page and any LiveKit client show it); without this grant that is refused.
+                can_update_own_metadata=True,
                 agent=True,
             )
         )
@@ -74,14 +96,18 @@ class RoomTransport:
         self.track_name = agent_track_name(identity)
         self.tts_sample_rate = tts_sample_rate
         self.voice = voice
+        # Timings on their way to the person; each send is short, and owned here till done.
+        self._sending: set[asyncio.Task[None]] = set()
 
-    async def start(self, session: AgentSession[None], agent: Agent) -> None:
+    async def start(
+        self, session: AgentSession[None], agent: Agent, recording: SessionRecording | None
+    ) -> None:
         await session.start(
             agent,
             room=self.room,
             room_options=room_io.RoomOptions(
                 participant_identity=self.identity,
-                text_input=False,
+                text_input=True,
                 audio_input=room_io.AudioInputOptions(
                     sample_rate=VAD_SAMPLE_RATE, frame_size_ms=20, pre_connect_audio=False
                 ),
@@ -93,12 +119,37 @@ class RoomTransport:
             session_host=False,
             record=False,
         )
+        if recording is None:
+            return
+        # The room I/O exists only once the session has started; the framework's own recorder
+        # wraps it at the same point.
+        if session.input.audio is not None:
+            session.input.audio = RecordedInput(session.input.audio, recording)
+        tap_room_output(session.output.audio, recording)
+        try:
+            await self.room.local_participant.set_attributes({RECORDING_ATTRIBUTE: "on"})
+        except Exception:
+            log.exception("could not show the recording notice on the agent's attributes")
 
     def interrupted(self) -> None:
         """The room hears the agent stop; nothing more to tell."""
 
     def turn_heard(self, turn: HeardTurn) -> None:
-        """A room has no channel for timings (`GET .../replies` serves them)."""
+        """The turn's timings go to the person on the `arc.turn_metrics` text stream (the
+        talk page's latency row), whichever worker serves the room."""
+        task = asyncio.create_task(self._send_timings(turn), name=f"timings:{turn.turn_id}")
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send_timings(self, turn: HeardTurn) -> None:
+        try:
+            await self.room.local_participant.send_text(
+                json.dumps(turn.timings()),
+                topic=TURN_METRICS_TOPIC,
+                destination_identities=[self.identity],
+            )
+        except Exception:  # the person left, the room closed: only the page's row is lost
+            log.debug("could not send turn timings to %s", self.identity, exc_info=True)
 
 
 class RoomAgent:
@@ -172,7 +223,10 @@ class RoomAgent:
             self.room, participant.identity, tts_sample_rate=opts.tts_sample_rate, voice=opts.voice
         )
         conversation = Conversation(
-            transport=transport, identity=participant.identity, deps=self._deps
+            transport=transport,
+            identity=participant.identity,
+            deps=self._deps,
+            record=room_records(self.room.metadata),
         )
         self.conversations[participant.identity] = conversation
         self._spawn(self._run_conversation(conversation), name=f"conv:{participant.identity}")

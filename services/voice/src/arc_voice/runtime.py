@@ -1,5 +1,6 @@
-"""Opening and closing the worker's resources in order: NATS, Postgres, models, the worker;
-closed in reverse."""
+"""Opening and closing the worker's resources in order: NATS, Postgres, models, the worker,
+and under LiveKit dispatch (`ARC_VOICE__DISPATCH__MODE=livekit`) its registration with the
+LiveKit server; closed in reverse."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from arc_common.nats_connection import connection
 from psycopg_pool import AsyncConnectionPool
 
+from arc_voice.dispatch import DispatchClient
 from arc_voice.http_api import Health
 from arc_voice.models import VoiceModels
 from arc_voice.settings import VoiceSettings
@@ -24,6 +26,7 @@ class VoiceRuntime:
     def __init__(self, settings: VoiceSettings) -> None:
         self.settings = settings
         self.worker: VoiceWorker | None = None
+        self.dispatch: DispatchClient | None = None
         self._stack = AsyncExitStack()
         self._nc: Any = None
         self._pool: AsyncConnectionPool[Any] | None = None
@@ -47,8 +50,11 @@ class VoiceRuntime:
             self._stack.push_async_callback(pool.close)
             models = await asyncio.to_thread(VoiceModels.load, settings.voice)
             self._stack.callback(models.close)
+            dispatched = settings.voice.dispatch.mode == "livekit"
+            # Under dispatch the start-up rooms are dispatched like any other, not joined.
+            options = settings.voice.model_copy(update={"rooms": []}) if dispatched else None
             worker = VoiceWorker(
-                options=settings.voice,
+                options=options or settings.voice,
                 livekit=settings.livekit,
                 models=models,
                 nc=self._nc,
@@ -57,6 +63,20 @@ class VoiceRuntime:
             )
             self._stack.push_async_callback(worker.aclose)
             await worker.start()
+            if dispatched:
+                dispatch = DispatchClient(
+                    worker,
+                    settings=settings.voice.dispatch,
+                    livekit=settings.livekit,
+                    nc=self._nc,
+                    subject_prefix=settings.nats.subject_prefix,
+                )
+                # Closed before the worker: unregistered first, so no job lands mid-shutdown.
+                self._stack.push_async_callback(dispatch.aclose)
+                await dispatch.start()
+                self.dispatch = dispatch
+                for room in settings.voice.rooms:
+                    await dispatch.dispatch(room)
             self.worker = worker
         except BaseException:
             await self._stack.aclose()
@@ -70,6 +90,7 @@ class VoiceRuntime:
         tb: TracebackType | None,
     ) -> None:
         self.worker = None
+        self.dispatch = None
         await self._stack.aclose()
 
     def health(self) -> Health:
@@ -84,5 +105,6 @@ class VoiceRuntime:
             "postgres_pool": {k: pool_stats.get(k, 0) for k in ("pool_size", "pool_available")},
             "event_store_failures": worker.recorder.failures if worker is not None else 0,
             "stt": self.settings.voice.stt_engine,
+            "dispatch": self.dispatch.detail() if self.dispatch is not None else {"mode": "direct"},
         }
         return Health(healthy=worker is not None and nats_ok, detail=detail)

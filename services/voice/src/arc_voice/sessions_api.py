@@ -34,18 +34,8 @@ from arc_voice.worker import VoiceWorker
 
 
 def store_for_worker(worker: VoiceWorker, recordings: Path) -> SessionStore:
-    """The store over the worker's own Postgres pool and NATS connection (no second pool).
-
-    The worker does not expose its pool, so this reads the event recorder's; if that moves,
-    every sessions route answers `internal` naming it, and tests/integration/voice/
-    test_sessions_api.py (which builds the app exactly as `python -m arc_voice` does) fails.
-    """
-    try:
-        pool = worker.recorder._pool
-    except AttributeError:
-        raise Internal(
-            "sessions API: VoiceWorker.recorder._pool is gone; update store_for_worker"
-        ) from None
+    """The store over the worker's own Postgres pool and NATS connection (no second pool)."""
+    pool = worker.pool
     if pool is None:
         raise Busy("sessions API: the voice worker has no Postgres pool")
     client = worker.deps.client

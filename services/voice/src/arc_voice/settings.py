@@ -56,7 +56,8 @@ class BargeInSettings(BaseModel):
 
 class RecordingSettings(BaseModel):
     # Off unless asked for: people are recorded only where the operator chose it, and then
-    # they are told (`notice`). `make run` turns it on for the local mesh (docs/recording.md).
+    # they are told (`notice`). A room's metadata or a socket's `start` can override it per
+    # session (docs/recording.md).
     enabled: bool = False
     # Where the per-session files go: a local folder (created at start-up).
     directory: Path = Path(".arc/recordings")
@@ -64,6 +65,18 @@ class RecordingSettings(BaseModel):
     retention_days: float = Field(default=30.0, ge=0.0, le=3650.0)
     # Said (and shown) at the start of a recorded conversation; empty: shown only.
     notice: str = Field(default="This conversation is recorded.", max_length=500)
+
+
+class DispatchSettings(BaseModel):
+    # "direct": the worker joins rooms itself (start-up list, `POST /rooms/{room}/agent`, the
+    # talk page's token); "livekit": it registers with the LiveKit server as an agent worker
+    # and serves the rooms the server dispatches to it (docs/dispatch.md).
+    mode: Literal["direct", "livekit"] = "direct"
+    # The name explicit dispatch asks for (room configuration in a token, AgentDispatchService).
+    agent_name: str = Field(default="arc", min_length=1, max_length=128)
+    # Conversations at once before the worker reports itself full and LiveKit dispatches
+    # elsewhere: 2 per worker process kept voice to voice p95 under 1 s (docs/load.md).
+    max_sessions: int = Field(default=2, ge=1, le=1000)
 
 
 class VoiceOptions(BaseModel):
@@ -101,8 +114,8 @@ class VoiceOptions(BaseModel):
     # "model": LiveKit's audio end-of-turn model plus a rule on the transcript decide between
     # the two delays below (docs/voice.md, "End of turn"); "vad": the plain silence timer.
     turn_detection: Literal["model", "vad"] = "model"
-    # P(end of turn) under which the model says "not finished"; unset: 0.25, chosen from
-    # `make bench BENCH=turn` (LiveKit's own default for English is 0.36).
+    # P(end of turn) under which the model says "not finished"; unset: 0.36, chosen from
+    # `make bench BENCH=turn` with the question rule (LiveKit's own value for English too).
     turn_unlikely_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
     endpointing_min_delay_s: float = Field(default=0.0, ge=0.0, le=5.0)
     # The longest the model can make the agent wait after the end of speech.
@@ -127,6 +140,7 @@ class VoiceOptions(BaseModel):
     announce_queue_max: int = Field(default=16, ge=1, le=1000)
     barge_in: BargeInSettings = BargeInSettings()
     recording: RecordingSettings = RecordingSettings()
+    dispatch: DispatchSettings = DispatchSettings()
     token_ttl_s: int = Field(default=3600, ge=60, le=86_400)
     # The LiveKit JavaScript client for the browser page (`npm ci --prefix services/voice/web`
     # installs it); unset means that install's copy.

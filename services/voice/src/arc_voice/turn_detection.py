@@ -8,9 +8,9 @@ and rules on the transcript: words that cannot end a sentence (a filler, a conju
 article, a preposition...) make the agent wait, a finished question ("...?") makes it answer
 whatever the audio model says (it often hears a question's rising end as a voice going on).
 The wait is never more than `endpointing_max_delay_s`: under the threshold the framework
-waits `max_delay`, otherwise `min_delay`. A wrong "not finished" costs at most that wait; a wrong "finished" is what the
-timer would have done anyway. Numbers and the choice of threshold: docs/voice.md, "End of
-turn", and `tests/bench/turn.py`.
+waits `max_delay`, otherwise `min_delay`. A wrong "not finished" costs at most that wait; a
+wrong "finished" is what the timer would have done anyway. Numbers and the choice of
+threshold: docs/voice.md, "End of turn", and `tests/bench/turn.py`.
 
 The combination follows LiveKit's streaming turn-detector protocol: the audio model's
 stream does the predicting; the transcript rule only raises the bar (`unlikely_threshold`)

@@ -26,6 +26,7 @@ from arc_voice import metrics
 from arc_voice.conversation import Conversation, ConversationDeps
 from arc_voice.lifecycle import EventRecorder
 from arc_voice.models import VoiceModels
+from arc_voice.recording import RecordingRows, RetentionSweeper
 from arc_voice.room_agent import RoomAgent
 from arc_voice.settings import LiveKitSettings, VoiceOptions
 
@@ -58,6 +59,8 @@ class VoiceWorker:
         self._nc = nc
         self._client = StreamingClient(nc)
         self._prefix = subject_prefix
+        # Postgres (None: the worker talks without it); the sessions API reads through it too.
+        self.pool = pool
         self.recorder = EventRecorder(pool, nc, subject_prefix)
         self.deps = ConversationDeps(
             options=options,
@@ -65,7 +68,11 @@ class VoiceWorker:
             client=self._client,
             recorder=self.recorder,
             subject_prefix=subject_prefix,
+            recordings=RecordingRows(pool),
         )
+        recording = options.recording
+        # Runs even with recording off: files from when it was on still expire.
+        self._retention = RetentionSweeper(recording.directory, recording.retention_days, pool)
         self.rooms: dict[str, RoomAgent] = {}
         # Conversations over `/v1/voice`; each socket's handler owns its own, this set is
         # how the worker finds them (metrics, shutdown).
@@ -81,10 +88,15 @@ class VoiceWorker:
         self._announce_sub = await self._nc.subscribe(
             subjects.prefixed(self._prefix, subjects.VOICE_ANNOUNCE), cb=self._on_announce
         )
+        if self.options.recording.enabled:
+            # Made now so a folder that cannot be made stops the worker at start, not later.
+            self.options.recording.directory.mkdir(parents=True, exist_ok=True)
+        self._retention.start()
         for room in self.options.rooms:
             await self.join(room)
 
     async def aclose(self) -> None:
+        await self._retention.aclose()
         if self._announce_sub is not None:
             await self._announce_sub.unsubscribe()
             self._announce_sub = None

@@ -44,6 +44,8 @@ class Start(_Message):
     pacing: Literal["realtime", "fast"] = "realtime"
     lead_ms: int = 100
     greeting: bool = True
+    # Record this conversation (docs/recording.md); unset: the worker's setting decides.
+    record: bool | None = None
 
 
 class Text(_Message):
@@ -173,6 +175,7 @@ class SocketSession:
             identity=start.user_id,
             deps=self.worker.deps,
             session_id=start.session_id,
+            record=start.record,
         )
         self.transport, self.conversation = transport, conversation
         self.worker.sockets.add(conversation)
@@ -185,6 +188,10 @@ class SocketSession:
             output_sample_rate=start.output_sample_rate,
             frame_ms=start.frame_ms,
             pacing=start.pacing,
+            # A recorded conversation is announced here too: a client that asked for no
+            # greeting hears no spoken notice, so it must show this one.
+            recording=conversation.recorded,
+            notice=self.worker.options.recording.notice if conversation.recorded else None,
         )
         await conversation.start(greet=start.greeting)
         self._watch = asyncio.create_task(self._until_closed(conversation), name="ws-watch")

@@ -26,6 +26,7 @@ from livekit.agents.voice.events import (
 
 from arc_voice.lifecycle import HeardTurn
 from arc_voice.models import VAD_SAMPLE_RATE
+from arc_voice.recording import SessionRecording
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ class SocketAudioInput(io.AudioInput):
         self._on_busy = on_busy
         self._dropped_s = 0.0
         self._busy_told_at = 0.0
+        # Set when the session is recorded: what the worker accepts is what it hears.
+        self.recording: SessionRecording | None = None
 
     def hear(self, pcm: bytes) -> None:
         """One binary message (its length is checked by the caller)."""
@@ -129,10 +132,16 @@ class SocketAudioInput(io.AudioInput):
             self._drop(seconds, now)
             return
         self._received_s += seconds
+        # The message's audio was heard over the `seconds` before it arrived; its frames are
+        # placed one after another from there (a burst of frames arrives at one instant).
+        heard_at = now - seconds
         for frame in self._bytes.push(pcm):
             for out in self._resampler.push(frame) if self._resampler else [frame]:
                 self._queued_s += out.duration
                 self._frames.put_nowait(out)
+                if self.recording is not None:
+                    self.recording.person(out, heard_at)
+                    heard_at += out.duration
 
     def _drop(self, seconds: float, now: float) -> None:
         self._dropped_s += seconds
@@ -192,6 +201,7 @@ class SocketAudioOutput(io.AudioOutput):
         self._sent_s = 0.0
         self._clock_start = 0.0
         self._task: asyncio.Task[None] | None = None
+        self.recording: SessionRecording | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._send(), name="ws-audio-out")
@@ -263,6 +273,9 @@ class SocketAudioOutput(io.AudioOutput):
                     if self._interrupted or not self._playing.is_set():
                         continue
             self._outbox.audio(bytes(item.data))
+            if self.recording is not None:
+                # Where the client's clock plays it, paced or not (it plays frames in order).
+                self.recording.agent(item, self._clock_start + self._sent_s)
             self._sent_s += item.duration
 
     async def _finish(self) -> None:
@@ -337,7 +350,10 @@ class SocketTransport:
             )
         )
 
-    async def start(self, session: AgentSession[None], agent: Agent) -> None:
+    async def start(
+        self, session: AgentSession[None], agent: Agent, recording: SessionRecording | None
+    ) -> None:
+        self.audio_in.recording = self.audio_out.recording = recording
         session.input.audio = self.audio_in
         session.output.audio = self.audio_out
         session.output.transcription = SocketTextOutput(self.outbox)
@@ -370,19 +386,4 @@ class SocketTransport:
         self.outbox.event("state", state="interrupted")
 
     def turn_heard(self, turn: HeardTurn) -> None:
-        m = turn.metrics
-        self.outbox.event(
-            "turn_metrics",
-            turn_id=turn.turn_id,
-            interrupted=turn.interrupted,
-            **{name: None if m is None else getattr(m, name) for name in _METRIC_FIELDS},
-        )
-
-
-_METRIC_FIELDS = (
-    "end_of_speech_ms",
-    "stt_ms",
-    "brain_first_delta_ms",
-    "tts_first_chunk_ms",
-    "voice_to_voice_ms",
-)
+        self.outbox.event("turn_metrics", **turn.timings())

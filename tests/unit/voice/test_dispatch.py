@@ -1,0 +1,130 @@
+"""The dispatch client's plain logic: the cap, the session count, the peer table that decides
+when a worker is dead and who re-dispatches its rooms, and the resume metadata."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from arc_voice.dispatch import (
+    Capacity,
+    DispatchClient,
+    PeerTable,
+    WorkerBeat,
+    agent_endpoint,
+    count_sessions,
+    resume_metadata,
+    resumed_sessions,
+)
+from arc_voice.settings import DispatchSettings, LiveKitSettings, VoiceOptions
+from arc_voice.worker import VoiceWorker
+from livekit.protocol import agent
+from nats.aio.client import Client
+
+
+def test_load_is_the_share_of_the_cap_and_full_at_the_cap() -> None:
+    cap = Capacity(max_sessions=2)
+    assert cap.load(0) == 0.0
+    assert cap.load(1) == 0.5
+    assert cap.load(2) == 1.0
+    assert cap.load(5) == 1.0
+    assert cap.accepts(1) and not cap.full(1)
+    assert cap.full(2) and not cap.accepts(2)
+
+
+def test_sessions_count_people_sockets_and_promised_slots() -> None:
+    # a room whose person has not arrived yet still holds a slot
+    assert count_sessions([0, 1, 3], sockets=2, reserved=1) == 1 + 1 + 3 + 2 + 1
+    assert count_sessions([], sockets=0, reserved=0) == 0
+
+
+def test_a_silent_worker_is_dead_after_the_bound_and_its_rooms_are_returned_once() -> None:
+    table = PeerTable("b", dead_after_s=1.5)
+    table.beat(WorkerBeat(worker_id="a", agent_name="arc", rooms={"r1": {"ann": "s1"}}), 10.0)
+    table.beat(WorkerBeat(worker_id="c", agent_name="arc", rooms={"r2": {}}), 10.0)
+    assert table.dead(11.4) == {}
+    table.beat(WorkerBeat(worker_id="c", agent_name="arc", rooms={"r2": {}}), 11.4)
+    assert table.dead(11.6) == {"r1": {"ann": "s1"}}
+    assert table.dead(11.7) == {}
+    assert set(table.peers) == {"c"}
+
+
+def test_a_goodbye_hands_over_the_rooms_at_once() -> None:
+    table = PeerTable("b")
+    table.beat(WorkerBeat(worker_id="a", agent_name="arc", rooms={"r": {"x": "s"}}), 0.0)
+    gone = table.beat(
+        WorkerBeat(worker_id="a", agent_name="arc", rooms={"r": {"x": "s"}}, leaving=True), 0.1
+    )
+    assert gone == {"r": {"x": "s"}}
+    assert table.peers == {}
+
+
+def test_own_beats_are_ignored_and_the_smallest_live_id_leads() -> None:
+    table = PeerTable("b")
+    assert table.beat(WorkerBeat(worker_id="b", agent_name="arc", leaving=True), 0.0) is None
+    assert table.leads()
+    table.beat(WorkerBeat(worker_id="c", agent_name="arc"), 0.0)
+    assert table.leads()
+    table.beat(WorkerBeat(worker_id="a", agent_name="arc"), 0.0)
+    assert not table.leads()
+
+
+def test_resume_metadata_round_trips_and_foreign_metadata_resumes_nothing() -> None:
+    assert resumed_sessions(resume_metadata({"ann": "s1"})) == {"ann": "s1"}
+    assert resumed_sessions("") == {}
+    assert resumed_sessions("plain text") == {}
+    assert resumed_sessions('{"arc_resume": [1]}') == {}
+    assert resumed_sessions('{"other": 1}') == {}
+
+
+def test_agent_endpoint_from_any_livekit_url() -> None:
+    assert agent_endpoint("ws://127.0.0.1:7880") == "ws://127.0.0.1:7880/agent"
+    assert agent_endpoint("https://lk.example.com/") == "wss://lk.example.com/agent"
+
+
+class _Worker:
+    """What the dispatch client reads of the voice worker."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, Any] = {}
+        self.sockets: set[Any] = set()
+        self.options = VoiceOptions()
+
+
+async def test_requests_arriving_together_never_take_more_than_the_cap() -> None:
+    client = DispatchClient(
+        cast(VoiceWorker, _Worker()),
+        settings=DispatchSettings(mode="livekit", max_sessions=2),
+        livekit=LiveKitSettings(allow_dev_keys=True),
+        nc=cast(Client, None),
+    )
+    sent: list[agent.WorkerMessage] = []
+
+    async def send(message: agent.WorkerMessage) -> None:
+        sent.append(message)
+
+    client._send = send  # type: ignore[method-assign]  # no LiveKit connection here
+    for i in range(3):
+        request = agent.AvailabilityRequest()
+        request.job.id = f"job-{i}"
+        request.job.room.name = f"room-{i}"
+        # No await between the three: the slots are taken in the callback itself.
+        client._answer_availability(request)
+    again = agent.AvailabilityRequest()
+    again.job.id = "job-again"
+    again.job.room.name = "room-0"
+    client._answer_availability(again)
+    await asyncio.sleep(0.05)
+    answers = {m.availability.job_id: m.availability for m in sent if m.HasField("availability")}
+    assert answers["job-0"].available and answers["job-1"].available
+    assert answers["job-0"].participant_identity == "arc-agent"
+    assert not answers["job-2"].available and not answers["job-2"].terminate
+    # a room already being served: done, so LiveKit does not send a second agent elsewhere
+    assert not answers["job-again"].available and answers["job-again"].terminate
+    assert client.sessions() == 2
+    statuses = [m.update_worker for m in sent if m.HasField("update_worker")]
+    assert statuses[-1].status == agent.WorkerStatus.WS_FULL
+    assert statuses[-1].load == 1.0
+    for task in list(client._tasks):
+        task.cancel()
+    await asyncio.gather(*client._tasks, return_exceptions=True)
