@@ -6,18 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import itertools
 import json
 import os
 import shutil
-import subprocess
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 from arc_voice.http_api import default_client_js
@@ -25,6 +18,7 @@ from arc_voice.talk import write_wav
 
 from tests.e2e.voice.test_room_to_room import _conversation
 from tests.fixtures.brain import BrainFactory
+from tests.fixtures.browser import CHROMIUM, DevTools, chromium
 from tests.fixtures.http_auth import API_KEY
 from tests.fixtures.tts import TtsWorker
 from tests.fixtures.voice import (
@@ -36,94 +30,11 @@ from tests.fixtures.voice import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_browser = pytest.mark.skipif(
     CHROMIUM is None or not default_client_js().is_file(),
     reason="needs Chromium (apt-get install chromium) and the page's JavaScript client "
     "(npm ci --prefix services/voice/web)",
 )
-
-
-class DevTools:
-    """A minimal Chrome DevTools Protocol client: commands and their answers."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self._ws = ws
-        self._ids = itertools.count(1)
-
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        call_id = next(self._ids)
-        await self._ws.send_str(json.dumps({"id": call_id, "method": method, "params": params}))
-        while True:
-            message = json.loads((await self._ws.receive()).data)
-            if message.get("id") == call_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                result: dict[str, Any] = message.get("result", {})
-                return result
-
-    async def evaluate(self, expression: str) -> Any:
-        result = await self.call(
-            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
-        )
-        return result["result"].get("value")
-
-
-@contextlib.asynccontextmanager
-async def _chromium(microphone: Path, profile: Path) -> AsyncIterator[DevTools]:
-    assert CHROMIUM is not None
-    process = subprocess.Popen(  # noqa: ASYNC220 (spawning does not block)
-        [
-            CHROMIUM,
-            "--headless=new",
-            "--no-sandbox",
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={microphone}",
-            "--autoplay-policy=no-user-gesture-required",
-            "--remote-debugging-port=0",
-            f"--user-data-dir={profile}",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not port_file.is_file() or not port_file.read_text().strip():
-            assert time.monotonic() < deadline, "Chromium did not start"
-            await asyncio.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        async with aiohttp.ClientSession() as http:
-            pages = await (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
-            url = next(p["webSocketDebuggerUrl"] for p in pages if p["type"] == "page")
-            async with http.ws_connect(url, max_msg_size=0) as ws:
-                yield DevTools(ws)
-    finally:
-        process.terminate()
-        try:
-            await asyncio.to_thread(process.wait, 10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-async def _until(tab: DevTools, expression: str, within_s: float, what: str) -> Any:
-    """Poll a page expression until it is truthy; on timeout, say what the page showed."""
-    deadline = time.monotonic() + within_s
-    while True:
-        value = await tab.evaluate(expression)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            page = await tab.evaluate(
-                "JSON.stringify({states: window.arcStates,"
-                " problem: document.getElementById('problem').textContent,"
-                " transcript: document.getElementById('transcript').innerText,"
-                " log: document.getElementById('log').innerText})"
-            )
-            raise AssertionError(f"{what} within {within_s:.0f} s; the page: {page}")
-        await asyncio.sleep(0.2)
 
 
 def _lines(role: str) -> str:
@@ -174,11 +85,14 @@ async def test_the_browser_page_talks_to_the_agent(
     microphone = tmp_path / "question.wav"
     write_wav(microphone, np.zeros(rate, np.int16).tobytes() + pcm + silence, rate)
     room = room_name()
-    async with serve_voice_http(harness) as page_url, _chromium(microphone, tmp_path / "p") as tab:
+    async with (
+        serve_voice_http(harness) as page_url,
+        chromium(tmp_path / "p", microphone=microphone) as tab,
+    ):
         await tab.call("Page.enable")
         # The link `make run` prints: the key in the fragment, which the page keeps.
         await tab.call("Page.navigate", url=f"{page_url}/#key={API_KEY}")
-        await _until(tab, "typeof LivekitClient === 'object'", 20, "the LiveKit client loaded")
+        await tab.until("typeof LivekitClient === 'object'", "the LiveKit client loaded", 20)
         assert await tab.evaluate("location.hash") == "", "the key stayed in the address bar"
         await tab.evaluate(
             f"document.getElementById('room').value = {json.dumps(room)};"
@@ -187,28 +101,25 @@ async def test_the_browser_page_talks_to_the_agent(
         )
         conversation = await _conversation(harness, room, "browser-user")
 
-        heard = await _until(
-            tab,
+        heard = await tab.until(
             f"{_lines('user')}.filter(l => l.final === 'true' && /time/i.test(l.text)).length",
-            60,
             "no final transcript of the question",
+            within_s=60,
         )
         assert heard
-        await _until(
-            tab,
+        await tab.until(
             "document.querySelectorAll('#latency tbody tr td.heard').length &&"
             " !document.querySelector('#latency tbody tr td.heard').textContent.includes('—')",
-            60,
             "no latency row with the page's own reply time",
+            within_s=60,
         )
         said = await tab.evaluate(_lines("agent"))
         assert said and any(line["text"].strip() for line in said), said
         assert float(await tab.evaluate("window.arcAgentPeakDb")) > -40.0, "the reply was silent"
-        await _until(
-            tab,
+        await tab.until(
             "window.arcStates.slice(-1)[0] === 'listening'",
-            30,
             "the agent did not go back to listening",
+            within_s=30,
         )
         states: list[str] = await tab.evaluate("window.arcStates")
         # The agent's states, in order: it listened, thought, spoke and listened again.
@@ -227,11 +138,10 @@ async def test_the_browser_page_talks_to_the_agent(
             "document.getElementById('message').value = 'What is 12 times 12?';"
             "document.getElementById('chat').requestSubmit(); true"
         )
-        await _until(
-            tab,
+        await tab.until(
             f"{_lines('agent')}.slice({agent_lines}).some(l => /144|hundred/i.test(l.text))",
-            60,
             "no answer to the typed question",
+            within_s=60,
         )
         await _screenshot(tab, tmp_path / "talk-desktop.png", 1280, 900, mobile=False)
         await _screenshot(tab, tmp_path / "talk-phone.png", 390, 844, mobile=True)

@@ -21,9 +21,9 @@ import pytest
 import pytest_asyncio
 from arc_stack.livekit import LiveKitServer
 from arc_stack.nats import NatsServer
-from arc_voice.caller import RoomCaller
+from arc_voice.caller import RoomCaller, participant_token
 from arc_voice.room_agent import agent_track_name
-from livekit import api, rtc
+from livekit import rtc
 from psycopg_pool import AsyncConnectionPool
 
 from tests.fixtures.brain import BrainFactory
@@ -39,27 +39,15 @@ REDISPATCH_WITHIN_S = 15.0
 
 
 def dispatch_token(livekit: LiveKitServer, room: str, identity: str, agent_name: str) -> str:
-    """A person's token whose room configuration asks for the agent: the room that their
-    joining creates is dispatched to `agent_name` with no further call."""
-    return (
-        api.AccessToken(livekit.api_key, livekit.api_secret)
-        .with_identity(identity)
-        .with_name(identity)
-        .with_grants(
-            api.VideoGrants(
-                room_join=True,
-                room=room,
-                can_publish=True,
-                can_publish_sources=["microphone"],
-                can_publish_data=True,
-                can_subscribe=True,
-            )
-        )
-        .with_room_config(
-            api.RoomConfiguration(agents=[api.RoomAgentDispatch(agent_name=agent_name)])
-        )
-        .with_ttl(datetime.timedelta(hours=1))
-        .to_jwt()
+    """A person's token whose room configuration asks for the agent (what the voice worker's
+    `GET /token` hands out under dispatch): the room that their joining creates is dispatched
+    to `agent_name` with no further call."""
+    return participant_token(
+        api_key=livekit.api_key,
+        api_secret=livekit.api_secret,
+        room=room,
+        identity=identity,
+        agent_name=agent_name,
     )
 
 

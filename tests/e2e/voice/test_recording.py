@@ -7,11 +7,8 @@ misses at most the last 2 s."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,14 +18,12 @@ from urllib.parse import urlparse
 
 import aiohttp
 import av
-import httpx
 import numpy as np
 import psycopg
 import pytest
 import pytest_asyncio
 from arc_stack.livekit import LiveKitServer
 from arc_stack.nats import NatsServer
-from arc_stack.server import free_port
 from arc_voice.caller import speech_bounds
 from arc_voice.models import VoiceModels
 from arc_voice.recording import remove_expired
@@ -37,7 +32,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tests.e2e.voice.test_room_to_room import _conversation, _poll_rows, _transcribe
 from tests.fixtures.brain import BrainFactory
-from tests.fixtures.http_auth import API_KEY, AUTH
+from tests.fixtures.http_auth import AUTH
 from tests.fixtures.tts import TtsWorker
 from tests.fixtures.voice import (
     SpeechSynth,
@@ -45,6 +40,7 @@ from tests.fixtures.voice import (
     VoiceHarness,
     room_name,
     serve_voice_http,
+    voice_process,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -90,10 +86,6 @@ def _file_at(uri: str, folder: Path) -> Path:
     path = Path(urlparse(uri).path)
     assert path.is_absolute() and path.is_relative_to(folder.resolve()) and path.exists(), uri
     return path
-
-
-def _tail(path: Path) -> str:
-    return path.read_text()[-3000:]
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -238,35 +230,6 @@ async def test_a_socket_can_turn_recording_off_for_its_session(
     assert not list(folder.rglob(f"{ready['session_id']}-*.ogg"))
 
 
-@contextlib.asynccontextmanager
-async def worker_process(
-    *, env: dict[str, str], port: int, log_path: Path
-) -> AsyncIterator[subprocess.Popen[bytes]]:
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: ASYNC220 (spawning does not block)
-            [sys.executable, "-m", "arc_voice"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while True:
-                assert process.poll() is None, _tail(log_path)
-                assert time.monotonic() < deadline, _tail(log_path)
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.2)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        await asyncio.to_thread(process.wait, 20)
-
-
 async def test_a_worker_killed_mid_answer_leaves_a_playable_file(
     nats_server: NatsServer,
     livekit_server: LiveKitServer,
@@ -279,30 +242,24 @@ async def test_a_worker_killed_mid_answer_leaves_a_playable_file(
 ) -> None:
     await brain_factory(subject_prefix=subject_prefix)
     folder = tmp_path / "recordings"
-    port = free_port()
-    env = {
-        **os.environ,
-        "ARC_NATS__URL": nats_server.url,
-        "ARC_NATS__SUBJECT_PREFIX": subject_prefix,
-        "ARC_POSTGRES__DSN": migrated_dsn,
-        "ARC_VOICE__HTTP_PORT": str(port),
-        "ARC_LIVEKIT__URL": livekit_server.url,
-        "ARC_LIVEKIT__API_KEY": livekit_server.api_key,
-        "ARC_LIVEKIT__API_SECRET": livekit_server.api_secret,
-        "ARC_LOG__JSON": "false",
-        "ARC_VOICE__GREETING": "",
-        "ARC_HTTP__API_KEYS": API_KEY,
-        # Off by default; the socket's `start` turns it on for its session.
-        "ARC_VOICE__RECORDING__ENABLED": "false",
-        "ARC_VOICE__RECORDING__DIRECTORY": str(folder),
-    }
     pcm, rate = speech.say(QUESTION)
     turn = SocketTurn(output_sample_rate=OUT_RATE)
     async with (
-        worker_process(env=env, port=port, log_path=tmp_path / "voice.log") as process,
+        voice_process(
+            nats_url=nats_server.url,
+            subject_prefix=subject_prefix,
+            dsn=migrated_dsn,
+            livekit=livekit_server,
+            log_path=tmp_path / "voice.log",
+            # Off by default; the socket's `start` turns it on for its session.
+            extra_env={
+                "ARC_VOICE__RECORDING__ENABLED": "false",
+                "ARC_VOICE__RECORDING__DIRECTORY": str(folder),
+            },
+        ) as process,
         aiohttp.ClientSession() as http,
     ):
-        ws = await http.ws_connect(f"ws://127.0.0.1:{port}/v1/voice", headers=AUTH, heartbeat=None)
+        ws = await http.ws_connect(process.socket_url, headers=AUTH, heartbeat=None)
         caller = SocketCaller(ws, turn)
         try:
             await caller.send_json(
@@ -325,7 +282,8 @@ async def test_a_worker_killed_mid_answer_leaves_a_playable_file(
             await asyncio.sleep(1.5)
             os.kill(process.pid, signal.SIGKILL)
             killed_at = time.monotonic()
-            await asyncio.to_thread(process.wait, 20)
+            # Reaped here; the fixture then finds it gone.
+            await asyncio.to_thread(os.waitpid, process.pid, 0)
         finally:
             await caller.aclose()
             await ws.close()

@@ -6,12 +6,7 @@ recording is a real stereo OGG/Opus file made here with PyAV."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import json
-import shutil
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-import aiohttp
 import av
 import httpx
 import msgspec
@@ -43,6 +37,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
 from tests.fixtures.brain import BrainFactory
+from tests.fixtures.browser import CHROMIUM, chromium
 from tests.fixtures.http_auth import API_KEY, AUTH, http_guard
 
 pytestmark = [pytest.mark.integration]
@@ -563,74 +558,6 @@ async def test_bad_input_and_keys(env: Env) -> None:
     assert s.audio_path.exists()  # nothing above deleted anything
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-class DevTools:
-    """Just enough of the Chrome DevTools Protocol: commands and their answers."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self._ws = ws
-        self._ids = itertools.count(1)
-
-    async def evaluate(self, expression: str) -> Any:
-        call_id = next(self._ids)
-        params = {"expression": expression, "awaitPromise": True, "returnByValue": True}
-        await self._ws.send_str(
-            json.dumps({"id": call_id, "method": "Runtime.evaluate", "params": params})
-        )
-        while True:
-            message = json.loads((await self._ws.receive()).data)
-            if message.get("id") == call_id:
-                assert "error" not in message, message
-                return message["result"]["result"].get("value")
-
-    async def until(self, expression: str, what: str, within_s: float = 15.0) -> Any:
-        deadline = time.monotonic() + within_s
-        while not (value := await self.evaluate(expression)):
-            if time.monotonic() > deadline:
-                problem = await self.evaluate("document.getElementById('problem').textContent")
-                raise AssertionError(f"{what} within {within_s:.0f} s; the page says {problem!r}")
-            await asyncio.sleep(0.1)
-        return value
-
-
-@contextlib.asynccontextmanager
-async def chromium(url: str, profile: Path) -> AsyncIterator[DevTools]:
-    assert CHROMIUM is not None
-    process = subprocess.Popen(  # noqa: ASYNC220 (spawning does not block)
-        [
-            CHROMIUM,
-            "--headless=new",
-            "--no-sandbox",
-            "--autoplay-policy=no-user-gesture-required",
-            "--remote-debugging-port=0",
-            f"--user-data-dir={profile}",
-            url,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not port_file.is_file() or not port_file.read_text().strip():
-            assert time.monotonic() < deadline, "Chromium did not start"
-            await asyncio.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        async with aiohttp.ClientSession() as http:
-            pages = await (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
-            target = next(p["webSocketDebuggerUrl"] for p in pages if p["type"] == "page")
-            async with http.ws_connect(target, max_msg_size=0) as ws:
-                yield DevTools(ws)
-    finally:
-        process.terminate()
-        try:
-            await asyncio.to_thread(process.wait, 10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
 async def test_console_in_chromium(env: Env, tmp_path: Path) -> None:
@@ -638,7 +565,7 @@ async def test_console_in_chromium(env: Env, tmp_path: Path) -> None:
     sentiment, plays its recording, and highlights the line at the player's position; the
     key leaves the address bar."""
     s = await seed(env)
-    async with chromium(f"{env.url}/sessions#key={API_KEY}", tmp_path / "profile") as tab:
+    async with chromium(tmp_path / "profile", url=f"{env.url}/sessions#key={API_KEY}") as tab:
         await tab.until("document.readyState === 'complete' && window.arcSessions", "page load")
         assert await tab.evaluate("location.hash") == ""
         await tab.evaluate(

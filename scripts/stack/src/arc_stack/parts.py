@@ -195,7 +195,11 @@ class ServiceInstance:
 
 def service_instances(settings: StackSettings) -> list[ServiceInstance]:
     """Every service process `make run` starts, replicas right after their first."""
-    replicas = {"brain": settings.brain_replicas, "tts": settings.tts_replicas}
+    replicas = {
+        "brain": settings.brain_replicas,
+        "tts": settings.tts_replicas,
+        "voice": settings.voice_replicas,
+    }
     instances = []
     for name, module, port_field in SERVICES:
         base = getattr(settings, port_field)
@@ -244,6 +248,10 @@ def _services(
             ),
         }
     }
+    if settings.voice_replicas > 1:
+        own["voice"]["ARC_VOICE__DISPATCH__MODE"] = os.environ.get(
+            "ARC_VOICE__DISPATCH__MODE", "livekit"
+        )
     services: list[ManagedServer] = []
     for instance in service_instances(settings):
         name, module = instance.service, instance.module

@@ -38,6 +38,9 @@ class StackSettings(BaseSettings):
     # + (n - 1) * replica_port_step.
     brain_replicas: int = Field(default=2, ge=1, le=16)
     tts_replicas: int = Field(default=2, ge=1, le=16)
+    # Voice workers; more than one run under LiveKit dispatch (docs/dispatch.md): LiveKit
+    # spreads rooms across them, and a dead one's rooms go to a survivor.
+    voice_replicas: int = Field(default=2, ge=1, le=16)
     replica_port_step: int = Field(default=100, ge=1, le=10_000)
     # The local language model (`llama-server`, arc_stack.llm) the brain answers with.
     llm_port: int = Field(default=8085, gt=0, lt=65536)

@@ -40,8 +40,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from arc_voice import metrics
-from arc_voice.conversation import Conversation, ConversationDeps
-from arc_voice.room_agent import RoomAgent, RoomTransport, room_records
+from arc_voice.conversation import ConversationDeps
+from arc_voice.room_agent import RoomAgent
 from arc_voice.settings import DispatchSettings, LiveKitSettings
 from arc_voice.worker import VoiceWorker, checked_room_name
 
@@ -63,11 +63,6 @@ STATUS_INTERVAL_S = 2.5
 # server's own AssignJobTimeout is 7.5 s).
 ASSIGNMENT_TIMEOUT_S = 7.5
 RECONNECT_MAX_DELAY_S = 5.0
-# People, as RoomAgent tells them from agents and egress (its own tuple is private).
-HUMAN_KINDS = (
-    rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD,
-    rtc.ParticipantKind.PARTICIPANT_KIND_SIP,
-)
 # Said once by an agent that took over a conversation from a worker that died.
 BACK_LINE = "Sorry, I lost you for a moment. I'm back."
 
@@ -111,12 +106,16 @@ class WorkerBeat(msgspec.Struct, kw_only=True):
     rooms: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
     # A worker stopping in order says so, and its rooms are re-dispatched at once.
     leaving: bool = False
+    # Its HTTP address: a room's per-turn timings live on the worker serving it, and the
+    # others send a client there (`GET /rooms/{room}/people/{identity}/replies`).
+    http_url: str = ""
 
 
 @dataclass
 class Peer:
     last_seen: float
     rooms: dict[str, dict[str, str]]
+    http_url: str = ""
 
 
 @dataclass
@@ -135,7 +134,14 @@ class PeerTable:
         if beat.leaving:
             self.peers.pop(beat.worker_id, None)
             return beat.rooms
-        self.peers[beat.worker_id] = Peer(now, beat.rooms)
+        self.peers[beat.worker_id] = Peer(now, beat.rooms, beat.http_url)
+        return None
+
+    def serving(self, room: str) -> str | None:
+        """The HTTP address of the live peer serving `room`, if one says so."""
+        for peer in self.peers.values():
+            if room in peer.rooms and peer.http_url:
+                return peer.http_url
         return None
 
     def dead(self, now: float) -> dict[str, dict[str, str]]:
@@ -183,11 +189,7 @@ def agent_endpoint(url: str) -> str:
 
 class DispatchedRoomAgent(RoomAgent):
     """`RoomAgent` joining with the job's token (identity and permissions come from LiveKit)
-    and resuming the sessions a re-dispatch carries.
-
-    `start` and `_on_participant_connected` repeat RoomAgent's with two differences (the token;
-    the session id and the back line); docs/dispatch.md names the hook in RoomAgent that would
-    replace this copy."""
+    and resuming the sessions a re-dispatch carries, with the back line as their greeting."""
 
     def __init__(
         self,
@@ -208,41 +210,16 @@ class DispatchedRoomAgent(RoomAgent):
         )
         self.resumed: dict[str, str] = {}
 
-    async def start(self) -> None:
-        room = self.room
-        room.on("participant_connected", self._on_participant_connected)
-        room.on("participant_disconnected", self._on_participant_disconnected)
-        room.on("track_published", self._on_track_published)
-        room.on("track_unpublished", self._on_track_unpublished)
-        room.on("local_track_published", self._on_local_track_published)
-        room.on("local_track_unpublished", self._on_local_track_unpublished)
-        await room.connect(self._url, self._token, rtc.RoomOptions(auto_subscribe=True))
-        self.announcements.start()
-        for participant in room.remote_participants.values():
-            self._on_participant_connected(participant)
+    def _connection(self) -> tuple[str, str]:
+        return self._url, self._token
 
     def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
         session_id = self._resume.pop(participant.identity, None)
         if session_id is None:
-            super()._on_participant_connected(participant)
-            return
-        if participant.kind not in HUMAN_KINDS or participant.identity in self.conversations:
-            return
-        opts = self._deps.options
-        transport = RoomTransport(
-            self.room, participant.identity, tts_sample_rate=opts.tts_sample_rate, voice=opts.voice
-        )
-        conversation = Conversation(
-            transport=transport,
-            identity=participant.identity,
-            deps=self._resumed_deps,
-            session_id=session_id,
-            record=room_records(self.room.metadata),
-        )
-        self.conversations[participant.identity] = conversation
-        self.resumed[participant.identity] = session_id
-        log.info("resuming session %s in room %s", session_id, self.name)
-        self._spawn(self._run_conversation(conversation), name=f"conv:{participant.identity}")
+            self._converse(participant)
+        elif self._converse(participant, session_id=session_id, deps=self._resumed_deps):
+            self.resumed[participant.identity] = session_id
+            log.info("resuming session %s in room %s", session_id, self.name)
 
 
 @dataclass
@@ -267,8 +244,10 @@ class DispatchClient:
         livekit: LiveKitSettings,
         nc: Client,
         subject_prefix: str = "",
+        http_url: str = "",
     ) -> None:
         self.worker = worker
+        self.http_url = http_url
         self.settings = settings
         self.livekit = livekit
         self.capacity = Capacity(settings.max_sessions)
@@ -571,7 +550,11 @@ class DispatchClient:
 
     async def _publish_beat(self, rooms: dict[str, dict[str, str]], *, leaving: bool) -> None:
         beat = WorkerBeat(
-            worker_id=self.id, agent_name=self.settings.agent_name, rooms=rooms, leaving=leaving
+            worker_id=self.id,
+            agent_name=self.settings.agent_name,
+            rooms=rooms,
+            leaving=leaving,
+            http_url=self.http_url,
         )
         await self._nc.publish(
             self._subject,

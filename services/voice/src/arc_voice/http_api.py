@@ -14,7 +14,7 @@ from arc_common.http_errors import install_error_handlers
 from arc_common.http_security import HttpGuard
 from arc_common.telemetry import metrics_payload
 from fastapi import Depends, FastAPI, Query, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
@@ -104,11 +104,18 @@ def create_app(
             "rooms": {name: sorted(agent.conversations) for name, agent in current.rooms.items()}
         }
 
-    @app.get("/rooms/{room}/people/{identity}/replies", dependencies=private)
-    async def replies(room: str, identity: str) -> dict[str, Any]:
+    @app.get("/rooms/{room}/people/{identity}/replies", dependencies=private, response_model=None)
+    async def replies(room: str, identity: str) -> dict[str, Any] | RedirectResponse:
         """Where each of the agent's replies to this person spent its time (`make talk`
         prints the latest); empty when the agent is not talking to them."""
         agent = running().rooms.get(checked_room_name(room))
+        dispatcher = dispatch()
+        elsewhere = (
+            None if agent is not None or dispatcher is None else dispatcher.peers.serving(room)
+        )
+        if elsewhere is not None:
+            # Another worker serves the room (LiveKit dispatch): its record, not ours.
+            return RedirectResponse(f"{elsewhere}/rooms/{room}/people/{identity}/replies", 307)
         conversation = None if agent is None else agent.conversations.get(identity)
         timings = [] if conversation is None else conversation.log.replies
         return {"room": room, "identity": identity, "replies": [t.to_json() for t in timings]}

@@ -39,7 +39,10 @@ _msgpack = msgspec.msgpack.Encoder()
 
 _UPSERT_SESSION = (
     "INSERT INTO agents.sessions (session_id, user_id, room, status) VALUES (%s, %s, %s, 'active') "
-    "ON CONFLICT (session_id) DO UPDATE SET user_id = EXCLUDED.user_id, room = EXCLUDED.room"
+    "ON CONFLICT (session_id) DO UPDATE SET user_id = EXCLUDED.user_id, room = EXCLUDED.room, "
+    # A session resumed by another worker after its first one stopped (docs/dispatch.md) is
+    # active again.
+    "status = 'active', ended_at = NULL, end_reason = NULL"
 )
 _END_SESSION = (
     "UPDATE agents.sessions SET status = 'ended', ended_at = now(), end_reason = %s "

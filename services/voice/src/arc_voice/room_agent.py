@@ -179,13 +179,19 @@ class RoomAgent:
         room.on("track_unpublished", self._on_track_unpublished)
         room.on("local_track_published", self._on_local_track_published)
         room.on("local_track_unpublished", self._on_local_track_unpublished)
-        token = agent_token(
-            self._livekit, room=self.name, identity=self._deps.options.agent_identity
-        )
-        await room.connect(self._livekit.url, token, rtc.RoomOptions(auto_subscribe=True))
+        url, token = self._connection()
+        await room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
         self.announcements.start()
         for participant in room.remote_participants.values():
             self._on_participant_connected(participant)
+
+    def _connection(self) -> tuple[str, str]:
+        """Where and as whom to join: a token of the worker's own (a dispatched job brings
+        LiveKit's)."""
+        token = agent_token(
+            self._livekit, room=self.name, identity=self._deps.options.agent_identity
+        )
+        return self._livekit.url, token
 
     async def aclose(self) -> None:
         if self.closed:
@@ -216,8 +222,19 @@ class RoomAgent:
     # --- participants -------------------------------------------------------------------
 
     def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
+        self._converse(participant)
+
+    def _converse(
+        self,
+        participant: rtc.RemoteParticipant,
+        *,
+        session_id: str | None = None,
+        deps: ConversationDeps | None = None,
+    ) -> bool:
+        """Start a conversation with a person who joined (a resumed one keeps `session_id`);
+        False for an agent, a recorder or someone already talked to."""
         if participant.kind not in _HUMAN_KINDS or participant.identity in self.conversations:
-            return
+            return False
         opts = self._deps.options
         transport = RoomTransport(
             self.room, participant.identity, tts_sample_rate=opts.tts_sample_rate, voice=opts.voice
@@ -225,11 +242,13 @@ class RoomAgent:
         conversation = Conversation(
             transport=transport,
             identity=participant.identity,
-            deps=self._deps,
+            deps=deps or self._deps,
+            session_id=session_id,
             record=room_records(self.room.metadata),
         )
         self.conversations[participant.identity] = conversation
         self._spawn(self._run_conversation(conversation), name=f"conv:{participant.identity}")
+        return True
 
     async def _run_conversation(self, conversation: Conversation) -> None:
         try:

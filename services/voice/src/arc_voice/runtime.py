@@ -70,6 +70,7 @@ class VoiceRuntime:
                     livekit=settings.livekit,
                     nc=self._nc,
                     subject_prefix=settings.nats.subject_prefix,
+                    http_url=f"http://{settings.voice.http_host}:{settings.voice.http_port}",
                 )
                 # Closed before the worker: unregistered first, so no job lands mid-shutdown.
                 self._stack.push_async_callback(dispatch.aclose)

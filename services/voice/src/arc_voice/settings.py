@@ -56,8 +56,8 @@ class BargeInSettings(BaseModel):
 
 class RecordingSettings(BaseModel):
     # Off unless asked for: people are recorded only where the operator chose it, and then
-    # they are told (`notice`). A room's metadata or a socket's `start` can override it per
-    # session (docs/recording.md).
+    # they are told (`notice`); `make run` asks for it on the local mesh. A room's metadata or
+    # a socket's `start` can override it per session (docs/recording.md).
     enabled: bool = False
     # Where the per-session files go: a local folder (created at start-up).
     directory: Path = Path(".arc/recordings")

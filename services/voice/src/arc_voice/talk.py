@@ -120,6 +120,11 @@ async def _latest_reply(
     async with httpx.AsyncClient(timeout=10.0, headers=auth) as http:
         for _ in range(50):
             answer = await http.get(f"{voice_url}/rooms/{room}/people/{identity}/replies")
+            if answer.status_code == 307:
+                # Under LiveKit dispatch another worker of the mesh serves the room. Followed
+                # by hand: httpx drops the key on a redirect to another port, and the workers
+                # share it.
+                answer = await http.get(answer.headers["location"])
             replies = answer.json().get("replies", []) if answer.status_code == 200 else []
             if replies:
                 return ReplyTiming.from_json(replies[-1])
