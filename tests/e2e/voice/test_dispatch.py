@@ -193,6 +193,20 @@ async def test_rooms_spread_over_two_workers_and_come_back_when_one_is_killed(
         spoken = await (await asker.say(pcm, rate))
         await asker.wait_audible(spoken.ended_at, within_s=60)
         await asker.wait_quiet(1.0, within_s=60)
+
+        # The room's timings live on the worker serving it; the other one sends a client
+        # there (what `make talk` follows), by the address in the serving worker's beat.
+        [identity] = held[0][asked]
+        path = f"/rooms/{asked}/people/{identity}/replies"
+        elsewhere = await client.get(f"{survivor.url}{path}", headers=AUTH)
+        assert elsewhere.status_code == 307, elsewhere.text
+        assert elsewhere.headers["location"] == f"{victim.url}{path}"
+
+        async def timed() -> bool:
+            answer = await client.get(elsewhere.headers["location"], headers=AUTH)
+            return bool(answer.status_code == 200 and answer.json()["replies"])
+
+        await wait_for("the serving worker's timings of the first turn", timed, 10)
         pcm, rate = speech.say("Tell me a short story about a cat.")
         spoken = await (await asker.say(pcm, rate))
         await asker.wait_audible(spoken.ended_at, within_s=60)
