@@ -106,7 +106,7 @@ async def dispatch_workers(
                 for i in range(count)
             )
         )
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with httpx.AsyncClient(timeout=30.0) as client:
             for worker in started:
                 await wait_for("registration", lambda w=worker: dispatch_detail(client, w), 30)
         yield list(started)
@@ -152,7 +152,7 @@ async def test_rooms_spread_over_two_workers_and_come_back_when_one_is_killed(
     await brain_factory(subject_prefix=subject_prefix)
     agent_name = f"arc-{subject_prefix}"
     callers: dict[str, RoomCaller] = {}
-    async with AsyncExitStack() as stack, httpx.AsyncClient(timeout=5.0) as client:
+    async with AsyncExitStack() as stack, httpx.AsyncClient(timeout=30.0) as client:
         # Six people, each opening a room of their own: every room is dispatched on join.
         for i in range(ROOMS):
             room, identity = room_name(), f"person-{i}"
@@ -206,7 +206,7 @@ async def test_rooms_spread_over_two_workers_and_come_back_when_one_is_killed(
             answer = await client.get(elsewhere.headers["location"], headers=AUTH)
             return bool(answer.status_code == 200 and answer.json()["replies"])
 
-        await wait_for("the serving worker's timings of the first turn", timed, 10)
+        await wait_for("the serving worker's timings of the first turn", timed, 30)
         pcm, rate = speech.say("Tell me a short story about a cat.")
         spoken = await (await asker.say(pcm, rate))
         await asker.wait_audible(spoken.ended_at, within_s=60)
@@ -301,7 +301,7 @@ async def test_a_worker_at_its_cap_is_full_and_takes_no_more_rooms(
             logs=tmp_path,
         ) as (worker,),
         AsyncExitStack() as stack,
-        httpx.AsyncClient(timeout=5.0) as client,
+        httpx.AsyncClient(timeout=30.0) as client,
     ):
         agent_name = f"arc-{subject_prefix}"
         callers = []
