@@ -72,6 +72,9 @@ GRANTED: dict[str, tuple[set[str], set[str]]] = {
     "announcer": ({"agent.voice.announce"}, {"_INBOX.someone"}),
 }
 QUEUES = {"brain.request": "brain", "brain.session.delete": "brain", "tts.request": "tts"}
+# How long a connection, or a probe's delivery or refusal, may take on a box a CI neighbour
+# slows fourfold; only an inconclusive probe waits it out.
+PROBE_S = 10
 
 
 @dataclass
@@ -86,7 +89,7 @@ class Session:
     violations: list[str] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def violation(self, within_s: float = 10.0) -> str:
+    async def violation(self, within_s: float = PROBE_S) -> str:
         deadline = asyncio.get_running_loop().time() + within_s
         while not self.violations:
             assert asyncio.get_running_loop().time() < deadline, "no permissions violation"
@@ -123,7 +126,7 @@ async def _session(secured: Secured, user: str) -> Session:
         password=secured.passwords[user],
         error_cb=on_error,
         allow_reconnect=False,
-        connect_timeout=10,
+        connect_timeout=PROBE_S,
     )
     return session
 
@@ -175,7 +178,7 @@ async def _can_publish(user: Session, operator: Session, subject: str) -> bool:
     return False
 
 
-async def _either(*conditions: Callable[[], bool], within_s: float = 10.0) -> bool:
+async def _either(*conditions: Callable[[], bool], within_s: float = PROBE_S) -> bool:
     """Until one condition holds; False when none did in time (after a last look that lets
     callbacks already due run)."""
     deadline = asyncio.get_running_loop().time() + within_s
@@ -234,8 +237,8 @@ async def _answered(
     subject: str,
 ) -> bool:
     """The check's verdict on a fresh connection. A probe neither delivered nor refused
-    within 10 s (about 1 in 150 here, even alone on a quiet machine) is asked again, at most
-    twice more: a verdict needs one or the other."""
+    within `PROBE_S` (at 3 s, about 1 in 150 here, even alone on a quiet machine) is asked
+    again, at most twice more: a verdict needs one or the other."""
     for _ in range(3):
         session = await _session(secured, user)
         try:
