@@ -206,8 +206,10 @@ async def test_relay_killed_mid_batch_loses_nothing(
             writing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writing
+        # The cancel can land after a commit and before `written` counted it (CI: 4470 audited
+        # for 4465 counted, one tick of 5), so the live writer's truth is what Postgres holds.
         await _assert_all_applied_once_in_order(
-            events_dsn, writer.written + writer_live.written, service
+            events_dsn, writer.written + await writer_live.committed(), service
         )
         duplicates = sum(c.health.duplicates for c in service.consumers)
         print(
