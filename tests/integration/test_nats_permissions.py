@@ -32,6 +32,7 @@ SUBJECTS = (
     "brain.cancel",
     "brain.commit",
     "brain.session.delete",
+    "brain.truncate",
     "tts.request",
     "tts.cancel",
     "agent.voice.track_published",
@@ -57,6 +58,7 @@ GRANTED: dict[str, tuple[set[str], set[str]]] = {
             "brain.cancel",
             "brain.commit",
             "brain.session.delete",
+            "brain.truncate",
             "tts.request",
             "tts.cancel",
             "agent.voice.worker",
@@ -64,14 +66,19 @@ GRANTED: dict[str, tuple[set[str], set[str]]] = {
         | LIFECYCLE,
         {"_INBOX.someone", "agent.voice.announce", "agent.voice.worker"},
     ),
-    # brain.request, brain.session.delete and tts.request only in their queue groups (tested
-    # apart below).
+    # brain.request, brain.session.delete, brain.truncate and tts.request only in their queue
+    # groups (tested apart below).
     "brain": (set(), {"brain.cancel", "brain.commit", "$SRV.PING"}),
     "tts": (set(), {"tts.cancel", "$SRV.PING"}),
     "events": (set(), set()),
     "announcer": ({"agent.voice.announce"}, {"_INBOX.someone"}),
 }
-QUEUES = {"brain.request": "brain", "brain.session.delete": "brain", "tts.request": "tts"}
+QUEUES = {
+    "brain.request": "brain",
+    "brain.session.delete": "brain",
+    "brain.truncate": "brain",
+    "tts.request": "tts",
+}
 # How long a connection, or a probe's delivery or refusal, may take on a box a CI neighbour
 # slows fourfold; only an inconclusive probe waits it out.
 PROBE_S = 10

@@ -200,16 +200,24 @@ async def test_barge_in_stops_the_agent_and_keeps_only_what_was_heard(
     assert full.startswith(heard.rstrip(".,;:!? ")), (heard, full)
     assert first_audio < barge_in.detected_at
 
-    # The brain's record of the turn ends up as what was heard, even though it wrote its own.
-    await asyncio.sleep(1.0)
-    rows = await _poll_rows(
-        harness,
+    # The brain's record of the turn ends up as what was heard, even though it wrote its own:
+    # the worker asked it to (`brain.truncate`), and the last durable event of the turn says so.
+    answer = (
         "SELECT content, interrupted FROM agents.conversations "
-        "WHERE session_id = %s AND turn_id = %s AND role = 'assistant'",
-        conversation.session_id,
-        interrupted_turn.turn_id,
+        "WHERE session_id = %s AND turn_id = %s AND role = 'assistant'"
     )
-    assert rows == [(heard, True)]
+    events = (
+        "SELECT payload->>'assistant_text', (payload->>'interrupted')::bool FROM agents.outbox "
+        "WHERE type = 'conversation.turn' AND session_id = %s AND payload->>'turn_id' = %s "
+        "ORDER BY id"
+    )
+    ids = (conversation.session_id, interrupted_turn.turn_id)
+    deadline = time.monotonic() + 10
+    while (rows := await _rows(harness, answer, *ids)) != [(heard, True)]:
+        assert time.monotonic() < deadline, (rows, heard)
+        await asyncio.sleep(0.1)
+    last = (await _rows(harness, events, *ids))[-1:]
+    assert last == [(heard, True)], last
 
 
 async def test_two_participants_each_get_their_own_conversation(

@@ -173,7 +173,7 @@ async def seed(env: Env) -> Seeded:
         "INSERT INTO agents.conversations (session_id, turn_id, user_id, role, content, "
         "interrupted, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
     )
-    # Turn 2's interrupted answer is upserted by the worker before the brain writes the turn:
+    # Turn 2's interrupted answer is written by a truncation before the brain writes the turn:
     # its row comes first by id, yet the person's line must still come first.
     await env.sql(
         turn_sql,

@@ -17,6 +17,9 @@ BRAIN_QUEUE: Final = "brain"
 # Request/reply (queue group `brain`): delete one session's conversation history, which the
 # brain alone writes; the voice worker asks when an operator deletes a session.
 BRAIN_SESSION_DELETE: Final = "brain.session.delete"
+# Request/reply (queue group `brain`): an interrupted answer becomes what the person heard of
+# it; the voice worker asks, the brain writes (it alone writes conversation history).
+BRAIN_TRUNCATE: Final = "brain.truncate"
 # Voice workers in LiveKit dispatch mode tell each other they are alive and which rooms and
 # sessions they serve (a beat every 0.5 s); the survivors re-dispatch a silent one's rooms.
 VOICE_WORKER_BEAT: Final = "agent.voice.worker"

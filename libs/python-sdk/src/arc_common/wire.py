@@ -128,6 +128,34 @@ class SessionDeleteReply(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: ErrorBody | None = None
 
 
+# What a person heard of an answer; answers may run longer than a request's 4000 characters.
+HEARD_TEXT_MAX = 16_000
+
+
+class TurnTruncate(msgspec.Struct, kw_only=True):
+    """`brain.truncate`: the answer of `turn_id` becomes `heard`, what the person heard of it
+    before interrupting (request/reply, queue group `brain`). `heard` may be empty: cut off
+    before the first word played. `user_id` lets a brain that has not seen the turn yet
+    record it all the same (another replica may still be writing it)."""
+
+    schema: ClassVar[str] = "brain.truncate/1"
+    v: Literal[1] = 1
+    session_id: Id
+    turn_id: Id
+    user_id: Id
+    heard: Annotated[str, msgspec.Meta(max_length=HEARD_TEXT_MAX)]
+
+
+class TurnTruncateReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The answer to `brain.truncate`: `truncated` true once history holds what was heard, or
+    why it could not (`busy` while memory is down: the same request succeeds later)."""
+
+    schema: ClassVar[str] = "brain.truncate.reply/1"
+    v: Literal[1]
+    truncated: bool | None = None
+    error: ErrorBody | None = None
+
+
 ANNOUNCE_TEXT_MAX = 2000
 # The categories the voice worker ranks, lowest first: in one burst, a higher one supersedes
 # the lower ones (docs/voice.md). Any other 1..64 character name is accepted and ranks with
@@ -180,6 +208,7 @@ REPLY_SCHEMAS: dict[str, str] = {
     "tts.request/1": "tts.reply/1",
     Announcement.schema: AnnounceReply.schema,
     SessionDelete.schema: SessionDeleteReply.schema,
+    TurnTruncate.schema: TurnTruncateReply.schema,
 }
 
 _encoder = msgspec.msgpack.Encoder()

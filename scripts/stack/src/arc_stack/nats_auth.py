@@ -57,6 +57,7 @@ def permission_matrix(prefix: str = "") -> dict[str, Permissions]:
                     subjects.BRAIN_CANCEL,
                     subjects.BRAIN_COMMIT,
                     subjects.BRAIN_SESSION_DELETE,
+                    subjects.BRAIN_TRUNCATE,
                     subjects.TTS_REQUEST,
                     subjects.TTS_CANCEL,
                 ),
@@ -75,6 +76,8 @@ def permission_matrix(prefix: str = "") -> dict[str, Permissions]:
                 # Deleting a session's history (the sessions console): one replica answers.
                 f"{subjects.prefixed(prefix, subjects.BRAIN_SESSION_DELETE)} "
                 f"{subjects.BRAIN_QUEUE}",
+                # Cutting an interrupted answer to what was heard: one replica answers.
+                f"{subjects.prefixed(prefix, subjects.BRAIN_TRUNCATE)} {subjects.BRAIN_QUEUE}",
                 *p(subjects.BRAIN_CANCEL, subjects.BRAIN_COMMIT),
                 DISCOVERY,
             ),

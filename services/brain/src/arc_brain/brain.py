@@ -271,12 +271,15 @@ class Brain:
 
         task.add_done_callback(done)
 
-    async def truncate(self, session_id: str, turn_id: str, heard: str) -> bool:
-        """History keeps only `heard` of the turn's answer. False when the turn is unknown."""
+    async def truncate(
+        self, session_id: str, turn_id: str, heard: str, *, user_id: str | None = None
+    ) -> bool:
+        """History keeps only `heard` of the turn's answer. False when the turn is unknown and
+        no `user_id` vouches for it (`MemoryStore.truncate`)."""
         pending = self._late_writes.get((session_id, turn_id))
         if pending is not None:
             await asyncio.shield(pending)
-        return await self.store.truncate(session_id, turn_id, heard)
+        return await self.store.truncate(session_id, turn_id, heard, user_id=user_id)
 
     async def transcript(self, session_id: str) -> list[TranscriptLine]:
         return await self.store.transcript(session_id)

@@ -149,8 +149,26 @@ WHERE user_id = %(user)s
        OR content ILIKE '%%' || %(topic)s || '%%')
 """
 
+# Returns the person's words of the turn, which a second `conversation.turn` event carries.
 _TRUNCATE = """
-UPDATE agents.conversations SET content = %s, interrupted = true
+UPDATE agents.conversations a SET content = %(heard)s, interrupted = true
+WHERE a.session_id = %(session)s AND a.turn_id = %(turn)s AND a.role = 'assistant'
+RETURNING a.user_id,
+    (SELECT u.content FROM agents.conversations u
+     WHERE u.session_id = a.session_id AND u.turn_id = a.turn_id AND u.role = 'user')
+"""
+
+# A truncation for a turn this brain has not stored: the replica that answered it may still be
+# writing it. What was heard is written now; that replica's insert then finds the answer's row
+# and keeps it (`_INSERT_TURN` does nothing on conflict), and its event carries the heard text.
+_TRUNCATE_AHEAD = """
+INSERT INTO agents.conversations (session_id, turn_id, user_id, role, content, interrupted)
+VALUES (%(session)s, %(turn)s, %(user)s, 'assistant', %(heard)s, true)
+ON CONFLICT (session_id, turn_id, role) DO UPDATE SET content = EXCLUDED.content, interrupted = true
+"""
+
+_ANSWER_STORED = """
+SELECT content, interrupted FROM agents.conversations
 WHERE session_id = %s AND turn_id = %s AND role = 'assistant'
 """
 
@@ -361,18 +379,17 @@ class MemoryStore:
             )
             if await cur.fetchone() is None:
                 return  # written before (a retried turn): nothing new to record
-            await conn.execute(
+            answer, interrupted = r.assistant_text, r.interrupted
+            cur = await conn.execute(
                 _INSERT_TURN,
-                (
-                    r.session_id,
-                    r.turn_id,
-                    r.user_id,
-                    "assistant",
-                    r.assistant_text,
-                    None,
-                    r.interrupted,
-                ),
+                (r.session_id, r.turn_id, r.user_id, "assistant", answer, None, interrupted),
             )
+            if await cur.fetchone() is None:
+                # A truncation got here first (`_TRUNCATE_AHEAD`): what was heard stands.
+                cur = await conn.execute(_ANSWER_STORED, (r.session_id, r.turn_id))
+                stored = await cur.fetchone()
+                assert stored is not None  # the conflict was on this very row
+                answer, interrupted = stored
             for fact in r.facts:
                 if fact.slot is not None:
                     await conn.execute(_REPLACE_SLOT, (r.user_id, fact.slot))
@@ -387,8 +404,8 @@ class MemoryStore:
                     turn_id=r.turn_id,
                     user_id=r.user_id,
                     user_text=r.user_text,
-                    assistant_text=r.assistant_text,
-                    interrupted=r.interrupted,
+                    assistant_text=answer,
+                    interrupted=interrupted,
                     route=r.route,
                 ),
             )
@@ -400,16 +417,42 @@ class MemoryStore:
             cur = await conn.execute(_FORGET, params)
             return cur.rowcount
 
-    async def truncate(self, session_id: str, turn_id: str, heard: str) -> bool:
-        """Keep only what the person heard of an interrupted answer; False when no such turn."""
+    async def truncate(
+        self, session_id: str, turn_id: str, heard: str, *, user_id: str | None = None
+    ) -> bool:
+        """Keep only what the person heard of an interrupted answer, and say so durably: a
+        second `conversation.turn` event for the turn, written with the change, supersedes
+        the first. False when no such turn is stored, unless `user_id` is given: then the
+        caller knows the turn exists (it played it), and what was heard is written ahead of
+        the turn itself."""
         for record in self._backlog:
             if record.session_id == session_id and record.turn_id == turn_id:
                 record.assistant_text = heard
                 record.interrupted = True
                 return True
-        async with self._connection() as conn:
-            cur = await conn.execute(_TRUNCATE, (heard, session_id, turn_id))
-            return cur.rowcount > 0
+        params = {"heard": heard, "session": session_id, "turn": turn_id, "user": user_id}
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(_TRUNCATE, params)
+            stored = await cur.fetchone()
+            if stored is None:
+                if user_id is None:
+                    return False
+                await conn.execute(_TRUNCATE_AHEAD, params)
+                return True
+            owner, user_text = stored
+            if user_text is not None:  # else only an earlier truncation wrote the turn
+                await write_event(
+                    conn,
+                    ConversationTurn(
+                        session_id=session_id,
+                        turn_id=turn_id,
+                        user_id=owner,
+                        user_text=user_text,
+                        assistant_text=heard,
+                        interrupted=True,
+                    ),
+                )
+            return True
 
     async def delete_session(self, session_id: str) -> int:
         """Forget the session's conversation history: its turns in Postgres and any still

@@ -1,6 +1,7 @@
 """NATS entry points: `brain.request` (queue group `brain`) and `brain.cancel`, per the contract,
-`brain.commit` for tentative turns, and `brain.session.delete` (request/reply, queue group
-`brain`) to forget one session's history.
+`brain.commit` for tentative turns, and, request/reply in queue group `brain`,
+`brain.session.delete` to forget one session's history and `brain.truncate` to keep only what
+the person heard of an interrupted answer.
 
 The streaming helper owns seq numbers, the terminal message, validation errors, deadlines and
 cancellation; this handler only turns the brain's chunks into `delta` chunks.
@@ -9,7 +10,8 @@ cancellation; this handler only turns the brain's chunks into `delta` chunks.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import msgspec
 from arc_common.envelope import headers_for, schema_of, trace_context_from
@@ -21,16 +23,20 @@ from arc_common.subjects import (
     BRAIN_QUEUE,
     BRAIN_REQUEST,
     BRAIN_SESSION_DELETE,
+    BRAIN_TRUNCATE,
     prefixed,
 )
 from arc_common.tracing import attached
 from arc_common.wire import (
+    REPLY_SCHEMAS,
     BrainRequest,
     Cancel,
     Commit,
     ErrorBody,
     SessionDelete,
     SessionDeleteReply,
+    TurnTruncate,
+    TurnTruncateReply,
     encode,
 )
 from nats.aio.client import Client
@@ -43,8 +49,6 @@ from arc_brain.memory import MemoryUnavailable
 log = logging.getLogger(__name__)
 _commit_decoder = msgspec.msgpack.Decoder(Commit)
 _cancel_decoder = msgspec.msgpack.Decoder(Cancel)
-_delete_decoder = msgspec.msgpack.Decoder(SessionDelete)
-_DELETE_REPLY_HEADERS = headers_for(SessionDeleteReply.schema)
 
 
 def brain_endpoint(
@@ -83,8 +87,9 @@ async def subscribe_verdicts(
     discards a tentative turn that had already finished. Both are fire-and-forget messages, so
     an undecodable one is logged and dropped.
 
-    `brain.session.delete` is subscribed here too (in the queue group: one brain answers),
-    since this is what the runtime calls for the brain's plain subscriptions.
+    `brain.session.delete` and `brain.truncate` are subscribed here too (in the queue group:
+    one brain answers), since this is what the runtime calls for the brain's plain
+    subscriptions.
     """
 
     async def on_commit(msg: Msg) -> None:
@@ -110,51 +115,105 @@ async def subscribe_verdicts(
     async def on_session_delete(msg: Msg) -> None:
         await answer_session_delete(nc, brain, msg)
 
+    async def on_truncate(msg: Msg) -> None:
+        await answer_truncate(nc, brain, msg)
+
     return [
         await nc.subscribe(prefixed(subject_prefix, BRAIN_COMMIT), cb=on_commit),
         await nc.subscribe(prefixed(subject_prefix, BRAIN_CANCEL), cb=on_cancel),
-        # Not a verdict, but subscribed with them so every brain the runtime starts answers
-        # it; in the queue group so one brain deletes and one reply comes back.
+        # Not verdicts, but subscribed with them so every brain the runtime starts answers
+        # them; in the queue group so one brain acts and one reply comes back.
         await nc.subscribe(
             prefixed(subject_prefix, BRAIN_SESSION_DELETE),
             queue=BRAIN_QUEUE,
             cb=on_session_delete,
         ),
+        await nc.subscribe(
+            prefixed(subject_prefix, BRAIN_TRUNCATE), queue=BRAIN_QUEUE, cb=on_truncate
+        ),
     ]
 
 
-def decode_session_delete(headers: dict[str, str] | None, data: bytes) -> SessionDelete:
+_Request = TypeVar("_Request", bound=msgspec.Struct)
+
+
+def decode_request(
+    headers: dict[str, str] | None, data: bytes, kind: type[_Request], wanted: str
+) -> _Request:
+    """A request/reply message of the contract whose schema is `wanted`, or `BadRequest`
+    saying what is wrong with it."""
     schema = schema_of(headers)
-    if schema is not None and schema != SessionDelete.schema:
-        raise BadRequest(f"arc-schema {schema!r} is not {SessionDelete.schema!r}")
+    if schema is not None and schema != wanted:
+        raise BadRequest(f"arc-schema {schema!r} is not {wanted!r}")
     try:
-        return _delete_decoder.decode(data)
+        return msgspec.msgpack.decode(data, type=kind)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid {SessionDelete.schema}: {exc}") from None
+        raise BadRequest(f"invalid {wanted}: {exc}") from None
     except (msgspec.DecodeError, UnicodeDecodeError):
-        raise BadRequest(f"{SessionDelete.schema} is not a MessagePack map") from None
+        raise BadRequest(f"{wanted} is not a MessagePack map") from None
+
+
+async def _answer(
+    nc: Client,
+    msg: Msg,
+    kind: type[_Request],
+    what: str,
+    act: Callable[[_Request], Awaitable[msgspec.Struct]],
+    failed: Callable[[ErrorBody], msgspec.Struct],
+) -> None:
+    """Decode, act in the request's trace, reply. Bad input and a memory outage are answered
+    with the contract's error codes (an outage is `busy`: the same request succeeds once
+    Postgres is back); anything else is answered `internal`, so no caller waits for its
+    timeout."""
+    reply: msgspec.Struct
+    try:
+        request = decode_request(msg.headers, msg.data, kind, what)
+        with attached(trace_context_from(msg.headers)):
+            reply = await act(request)
+    except MemoryUnavailable as exc:
+        reply = failed(ErrorBody(code=Busy.code.value, message=exc.message))
+    except ArcError as exc:
+        log.warning("%s refused: %s", what, exc.message)
+        reply = failed(ErrorBody(code=exc.code.value, message=exc.message))
+    except Exception as exc:
+        log.exception("%s failed", what)
+        reply = failed(ErrorBody(code="internal", message=f"{type(exc).__name__} in {what}"))
+    if msg.reply:
+        await nc.publish(msg.reply, encode(reply), headers=headers_for(REPLY_SCHEMAS[what]))
 
 
 async def answer_session_delete(nc: Client, brain: Brain, msg: Msg) -> None:
-    """`brain.session.delete`: the session's turns are deleted and the reply says how many;
-    bad input and a memory outage are answered with the contract's error codes (an outage is
-    `busy`: the same request succeeds once Postgres is back)."""
-    reply: SessionDeleteReply
-    try:
-        request = decode_session_delete(msg.headers, msg.data)
-        with attached(trace_context_from(msg.headers)):
-            turns = await brain.store.delete_session(request.session_id)
+    """`brain.session.delete`: the session's turns are deleted and the reply says how many."""
+
+    async def delete(request: SessionDelete) -> SessionDeleteReply:
+        turns = await brain.store.delete_session(request.session_id)
         log.info("deleted session history", extra={"session_id": request.session_id})
-        reply = SessionDeleteReply(v=1, deleted_turns=turns)
-    except MemoryUnavailable as exc:
-        reply = SessionDeleteReply(v=1, error=ErrorBody(code=Busy.code.value, message=exc.message))
-    except ArcError as exc:
-        log.warning("brain.session.delete refused: %s", exc.message)
-        reply = SessionDeleteReply(v=1, error=ErrorBody(code=exc.code.value, message=exc.message))
-    except Exception as exc:
-        # Answered all the same, so the caller is not left waiting for its timeout.
-        log.exception("brain.session.delete failed")
-        message = f"{type(exc).__name__}: could not delete the session's history"
-        reply = SessionDeleteReply(v=1, error=ErrorBody(code="internal", message=message))
-    if msg.reply:
-        await nc.publish(msg.reply, encode(reply), headers=_DELETE_REPLY_HEADERS)
+        return SessionDeleteReply(v=1, deleted_turns=turns)
+
+    await _answer(
+        nc,
+        msg,
+        SessionDelete,
+        SessionDelete.schema,
+        delete,
+        lambda e: SessionDeleteReply(v=1, error=e),
+    )
+
+
+async def answer_truncate(nc: Client, brain: Brain, msg: Msg) -> None:
+    """`brain.truncate`: the turn's answer becomes what the person heard of it."""
+
+    async def truncate(request: TurnTruncate) -> TurnTruncateReply:
+        await brain.truncate(
+            request.session_id, request.turn_id, request.heard, user_id=request.user_id
+        )
+        return TurnTruncateReply(v=1, truncated=True)
+
+    await _answer(
+        nc,
+        msg,
+        TurnTruncate,
+        TurnTruncate.schema,
+        truncate,
+        lambda e: TurnTruncateReply(v=1, error=e),
+    )

@@ -85,6 +85,10 @@ ANNOUNCEMENTS_DROPPED = Counter(
 EVENT_STORE_FAILURES = Counter(
     "arc_voice_event_store_failures_total", "Events that could not be written to the outbox"
 )
+TRUNCATE_FAILURES = Counter(
+    "arc_voice_truncate_failures_total",
+    "Interrupted answers the brain could not cut down to what was heard (brain.truncate)",
+)
 PREEMPTIVE = Counter(
     "arc_voice_preemptive_generations_total",
     "Person's turns answered by a generation started before the turn was confirmed (hit) or "

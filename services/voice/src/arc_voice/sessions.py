@@ -21,13 +21,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
-import msgspec
-import nats.errors
-from arc_common import subjects
-from arc_common.envelope import headers_for
-from arc_common.errors import BadRequest, Busy, Internal, Timeout, error_for
-from arc_common.wire import SessionDelete, SessionDeleteReply, encode
-from nats.aio.client import Client
+from arc_common.errors import BadRequest
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -405,41 +400,6 @@ class HistoryEraser(Protocol):
     async def delete(self, session_id: str) -> int: ...
 
 
-_reply_decoder = msgspec.msgpack.Decoder(SessionDeleteReply)
-
-
-class NatsHistoryEraser:
-    """Asks the brain (`brain.session.delete`, queue group `brain`) to delete a session's
-    turns; the brain's reply errors come back as the typed errors they name."""
-
-    def __init__(self, nc: Client, *, subject_prefix: str = "", timeout_s: float = 5.0) -> None:
-        self._nc = nc
-        self._subject = subjects.prefixed(subject_prefix, subjects.BRAIN_SESSION_DELETE)
-        self._timeout = timeout_s
-
-    async def delete(self, session_id: str) -> int:
-        try:
-            msg = await self._nc.request(
-                self._subject,
-                encode(SessionDelete(session_id=session_id)),
-                timeout=self._timeout,
-                headers=headers_for(SessionDelete.schema),
-            )
-        except nats.errors.NoRespondersError:
-            raise Busy("no brain is answering; the session was not deleted") from None
-        except nats.errors.TimeoutError:
-            raise Timeout("the brain did not answer in time; the session was not deleted") from None
-        try:
-            reply = _reply_decoder.decode(msg.data)
-        except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
-            raise Internal(f"undecodable {SessionDeleteReply.schema}: {exc}") from None
-        if reply.error is not None:
-            raise error_for(reply.error.code, f"brain: {reply.error.message}")
-        if reply.deleted_turns is None:
-            raise Internal(f"{SessionDeleteReply.schema} without deleted_turns")
-        return reply.deleted_turns
-
-
 # --- the store -------------------------------------------------------------------------------
 
 _LIST = """
@@ -463,8 +423,8 @@ _ONE = _LIST.replace(
 )
 
 # A turn's rows in the order they happened: the turn's first row sets its place, and within
-# a turn the person speaks before the agent (the brain writes both rows at once, and the
-# worker may have upserted an interrupted answer before them).
+# a turn the person speaks before the agent (the brain writes both rows at once; a truncation
+# by another brain replica may have written the answer's row before them, docs/brain.md).
 _LINES = """
 SELECT turn_id, role, content, interrupted, created_at
 FROM agents.conversations
@@ -473,12 +433,12 @@ ORDER BY min(created_at) OVER (PARTITION BY turn_id), turn_id,
          CASE role WHEN 'user' THEN 0 WHEN 'assistant' THEN 1 ELSE 2 END, id
 """
 
-_TIMINGS = f"""
-SELECT turn_id, occurred_at, {", ".join(_STAGES)}
+_TIMINGS = sql.SQL("""
+SELECT turn_id, occurred_at, {stages}
 FROM agents.turn_metrics
 WHERE session_id = %s
 ORDER BY occurred_at, turn_id
-"""
+""").format(stages=sql.SQL(", ").join(map(sql.Identifier, _STAGES)))
 
 _LATENCY = """
 SELECT avg_stt_ms, avg_brain_first_delta_ms, avg_tts_first_chunk_ms,

@@ -13,16 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from arc_common.errors import Busy, Internal
+from arc_common.errors import Busy
 from arc_common.http_errors import error_response
-from arc_common.streaming import StreamingClient
 from fastapi import APIRouter, Query, Request
 from fastapi.params import Depends
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
 from arc_voice.sessions import (
     LIST_LIMIT_MAX,
-    NatsHistoryEraser,
     RangeNotSatisfiable,
     SessionFilter,
     SessionStore,
@@ -34,15 +32,11 @@ from arc_voice.worker import VoiceWorker
 
 
 def store_for_worker(worker: VoiceWorker, recordings: Path) -> SessionStore:
-    """The store over the worker's own Postgres pool and NATS connection (no second pool)."""
+    """The store over the worker's own Postgres pool and the brain it asks to delete turns."""
     pool = worker.pool
     if pool is None:
         raise Busy("sessions API: the voice worker has no Postgres pool")
-    client = worker.deps.client
-    if not isinstance(client, StreamingClient):
-        raise Internal("sessions API: the worker's NATS client is not a StreamingClient")
-    eraser = NatsHistoryEraser(client.nc, subject_prefix=worker.deps.subject_prefix)
-    return SessionStore(pool, eraser, recordings)
+    return SessionStore(pool, worker.history, recordings)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -23,6 +23,7 @@ from nats.aio.subscription import Subscription
 from psycopg_pool import AsyncConnectionPool
 
 from arc_voice import metrics
+from arc_voice.brain_history import BrainHistory
 from arc_voice.conversation import Conversation, ConversationDeps
 from arc_voice.lifecycle import EventRecorder
 from arc_voice.models import VoiceModels
@@ -61,7 +62,9 @@ class VoiceWorker:
         self._prefix = subject_prefix
         # Postgres (None: the worker talks without it); the sessions API reads through it too.
         self.pool = pool
-        self.recorder = EventRecorder(pool, nc, subject_prefix)
+        # The brain writes conversation history; the worker asks it to delete and truncate.
+        self.history = BrainHistory(nc, subject_prefix=subject_prefix)
+        self.recorder = EventRecorder(pool, nc, subject_prefix, self.history)
         self.deps = ConversationDeps(
             options=options,
             models=models,
