@@ -43,6 +43,7 @@ SUBJECTS = (
     "agent.voice.worker",
     "_INBOX.someone",
     "$SRV.PING",
+    "$SRV.PING.arc-brain.abc123",
 )
 LIFECYCLE = {
     "agent.voice.track_published",
@@ -62,14 +63,15 @@ GRANTED: dict[str, tuple[set[str], set[str]]] = {
             "tts.request",
             "tts.cancel",
             "agent.voice.worker",
+            "$SRV.PING.arc-brain.abc123",
         }
         | LIFECYCLE,
         {"_INBOX.someone", "agent.voice.announce", "agent.voice.worker"},
     ),
     # brain.request, brain.session.delete, brain.truncate and tts.request only in their queue
     # groups (tested apart below).
-    "brain": (set(), {"brain.cancel", "brain.commit", "$SRV.PING"}),
-    "tts": (set(), {"tts.cancel", "$SRV.PING"}),
+    "brain": (set(), {"brain.cancel", "brain.commit", "$SRV.PING", "$SRV.PING.arc-brain.abc123"}),
+    "tts": (set(), {"tts.cancel", "$SRV.PING", "$SRV.PING.arc-brain.abc123"}),
     "events": (set(), set()),
     "announcer": ({"agent.voice.announce"}, {"_INBOX.someone"}),
 }

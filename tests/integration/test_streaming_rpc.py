@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -11,6 +12,8 @@ import msgspec
 import pytest
 import pytest_asyncio
 from arc_common.errors import ArcError, BadRequest, Busy, Internal, Timeout, TooLarge, Unsupported
+from arc_common.nats_connection import connect
+from arc_common.settings import NatsSettings
 from arc_common.streaming import (
     Chunk,
     StreamingClient,
@@ -21,6 +24,7 @@ from arc_common.streaming import (
 from arc_common.subjects import prefixed
 from arc_common.wire import BrainRequest, Cancel, ReplyChunk, TtsRequest, encode
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from tests.fixtures.waiting import wait_until
 
@@ -68,6 +72,9 @@ async def _started_service(
                 await asyncio.sleep(60)
             if req.text == "slow":
                 await asyncio.sleep(0.2)
+            if req.text in ("pause", "then-silent"):
+                yield Chunk(kind="delta", text="First. ")
+                await asyncio.sleep(1.6 if req.text == "pause" else 60)
             for i in range(chunks):
                 yield Chunk(kind="delta", text=f"{req.text} {i}. ")
         except asyncio.CancelledError:
@@ -154,6 +161,9 @@ async def test_raw_reply_stream_has_headers_and_single_terminal(
     assert [d["kind"] for d in decoded] == ["delta", "delta", "delta", "end"]
     assert all(d["v"] == 1 and d["turn_id"] == "turn-1" for d in decoded)
     assert all(m.headers and m.headers["arc-schema"] == "brain.reply/1" for m in messages)
+    # Each names the instance serving the turn, by the subject that pings it.
+    servers = {m.headers["arc-server"] for m in messages if m.headers}
+    assert len(servers) == 1 and servers.pop().startswith("$SRV.PING.test-brain."), servers
 
 
 def _payload(**fields: object) -> bytes:
@@ -412,3 +422,58 @@ def test_tts_request_validation_rules() -> None:
     with pytest.raises(BadRequest):
         TtsRequest(v=1, session_id="s", turn_id="t", text="").check()
     assert issubclass(Busy, ArcError)
+
+
+async def test_a_server_that_dies_mid_stream_is_noticed_within_a_second(
+    nc: Client, nats_settings: NatsSettings, subject_prefix: str
+) -> None:
+    """The serving instance's connection goes as it does when its process is killed: the
+    stream says so after one silent `probe_after`, not at its 10 s idle timeout."""
+    server_nc = await connect(nats_settings, name="arc-test-dying")
+    service = await _started_service(server_nc, subject_prefix, Recorder())
+    try:
+        async with StreamingClient(nc) as client:
+            stream = client.stream(
+                prefixed(subject_prefix, "brain.request"),
+                brain_request(text="then-silent"),
+                cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+                idle_timeout=10.0,
+                probe_after=0.5,
+            )
+            first = await anext(stream)
+            assert first.text == "First. "
+            died = time.monotonic()
+            await server_nc.close()
+            with pytest.raises(Busy, match="has gone"):
+                await anext(stream)
+            noticed = time.monotonic() - died
+    finally:
+        with contextlib.suppress(Exception):
+            await service.stop()
+    assert 0.5 <= noticed < 2.0, noticed
+
+
+async def test_a_silent_server_that_is_alive_is_pinged_and_waited_for(
+    nc: Client, subject_prefix: str, start_service: StartService
+) -> None:
+    await start_service(nc, subject_prefix, Recorder(), chunks=1)
+    pings: list[str] = []
+
+    async def count(msg: Msg) -> None:
+        pings.append(msg.subject)
+
+    sub = await nc.subscribe("$SRV.PING.test-brain.*", cb=count)
+    try:
+        async with StreamingClient(nc) as client:
+            chunks = await client.stream(
+                prefixed(subject_prefix, "brain.request"),
+                brain_request(text="pause"),
+                cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+                idle_timeout=5.0,
+                probe_after=0.5,
+            ).collect()
+    finally:
+        await sub.unsubscribe()
+    assert [c.text for c in chunks] == ["First. ", "pause 0. "]
+    # 1.6 s of silence: pinged every 0.5 s, answered each time (by the micro service).
+    assert len(pings) >= 2, pings

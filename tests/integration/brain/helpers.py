@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import time
 import uuid
+from pathlib import Path
 
+import httpx
 from arc_common.streaming import StreamingClient
 from arc_common.subjects import BRAIN_CANCEL, BRAIN_REQUEST, prefixed
 from arc_common.wire import BrainRequest, ReplyChunk
+from arc_stack.server import free_port
 
 
 def new_id(kind: str) -> str:
@@ -43,3 +50,43 @@ async def answer_text(
 ) -> str:
     chunks = await ask(client, prefix, request(text, session_id=session_id, user_id=user_id))
     return "".join(c.text or "" for c in chunks)
+
+
+async def spawn_brain(
+    *, nats_url: str, dsn: str, subject_prefix: str, llm_url: str, model: str, log_path: Path
+) -> asyncio.subprocess.Process:
+    """`python -m arc_brain` as `make run` starts it, on the given language model, once its
+    `/healthz` says ok; the caller stops (or kills) it."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        ARC_NATS__URL=nats_url,
+        ARC_NATS__SUBJECT_PREFIX=subject_prefix,
+        ARC_POSTGRES__DSN=dsn,
+        ARC_BRAIN__HTTP_PORT=str(port),
+        ARC_BRAIN__LLM__BASE_URL=llm_url,
+        ARC_BRAIN__LLM__MODEL=model,
+        ARC_LOG__JSON="false",
+    )
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "arc_brain", env=env, stdout=log, stderr=log
+        )
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        deadline = time.monotonic() + 90
+        health: httpx.Response | None = None
+        while time.monotonic() < deadline and proc.returncode is None:
+            try:
+                health = await http.get("/healthz")
+                if health.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    if health is None or health.status_code != 200 or health.json()["status"] != "ok":
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        log_text = await asyncio.to_thread(log_path.read_text)
+        raise AssertionError(f"the brain did not start: {log_text[-3000:]}")
+    return proc

@@ -5,21 +5,16 @@ NATS drained, HTTP stopped) and exit status 0."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from arc_common.streaming import StreamingClient
 from arc_common.subjects import BRAIN_CANCEL, BRAIN_REQUEST, prefixed
 from arc_stack.nats import NatsServer
 from arc_stack.postgres import PostgresServer
-from arc_stack.server import free_port
 
-from tests.integration.brain.helpers import new_id, request
+from tests.integration.brain.helpers import new_id, request, spawn_brain
 from tests.integration.brain.openai_double import OpenAiDouble
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,37 +30,17 @@ async def test_python_m_arc_brain_serves_and_drains_on_a_stop_signal(
     tmp_path: Path,
     stop_signal: signal.Signals,
 ) -> None:
-    port = free_port()
-    env = dict(
-        os.environ,
-        ARC_NATS__URL=nats_server.url,
-        ARC_NATS__SUBJECT_PREFIX=subject_prefix,
-        ARC_POSTGRES__DSN=postgres_server.dsn(),
-        ARC_BRAIN__HTTP_PORT=str(port),
-        # The model streams a piece every 20 ms for ~15 s: a turn still in flight at the signal.
-        ARC_BRAIN__LLM__BASE_URL=openai_double.base_url,
-        ARC_BRAIN__LLM__MODEL="slow",
-        ARC_LOG__JSON="false",
-    )
     log_path = tmp_path / "brain.log"
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "arc_brain", env=env, stdout=log, stderr=log
-        )
+    # The model streams a piece every 20 ms for ~15 s: a turn still in flight at the signal.
+    proc = await spawn_brain(
+        nats_url=nats_server.url,
+        dsn=postgres_server.dsn(),
+        subject_prefix=subject_prefix,
+        llm_url=openai_double.base_url,
+        model="slow",
+        log_path=log_path,
+    )
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            deadline = time.monotonic() + 90
-            health: httpx.Response | None = None
-            while time.monotonic() < deadline and proc.returncode is None:
-                try:
-                    health = await http.get("/healthz")
-                    if health.status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            assert health is not None and health.status_code == 200, log_path.read_text()
-            assert health.json()["status"] == "ok"
         stream = client.stream(
             prefixed(subject_prefix, BRAIN_REQUEST),
             request(

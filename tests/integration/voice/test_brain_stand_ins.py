@@ -1,6 +1,7 @@
 """The voice worker's brain plugin against the real brain: the person is never left in
 silence. A slow first answer gets "one moment" first, no brain serving gets an apology at
-once, and a brain that hangs mid-turn gets an apology at the first-delta deadline.
+once, a brain that hangs mid-turn gets an apology at the first-delta deadline, and one killed
+mid-answer gets it within 2 s.
 
 The brain's language model is the OpenAI-protocol double (a paid-API stand-in the contract
 allows), so its pace can be set; the brain and NATS are the real ones."""
@@ -8,14 +9,18 @@ allows), so its pace can be set; the brain and NATS are the real ones."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from arc_brain.settings import LlmSettings
 from arc_common.streaming import StreamingClient
+from arc_stack.nats import NatsServer
+from arc_stack.postgres import PostgresServer
 from arc_voice.plugins.brain_llm import BrainOptions, NatsBrainLLM
 from livekit.agents import APIConnectOptions
 from livekit.agents.llm import ChatContext
@@ -23,6 +28,7 @@ from nats.aio.client import Client
 from pydantic import SecretStr
 
 from tests.fixtures.brain import BrainFactory
+from tests.integration.brain.helpers import spawn_brain
 from tests.integration.brain.openai_double import LATE_S, OpenAiDouble, start_double
 
 pytestmark = pytest.mark.integration
@@ -118,3 +124,49 @@ async def test_a_brain_that_hangs_mid_turn_gets_an_apology_at_the_deadline(
     said = await asyncio.wait_for(_timed(plugin, "Tell me about Dr. Smith."), timeout=20)
     assert [text for _, text in said] == [HOLD_ON, f" {APOLOGY}"], said
     assert said[1][0] >= 1.5, said
+
+
+async def test_a_brain_killed_mid_answer_gets_an_apology_within_two_seconds(
+    nats_server: NatsServer,
+    postgres_server: PostgresServer,
+    double: OpenAiDouble,
+    client: StreamingClient,
+    subject_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """`python -m arc_brain` answering sentence by sentence is SIGKILLed after its first
+    sentence. The stream's idle timeout is 15 s; the person hears the apology within 2 s."""
+    log_path = tmp_path / "brain.log"
+    proc = await spawn_brain(
+        nats_url=nats_server.url,
+        dsn=postgres_server.dsn(),
+        subject_prefix=subject_prefix,
+        llm_url=double.base_url,
+        model="slow",  # ~15 s of answer, a piece every 20 ms
+        log_path=log_path,
+    )
+    plugin = _plugin(client, subject_prefix, hold_on_after_s=None)
+    ctx = ChatContext.empty()
+    ctx.add_message(role="user", content="Tell me a long story about Dr. Smith.")
+    said: list[tuple[float, str]] = []
+    killed_at: float | None = None
+    try:
+        async with plugin.chat(chat_ctx=ctx, conn_options=NO_RETRY) as stream:
+            async for chunk in stream:
+                if chunk.delta is None or not chunk.delta.content:
+                    continue
+                said.append((time.monotonic(), chunk.delta.content))
+                if killed_at is None:
+                    proc.send_signal(signal.SIGKILL)
+                    await proc.wait()
+                    killed_at = time.monotonic()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert killed_at is not None, log_path.read_text()[-2000:]
+    *answer, (apology_at, apology) = said
+    assert answer and "Smith" in answer[0][1], said
+    assert apology == f" {APOLOGY}", said
+    print(f"\nbrain SIGKILL mid-answer: apology {apology_at - killed_at:.2f} s after the kill")
+    assert apology_at - killed_at < 2.0, said

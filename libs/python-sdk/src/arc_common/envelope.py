@@ -9,6 +9,11 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 SCHEMA_HEADER = "arc-schema"
+# On every reply chunk of a streamed turn: the `$SRV.PING` subject of the service instance
+# serving it. A requester waiting on a silent stream pings it; NATS answers "no responders"
+# at once when that instance has gone (its connection closed with its process), so a dead
+# server is noticed in about a second instead of at the stream's idle timeout.
+SERVER_HEADER = "arc-server"
 _propagator = TraceContextTextMapPropagator()
 
 

@@ -27,6 +27,7 @@ RESPONSES_EXPIRE = "10m"
 # The inboxes a client makes (`nc.new_inbox()`) and the `micro` discovery subjects.
 INBOXES = "_INBOX.>"
 DISCOVERY = "$SRV.>"
+SERVER_PINGS = "$SRV.PING.>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ def permission_matrix(prefix: str = "") -> dict[str, Permissions]:
                 ),
                 *lifecycle,
                 *p(subjects.VOICE_WORKER_BEAT),
+                # Pings to the brain or TTS instance serving a silent stream (arc-server).
+                SERVER_PINGS,
             ),
             # Other voice workers' beats (LiveKit dispatch mode, docs/dispatch.md).
             subscribe=(INBOXES, *p(subjects.VOICE_ANNOUNCE, subjects.VOICE_WORKER_BEAT)),

@@ -12,13 +12,14 @@ from types import TracebackType
 from typing import Self
 
 import msgspec
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from arc_common.envelope import headers_for, tracing_enabled
+from arc_common.envelope import SERVER_HEADER, headers_for, tracing_enabled
 from arc_common.errors import ArcError, Busy, Internal, Timeout, error_for
 from arc_common.wire import REPLY_SCHEMAS, Cancel, ReplyChunk, Request, encode
 
@@ -59,6 +60,10 @@ class _Inbox:
             timer.cancel()
             self._waiter = None
         return self._items.popleft()
+
+
+class _ServerGone(Exception):
+    """The instance serving a stream answers its ping with "no responders"."""
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -124,12 +129,16 @@ class StreamingClient:
         first_chunk_timeout: float = 5.0,
         idle_timeout: float = 5.0,
         deadline: float | None = None,
+        probe_after: float | None = 0.5,
     ) -> ReplyStream:
         """Open a streamed turn. Iterate the result (ideally inside `async with`); leaving early
         publishes `cancel_subject` so the server stops working for nobody.
 
         `first_chunk_timeout` bounds the wait for the first message, `idle_timeout` the gap
-        between later ones, and `deadline` (seconds from now) the whole stream.
+        between later ones, and `deadline` (seconds from now) the whole stream. After every
+        `probe_after` seconds of silence, the server that sent the last chunk is pinged
+        (`arc-server` header); if it has gone, the stream raises `Busy` then, not at its idle
+        timeout. None: never ping.
         """
         if self._sub is None:
             raise RuntimeError("StreamingClient.start() was not awaited")
@@ -145,6 +154,7 @@ class StreamingClient:
             first_chunk_timeout=first_chunk_timeout,
             idle_timeout=idle_timeout,
             deadline=None if deadline is None else time.monotonic() + deadline,
+            probe_after=probe_after,
         )
         self._streams[token] = stream
         return stream
@@ -182,6 +192,7 @@ class ReplyStream:
         first_chunk_timeout: float,
         idle_timeout: float,
         deadline: float | None,
+        probe_after: float | None = None,
     ) -> None:
         self._client = client
         self._token = token
@@ -193,6 +204,9 @@ class ReplyStream:
         self._first_chunk_timeout = first_chunk_timeout
         self._idle_timeout = idle_timeout
         self._deadline = deadline
+        self._probe_after = probe_after
+        # The `$SRV.PING` subject of the instance serving the turn, once a chunk named it.
+        self._server: str | None = None
         self._inbox = _Inbox()
         self._sent = False
         self._done = False
@@ -226,11 +240,17 @@ class ReplyStream:
         if self._deadline is not None:
             timeout = min(timeout, self._deadline - time.monotonic())
         try:
-            msg = await self._inbox.pop(timeout)
+            msg = await self._next_message(timeout)
         except TimeoutError:
             self._span_failed("timeout")
             await self._abandon()
             raise Timeout(f"no reply chunk on {self.subject} within {timeout:.2f}s") from None
+        except _ServerGone as gone:
+            self._span_failed("busy")
+            await self._abandon()
+            raise Busy(
+                f"the server of turn {self.turn_id} on {self.subject} has gone ({gone})"
+            ) from None
         chunk = self._decode(msg)
         if chunk.terminal:
             if chunk.kind == "error":
@@ -246,6 +266,28 @@ class ReplyStream:
         if self._next_seq == 1 and self._span is not None:
             self._span.add_event("first_chunk")
         return chunk
+
+    async def _next_message(self, timeout: float) -> Msg:  # noqa: ASYNC109 - see _Inbox.pop
+        """The next message within `timeout`; while it is silent, the known server is pinged
+        every `probe_after`. NATS answers a ping to an instance whose connection closed (its
+        process died) with "no responders" at once; a ping that is merely slow says nothing,
+        and the timeout still bounds the wait."""
+        until = time.monotonic() + timeout
+        while True:
+            remaining = until - time.monotonic()
+            probe = self._probe_after
+            if self._server is None or probe is None or remaining <= probe:
+                return await self._inbox.pop(remaining)
+            with contextlib.suppress(TimeoutError):
+                return await self._inbox.pop(probe)
+            try:
+                await self._client._nc.request(
+                    self._server, b"", timeout=min(1.0, max(until - time.monotonic(), 0.01))
+                )
+            except nats.errors.NoRespondersError:
+                raise _ServerGone(self._server) from None
+            except Exception as exc:  # slow, refused or reconnecting: nothing learned
+                log.debug("ping of %s: %r", self._server, exc)
 
     def _span_failed(self, code: str) -> None:
         if self._span is not None and self._span.is_recording():
@@ -269,6 +311,8 @@ class ReplyStream:
             self._fail_protocol()
             raise Internal(f"reply chunk for turn {chunk.turn_id!r}, expected {self.turn_id!r}")
         self._next_seq += 1
+        if msg.headers:
+            self._server = msg.headers.get(SERVER_HEADER, self._server)
         return chunk
 
     def _fail_protocol(self) -> None:

@@ -25,12 +25,12 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.micro.request import Request as MicroRequest
-from nats.micro.service import EndpointStats, Service
+from nats.micro.service import EndpointStats, Service, ServiceVerb, control_subject
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from arc_common.envelope import SCHEMA_HEADER, trace_context_from, tracing_enabled
+from arc_common.envelope import SCHEMA_HEADER, SERVER_HEADER, trace_context_from, tracing_enabled
 from arc_common.errors import ArcError, BadRequest, Busy, Internal, Timeout, TooLarge
 from arc_common.logging import bound_turn
 from arc_common.wire import (
@@ -116,13 +116,17 @@ class TurnStats:
 
 
 class _EndpointRunner(Generic[Req]):
-    def __init__(self, nc: Client, endpoint: StreamingEndpoint[Req]) -> None:
+    def __init__(
+        self, nc: Client, endpoint: StreamingEndpoint[Req], ping_subject: str | None = None
+    ) -> None:
         self.nc = nc
         self.endpoint = endpoint
         self.turns: dict[str, _Turn] = {}
         self.decoder = msgspec.msgpack.Decoder(endpoint.request_type)
         self.reply_schema = REPLY_SCHEMAS.get(endpoint.request_type.schema, "reply/1")
         self.reply_headers = {SCHEMA_HEADER: self.reply_schema}
+        if ping_subject is not None:
+            self.reply_headers[SERVER_HEADER] = ping_subject
         self.cancel_sub: Subscription | None = None
         self.stats = TurnStats()
 
@@ -360,8 +364,9 @@ class StreamingService:
             description=self._description,
             stats_handler=self._endpoint_stats,
         )
+        ping = control_subject(ServiceVerb.PING, name=self._name, id=self._service.id)
         for endpoint in self._endpoints:
-            runner: _EndpointRunner[Any] = _EndpointRunner(self._nc, endpoint)
+            runner: _EndpointRunner[Any] = _EndpointRunner(self._nc, endpoint, ping)
             # Cancels go to every worker (no queue group): only the one serving the turn acts.
             runner.cancel_sub = await self._nc.subscribe(
                 endpoint.cancel_subject, cb=runner.on_cancel
