@@ -10,13 +10,14 @@ stream in flight, which publishes `tts.cancel`.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from arc_common import subjects
-from arc_common.errors import ArcError, Internal
+from arc_common.errors import ArcError, ErrorCode, Internal
 from arc_common.streaming import TurnStreams
 from arc_common.tracing import attached
 from arc_common.wire import TtsRequest
@@ -24,8 +25,11 @@ from livekit.agents import APIConnectOptions, tts
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 from opentelemetry import context as otel_context
 
+from arc_voice import metrics
 from arc_voice.plugins.errors import api_error
 from arc_voice.speakable import within_limit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -124,6 +128,22 @@ class NatsSynthesizeStream(tts.SynthesizeStream):
             record.first_text_at = time.monotonic()
             self._mark_started()
         record.units.append(text)
+        try:
+            await self._speak_once(text, emitter, record)
+        except ArcError as exc:
+            if exc.code is not ErrorCode.BUSY:
+                raise api_error(exc, service="tts") from exc
+            # No replica took the unit, or the one speaking it died (docs/voice.md): the
+            # queue group hands it to another. The unit starts again from its first word; a
+            # person who heard half a clause hears it whole rather than a jump.
+            log.warning("tts: %s; asking another replica", exc.message)
+            metrics.TTS_RETRIES.inc()
+            try:
+                await self._speak_once(text, emitter, record)
+            except ArcError as again:
+                raise api_error(again, service="tts") from again
+
+    async def _speak_once(self, text: str, emitter: tts.AudioEmitter, record: TtsTurn) -> None:
         request = TtsRequest(
             v=1,
             session_id=self._opts.session_id,
@@ -142,19 +162,16 @@ class NatsSynthesizeStream(tts.SynthesizeStream):
                 first_chunk_timeout=self._opts.first_chunk_timeout_s,
                 idle_timeout=self._opts.idle_timeout_s,
             )
-        try:
-            async with stream:
-                async for chunk in stream:
-                    if chunk.kind != "audio" or not chunk.pcm:
-                        continue
-                    if chunk.sample_rate not in (None, self._opts.sample_rate):
-                        raise Internal(
-                            f"tts answered at {chunk.sample_rate} Hz, "
-                            f"{self._opts.sample_rate} Hz was asked for"
-                        )
-                    if record.first_audio_at is None:
-                        record.first_audio_at = time.monotonic()
-                    record.audio_bytes += len(chunk.pcm)
-                    emitter.push(chunk.pcm)
-        except ArcError as exc:
-            raise api_error(exc, service="tts") from exc
+        async with stream:
+            async for chunk in stream:
+                if chunk.kind != "audio" or not chunk.pcm:
+                    continue
+                if chunk.sample_rate not in (None, self._opts.sample_rate):
+                    raise Internal(
+                        f"tts answered at {chunk.sample_rate} Hz, "
+                        f"{self._opts.sample_rate} Hz was asked for"
+                    )
+                if record.first_audio_at is None:
+                    record.first_audio_at = time.monotonic()
+                record.audio_bytes += len(chunk.pcm)
+                emitter.push(chunk.pcm)
