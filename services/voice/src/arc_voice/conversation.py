@@ -168,6 +168,10 @@ class Conversation:
         self._ended = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._recorded_turns: set[str] = set()
+        # The session's time limit (docs/voice.md); cancelled when it ends first.
+        self._time_limit: asyncio.TimerHandle | None = None
+        # The reasons a goodbye is already under way for, so each is said once.
+        self._leaving: set[str] = set()
         self.end_reason: str | None = None
         # Recorded when the worker's setting says so, unless the session's own choice (the
         # room's metadata, the socket's `start`) says otherwise.
@@ -251,6 +255,10 @@ class Conversation:
         self.state.participant_joined()
         metrics.CONVERSATIONS_ACTIVE.inc()
         await self.deps.recorder.session_started(self.session_id, self.place, self.identity)
+        if opts.max_session_s:
+            self._time_limit = asyncio.get_running_loop().call_later(
+                opts.max_session_s, self._time_up
+            )
         if not greet:
             return
         notice = opts.recording.notice if self.recording is not None else ""
@@ -291,6 +299,8 @@ class Conversation:
         if self.end_reason is not None:
             return
         self.end_reason = reason
+        if self._time_limit is not None:
+            self._time_limit.cancel()
         await self.session.aclose()
         self.trace.close(reason)
         # The idle goodbye closes the conversation from one of these tasks: not itself.
@@ -366,7 +376,9 @@ class Conversation:
             self.trace.speech_ended(self.log.user_stops[-1])
         self.state.user_state(ev.new_state)
         if ev.new_state == "away" and self.end_reason is None:
-            self._spawn(self._leave_idle(), name=f"idle:{self.identity}")
+            self._spawn(
+                self._leave("idle", self.deps.options.farewell), name=f"idle:{self.identity}"
+            )
 
     async def _release_pause(self) -> None:
         """Once the person has been quiet past the false-interruption timeout, the framework
@@ -416,6 +428,12 @@ class Conversation:
         if turn is None:
             return  # the greeting or an announcement: not a brain turn
         self._recorded_turns.add(turn.turn_id)
+        limit = self.deps.options.max_turns
+        if limit and len(self._recorded_turns) >= limit:
+            self._spawn(
+                self._leave("turn_limit", self.deps.options.limit_farewell),
+                name=f"turn-limit:{self.identity}",
+            )
         heard = (item.text_content or "").strip()
         user_metrics = self._last_user_metrics()
         self.log.replies.append(self._timing(turn, user_metrics, item.metrics))
@@ -522,12 +540,25 @@ class Conversation:
         stored = await self.deps.recorder.turn(turn)
         self.log.turns.append(StoredTurn(turn=turn, stored=stored))
 
-    async def _leave_idle(self) -> None:
-        farewell = self.deps.options.farewell
+    async def _leave(self, reason: str, farewell: str) -> None:
+        if self.end_reason is not None or reason in self._leaving:
+            return
+        self._leaving.add(reason)
         if farewell:
+            # Queued behind the answer playing, if any: that answer ends first. Not
+            # interruptible: the person hears why the conversation ends.
             with contextlib.suppress(Exception):
-                await self.say(farewell)
-        await self.aclose("idle")
+                handle = self.session.say(
+                    farewell, allow_interruptions=reason == "idle", add_to_chat_ctx=False
+                )
+                await handle.wait_for_playout()
+        await self.aclose(reason)
+
+    def _time_up(self) -> None:
+        self._spawn(
+            self._leave("time_limit", self.deps.options.limit_farewell),
+            name=f"time-limit:{self.identity}",
+        )
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -133,6 +133,14 @@ class VoiceOptions(BaseModel):
     # A session with no speech from the person for this long says goodbye and ends.
     idle_timeout_s: float = Field(default=120.0, gt=0.0)
     farewell: str = Field(default="I'll leave you to it. Goodbye!", max_length=2000)
+    # Limits of one conversation (0: none). At the limit, the answer playing ends, the agent
+    # says `limit_farewell` and the session ends (`time_limit`, `turn_limit`).
+    max_session_s: float = Field(default=3600.0, ge=0.0)
+    max_turns: int = Field(default=500, ge=0)
+    limit_farewell: str = Field(
+        default="We've reached the limit of this conversation. Thank you, and goodbye!",
+        max_length=2000,
+    )
     # Announcements arriving within this window are spoken as one.
     announce_window_s: float = Field(default=1.5, ge=0.0, le=30.0)
     # At most this many announcements wait per room; a new one at a full queue drops the
