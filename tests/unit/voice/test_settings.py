@@ -37,6 +37,24 @@ def test_defaults_and_nested_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.livekit.url == "ws://10.0.0.5:7880"
     assert settings.livekit.api_key == "arc0123456789ab"
     assert settings.voice.stt_engine == "whisper"
+    assert (settings.voice.max_session_s, settings.voice.max_turns) == (3600.0, 500)
+
+
+def test_the_lines_said_for_the_brain_and_at_the_limits_are_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ARC_VOICE__HOLD_ON_AFTER_S", "0")
+    monkeypatch.setenv("ARC_VOICE__HOLD_ON_TEXT", "Un instant.")
+    monkeypatch.setenv("ARC_VOICE__APOLOGY", "Désolé.")
+    monkeypatch.setenv("ARC_VOICE__LIMIT_FAREWELL", "Au revoir.")
+    monkeypatch.setenv("ARC_VOICE__MAX_TURNS", "0")
+    voice = VoiceSettings().voice
+    assert (voice.hold_on_after_s, voice.hold_on_text, voice.apology) == (
+        0.0,
+        "Un instant.",
+        "Désolé.",
+    )
+    assert (voice.limit_farewell, voice.max_turns) == ("Au revoir.", 0)
 
 
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,6 +67,10 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         ("ARC_VOICE__ENDPOINTING_MAX_DELAY_S", "-1"),
         ("ARC_VOICE__TURN_UNLIKELY_THRESHOLD", "1.5"),
         ("ARC_VOICE__STT_INTERIM_INTERVAL_S", "-0.1"),
+        ("ARC_VOICE__MAX_SESSION_S", "-1"),
+        ("ARC_VOICE__MAX_TURNS", "-1"),
+        ("ARC_VOICE__HOLD_ON_AFTER_S", "-0.5"),
+        ("ARC_VOICE__APOLOGY", "x" * 2001),
     ):
         with monkeypatch.context() as env:
             env.setenv(name, value)

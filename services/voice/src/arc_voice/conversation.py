@@ -188,6 +188,9 @@ class Conversation:
                 subject_prefix=deps.subject_prefix,
                 first_delta_timeout_s=opts.brain_first_delta_timeout_s,
                 idle_timeout_s=opts.brain_idle_timeout_s,
+                hold_on_after_s=opts.hold_on_after_s or None,
+                hold_on_text=opts.hold_on_text,
+                apology=opts.apology,
                 trace_context=self.trace.brain_context,
             ),
         )

@@ -585,6 +585,15 @@ class DispatchClient:
         if orphans:
             self._spawn(self._redispatch(orphans), "redispatch")
 
+    def _livekit_api(self) -> api.LiveKitAPI:
+        """The server API on the worker's own HTTP session (nothing to open per call)."""
+        return api.LiveKitAPI(
+            self.livekit.url,
+            self.livekit.api_key,
+            self.livekit.api_secret.get_secret_value(),
+            session=self._http,
+        )
+
     async def _redispatch(self, rooms: dict[str, dict[str, str]]) -> None:
         if not self.peers.leads() or self._closed:
             return
@@ -593,12 +602,7 @@ class DispatchClient:
         if not wanted:
             return
         log.info("re-dispatching %d rooms of a worker that stopped beating", len(wanted))
-        async with api.LiveKitAPI(
-            self.livekit.url,
-            self.livekit.api_key,
-            self.livekit.api_secret.get_secret_value(),
-            session=self._http,
-        ) as lkapi:
+        async with self._livekit_api() as lkapi:
             # All at once: one after another, each room would wait for the ones before it.
             await asyncio.gather(
                 *(self._redispatch_one(lkapi, room, people) for room, people in wanted.items())
@@ -624,12 +628,7 @@ class DispatchClient:
     async def dispatch(self, room: str) -> None:
         """An explicit dispatch of `room` to this agent name: the HTTP join path's way in when
         the worker runs under LiveKit dispatch."""
-        async with api.LiveKitAPI(
-            self.livekit.url,
-            self.livekit.api_key,
-            self.livekit.api_secret.get_secret_value(),
-            session=self._http,
-        ) as lkapi:
+        async with self._livekit_api() as lkapi:
             await lkapi.agent_dispatch.create_dispatch(
                 api.CreateAgentDispatchRequest(
                     agent_name=self.settings.agent_name, room=checked_room_name(room)

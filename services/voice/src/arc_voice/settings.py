@@ -128,6 +128,14 @@ class VoiceOptions(BaseModel):
     false_interruption_timeout_s: float = Field(default=1.0, ge=0.0, le=10.0)
     brain_first_delta_timeout_s: float = Field(default=10.0, gt=0.0)
     brain_idle_timeout_s: float = Field(default=15.0, gt=0.0)
+    # Said for the brain when its first words are late (0 s or an empty text: never), and
+    # when it cannot answer at all (docs/voice.md, "When the brain cannot answer").
+    hold_on_after_s: float = Field(default=2.0, ge=0.0)
+    hold_on_text: str = Field(default="One moment.", max_length=2000)
+    apology: str = Field(
+        default="Sorry, I can't answer that right now. Please ask me again in a moment.",
+        max_length=2000,
+    )
     tts_first_chunk_timeout_s: float = Field(default=10.0, gt=0.0)
     tts_idle_timeout_s: float = Field(default=10.0, gt=0.0)
     # A session with no speech from the person for this long says goodbye and ends.
