@@ -41,6 +41,7 @@ SUBJECTS = (
     "agent.session.ended",
     "agent.voice.announce",
     "agent.voice.worker",
+    "agent.voice.worker.abc123",
     "_INBOX.someone",
     "$SRV.PING",
     "$SRV.PING.arc-brain.abc123",
@@ -64,9 +65,15 @@ GRANTED: dict[str, tuple[set[str], set[str]]] = {
             "tts.cancel",
             "agent.voice.worker",
             "$SRV.PING.arc-brain.abc123",
+            "agent.voice.worker.abc123",
         }
         | LIFECYCLE,
-        {"_INBOX.someone", "agent.voice.announce", "agent.voice.worker"},
+        {
+            "_INBOX.someone",
+            "agent.voice.announce",
+            "agent.voice.worker",
+            "agent.voice.worker.abc123",
+        },
     ),
     # brain.request, brain.session.delete, brain.truncate and tts.request only in their queue
     # groups (tested apart below).

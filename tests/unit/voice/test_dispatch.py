@@ -49,6 +49,17 @@ def test_a_silent_worker_is_dead_after_the_bound_and_its_rooms_are_returned_once
     assert set(table.peers) == {"c"}
 
 
+def test_a_late_worker_is_worth_a_probe_and_one_found_gone_hands_over_its_rooms() -> None:
+    table = PeerTable("b", dead_after_s=1.5)
+    table.beat(WorkerBeat(worker_id="a", agent_name="arc", rooms={"r1": {"p": "s1"}}), 10.0)
+    table.beat(WorkerBeat(worker_id="c", agent_name="arc", rooms={"r2": {"q": "s2"}}), 10.5)
+    assert table.late(10.6, 0.7) == []
+    assert table.late(10.8, 0.7) == ["a"]
+    assert table.gone("a") == {"r1": {"p": "s1"}}
+    assert table.gone("a") == {}  # once
+    assert list(table.peers) == ["c"] and table.dead(10.8) == {}
+
+
 def test_a_goodbye_hands_over_the_rooms_at_once() -> None:
     table = PeerTable("b")
     table.beat(WorkerBeat(worker_id="a", agent_name="arc", rooms={"r": {"x": "s"}}), 0.0)

@@ -63,12 +63,20 @@ def permission_matrix(prefix: str = "") -> dict[str, Permissions]:
                     subjects.TTS_CANCEL,
                 ),
                 *lifecycle,
-                *p(subjects.VOICE_WORKER_BEAT),
+                *p(subjects.VOICE_WORKER_BEAT, f"{subjects.VOICE_WORKER_BEAT}.*"),
                 # Pings to the brain or TTS instance serving a silent stream (arc-server).
                 SERVER_PINGS,
             ),
             # Other voice workers' beats (LiveKit dispatch mode, docs/dispatch.md).
-            subscribe=(INBOXES, *p(subjects.VOICE_ANNOUNCE, subjects.VOICE_WORKER_BEAT)),
+            subscribe=(
+                INBOXES,
+                # `.<worker id>`: a worker probed when its beat is late (docs/dispatch.md).
+                *p(
+                    subjects.VOICE_ANNOUNCE,
+                    subjects.VOICE_WORKER_BEAT,
+                    f"{subjects.VOICE_WORKER_BEAT}.*",
+                ),
+            ),
             responses=True,  # an announcement's reply
         ),
         "brain": Permissions(

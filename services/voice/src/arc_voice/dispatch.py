@@ -10,7 +10,8 @@ LiveKit's open-source server does not re-dispatch the jobs of a worker that died
 `deregisterJob` leaves the dispatch as it was, livekit/agents#1472), so the workers do it
 among themselves: each publishes a beat on NATS every `BEAT_INTERVAL_S` with the rooms it
 serves and the session of every person in them; when a worker's beats stop for
-`DEAD_AFTER_S` (or it says goodbye on a clean stop), the surviving worker with the smallest
+`DEAD_AFTER_S`, or sooner when a probe of a late worker finds its NATS connection gone (or
+it says goodbye on a clean stop), the surviving worker with the smallest
 id asks LiveKit (AgentDispatchService) for a new dispatch of each of its rooms, carrying the
 sessions in the dispatch's metadata, and whichever worker gets the job resumes them.
 """
@@ -31,6 +32,7 @@ from urllib.parse import urlparse
 
 import aiohttp
 import msgspec
+import nats.errors
 from arc_common import subjects
 from arc_common.envelope import SCHEMA_HEADER
 from livekit import api, rtc
@@ -56,6 +58,12 @@ WORKER_BEAT_SCHEMA = "voice.worker/1"
 # (the new agent takes the room over with the same identity and the same sessions).
 BEAT_INTERVAL_S = 0.5
 DEAD_AFTER_S = 1.5
+# A worker whose beat is this late is probed on its own subject (`<beat subject>.<id>`): a
+# process that died has lost its NATS connection, and NATS answers "no responders" at once,
+# so its rooms go without waiting out DEAD_AFTER_S. A probe answered, or merely slow (a
+# stalled loop still holds its subscription), proves nothing; DEAD_AFTER_S still applies.
+PROBE_AFTER_S = 0.7
+PROBE_TIMEOUT_S = 0.5
 # The status is sent after every change; this resend keeps the server's view fresh anyway
 # (livekit-agents sends it every 2.5 s).
 STATUS_INTERVAL_S = 2.5
@@ -143,6 +151,15 @@ class PeerTable:
             if room in peer.rooms and peer.http_url:
                 return peer.http_url
         return None
+
+    def late(self, now: float, after_s: float) -> list[str]:
+        """The workers whose last beat is older than `after_s`: worth a probe."""
+        return [w for w, peer in self.peers.items() if now - peer.last_seen > after_s]
+
+    def gone(self, worker_id: str) -> dict[str, dict[str, str]]:
+        """Forget a worker known to have stopped (its probe had no responder); its rooms."""
+        peer = self.peers.pop(worker_id, None)
+        return {} if peer is None else peer.rooms
 
     def dead(self, now: float) -> dict[str, dict[str, str]]:
         """Forget the workers silent for longer than `dead_after_s`; their rooms."""
@@ -258,9 +275,11 @@ class DispatchClient:
         self.redispatched = 0
         self._nc = nc
         self._subject = subjects.prefixed(subject_prefix, WORKER_BEAT_SUBJECT)
+        self._probing: set[str] = set()
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._sub: Subscription | None = None
+        self._probe_sub: Subscription | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_status: tuple[int, float] | None = None
         self._closed = False
@@ -270,6 +289,7 @@ class DispatchClient:
     async def start(self) -> None:
         self._http = aiohttp.ClientSession()
         self._sub = await self._nc.subscribe(self._subject, cb=self._on_beat)
+        self._probe_sub = await self._nc.subscribe(f"{self._subject}.{self.id}", cb=self._on_probe)
         self._spawn(self._connection(), "dispatch:connection")
         self._spawn(self._beats(), "dispatch:beats")
 
@@ -283,9 +303,10 @@ class DispatchClient:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._ws is not None:
             await self._ws.close()
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+        for sub in (self._sub, self._probe_sub):
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
         with contextlib.suppress(Exception):
             await self._publish_beat(rooms, leaving=True)
         for job in list(self.jobs.values()):
@@ -568,10 +589,32 @@ class DispatchClient:
                 await self._publish_beat(self._served_rooms(), leaving=False)
             except Exception as exc:  # NATS reconnecting: the next beat tries again
                 log.warning("worker beat not sent: %s", exc)
-            orphans = self.peers.dead(time.monotonic())
+            now = time.monotonic()
+            for worker_id in self.peers.late(now, PROBE_AFTER_S):
+                if worker_id not in self._probing:
+                    self._probing.add(worker_id)
+                    self._spawn(self._probe(worker_id), f"probe:{worker_id}")
+            orphans = self.peers.dead(now)
             if orphans:
                 await self._redispatch(orphans)
             await asyncio.sleep(BEAT_INTERVAL_S / 2)
+
+    async def _probe(self, worker_id: str) -> None:
+        try:
+            await self._nc.request(f"{self._subject}.{worker_id}", b"", timeout=PROBE_TIMEOUT_S)
+        except nats.errors.NoRespondersError:
+            orphans = self.peers.gone(worker_id)
+            if orphans:
+                log.info("worker %s has no NATS connection any more: taken for dead", worker_id)
+                await self._redispatch(orphans)
+        except Exception as exc:  # a timeout or a reconnect: DEAD_AFTER_S decides
+            log.debug("probe of worker %s: %r", worker_id, exc)
+        finally:
+            self._probing.discard(worker_id)
+
+    async def _on_probe(self, msg: Msg) -> None:
+        if msg.reply:
+            await self._nc.publish(msg.reply, b"")
 
     async def _on_beat(self, msg: Msg) -> None:
         try:
