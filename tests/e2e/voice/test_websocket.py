@@ -50,8 +50,11 @@ async def test_a_spoken_question_over_the_socket_gets_a_spoken_answer(
     socket_mesh: tuple[VoiceHarness, str], speech: SpeechSynth, voice_models: VoiceModels
 ) -> None:
     harness, url = socket_mesh
+    # One fixed take with no comma: a random pause after "Hello," can end the turn there (a
+    # CI run's final transcript was "Hello?", the rest of the question talking over the
+    # answer), which is not what this test is about.
     turn = await take_turn(
-        url, AUTH, speech.say("Hello, what can you do?"), user_id="wendy", reply_within_s=30
+        url, AUTH, speech.say_plain("Hello what can you do?"), user_id="wendy", reply_within_s=30
     )
     types = _types(turn)
     print("events:", types, f"voice to voice {turn.voice_to_voice_s}")
