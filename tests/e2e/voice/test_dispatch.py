@@ -191,7 +191,7 @@ async def test_rooms_spread_over_two_workers_and_come_back_when_one_is_killed(
 
         await wait_for("every caller to see its agent", agents_seen, 30)
         sids = {room: agent_sid(callers[room]) for room in victim_rooms}
-        pcm, rate = speech.say("Hello, what can you do?")
+        pcm, rate = speech.say_plain("Hello what can you do?")
         spoken = await (await asker.say(pcm, rate))
         await asker.wait_audible(spoken.ended_at, within_s=60)
         await asker.wait_quiet(1.0, within_s=60)
