@@ -134,14 +134,13 @@ async def subscribe_verdicts(
     ]
 
 
-_Request = TypeVar("_Request", bound=msgspec.Struct)
+# The request/reply messages the brain answers; each names its own schema.
+_Request = TypeVar("_Request", SessionDelete, TurnTruncate)
 
 
-def decode_request(
-    headers: dict[str, str] | None, data: bytes, kind: type[_Request], wanted: str
-) -> _Request:
-    """A request/reply message of the contract whose schema is `wanted`, or `BadRequest`
-    saying what is wrong with it."""
+def decode_request(headers: dict[str, str] | None, data: bytes, kind: type[_Request]) -> _Request:
+    """A request/reply message of the contract, or `BadRequest` saying what is wrong with it."""
+    wanted = kind.schema
     schema = schema_of(headers)
     if schema is not None and schema != wanted:
         raise BadRequest(f"arc-schema {schema!r} is not {wanted!r}")
@@ -157,7 +156,6 @@ async def _answer(
     nc: Client,
     msg: Msg,
     kind: type[_Request],
-    what: str,
     act: Callable[[_Request], Awaitable[msgspec.Struct]],
     failed: Callable[[ErrorBody], msgspec.Struct],
 ) -> None:
@@ -165,9 +163,10 @@ async def _answer(
     with the contract's error codes (an outage is `busy`: the same request succeeds once
     Postgres is back); anything else is answered `internal`, so no caller waits for its
     timeout."""
+    what = kind.schema
     reply: msgspec.Struct
     try:
-        request = decode_request(msg.headers, msg.data, kind, what)
+        request = decode_request(msg.headers, msg.data, kind)
         with attached(trace_context_from(msg.headers)):
             reply = await act(request)
     except MemoryUnavailable as exc:
@@ -190,14 +189,7 @@ async def answer_session_delete(nc: Client, brain: Brain, msg: Msg) -> None:
         log.info("deleted session history", extra={"session_id": request.session_id})
         return SessionDeleteReply(v=1, deleted_turns=turns)
 
-    await _answer(
-        nc,
-        msg,
-        SessionDelete,
-        SessionDelete.schema,
-        delete,
-        lambda e: SessionDeleteReply(v=1, error=e),
-    )
+    await _answer(nc, msg, SessionDelete, delete, lambda e: SessionDeleteReply(v=1, error=e))
 
 
 async def answer_truncate(nc: Client, brain: Brain, msg: Msg) -> None:
@@ -209,11 +201,4 @@ async def answer_truncate(nc: Client, brain: Brain, msg: Msg) -> None:
         )
         return TurnTruncateReply(v=1, truncated=True)
 
-    await _answer(
-        nc,
-        msg,
-        TurnTruncate,
-        TurnTruncate.schema,
-        truncate,
-        lambda e: TurnTruncateReply(v=1, error=e),
-    )
+    await _answer(nc, msg, TurnTruncate, truncate, lambda e: TurnTruncateReply(v=1, error=e))
