@@ -20,9 +20,15 @@ status:
 install: setup
 	@$(UV) run --frozen arc install
 
+# Coverage of our packages, in pytest and in every Python service the tests start
+# (pyproject.toml [tool.coverage.*], docs/testing.md). The data file is absolute so that services
+# started in other directories add to the same measurement.
+COVERAGE_DIR := $(CURDIR)/.arc/coverage
 test: setup
 	@$(UV) run --frozen arc install
-	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+	@rm -rf $(COVERAGE_DIR) && mkdir -p $(COVERAGE_DIR)
+	@COVERAGE_FILE=$(COVERAGE_DIR)/.coverage $(UV) run --frozen pytest --cov \
+		--cov-report=term:skip-covered --cov-report=html:$(COVERAGE_DIR)/html $(PYTEST_ARGS)
 
 test-unit: setup
 	@$(UV) run --frozen pytest -m unit $(PYTEST_ARGS)
