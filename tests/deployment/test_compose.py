@@ -165,6 +165,24 @@ def test_production_restarts_and_reads_secrets_from_files(
         assert secret["file"] == f"{secrets_dir}/{name}"
 
 
+def test_production_services_connect_to_nats_as_themselves(
+    compose_renders: dict[str, dict[str, Any]],
+) -> None:
+    # One NATS user per service (the TTS replicas share theirs, as they share a queue group),
+    # its password a secret only that service mounts (docs/security.md).
+    users = {"brain": "brain", "tts": "tts", "tts-2": "tts", "events": "events", "voice": "voice"}
+    services = compose_renders["production"]["services"]
+    for name, user in users.items():
+        environment = services[name].get("environment") or {}
+        assert environment.get("ARC_NATS__USER") == user, name
+        assert environment.get("ARC_NATS__PASSWORD_FILE") == f"/run/secrets/nats_password_{user}"
+        assert "ARC_NATS__TOKEN_FILE" not in environment, name
+        mounted = {
+            s["source"] if isinstance(s, dict) else s for s in services[name].get("secrets") or []
+        }
+        assert {m for m in mounted if m.startswith("nats_")} == {f"nats_password_{user}"}, name
+
+
 def test_a_missing_secret_file_is_named(
     deploy_tools: None, production_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -119,3 +119,24 @@ def test_a_broken_overlay_fails_with_kustomizes_message(deploy_tools: None, tmp_
     overlay.write_text(overlay.read_text().replace("  - namespace.yaml\n", "  - gone.yaml\n"))
     with pytest.raises(DeploymentCheckError, match=r"gone\.yaml"):
         kustomize_build(overlay.parent)
+
+
+def test_production_services_use_their_own_nats_user(
+    kubernetes_renders: dict[str, list[dict[str, Any]]],
+) -> None:
+    # Each service connects as itself, with its own key of arc-secrets (docs/security.md).
+    deployments = _objects(kubernetes_renders["overlays/prod"], "Deployment")
+    for name, user in {
+        "arc-brain": "brain",
+        "arc-tts": "tts",
+        "arc-events": "events",
+        "arc-voice": "voice",
+    }.items():
+        env = {
+            e["name"]: e
+            for e in deployments[name]["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["ARC_NATS__USER"]["value"] == user, name
+        ref = env["ARC_NATS__PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "arc-secrets", "key": f"nats-password-{user}"}, name
+        assert "ARC_NATS__TOKEN" not in env, name

@@ -17,7 +17,12 @@ import nats
 import pytest
 import pytest_asyncio
 from arc_stack.nats import NatsServer
-from arc_stack.nats_auth import local_passwords, permission_matrix, server_config
+from arc_stack.nats_auth import (
+    local_passwords,
+    permission_matrix,
+    server_config,
+    write_production_secrets,
+)
 from arc_stack.server import free_port
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -329,3 +334,52 @@ async def test_a_service_streams_its_answer_to_the_reply_subject_only(
         await brain.client.close()
     log = secured.server.log_path.read_text()
     assert '"$G/user:brain" - Publish Violation - Subject "_INBOX.not-asked"' in log, log[-2000:]
+
+
+async def test_production_secrets_configure_a_server_with_the_same_grants(
+    tmp_path: Path,
+) -> None:
+    """`arc nats-secrets` (compose's SECRETS_DIR): a password per user, kept when run again,
+    and an `authorization` config that a real nats-server, given its ports and store as
+    flags the way compose does, enforces with the same grants as `make run`'s."""
+    folder = tmp_path / "secrets"
+    write_production_secrets(folder)
+    users = ("voice", "brain", "tts", "events", "announcer", "operator")
+    passwords = {u: (folder / f"nats_password_{u}").read_text().strip() for u in users}
+    assert len(set(passwords.values())) == len(users)
+    write_production_secrets(folder)
+    assert {u: (folder / f"nats_password_{u}").read_text().strip() for u in users} == passwords
+    for path in folder.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+    server = NatsServer(
+        tmp_path / "data",
+        tmp_path / "logs",
+        port=free_port(),
+        monitor_port=free_port(),
+        authorization=(folder / "nats_config").read_text(),
+    )
+    await server.start()
+    production = Secured(server, passwords)
+    operator = await _session(production, "operator")
+    try:
+        with pytest.raises(Exception, match=r"(?i)authorization"):
+            await nats.connect(server.url, allow_reconnect=False, connect_timeout=3)
+
+        def queued(queue: str) -> Callable[[Session, Session, str], Awaitable[bool]]:
+            async def check(session: Session, operator: Session, subject: str) -> bool:
+                return await _can_subscribe(session, operator, subject, queue=queue)
+
+            return check
+
+        assert await _answered(production, operator, "brain", queued("brain"), "brain.request")
+        assert not await _answered(production, operator, "brain", queued(""), "brain.request")
+        assert not await _answered(production, operator, "tts", queued(""), "brain.request")
+        assert await _answered(production, operator, "voice", _can_publish, "brain.request")
+        assert not await _answered(production, operator, "events", _can_publish, "brain.request")
+        assert await _answered(
+            production, operator, "announcer", _can_publish, "agent.voice.announce"
+        )
+    finally:
+        await operator.client.close()
+        await server.stop()

@@ -6,11 +6,13 @@ import asyncio
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from arc_stack.deploy_tools import install_deploy_tools
 from arc_stack.go_sdk import install_go_sdk
+from arc_stack.nats_auth import write_production_secrets
 from arc_stack.parts import build_parts, service_instances
 from arc_stack.paths import state_dir
 from arc_stack.restarts import RestartRecord, record_path
@@ -150,6 +152,21 @@ def client_env() -> None:
     }
     for name, value in values.items():
         typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+@app.command("nats-secrets")
+def nats_secrets(
+    folder: Annotated[Path, typer.Argument(help="the production SECRETS_DIR")],
+) -> None:
+    """Write production NATS secrets into FOLDER: a password per service user (kept if one is
+    there) and `nats_config`, the server's config with the permission matrix (docs/security.md).
+    """
+    for path in write_production_secrets(folder):
+        typer.echo(f"wrote {path}")
+    typer.echo(
+        "The services read their password as uid 10001: chown 10001 the nats_password_* "
+        "files (docs/deployment.md)."
+    )
 
 
 @app.command()

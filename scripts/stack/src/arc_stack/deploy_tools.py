@@ -53,7 +53,8 @@ EXTERNAL_SECRETS: dict[str, dict[str, frozenset[str]]] = {
     "overlays/dev": {},
     "overlays/prod": {
         "arc-secrets": frozenset(
-            {"postgres-password", "livekit-api-secret", "nats-token", "http-api-keys"}
+            {"postgres-password", "livekit-api-secret", "http-api-keys"}
+            | {f"nats-password-{user}" for user in ("voice", "brain", "tts", "events")}
         )
     },
 }

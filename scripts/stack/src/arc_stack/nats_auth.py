@@ -153,3 +153,47 @@ def server_config(passwords: Mapping[str, str], matrix: Mapping[str, Permissions
             f"     permissions: {{{', '.join(parts)}}}}}"
         )
     return "authorization {\n  users = [\n" + ",\n".join(users) + "\n  ]\n}\n"
+
+
+# The users a production deployment gets a password for: the four services, an announcer and
+# the operator (docs/security.md). The TTS replicas share `tts`, as they share its queue group.
+PRODUCTION_USERS = ("voice", "brain", "tts", "events", "announcer", "operator")
+
+
+def password_file(user: str) -> str:
+    """The name of a user's password file among the production secrets."""
+    return f"nats_password_{user}"
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.replace(path)
+
+
+def write_production_secrets(folder: Path) -> list[Path]:
+    """The NATS secrets of a production deployment, in `folder` (compose's SECRETS_DIR): one
+    random password per user (`nats_password_<user>`, kept when it already exists, so that
+    running this again after adding a user leaves the running services' passwords alone) and
+    the server's `authorization` config with the permission matrix (`nats_config`). Every
+    file 0600.
+    Returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    passwords: dict[str, str] = {}
+    for user in PRODUCTION_USERS:
+        path = folder / password_file(user)
+        if path.is_file() and path.read_text().strip():
+            passwords[user] = path.read_text().strip()
+            continue
+        passwords[user] = secrets.token_urlsafe(24)
+        _write_private(path, passwords[user] + "\n")
+        written.append(path)
+    # The `authorization` block alone: compose's nats runs it with its store and ports given
+    # as flags (a store_dir in both is refused), and the nats Helm chart can `$include` it.
+    config = folder / "nats_config"
+    _write_private(config, server_config(passwords, permission_matrix()))
+    written.append(config)
+    return written
