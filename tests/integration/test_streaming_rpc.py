@@ -166,6 +166,29 @@ async def test_raw_reply_stream_has_headers_and_single_terminal(
     assert len(servers) == 1 and servers.pop().startswith("$SRV.PING.test-brain."), servers
 
 
+async def test_a_request_that_asks_is_acknowledged_before_its_first_chunk(
+    nc: Client, subject_prefix: str, start_service: StartService
+) -> None:
+    """`arc-ack: 1` on the request: the instance taking the turn first sends an empty message
+    naming itself, then the turn's chunks as usual (seq from 0). Without the header (above)
+    no such message is sent."""
+    await start_service(nc, subject_prefix, Recorder(), chunks=2)
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish(
+        prefixed(subject_prefix, "brain.request"),
+        encode(brain_request()),
+        reply=inbox,
+        headers={"arc-schema": "brain.request/1", "arc-ack": "1"},
+    )
+    ack = await sub.next_msg(timeout=2)
+    assert ack.data == b""
+    assert ack.headers and ack.headers["arc-ack"] == "accepted"
+    assert ack.headers["arc-server"].startswith("$SRV.PING.test-brain."), ack.headers
+    decoded = [msgspec.msgpack.decode((await sub.next_msg(timeout=2)).data) for _ in range(3)]
+    assert [(d["seq"], d["kind"]) for d in decoded] == [(0, "delta"), (1, "delta"), (2, "end")]
+
+
 def _payload(**fields: object) -> bytes:
     base: dict[str, object] = {"v": 1, "session_id": "s", "turn_id": "t", "user_id": "u"}
     return msgspec.msgpack.encode({**base, **fields})
@@ -477,3 +500,33 @@ async def test_a_silent_server_that_is_alive_is_pinged_and_waited_for(
     assert [c.text for c in chunks] == ["First. ", "pause 0. "]
     # 1.6 s of silence: pinged every 0.5 s, answered each time (by the micro service).
     assert len(pings) >= 2, pings
+
+
+async def test_a_server_that_dies_before_its_first_chunk_is_noticed_within_a_second(
+    nc: Client, nats_settings: NatsSettings, subject_prefix: str
+) -> None:
+    """The instance took the turn (its acknowledgement named it) and dies while working on
+    it: the stream says so after one silent `probe_after`, not at its first-chunk timeout."""
+    server_nc = await connect(nats_settings, name="arc-test-dying-early")
+    recorder = Recorder()
+    service = await _started_service(server_nc, subject_prefix, recorder)
+    try:
+        async with StreamingClient(nc) as client:
+            stream = client.stream(
+                prefixed(subject_prefix, "brain.request"),
+                brain_request(turn_id="early", text="silent"),
+                cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+                first_chunk_timeout=10.0,
+                probe_after=0.5,
+            )
+            first = asyncio.ensure_future(anext(stream))
+            await wait_until(lambda: "early" in recorder.started, what="the turn started")
+            died = time.monotonic()
+            await server_nc.close()
+            with pytest.raises(Busy, match="has gone"):
+                await first
+            noticed = time.monotonic() - died
+    finally:
+        with contextlib.suppress(Exception):
+            await service.stop()
+    assert noticed < 2.0, noticed

@@ -170,3 +170,51 @@ async def test_a_brain_killed_mid_answer_gets_an_apology_within_two_seconds(
     assert apology == f" {APOLOGY}", said
     print(f"\nbrain SIGKILL mid-answer: apology {apology_at - killed_at:.2f} s after the kill")
     assert apology_at - killed_at < 2.0, said
+
+
+async def test_a_brain_killed_before_its_first_sentence_gets_an_apology_within_two_seconds(
+    nats_server: NatsServer,
+    postgres_server: PostgresServer,
+    double: OpenAiDouble,
+    client: StreamingClient,
+    subject_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """`python -m arc_brain` has taken the turn and waits for its model (first token after
+    1.5 s) when it is SIGKILLed. The first-delta deadline is 10 s; the person hears the
+    apology within 2 s of the kill (the brain's acknowledgement named the instance to ping)."""
+    log_path = tmp_path / "brain.log"
+    proc = await spawn_brain(
+        nats_url=nats_server.url,
+        dsn=postgres_server.dsn(),
+        subject_prefix=subject_prefix,
+        llm_url=double.base_url,
+        model="late",
+        log_path=log_path,
+    )
+    plugin = _plugin(client, subject_prefix, hold_on_after_s=None, first_delta_timeout_s=10.0)
+    killed_at: float | None = None
+
+    async def kill_while_waiting_for_the_model() -> None:
+        nonlocal killed_at
+        # Well inside the model's 1.5 s, and long after the request reached the brain.
+        await asyncio.sleep(0.6)
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        killed_at = time.monotonic()
+
+    killer = asyncio.create_task(kill_while_waiting_for_the_model())
+    try:
+        said = await asyncio.wait_for(_timed(plugin, "Tell me about Dr. Smith."), timeout=20)
+        ended = time.monotonic()
+    finally:
+        await killer
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert killed_at is not None
+    assert [text for _, text in said] == [APOLOGY], (said, log_path.read_text()[-2000:])
+    assert len(plugin.turns) == 2  # asked once more (another replica would have answered)
+    # The stream's end comes after its only piece, the apology: an upper bound of when.
+    print(f"\nbrain SIGKILL before its first sentence: apology by {ended - killed_at:.2f} s")
+    assert ended - killed_at < 2.0, said

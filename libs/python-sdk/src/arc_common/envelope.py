@@ -14,6 +14,13 @@ SCHEMA_HEADER = "arc-schema"
 # at once when that instance has gone (its connection closed with its process), so a dead
 # server is noticed in about a second instead of at the stream's idle timeout.
 SERVER_HEADER = "arc-server"
+# A streamed request carrying `arc-ack: 1` is acknowledged at once by the instance that takes
+# it: an empty message with `arc-ack: accepted` and its `arc-server`, so a requester also
+# notices an instance that dies before its first chunk. Requests without it get no such
+# message (older clients, the Go SDK).
+ACK_HEADER = "arc-ack"
+ACK_ASKED = "1"
+ACK_ACCEPTED = "accepted"
 _propagator = TraceContextTextMapPropagator()
 
 

@@ -19,7 +19,14 @@ from nats.aio.subscription import Subscription
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from arc_common.envelope import SERVER_HEADER, headers_for, tracing_enabled
+from arc_common.envelope import (
+    ACK_ACCEPTED,
+    ACK_ASKED,
+    ACK_HEADER,
+    SERVER_HEADER,
+    headers_for,
+    tracing_enabled,
+)
 from arc_common.errors import ArcError, Busy, Internal, Timeout, error_for
 from arc_common.wire import REPLY_SCHEMAS, Cancel, ReplyChunk, Request, encode
 
@@ -218,14 +225,16 @@ class ReplyStream:
 
     async def _send(self) -> None:
         self._sent = True
+        headers = headers_for(
+            self.request.schema,
+            ctx=None if self._span is None else trace.set_span_in_context(self._span),
+        )
+        if self._probe_after is not None:
+            # The instance that takes the turn names itself at once, so that it can be
+            # pinged even before its first chunk.
+            headers[ACK_HEADER] = ACK_ASKED
         await self._client._nc.publish(
-            self.subject,
-            encode(self.request),
-            reply=self._reply,
-            headers=headers_for(
-                self.request.schema,
-                ctx=None if self._span is None else trace.set_span_in_context(self._span),
-            ),
+            self.subject, encode(self.request), reply=self._reply, headers=headers
         )
 
     def __aiter__(self) -> Self:
@@ -275,19 +284,36 @@ class ReplyStream:
         until = time.monotonic() + timeout
         while True:
             remaining = until - time.monotonic()
-            probe = self._probe_after
-            if self._server is None or probe is None or remaining <= probe:
-                return await self._inbox.pop(remaining)
-            with contextlib.suppress(TimeoutError):
-                return await self._inbox.pop(probe)
-            try:
-                await self._client._nc.request(
-                    self._server, b"", timeout=min(1.0, max(until - time.monotonic(), 0.01))
-                )
-            except nats.errors.NoRespondersError:
-                raise _ServerGone(self._server) from None
-            except Exception as exc:  # slow, refused or reconnecting: nothing learned
-                log.debug("ping of %s: %r", self._server, exc)
+            probe, server = self._probe_after, self._server
+            if server is None or probe is None or remaining <= probe:
+                msg = await self._inbox.pop(remaining)
+            else:
+                try:
+                    msg = await self._inbox.pop(probe)
+                except TimeoutError:
+                    await self._ping(server, until)
+                    continue
+            if not self._acknowledges(msg):
+                return msg
+
+    async def _ping(self, server: str, until: float) -> None:
+        try:
+            await self._client._nc.request(
+                server, b"", timeout=min(1.0, max(until - time.monotonic(), 0.01))
+            )
+        except nats.errors.NoRespondersError:
+            raise _ServerGone(server) from None
+        except Exception as exc:  # slow, refused or reconnecting: nothing learned
+            log.debug("ping of %s: %r", server, exc)
+
+    def _acknowledges(self, msg: Msg) -> bool:
+        """Whether `msg` is the serving instance's acknowledgement (no chunk: it only names
+        the instance to ping)."""
+        headers = msg.headers
+        if not headers or headers.get(ACK_HEADER) != ACK_ACCEPTED:
+            return False
+        self._server = headers.get(SERVER_HEADER, self._server)
+        return True
 
     def _span_failed(self, code: str) -> None:
         if self._span is not None and self._span.is_recording():

@@ -30,7 +30,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from arc_common.envelope import SCHEMA_HEADER, SERVER_HEADER, trace_context_from, tracing_enabled
+from arc_common.envelope import (
+    ACK_ACCEPTED,
+    ACK_ASKED,
+    ACK_HEADER,
+    SCHEMA_HEADER,
+    SERVER_HEADER,
+    trace_context_from,
+    tracing_enabled,
+)
 from arc_common.errors import ArcError, BadRequest, Busy, Internal, Timeout, TooLarge
 from arc_common.logging import bound_turn
 from arc_common.wire import (
@@ -127,6 +135,7 @@ class _EndpointRunner(Generic[Req]):
         self.reply_headers = {SCHEMA_HEADER: self.reply_schema}
         if ping_subject is not None:
             self.reply_headers[SERVER_HEADER] = ping_subject
+        self.ack_headers = self.reply_headers | {ACK_HEADER: ACK_ACCEPTED}
         self.cancel_sub: Subscription | None = None
         self.stats = TurnStats()
 
@@ -177,6 +186,9 @@ class _EndpointRunner(Generic[Req]):
         if deadline_ms:
             ctx.deadline = ctx.received_at + deadline_ms / 1000
         self.turns[req.turn_id] = turn
+        if ctx.headers.get(ACK_HEADER) == ACK_ASKED and SERVER_HEADER in self.reply_headers:
+            # Before the turn's task exists, so it precedes the first chunk on the wire.
+            await self.nc.publish(reply, b"", headers=self.ack_headers)
         turn.task = asyncio.create_task(self.run_turn(turn, req, ctx), name=f"turn:{req.turn_id}")
 
     async def refuse(self, reply: str, turn_id: str, error: ArcError, received_ns: int) -> None:
