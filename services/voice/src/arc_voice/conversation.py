@@ -555,6 +555,10 @@ class Conversation:
                     farewell, allow_interruptions=reason == "idle", add_to_chat_ctx=False
                 )
                 await handle.wait_for_playout()
+                # Played out here is not yet heard there: the last frames are still in the
+                # network and the person's jitter buffer, and closing now cut a goodbye's
+                # last word (seen in an e2e run on a loaded box).
+                await asyncio.sleep(_FAREWELL_TAIL_S)
         await self.aclose(reason)
 
     def _time_up(self) -> None:
@@ -562,6 +566,9 @@ class Conversation:
             self._leave("time_limit", self.deps.options.limit_farewell),
             name=f"time-limit:{self.identity}",
         )
+
+
+_FAREWELL_TAIL_S = 0.5
 
 
 def _ms(seconds: float | None) -> float | None:
