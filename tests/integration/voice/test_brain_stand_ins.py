@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,50 @@ async def double() -> AsyncIterator[OpenAiDouble]:
 async def client(nc: Client) -> AsyncIterator[StreamingClient]:
     async with StreamingClient(nc) as streaming:
         yield streaming
+
+
+@dataclass
+class BrainProcess:
+    proc: asyncio.subprocess.Process
+    log_path: Path
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text()[-2000:]
+
+
+StartBrain = Callable[[str], Awaitable[BrainProcess]]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def brain_process(
+    nats_server: NatsServer,
+    postgres_server: PostgresServer,
+    double: OpenAiDouble,
+    subject_prefix: str,
+    tmp_path: Path,
+) -> AsyncIterator[StartBrain]:
+    """`await brain_process(model)`: `python -m arc_brain` on the double's `model`, in this
+    test's subject namespace; killed at teardown if the test left it running."""
+    started: list[BrainProcess] = []
+
+    async def start(model: str) -> BrainProcess:
+        log_path = tmp_path / f"brain-{len(started)}.log"
+        proc = await spawn_brain(
+            nats_url=nats_server.url,
+            dsn=postgres_server.dsn(),
+            subject_prefix=subject_prefix,
+            llm_url=double.base_url,
+            model=model,
+            log_path=log_path,
+        )
+        started.append(BrainProcess(proc, log_path))
+        return started[-1]
+
+    yield start
+    for brain in started:
+        if brain.proc.returncode is None:
+            brain.proc.kill()
+            await brain.proc.wait()
 
 
 def _llm(double: OpenAiDouble, model: str) -> LlmSettings:
@@ -127,44 +172,26 @@ async def test_a_brain_that_hangs_mid_turn_gets_an_apology_at_the_deadline(
 
 
 async def test_a_brain_killed_mid_answer_gets_an_apology_within_two_seconds(
-    nats_server: NatsServer,
-    postgres_server: PostgresServer,
-    double: OpenAiDouble,
-    client: StreamingClient,
-    subject_prefix: str,
-    tmp_path: Path,
+    brain_process: StartBrain, client: StreamingClient, subject_prefix: str
 ) -> None:
     """`python -m arc_brain` answering sentence by sentence is SIGKILLed after its first
     sentence. The stream's idle timeout is 15 s; the person hears the apology within 2 s."""
-    log_path = tmp_path / "brain.log"
-    proc = await spawn_brain(
-        nats_url=nats_server.url,
-        dsn=postgres_server.dsn(),
-        subject_prefix=subject_prefix,
-        llm_url=double.base_url,
-        model="slow",  # ~15 s of answer, a piece every 20 ms
-        log_path=log_path,
-    )
+    brain = await brain_process("slow")  # ~15 s of answer, a piece every 20 ms
     plugin = _plugin(client, subject_prefix, hold_on_after_s=None)
     ctx = ChatContext.empty()
     ctx.add_message(role="user", content="Tell me a long story about Dr. Smith.")
     said: list[tuple[float, str]] = []
     killed_at: float | None = None
-    try:
-        async with plugin.chat(chat_ctx=ctx, conn_options=NO_RETRY) as stream:
-            async for chunk in stream:
-                if chunk.delta is None or not chunk.delta.content:
-                    continue
-                said.append((time.monotonic(), chunk.delta.content))
-                if killed_at is None:
-                    proc.send_signal(signal.SIGKILL)
-                    await proc.wait()
-                    killed_at = time.monotonic()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert killed_at is not None, log_path.read_text()[-2000:]
+    async with plugin.chat(chat_ctx=ctx, conn_options=NO_RETRY) as stream:
+        async for chunk in stream:
+            if chunk.delta is None or not chunk.delta.content:
+                continue
+            said.append((time.monotonic(), chunk.delta.content))
+            if killed_at is None:
+                brain.proc.send_signal(signal.SIGKILL)
+                await brain.proc.wait()
+                killed_at = time.monotonic()
+    assert killed_at is not None, brain.log_tail()
     *answer, (apology_at, apology) = said
     assert answer and "Smith" in answer[0][1], said
     assert apology == f" {APOLOGY}", said
@@ -173,25 +200,12 @@ async def test_a_brain_killed_mid_answer_gets_an_apology_within_two_seconds(
 
 
 async def test_a_brain_killed_before_its_first_sentence_gets_an_apology_within_two_seconds(
-    nats_server: NatsServer,
-    postgres_server: PostgresServer,
-    double: OpenAiDouble,
-    client: StreamingClient,
-    subject_prefix: str,
-    tmp_path: Path,
+    brain_process: StartBrain, client: StreamingClient, subject_prefix: str
 ) -> None:
     """`python -m arc_brain` has taken the turn and waits for its model (first token after
     1.5 s) when it is SIGKILLed. The first-delta deadline is 10 s; the person hears the
     apology within 2 s of the kill (the brain's acknowledgement named the instance to ping)."""
-    log_path = tmp_path / "brain.log"
-    proc = await spawn_brain(
-        nats_url=nats_server.url,
-        dsn=postgres_server.dsn(),
-        subject_prefix=subject_prefix,
-        llm_url=double.base_url,
-        model="late",
-        log_path=log_path,
-    )
+    brain = await brain_process("late")
     plugin = _plugin(client, subject_prefix, hold_on_after_s=None, first_delta_timeout_s=10.0)
     killed_at: float | None = None
 
@@ -199,8 +213,8 @@ async def test_a_brain_killed_before_its_first_sentence_gets_an_apology_within_t
         nonlocal killed_at
         # Well inside the model's 1.5 s, and long after the request reached the brain.
         await asyncio.sleep(0.6)
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        brain.proc.send_signal(signal.SIGKILL)
+        await brain.proc.wait()
         killed_at = time.monotonic()
 
     killer = asyncio.create_task(kill_while_waiting_for_the_model())
@@ -209,11 +223,8 @@ async def test_a_brain_killed_before_its_first_sentence_gets_an_apology_within_t
         ended = time.monotonic()
     finally:
         await killer
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert killed_at is not None
-    assert [text for _, text in said] == [APOLOGY], (said, log_path.read_text()[-2000:])
+    assert [text for _, text in said] == [APOLOGY], (said, brain.log_tail())
     assert len(plugin.turns) == 2  # asked once more (another replica would have answered)
     # The stream's end comes after its only piece, the apology: an upper bound of when.
     print(f"\nbrain SIGKILL before its first sentence: apology by {ended - killed_at:.2f} s")

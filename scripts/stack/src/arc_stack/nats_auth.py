@@ -120,12 +120,17 @@ def local_passwords(state: Path, users: list[str]) -> dict[str, str]:
     missing = [user for user in users if user not in known]
     if missing:
         known |= {user: secrets.token_urlsafe(24) for user in missing}
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(known, out)
-        tmp.replace(path)
+        _write_private(path, json.dumps(known))
     return {user: known[user] for user in users}
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Written whole (a reader never sees half a file) and readable by this user only."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.replace(path)
 
 
 def _rule(items: tuple[str, ...]) -> str:
@@ -165,21 +170,12 @@ def password_file(user: str) -> str:
     return f"nats_password_{user}"
 
 
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    tmp.replace(path)
-
-
 def write_production_secrets(folder: Path) -> list[Path]:
     """The NATS secrets of a production deployment, in `folder` (compose's SECRETS_DIR): one
     random password per user (`nats_password_<user>`, kept when it already exists, so that
     running this again after adding a user leaves the running services' passwords alone) and
     the server's `authorization` config with the permission matrix (`nats_config`). Every
-    file 0600.
-    Returns the files written."""
+    file 0600. Returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     passwords: dict[str, str] = {}

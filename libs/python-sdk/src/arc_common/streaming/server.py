@@ -187,8 +187,13 @@ class _EndpointRunner(Generic[Req]):
             ctx.deadline = ctx.received_at + deadline_ms / 1000
         self.turns[req.turn_id] = turn
         if ctx.headers.get(ACK_HEADER) == ACK_ASKED and SERVER_HEADER in self.reply_headers:
-            # Before the turn's task exists, so it precedes the first chunk on the wire.
-            await self.nc.publish(reply, b"", headers=self.ack_headers)
+            # Before the turn's task exists, so it precedes the first chunk on the wire. Best
+            # effort: without it the requester notices a death only at its own timeout, and
+            # the turn must start (and be owned by its task) either way.
+            try:
+                await self.nc.publish(reply, b"", headers=self.ack_headers)
+            except Exception as exc:
+                log.warning("turn %s: acknowledgement not published: %r", req.turn_id, exc)
         turn.task = asyncio.create_task(self.run_turn(turn, req, ctx), name=f"turn:{req.turn_id}")
 
     async def refuse(self, reply: str, turn_id: str, error: ArcError, received_ns: int) -> None:
