@@ -273,6 +273,16 @@ async def _answered(
     raise AssertionError(f"{user}: {check.__name__} {subject}: no verdict in 3 tries")
 
 
+def _in_queue(queue: str) -> Callable[[Session, Session, str], Awaitable[bool]]:
+    """`_can_subscribe` in `queue` ("": outside any queue), as a check `_answered` asks."""
+
+    async def check(session: Session, operator: Session, subject: str) -> bool:
+        return await _can_subscribe(session, operator, subject, queue=queue)
+
+    check.__name__ = f"subscribe in queue {queue or '(none)'}"
+    return check
+
+
 @pytest.mark.parametrize(
     ("user", "subject"),
     [("brain", "brain.request"), ("brain", "brain.session.delete"), ("tts", "tts.request")],
@@ -280,17 +290,10 @@ async def _answered(
 async def test_requests_are_heard_only_in_the_services_queue_group(
     secured: Secured, operator: Session, user: str, subject: str
 ) -> None:
-    def in_queue(queue: str) -> Callable[[Session, Session, str], Awaitable[bool]]:
-        async def check(session: Session, operator: Session, subject: str) -> bool:
-            return await _can_subscribe(session, operator, subject, queue=queue)
-
-        check.__name__ = f"subscribe in queue {queue or '(none)'}"
-        return check
-
-    assert await _answered(secured, operator, user, in_queue(QUEUES[subject]), subject)
+    assert await _answered(secured, operator, user, _in_queue(QUEUES[subject]), subject)
     for queue in ("", "eavesdropper"):
-        assert not await _answered(secured, operator, user, in_queue(queue), subject)
-    assert not await _answered(secured, operator, user, in_queue(""), "voice.anything")
+        assert not await _answered(secured, operator, user, _in_queue(queue), subject)
+    assert not await _answered(secured, operator, user, _in_queue(""), "voice.anything")
 
 
 async def test_a_service_streams_its_answer_to_the_reply_subject_only(
@@ -365,16 +368,9 @@ async def test_production_secrets_configure_a_server_with_the_same_grants(
     try:
         with pytest.raises(Exception, match=r"(?i)authorization"):
             await nats.connect(server.url, allow_reconnect=False, connect_timeout=3)
-
-        def queued(queue: str) -> Callable[[Session, Session, str], Awaitable[bool]]:
-            async def check(session: Session, operator: Session, subject: str) -> bool:
-                return await _can_subscribe(session, operator, subject, queue=queue)
-
-            return check
-
-        assert await _answered(production, operator, "brain", queued("brain"), "brain.request")
-        assert not await _answered(production, operator, "brain", queued(""), "brain.request")
-        assert not await _answered(production, operator, "tts", queued(""), "brain.request")
+        assert await _answered(production, operator, "brain", _in_queue("brain"), "brain.request")
+        assert not await _answered(production, operator, "brain", _in_queue(""), "brain.request")
+        assert not await _answered(production, operator, "tts", _in_queue(""), "brain.request")
         assert await _answered(production, operator, "voice", _can_publish, "brain.request")
         assert not await _answered(production, operator, "events", _can_publish, "brain.request")
         assert await _answered(

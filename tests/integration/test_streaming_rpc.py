@@ -25,6 +25,7 @@ from arc_common.subjects import prefixed
 from arc_common.wire import BrainRequest, Cancel, ReplyChunk, TtsRequest, encode
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from tests.fixtures.waiting import wait_until
 
@@ -134,20 +135,27 @@ async def test_chunks_arrive_in_order_with_one_terminal(
     assert stream.end is not None and stream.end.seq == 5 and stream.end.kind == "end"
 
 
+async def _raw_request(nc: Client, prefix: str, headers: dict[str, str]) -> Subscription:
+    """A brain.request published by hand (no client of ours), with `headers` besides its
+    schema; the subscription hears what comes back."""
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish(
+        prefixed(prefix, "brain.request"),
+        encode(brain_request()),
+        reply=inbox,
+        headers={"arc-schema": "brain.request/1", **headers},
+    )
+    return sub
+
+
 async def test_raw_reply_stream_has_headers_and_single_terminal(
     nc: Client, subject_prefix: str, start_service: StartService
 ) -> None:
     """Check the wire itself, without our client: seq, schema header, exactly one terminal."""
     recorder = Recorder()
     await start_service(nc, subject_prefix, recorder, chunks=3)
-    inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox)
-    await nc.publish(
-        prefixed(subject_prefix, "brain.request"),
-        encode(brain_request()),
-        reply=inbox,
-        headers={"arc-schema": "brain.request/1"},
-    )
+    sub = await _raw_request(nc, subject_prefix, {})
     messages = []
     while True:
         msg = await sub.next_msg(timeout=2)
@@ -173,14 +181,7 @@ async def test_a_request_that_asks_is_acknowledged_before_its_first_chunk(
     naming itself, then the turn's chunks as usual (seq from 0). Without the header (above)
     no such message is sent."""
     await start_service(nc, subject_prefix, Recorder(), chunks=2)
-    inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox)
-    await nc.publish(
-        prefixed(subject_prefix, "brain.request"),
-        encode(brain_request()),
-        reply=inbox,
-        headers={"arc-schema": "brain.request/1", "arc-ack": "1"},
-    )
+    sub = await _raw_request(nc, subject_prefix, {"arc-ack": "1"})
     ack = await sub.next_msg(timeout=2)
     assert ack.data == b""
     assert ack.headers and ack.headers["arc-ack"] == "accepted"

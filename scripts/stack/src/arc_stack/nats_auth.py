@@ -181,8 +181,9 @@ def write_production_secrets(folder: Path) -> list[Path]:
     passwords: dict[str, str] = {}
     for user in PRODUCTION_USERS:
         path = folder / password_file(user)
-        if path.is_file() and path.read_text().strip():
-            passwords[user] = path.read_text().strip()
+        kept = path.read_text().strip() if path.is_file() else ""
+        if kept:
+            passwords[user] = kept
             continue
         passwords[user] = secrets.token_urlsafe(24)
         _write_private(path, passwords[user] + "\n")
