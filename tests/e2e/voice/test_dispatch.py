@@ -22,6 +22,7 @@ import pytest_asyncio
 from arc_stack.livekit import LiveKitServer
 from arc_stack.nats import NatsServer
 from arc_voice.caller import RoomCaller, participant_token
+from arc_voice.dispatch import BEAT_INTERVAL_S
 from arc_voice.room_agent import agent_track_name
 from livekit import rtc
 from psycopg_pool import AsyncConnectionPool
@@ -84,12 +85,16 @@ async def dispatch_workers(
     dsn: str,
     subject_prefix: str,
     logs: Path,
+    agent_name: str | None = None,
 ) -> AsyncIterator[list[VoiceProcess]]:
-    """Worker processes under dispatch, registered with LiveKit before they are yielded."""
+    """Worker processes under dispatch, registered with LiveKit before they are yielded; by
+    default under an agent name of their own, so no other test's worker is given their rooms
+    ("": unnamed, dispatched to every new room)."""
     env = {
         "ARC_VOICE__DISPATCH__MODE": "livekit",
-        # Its own agent name: no other test's worker can be given these rooms.
-        "ARC_VOICE__DISPATCH__AGENT_NAME": f"arc-{subject_prefix}",
+        "ARC_VOICE__DISPATCH__AGENT_NAME": (
+            f"arc-{subject_prefix}" if agent_name is None else agent_name
+        ),
         "ARC_VOICE__DISPATCH__MAX_SESSIONS": str(max_sessions),
     }
     async with AsyncExitStack() as stack:
@@ -208,7 +213,10 @@ async def test_rooms_spread_over_two_workers_and_come_back_when_one_is_killed(
             answer = await client.get(elsewhere.headers["location"], headers=AUTH)
             return bool(answer.status_code == 200 and answer.json()["replies"])
 
-        await wait_for("the serving worker's timings of the first turn", timed, 30)
+        # A reply is timed once it has played out: "what can you do" gets a long answer (9 s
+        # on a quiet box), and a loaded box's slow TTS stretches it with gaps (a CI run waited
+        # 30 s in vain), so this only bounds a hang.
+        await wait_for("the serving worker's timings of the first turn", timed, 120)
         pcm, rate = speech.say("Tell me a short story about a cat.")
         spoken = await (await asker.say(pcm, rate))
         await asker.wait_audible(spoken.ended_at, within_s=60)
@@ -330,3 +338,62 @@ async def test_a_worker_at_its_cap_is_full_and_takes_no_more_rooms(
 
 async def _has_agent(caller: RoomCaller) -> bool:
     return agent_sid(caller) is not None
+
+
+async def test_unnamed_workers_get_every_new_room_and_take_over_a_killed_ones(
+    nats_server: NatsServer,
+    livekit_server: LiveKitServer,
+    migrated_dsn: str,
+    subject_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """Automatic dispatch: workers registered without an agent name get a room that a person
+    opens with a plain token (no room configuration); when the serving one is SIGKILLed, the
+    other takes the room over (its re-dispatch asks for the unnamed agent)."""
+    async with (
+        dispatch_workers(
+            2,
+            max_sessions=2,
+            nats_url=nats_server.url,
+            livekit=livekit_server,
+            dsn=migrated_dsn,
+            subject_prefix=subject_prefix,
+            logs=tmp_path,
+            agent_name="",
+        ) as pair,
+        AsyncExitStack() as stack,
+        httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client,
+    ):
+        room, identity = room_name(), "walk-in"
+        token = participant_token(
+            api_key=livekit_server.api_key,
+            api_secret=livekit_server.api_secret,
+            room=room,
+            identity=identity,
+        )
+        caller = RoomCaller(livekit_server.url, token, agent_track=agent_track_name(identity))
+        await caller.connect()
+        stack.push_async_callback(caller.aclose)
+        await wait_for("an agent in a room nobody asked one for", lambda: _has_agent(caller), 30)
+        first = agent_sid(caller)
+
+        async def serving() -> list[VoiceProcess]:
+            return [w for w in pair if (await served_rooms(client, w)).get(room)]
+
+        async def one_serves() -> bool:
+            return len(await serving()) == 1
+
+        await wait_for("one worker to list the person in the room", one_serves, 30)
+        [victim] = await serving()
+        [survivor] = [w for w in pair if w is not victim]
+        await caller.wait_for_agent()
+        # The survivor learns the room, and the person's session, from the victim's beats.
+        await asyncio.sleep(3 * BEAT_INTERVAL_S)
+        os.kill(victim.pid, signal.SIGKILL)
+
+        async def taken_over() -> bool:
+            sid = agent_sid(caller)
+            return sid is not None and sid != first and room in await served_rooms(client, survivor)
+
+        await wait_for("the survivor to take the room over", taken_over, REDISPATCH_WITHIN_S)
+        assert "resuming session" in survivor.log_path.read_text()

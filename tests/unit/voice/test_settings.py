@@ -123,3 +123,11 @@ def test_turn_handling_follows_the_settings() -> None:
     assert old["turn_detection"] == "vad"
     assert old["preemptive_generation"]["enabled"] is False
     assert old["interruption"]["resume_false_interruption"] is False
+
+
+def test_an_empty_agent_name_registers_the_worker_unnamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert VoiceSettings().voice.dispatch.agent_name == "arc"
+    monkeypatch.setenv("ARC_VOICE__DISPATCH__MODE", "livekit")
+    monkeypatch.setenv("ARC_VOICE__DISPATCH__AGENT_NAME", "")
+    dispatch = VoiceSettings().voice.dispatch
+    assert (dispatch.mode, dispatch.agent_name) == ("livekit", "")

@@ -431,9 +431,10 @@ class DispatchClient:
             self.livekit_worker_id = first.register.worker_id
             self._ws = ws
             log.info(
-                "registered with LiveKit as agent %r (worker %s)",
+                "registered with LiveKit as agent %r (worker %s)%s",
                 self.settings.agent_name,
                 self.livekit_worker_id,
+                "" if self.settings.agent_name else ": unnamed, dispatched to every new room",
             )
             await self._report_status(force=True)
             status = self._spawn(self._status_loop(), "dispatch:status")

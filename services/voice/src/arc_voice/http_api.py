@@ -157,8 +157,9 @@ def create_app(
             room=name,
             identity=who,
             ttl_s=options.token_ttl_s,
-            # Under dispatch the person's arrival in a new room brings the agent.
-            agent_name=None if dispatcher is None else options.dispatch.agent_name,
+            # Under dispatch the person's arrival in a new room brings the agent (an unnamed
+            # worker's comes to every new room without asking).
+            agent_name=None if dispatcher is None else options.dispatch.agent_name or None,
         )
         return TokenResponse(url=livekit.url, room=name, identity=who, token=jwt)
 

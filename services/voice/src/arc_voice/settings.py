@@ -73,7 +73,8 @@ class DispatchSettings(BaseModel):
     # and serves the rooms the server dispatches to it (docs/dispatch.md).
     mode: Literal["direct", "livekit"] = "direct"
     # The name explicit dispatch asks for (room configuration in a token, AgentDispatchService).
-    agent_name: str = Field(default="arc", min_length=1, max_length=128)
+    # Empty: the worker registers unnamed, and LiveKit dispatches it to every new room.
+    agent_name: str = Field(default="arc", max_length=128)
     # Conversations at once before the worker reports itself full and LiveKit dispatches
     # elsewhere: 2 per worker process kept voice to voice p95 under 1 s (docs/load.md).
     max_sessions: int = Field(default=2, ge=1, le=1000)
