@@ -319,6 +319,14 @@ async def test_two_workers_share_requests_and_are_discoverable(
     served = sorted(int(e["num_requests"]) for e in ours)
     # At least the 16 streams (the fixtures' readiness probes count as requests too).
     assert sum(served) >= 16 and served[0] >= 1, served
+    # What a caller can route by: each worker's voices, rates and free streams, all idle now.
+    idle = tts_worker.synthesizer.options.max_active_streams
+    for endpoint in ours:
+        data = endpoint["data"]
+        assert tts_worker.synthesizer.registry.default_voice in data["voices_resident"], data
+        assert EXTRA_VOICE in data["voices_installed"], data
+        assert data["sample_rates"] == [8000, 16000, 22050, 24000, 48000], data
+        assert data["free_streams"] == idle, data
 
 
 async def test_killed_worker_is_noticed_by_the_requester_within_a_second_or_two(

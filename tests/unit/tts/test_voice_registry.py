@@ -10,7 +10,9 @@ from typing import cast
 
 import pytest
 from arc_common.errors import Internal, Unsupported
+from arc_tts.settings import TtsOptions
 from arc_tts.voices import BUNDLED_VOICE, Voice, VoiceCatalog, VoiceFiles, VoiceRegistry
+from pydantic import ValidationError
 
 from tests.fixtures.waiting import wait_until
 
@@ -177,3 +179,76 @@ async def test_missing_default_voice_fails_start(tmp_path: Path) -> None:
     )
     with pytest.raises(Unsupported, match="default voice"):
         await voices.start()
+
+
+async def test_preloaded_voices_load_at_start_and_stay(tmp_path: Path) -> None:
+    loader, clock = Loader(), Clock()
+    voices = VoiceRegistry(
+        VoiceCatalog([voice_dir(tmp_path, "a", "b", "c")]),
+        loader,
+        default_voice=BUNDLED_VOICE,
+        max_resident=3,
+        idle_ttl_s=10.0,
+        preload=["a"],
+        clock=clock,
+    )
+    await voices.start()
+    assert loader.loaded == [BUNDLED_VOICE, "a"]
+    for name in ("b", "c", "b"):
+        async with voices.lease(name):
+            pass
+    # Over the cap, the idle unpinned voice goes (b for c, then c for b), never a.
+    assert loader.loaded == [BUNDLED_VOICE, "a", "b", "c", "b"]
+    assert set(voices.resident) == {BUNDLED_VOICE, "a", "b"}
+    clock.now += 100
+    # Idle long past the TTL: again only the voice nobody pinned.
+    assert voices.evict_idle() == ["b"]
+    assert set(voices.resident) == {BUNDLED_VOICE, "a"}
+    await voices.close()
+
+
+async def test_a_preloaded_voice_that_is_not_installed_fails_the_start(tmp_path: Path) -> None:
+    voices = VoiceRegistry(
+        VoiceCatalog([voice_dir(tmp_path, "a")]),
+        Loader(),
+        default_voice=BUNDLED_VOICE,
+        max_resident=2,
+        idle_ttl_s=1.0,
+        preload=["zz"],
+    )
+    with pytest.raises(Unsupported, match="preloaded voice 'zz' is not installed"):
+        await voices.start()
+    await voices.close()
+
+
+async def test_a_young_voice_is_not_unloaded_to_make_room(tmp_path: Path) -> None:
+    loader, clock = Loader(), Clock()
+    voices = VoiceRegistry(
+        VoiceCatalog([voice_dir(tmp_path, "a", "b")]),
+        loader,
+        default_voice=BUNDLED_VOICE,
+        max_resident=2,
+        idle_ttl_s=600.0,
+        min_residency_s=30.0,
+        clock=clock,
+    )
+    await voices.start()
+    async with voices.lease("a"):
+        pass
+    clock.now += 5
+    async with voices.lease("b"):
+        pass
+    # a was loaded 5 s ago: the cap is passed rather than a reloaded on the next request.
+    assert set(voices.resident) == {BUNDLED_VOICE, "a", "b"}
+    clock.now += 30
+    async with voices.lease("b"):
+        pass
+    assert set(voices.resident) == {BUNDLED_VOICE, "b"}
+    assert loader.loaded == [BUNDLED_VOICE, "a", "b"]
+    await voices.close()
+
+
+def test_pinned_voices_must_fit_under_the_cap() -> None:
+    assert TtsOptions(preload_voices=["a"], max_resident_voices=2).preload_voices == ["a"]
+    with pytest.raises(ValidationError, match=r"preloaded voices \(3\) exceed"):
+        TtsOptions(preload_voices=["a", "b"], max_resident_voices=2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from arc_common.settings import ServiceSettings
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class TtsOptions(BaseModel):
@@ -15,10 +15,17 @@ class TtsOptions(BaseModel):
     default_voice: str = "en_US-joe-medium"
     # Folders holding further Piper voices as `<name>.onnx` + `<name>.onnx.json`.
     voice_dirs: list[Path] = Field(default_factory=list)
-    # Voices kept in memory at once (the default voice counts); least recently used go first.
+    # Voices loaded at start and kept, besides the default (a start-up fails if one is not
+    # installed): a worker meant for those voices answers their first request without a load.
+    preload_voices: list[str] = Field(default_factory=list)
+    # Voices kept in memory at once (the default and preloaded ones count); least recently used
+    # go first.
     max_resident_voices: int = Field(default=2, ge=1)
-    # A voice unused this long is unloaded (never the default voice, never one in use).
+    # A voice unused this long is unloaded (never a pinned voice, never one in use).
     voice_idle_ttl_s: float = Field(default=600.0, gt=0)
+    # A voice loaded less than this long ago is not unloaded to make room (the cap may be
+    # passed meanwhile): requests alternating over more voices than fit would reload each time.
+    min_voice_residency_s: float = Field(default=30.0, ge=0)
     # onnxruntime threads per inference; with `synthesis_workers` inferences at once the two
     # multiply, so on a 2-core box 1 x 2 keeps both cores busy without oversubscribing them.
     # Two threads made even a lone first piece up to 2x slower on a host shared with other
@@ -49,6 +56,16 @@ class TtsOptions(BaseModel):
     length_scale: float | None = Field(default=None, gt=0)
     noise_scale: float | None = Field(default=None, ge=0)
     noise_w_scale: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _pinned_voices_fit(self) -> TtsOptions:
+        pinned = {self.default_voice, *self.preload_voices}
+        if len(pinned) > self.max_resident_voices:
+            raise ValueError(
+                f"the default and preloaded voices ({len(pinned)}) exceed "
+                f"max_resident_voices ({self.max_resident_voices})"
+            )
+        return self
 
 
 class TtsSettings(ServiceSettings):

@@ -212,7 +212,8 @@ class Synthesizer:
 
 @contextlib.asynccontextmanager
 async def open_synthesizer(options: TtsOptions, metrics: TtsMetrics) -> AsyncIterator[Synthesizer]:
-    """The synthesizer with its default voice loaded and warmed up; closed in reverse order."""
+    """The synthesizer with its default (and preloaded) voices loaded and warmed up; closed in
+    reverse order."""
     pool = InferencePool(options.synthesis_workers)
     scales = SynthesisScales(options.length_scale, options.noise_scale, options.noise_w_scale)
     registry = VoiceRegistry(
@@ -228,6 +229,8 @@ async def open_synthesizer(options: TtsOptions, metrics: TtsMetrics) -> AsyncIte
         default_voice=options.default_voice,
         max_resident=options.max_resident_voices,
         idle_ttl_s=options.voice_idle_ttl_s,
+        preload=options.preload_voices,
+        min_residency_s=options.min_voice_residency_s,
     )
     try:
         await registry.start()

@@ -1,9 +1,10 @@
 """Installed Piper voices, and the registry that keeps some of them loaded.
 
-The default voice is loaded at start and stays; any other installed voice is loaded on first
-use. At most `max_resident` voices stay in memory: when a load goes over the cap, the least
-recently used idle voice is dropped, and a background sweep drops voices idle for longer than
-the TTL. A voice with a stream in progress is never dropped (it is leased for the stream).
+The default voice and the preloaded ones are loaded at start and stay; any other installed
+voice is loaded on first use. At most `max_resident` voices stay in memory: when a load goes
+over the cap, the least recently used idle voice is dropped, and a background sweep drops
+voices idle for longer than the TTL. A voice with a stream in progress is never dropped (it is
+leased for the stream), nor one loaded less than the minimum residency ago.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -252,6 +253,7 @@ class _Resident:
     voice: Voice
     in_use: int = 0
     last_used: float = field(default_factory=time.monotonic)
+    loaded_at: float = field(default_factory=time.monotonic)
 
 
 VoiceLoader = Callable[[VoiceFiles], Voice]
@@ -266,13 +268,18 @@ class VoiceRegistry:
         default_voice: str,
         max_resident: int,
         idle_ttl_s: float,
+        preload: Sequence[str] = (),
+        min_residency_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._catalog = catalog
         self._loader = loader
         self.default_voice = default_voice
+        # Loaded at start and never unloaded, like the default voice.
+        self.pinned = frozenset((default_voice, *preload))
         self._max_resident = max_resident
         self._idle_ttl_s = idle_ttl_s
+        self._min_residency_s = min_residency_s
         self._clock = clock
         self._resident: OrderedDict[str, _Resident] = OrderedDict()
         self._loading: dict[str, asyncio.Task[Voice]] = {}
@@ -281,14 +288,17 @@ class VoiceRegistry:
         self.evictions = 0
 
     async def start(self) -> None:
-        """Load the default voice (failing start-up if it cannot be) and start the sweep."""
-        if self._catalog.get(self.default_voice) is None:
-            raise Unsupported(
-                f"default voice {self.default_voice!r} is not installed; "
-                f"installed: {', '.join(self._catalog.names)}"
-            )
-        async with self.lease(self.default_voice):
-            pass
+        """Load the default and preloaded voices (failing start-up if one cannot be) and start
+        the sweep."""
+        for name in sorted(self.pinned, key=lambda n: n != self.default_voice):
+            if self._catalog.get(name) is None:
+                which = "default voice" if name == self.default_voice else "preloaded voice"
+                raise Unsupported(
+                    f"{which} {name!r} is not installed; "
+                    f"installed: {', '.join(self._catalog.names)}"
+                )
+            async with self.lease(name):
+                pass
         self._sweeper = asyncio.create_task(self._sweep(), name="voice-idle-sweep")
 
     async def close(self) -> None:
@@ -337,7 +347,7 @@ class VoiceRegistry:
             voice = await asyncio.shield(task)
             entry = self._resident.get(name)
             if entry is None:
-                entry = self._resident[name] = _Resident(voice, last_used=self._clock())
+                entry = self._resident[name] = self._new_resident(voice)
         entry.in_use += 1
         self._resident.move_to_end(name)
         self._trim()
@@ -356,13 +366,20 @@ class VoiceRegistry:
             raise Internal(f"voice {name!r} failed to load: {exc}") from exc
         finally:
             self._loading.pop(name, None)
-        self._resident[name] = _Resident(voice, last_used=self._clock())
+        self._resident[name] = self._new_resident(voice)
         self.loads += 1
         log.info("voice %s loaded in %.2fs", name, time.perf_counter() - started)
         return voice
 
+    def _new_resident(self, voice: Voice) -> _Resident:
+        now = self._clock()
+        return _Resident(voice, last_used=now, loaded_at=now)
+
     def _evictable(self, name: str, entry: _Resident) -> bool:
-        return entry.in_use == 0 and name != self.default_voice
+        # A voice younger than the minimum residency stays even over the cap: two requests
+        # alternating between more voices than fit would otherwise load one per request.
+        young = self._clock() - entry.loaded_at < self._min_residency_s
+        return entry.in_use == 0 and name not in self.pinned and not young
 
     def _trim(self) -> None:
         """Over the cap, drop least recently used idle voices (a cap full of voices in use is
@@ -394,3 +411,5 @@ class VoiceRegistry:
         while True:
             await asyncio.sleep(interval)
             self.evict_idle()
+            # A voice kept over the cap for its minimum residency goes once it is older.
+            self._trim()

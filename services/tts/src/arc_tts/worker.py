@@ -1,14 +1,16 @@
 """The NATS entry point: `tts.request` (queue group `tts`) and `tts.cancel`, as a `micro`
-service named `arc-tts` so workers are found with `$SRV.PING` / `$SRV.STATS`."""
+service named `arc-tts` so workers are found with `$SRV.PING` / `$SRV.STATS`; each worker's
+stats carry its voices (resident and installed), sample rates and free streams."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from importlib.metadata import version
+from typing import Any
 
 from arc_common.streaming import Chunk, StreamingEndpoint, StreamingService, TurnContext
 from arc_common.subjects import TTS_CANCEL, TTS_QUEUE, TTS_REQUEST, prefixed
-from arc_common.wire import TtsRequest
+from arc_common.wire import SAMPLE_RATES, TtsRequest
 from nats.aio.client import Client
 
 from arc_tts.synthesizer import SpeechRequest, Synthesizer
@@ -28,6 +30,15 @@ def tts_endpoint(synthesizer: Synthesizer, subject_prefix: str) -> StreamingEndp
         async for pcm in synthesizer.stream(speech):
             yield Chunk(kind="audio", pcm=pcm, sample_rate=request.sample_rate)
 
+    def capabilities() -> dict[str, Any]:
+        registry = synthesizer.registry
+        return {
+            "voices_resident": registry.resident,
+            "voices_installed": registry.installed(),
+            "sample_rates": sorted(SAMPLE_RATES),
+            "free_streams": max(0, synthesizer.options.max_active_streams - synthesizer.active),
+        }
+
     return StreamingEndpoint(
         name=ENDPOINT_NAME,
         subject=prefixed(subject_prefix, TTS_REQUEST),
@@ -37,6 +48,7 @@ def tts_endpoint(synthesizer: Synthesizer, subject_prefix: str) -> StreamingEndp
         handler=handle,
         # The synthesizer's own cap answers `busy` too; this one is the NATS helper's guard.
         max_concurrent_turns=synthesizer.options.max_active_streams,
+        capabilities=capabilities,
     )
 
 

@@ -92,6 +92,9 @@ class StreamingEndpoint(Generic[Req]):
     handler: Handler[Req]
     max_concurrent_turns: int = 64
     max_payload_bytes: int = 64 * 1024
+    # What else `$SRV.STATS` reports in the endpoint's `data`, read at each request for it
+    # (the TTS worker's voices and free streams): what a caller can route by.
+    capabilities: Callable[[], dict[str, Any]] | None = None
 
 
 class _Turn:
@@ -397,10 +400,13 @@ class StreamingService:
             self._runners.append(runner)
         await self._nc.flush()
 
-    def _endpoint_stats(self, endpoint: EndpointStats) -> dict[str, int] | None:
+    def _endpoint_stats(self, endpoint: EndpointStats) -> dict[str, Any] | None:
         for runner in self._runners:
             if runner.endpoint.name == endpoint.name:
-                return _report_stats(endpoint, runner.stats, len(runner.turns))
+                data: dict[str, Any] = _report_stats(endpoint, runner.stats, len(runner.turns))
+                if runner.endpoint.capabilities is not None:
+                    data |= runner.endpoint.capabilities()
+                return data
         return None
 
     def stats(self) -> dict[str, TurnStats]:
