@@ -18,9 +18,7 @@ from arc_voice.caller import RoomCaller, resample, speech_bounds
 from arc_voice.conversation import Conversation
 
 from tests.e2e.voice.test_turn_taking import _talk_to
-from tests.fixtures.brain import BrainFactory
-from tests.fixtures.tts import TtsWorker
-from tests.fixtures.voice import SpeechSynth, VoiceFactory
+from tests.fixtures.voice import QuietVoice, SpeechSynth
 from tests.fixtures.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -106,14 +104,10 @@ def _finals_after(conversation: Conversation, since: float) -> str:
 
 
 async def test_telephone_band_and_clipped_questions_are_answered(
-    voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
+    quiet_voice: QuietVoice,
     speech: SpeechSynth,
-    subject_prefix: str,
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix)
-    harness = await voice_factory(greeting="")
+    harness, _ = quiet_voice
     caller, conversation = await _talk_to(harness, "gil")
 
     answers = await _answers(caller, conversation, *_telephone(speech, "What time is it?"))
@@ -129,14 +123,10 @@ async def test_telephone_band_and_clipped_questions_are_answered(
 # decodes: ~4 min on a quiet box, over the suite's 300 s on a CI box twice as slow.
 @pytest.mark.timeout(1200)
 async def test_noise_gets_no_answer_and_a_monologue_is_survived(
-    voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
+    quiet_voice: QuietVoice,
     speech: SpeechSynth,
-    subject_prefix: str,
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix)
-    harness = await voice_factory(greeting="")
+    harness, _ = quiet_voice
     caller, conversation = await _talk_to(harness, "hal")
 
     # Four seconds of hiss: nobody said anything, so nothing is asked and nothing is said.

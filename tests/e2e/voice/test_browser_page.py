@@ -17,13 +17,11 @@ from arc_voice.http_api import default_client_js
 from arc_voice.talk import write_wav
 
 from tests.e2e.voice.test_room_to_room import _conversation
-from tests.fixtures.brain import BrainFactory
 from tests.fixtures.browser import CHROMIUM, DevTools, chromium
 from tests.fixtures.http_auth import API_KEY
-from tests.fixtures.tts import TtsWorker
 from tests.fixtures.voice import (
+    QuietVoice,
     SpeechSynth,
-    VoiceFactory,
     room_name,
     serve_voice_http,
 )
@@ -67,18 +65,14 @@ def _save(path: Path, png: bytes) -> None:
 
 @needs_browser
 async def test_the_browser_page_talks_to_the_agent(
-    voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
+    quiet_voice: QuietVoice,
     speech: SpeechSynth,
-    subject_prefix: str,
     tmp_path: Path,
 ) -> None:
     """The talk page joins, the person asks aloud and then types: the page shows their final
     transcript, the agent's words, the agent's states in order and a latency row, and the
     typed question is answered too."""
-    await brain_factory(subject_prefix=subject_prefix)
-    harness = await voice_factory(greeting="")
+    harness, _ = quiet_voice
     pcm, rate = speech.say("What time is it?")
     # Chromium loops the file: a question, then a pause long enough for the rest of the test.
     silence = np.zeros(rate * 40, np.int16).tobytes()

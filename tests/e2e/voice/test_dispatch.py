@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,24 @@ REDISPATCH_WITHIN_S = 15.0
 HTTP_TIMEOUT_S = 30.0
 
 
-def dispatch_token(livekit: LiveKitServer, room: str, identity: str, agent_name: str) -> str:
-    """A person's token whose room configuration asks for the agent (what the voice worker's
-    `GET /token` hands out under dispatch): the room that their joining creates is dispatched
-    to `agent_name` with no further call."""
-    return participant_token(
+async def open_room(
+    stack: AsyncExitStack, livekit: LiveKitServer, identity: str, agent_name: str | None
+) -> RoomCaller:
+    """A person joining a room of their own, which their join creates, until `stack` closes.
+    With `agent_name`, their token's room configuration asks for that agent (what the voice
+    worker's `GET /token` hands out under dispatch): the room is dispatched to it with no
+    further call. Without, the token is plain (automatic dispatch's walk-in)."""
+    token = participant_token(
         api_key=livekit.api_key,
         api_secret=livekit.api_secret,
-        room=room,
+        room=room_name(),
         identity=identity,
         agent_name=agent_name,
     )
+    caller = RoomCaller(livekit.url, token, agent_track=agent_track_name(identity))
+    await caller.connect()
+    stack.push_async_callback(caller.aclose)
+    return caller
 
 
 def agent_sid(caller: RoomCaller) -> str | None:
@@ -126,24 +134,32 @@ async def dispatch_detail(client: httpx.AsyncClient, worker: VoiceProcess) -> di
     return dispatch if dispatch.get("registered") else {}
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def workers(
+SpawnWorkers = Callable[..., AbstractAsyncContextManager[list[VoiceProcess]]]
+
+
+@pytest.fixture
+def spawn_workers(
     nats_server: NatsServer,
     livekit_server: LiveKitServer,
     migrated_dsn: str,
     subject_prefix: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[VoiceProcess, VoiceProcess]]:
-    # Room for all six on the survivor (the cap has its own test below).
-    async with dispatch_workers(
-        2,
-        max_sessions=ROOMS,
+) -> SpawnWorkers:
+    """`dispatch_workers` on this test's servers and subjects: `spawn_workers(count, ...)`."""
+    return functools.partial(
+        dispatch_workers,
         nats_url=nats_server.url,
         livekit=livekit_server,
         dsn=migrated_dsn,
         subject_prefix=subject_prefix,
         logs=tmp_path_factory.mktemp("dispatch"),
-    ) as started:
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def workers(spawn_workers: SpawnWorkers) -> AsyncIterator[tuple[VoiceProcess, VoiceProcess]]:
+    # Room for all six on the survivor (the cap has its own test below).
+    async with spawn_workers(2, max_sessions=ROOMS) as started:
         yield started[0], started[1]
 
 
@@ -162,12 +178,8 @@ async def test_rooms_spread_over_two_workers_and_come_back_when_one_is_killed(
     async with AsyncExitStack() as stack, httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
         # Six people, each opening a room of their own: every room is dispatched on join.
         for i in range(ROOMS):
-            room, identity = room_name(), f"person-{i}"
-            token = dispatch_token(livekit_server, room, identity, agent_name)
-            caller = RoomCaller(livekit_server.url, token, agent_track=agent_track_name(identity))
-            await caller.connect()
-            stack.push_async_callback(caller.aclose)
-            callers[room] = caller
+            caller = await open_room(stack, livekit_server, f"person-{i}", agent_name)
+            callers[caller.room.name] = caller
 
         held: dict[int, dict[str, list[str]]] = {}
 
@@ -292,35 +304,19 @@ async def test_rooms_spread_over_two_workers_and_come_back_when_one_is_killed(
 
 
 async def test_a_worker_at_its_cap_is_full_and_takes_no_more_rooms(
-    nats_server: NatsServer,
-    livekit_server: LiveKitServer,
-    migrated_dsn: str,
-    subject_prefix: str,
-    tmp_path: Path,
+    spawn_workers: SpawnWorkers, livekit_server: LiveKitServer, subject_prefix: str
 ) -> None:
     """One worker capped at one session: the first room is served, the second is declined (no
     agent comes), and the worker reports itself full."""
     async with (
-        dispatch_workers(
-            1,
-            max_sessions=1,
-            nats_url=nats_server.url,
-            livekit=livekit_server,
-            dsn=migrated_dsn,
-            subject_prefix=subject_prefix,
-            logs=tmp_path,
-        ) as (worker,),
+        spawn_workers(1, max_sessions=1) as (worker,),
         AsyncExitStack() as stack,
         httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client,
     ):
         agent_name = f"arc-{subject_prefix}"
         callers = []
         for i in range(2):
-            room, identity = room_name(), f"person-{i}"
-            token = dispatch_token(livekit_server, room, identity, agent_name)
-            caller = RoomCaller(livekit_server.url, token, agent_track=agent_track_name(identity))
-            await caller.connect()
-            stack.push_async_callback(caller.aclose)
+            caller = await open_room(stack, livekit_server, f"person-{i}", agent_name)
             callers.append(caller)
             if i == 0:
                 await wait_for("the first room's agent", lambda c=caller: _has_agent(c), 30)
@@ -341,39 +337,18 @@ async def _has_agent(caller: RoomCaller) -> bool:
 
 
 async def test_unnamed_workers_get_every_new_room_and_take_over_a_killed_ones(
-    nats_server: NatsServer,
-    livekit_server: LiveKitServer,
-    migrated_dsn: str,
-    subject_prefix: str,
-    tmp_path: Path,
+    spawn_workers: SpawnWorkers, livekit_server: LiveKitServer
 ) -> None:
     """Automatic dispatch: workers registered without an agent name get a room that a person
     opens with a plain token (no room configuration); when the serving one is SIGKILLed, the
     other takes the room over (its re-dispatch asks for the unnamed agent)."""
     async with (
-        dispatch_workers(
-            2,
-            max_sessions=2,
-            nats_url=nats_server.url,
-            livekit=livekit_server,
-            dsn=migrated_dsn,
-            subject_prefix=subject_prefix,
-            logs=tmp_path,
-            agent_name="",
-        ) as pair,
+        spawn_workers(2, max_sessions=2, agent_name="") as pair,
         AsyncExitStack() as stack,
         httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client,
     ):
-        room, identity = room_name(), "walk-in"
-        token = participant_token(
-            api_key=livekit_server.api_key,
-            api_secret=livekit_server.api_secret,
-            room=room,
-            identity=identity,
-        )
-        caller = RoomCaller(livekit_server.url, token, agent_track=agent_track_name(identity))
-        await caller.connect()
-        stack.push_async_callback(caller.aclose)
+        caller = await open_room(stack, livekit_server, "walk-in", None)
+        room = caller.room.name
         await wait_for("an agent in a room nobody asked one for", lambda: _has_agent(caller), 30)
         first = agent_sid(caller)
 

@@ -20,7 +20,7 @@ from livekit import rtc
 from tests.fixtures.brain import BrainFactory
 from tests.fixtures.http_auth import API_KEY
 from tests.fixtures.tts import TtsWorker
-from tests.fixtures.voice import SpeechSynth, VoiceFactory, VoiceHarness, room_name
+from tests.fixtures.voice import QuietVoice, SpeechSynth, VoiceFactory, VoiceHarness, room_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -145,14 +145,10 @@ async def test_a_spoken_question_gets_a_spoken_answer(
 
 
 async def test_barge_in_stops_the_agent_and_keeps_only_what_was_heard(
-    voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
+    quiet_voice: QuietVoice,
     speech: SpeechSynth,
-    subject_prefix: str,
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix)
-    harness = await voice_factory(greeting="")
+    harness, _ = quiet_voice
     room = room_name()
     await harness.worker.join(room)
     caller = await harness.caller(room, "carol")
@@ -221,14 +217,10 @@ async def test_barge_in_stops_the_agent_and_keeps_only_what_was_heard(
 
 
 async def test_two_participants_each_get_their_own_conversation(
-    voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
+    quiet_voice: QuietVoice,
     speech: SpeechSynth,
-    subject_prefix: str,
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix)
-    harness = await voice_factory(greeting="")
+    harness, _ = quiet_voice
     room = room_name()
     await harness.worker.join(room)
     alice = await harness.caller(room, "alice")

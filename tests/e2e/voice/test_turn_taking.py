@@ -14,10 +14,9 @@ from arc_voice.caller import AUDIBLE_DB, RoomCaller
 from arc_voice.conversation import Conversation
 
 from tests.e2e.voice.test_room_to_room import _conversation
-from tests.fixtures.brain import BrainFactory, RunningBrain
+from tests.fixtures.brain import RunningBrain
 from tests.fixtures.speakers import Speaker
-from tests.fixtures.tts import TtsWorker
-from tests.fixtures.voice import SpeechSynth, VoiceFactory, VoiceHarness, room_name
+from tests.fixtures.voice import QuietVoice, SpeechSynth, VoiceHarness, room_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -43,14 +42,10 @@ async def _stored_user_turns(brain: RunningBrain, session: str, within_s: float)
 
 
 async def test_heard_while_speaking_and_answered_right(
-    voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
+    quiet_voice: QuietVoice,
     speech: SpeechSynth,
-    subject_prefix: str,
 ) -> None:
-    brain = await brain_factory(subject_prefix=subject_prefix)
-    harness = await voice_factory(greeting="")
+    harness, brain = quiet_voice
     caller, conversation = await _talk_to(harness, "dora")
     pcm, rate = speech.say("Could you please tell me what time it is right now, if you know?")
     spoken = await (await caller.say(pcm, rate))
@@ -71,14 +66,10 @@ async def test_heard_while_speaking_and_answered_right(
 
 
 async def test_a_hesitation_is_one_turn_and_the_guess_is_not_stored(
-    voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
+    quiet_voice: QuietVoice,
     speech: SpeechSynth,
-    subject_prefix: str,
 ) -> None:
-    brain = await brain_factory(subject_prefix=subject_prefix)
-    harness = await voice_factory(greeting="")
+    harness, brain = quiet_voice
     caller, conversation = await _talk_to(harness, "erin")
     # One fixed take: Piper's random prosody sometimes puts a second pause of its own at the
     # comma, long enough to end a turn there (the benchmark's hesitation figures count how
@@ -115,14 +106,10 @@ def _cough(rate: int = 16000) -> tuple[bytes, int]:
 
 
 async def test_a_cough_does_not_end_the_answer_but_words_do(
-    voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
+    quiet_voice: QuietVoice,
     speech: SpeechSynth,
-    subject_prefix: str,
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix)
-    harness = await voice_factory(greeting="")
+    harness, _ = quiet_voice
     caller, conversation = await _talk_to(harness, "fay")
     question, rate = speech.say("What can you do?")
     spoken = await (await caller.say(question, rate))

@@ -19,10 +19,13 @@ from arc_voice.noise_floor import level_db
 from arc_voice.ws_client import SocketCaller, SocketTurn, take_turn
 
 from tests.e2e.voice.test_room_to_room import _poll_rows, _transcribe
-from tests.fixtures.brain import BrainFactory
 from tests.fixtures.http_auth import AUTH
-from tests.fixtures.tts import TtsWorker
-from tests.fixtures.voice import SpeechSynth, VoiceFactory, VoiceHarness, serve_voice_http
+from tests.fixtures.voice import (
+    QuietVoice,
+    SpeechSynth,
+    VoiceHarness,
+    serve_voice_http,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -30,14 +33,8 @@ OUT_RATE = 24000
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def socket_mesh(
-    voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
-    subject_prefix: str,
-) -> AsyncIterator[tuple[VoiceHarness, str]]:
-    await brain_factory(subject_prefix=subject_prefix)
-    harness = await voice_factory(greeting="")
+async def socket_mesh(quiet_voice: QuietVoice) -> AsyncIterator[tuple[VoiceHarness, str]]:
+    harness, _ = quiet_voice
     async with serve_voice_http(harness) as url:
         yield harness, url.replace("http://", "ws://") + "/v1/voice"
 
