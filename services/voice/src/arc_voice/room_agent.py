@@ -216,8 +216,9 @@ class RoomAgent:
         await self.room.disconnect()
 
     def _on_disconnected(self, reason: rtc.DisconnectReason.ValueType) -> None:
+        # Info, not a warning: LiveKit deleting a room its people left is the usual way out.
         if not self.closed:
-            log.warning("room %s: disconnected by %s", self.name, rtc.DisconnectReason.Name(reason))
+            log.info("room %s: disconnected by %s", self.name, rtc.DisconnectReason.Name(reason))
 
     def _on_subscription_failed(
         self, participant: rtc.RemoteParticipant, track_sid: str, error: str
