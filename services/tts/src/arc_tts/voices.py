@@ -16,7 +16,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -250,10 +250,12 @@ class _Sliced:
 
 @dataclass(slots=True)
 class _Resident:
+    """Stamped on the registry's clock (`VoiceRegistry._new_resident`), which tests drive."""
+
     voice: Voice
+    last_used: float
+    loaded_at: float
     in_use: int = 0
-    last_used: float = field(default_factory=time.monotonic)
-    loaded_at: float = field(default_factory=time.monotonic)
 
 
 VoiceLoader = Callable[[VoiceFiles], Voice]
@@ -275,8 +277,8 @@ class VoiceRegistry:
         self._catalog = catalog
         self._loader = loader
         self.default_voice = default_voice
-        # Loaded at start and never unloaded, like the default voice.
-        self.pinned = frozenset((default_voice, *preload))
+        # Loaded at start, the default first, and never unloaded.
+        self.pinned = tuple(dict.fromkeys((default_voice, *preload)))
         self._max_resident = max_resident
         self._idle_ttl_s = idle_ttl_s
         self._min_residency_s = min_residency_s
@@ -290,7 +292,7 @@ class VoiceRegistry:
     async def start(self) -> None:
         """Load the default and preloaded voices (failing start-up if one cannot be) and start
         the sweep."""
-        for name in sorted(self.pinned, key=lambda n: n != self.default_voice):
+        for name in self.pinned:
             if self._catalog.get(name) is None:
                 which = "default voice" if name == self.default_voice else "preloaded voice"
                 raise Unsupported(
