@@ -228,6 +228,11 @@ export function conversation() {
         break;
       case 'error':
         errorEvents.add(1, { code: event.code || 'unknown' });
+        // The summary counts them; the log says which and when, next to the turn's phase.
+        console.warn(
+          `conversation ${exec.vu.idInTest}: error ${event.code}: ${event.message} ` +
+            `(turn ${turnsDone + 1}, ${phase})`,
+        );
         break;
       case 'ended':
         stopTimers();

@@ -28,18 +28,25 @@ from tests.load.runner import SCRIPTS, K6Result, k6_binary, run_k6
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def explain(result: K6Result) -> str:
-    return "\n".join([*result.failed_thresholds(), result.log[-4000:]])
+def explain(result: K6Result, service_log: Path | None = None) -> str:
+    """What k6 measured and logged, and the end of the service's log: a failure here is
+    usually a stall on a loaded box, and the service's log says where (arc_common.loop_watch)."""
+    parts = [*result.failed_thresholds(), result.log[-4000:]]
+    if service_log is not None and service_log.is_file():
+        parts += ["--- service log ---", service_log.read_text(errors="replace")[-6000:]]
+    return "\n".join(parts)
 
 
-async def k6(script: str, env: dict[str, str], tmp_path: Path) -> K6Result:
+async def k6(
+    script: str, env: dict[str, str], tmp_path: Path, service_log: Path | None = None
+) -> K6Result:
     result = await run_k6(
         SCRIPTS[script],
         {"ARC_API_KEY": API_KEY, "STAGES": "", **env},
         tmp_path / f"{script}.json",
         tmp_path / f"{script}.log",
     )
-    assert result.returncode == 0, explain(result)
+    assert result.returncode == 0, explain(result, service_log)
     return result
 
 
@@ -111,6 +118,7 @@ async def test_conversations(voice_url: str, tmp_path: Path) -> None:
     """Two spoken conversations at once for 20 s, each turn a recorded question streamed in
     real time; every turn answered with speech."""
     questions = ensure_questions(tmp_path / "questions")
+    voice_log = tmp_path / "arc_voice.log"  # the voice_url fixture's
     result = await k6(
         "conversations",
         {
@@ -130,8 +138,10 @@ async def test_conversations(voice_url: str, tmp_path: Path) -> None:
             "MAX_UNDERRUN_RATE": "0.95",
         },
         tmp_path,
+        voice_log,
     )
+    why = explain(result, voice_log)
     turns = result.value("turns_ok", "count")
-    assert turns is not None and turns > 0, explain(result)
-    assert (result.value("voice_to_voice", "count") or 0) >= turns, explain(result)
-    assert (result.value("first_transcript", "count") or 0) > 0, explain(result)
+    assert turns is not None and turns > 0, why
+    assert (result.value("voice_to_voice", "count") or 0) >= turns, why
+    assert (result.value("first_transcript", "count") or 0) > 0, why

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings, SettingsError
 
 from arc_common.logging import configure_logging
+from arc_common.loop_watch import watching_loop
 from arc_common.settings import ServiceSettings
 from arc_common.tracing import setup_tracing
 
@@ -321,7 +322,9 @@ async def _serve(
             log.info(
                 "%s: resources open, starting HTTP on %s:%d", settings.service_name, host, port
             )
-            await server.serve()
+            # Watched only once open: a start-up that loads models on the loop is expected.
+            async with watching_loop(settings.service_name):
+                await server.serve()
             # HTTP has stopped; leaving the block closes the resources in reverse order.
             cause = stop.received.name if stop.received is not None else "HTTP server exit"
             log.info("stopping on %s: HTTP stopped, closing resources", cause)
