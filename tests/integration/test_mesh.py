@@ -112,6 +112,17 @@ def test_run_status_and_ctrl_c_stop_the_whole_mesh(tmp_path: Path, state: Path) 
         answer = asyncio.run(_ask_as_voice(state, env))
         assert answer.startswith("It's "), answer
 
+        # `arc voices` reaches every TTS worker as the operator; the default voice is pinned.
+        voices = subprocess.run([*ARC, "voices"], env=env, capture_output=True, text=True,
+                                timeout=120)  # fmt: skip
+        assert voices.returncode == 0, voices.stdout + voices.stderr
+        lines = voices.stdout.splitlines()
+        assert lines and all("loaded en_US-joe-medium (pinned)" in line for line in lines), lines
+        refused = subprocess.run([*ARC, "voices", "unload", "en_US-joe-medium"], env=env,
+                                 capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert refused.stdout.count("refused (bad_request)") == len(lines), refused.stdout
+
         # A second `arc run` refuses rather than fighting over the ports.
         second = subprocess.run([*ARC, "run"], env=env, capture_output=True, text=True,
                                 timeout=120)  # fmt: skip

@@ -40,6 +40,7 @@ SUBJECTS = (
     "brain.truncate",
     "tts.request",
     "tts.cancel",
+    "tts.admin.abc123",
     "agent.voice.track_published",
     "agent.voice.track_unpublished",
     "agent.session.started",
@@ -83,7 +84,8 @@ GRANTED: dict[str, tuple[set[str], set[str]]] = {
     # brain.request, brain.session.delete, brain.truncate and tts.request only in their queue
     # groups (tested apart below).
     "brain": (set(), {"brain.cancel", "brain.commit", "$SRV.PING", "$SRV.PING.arc-brain.abc123"}),
-    "tts": (set(), {"tts.cancel", "$SRV.PING", "$SRV.PING.arc-brain.abc123"}),
+    # tts.admin.<id>: its own admin subject; only the operator may ask there.
+    "tts": (set(), {"tts.cancel", "tts.admin.abc123", "$SRV.PING", "$SRV.PING.arc-brain.abc123"}),
     "events": (set(), set()),
     "announcer": ({"agent.voice.announce"}, {"_INBOX.someone"}),
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from arc_common.errors import Internal, Unsupported
+from arc_common.errors import BadRequest, Busy, Internal, Unsupported
 from arc_tts.settings import TtsOptions
 from arc_tts.voices import BUNDLED_VOICE, Voice, VoiceCatalog, VoiceFiles, VoiceRegistry
 from pydantic import ValidationError
@@ -252,3 +252,39 @@ def test_pinned_voices_must_fit_under_the_cap() -> None:
     assert TtsOptions(preload_voices=["a"], max_resident_voices=2).preload_voices == ["a"]
     with pytest.raises(ValidationError, match=r"preloaded voices \(3\) exceed"):
         TtsOptions(preload_voices=["a", "b"], max_resident_voices=2)
+
+
+async def test_an_operator_loads_and_unloads_a_voice(tmp_path: Path) -> None:
+    loader, clock = Loader(), Clock()
+    voices = registry(tmp_path, loader, clock, cap=3)
+    await voices.start()
+    await voices.load("a")
+    assert voices.resident == [BUNDLED_VOICE, "a"] and loader.loaded == [BUNDLED_VOICE, "a"]
+    await voices.load("a")  # already resident: not loaded again
+    assert loader.loaded == [BUNDLED_VOICE, "a"]
+    await voices.unload("a")
+    assert voices.resident == [BUNDLED_VOICE]
+    await voices.unload("a")  # not resident: nothing to do
+    assert voices.resident == [BUNDLED_VOICE] and voices.evictions == 1
+    await voices.close()
+
+
+async def test_unloading_a_pinned_a_speaking_or_an_unknown_voice_is_refused(
+    tmp_path: Path,
+) -> None:
+    loader, clock = Loader(), Clock()
+    voices = registry(tmp_path, loader, clock, cap=3)
+    await voices.start()
+    with pytest.raises(BadRequest, match="pinned"):
+        await voices.unload(BUNDLED_VOICE)
+    with pytest.raises(Unsupported, match="not installed"):
+        await voices.unload("nobody")
+    with pytest.raises(Unsupported, match="not installed"):
+        await voices.load("nobody")
+    async with voices.lease("b"):
+        with pytest.raises(Busy, match="speaking 1 stream"):
+            await voices.unload("b")
+        assert "b" in voices.resident
+    await voices.unload("b")  # once the stream ended
+    assert voices.resident == [BUNDLED_VOICE]
+    await voices.close()

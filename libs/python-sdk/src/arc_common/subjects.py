@@ -27,6 +27,9 @@ VOICE_WORKER_BEAT: Final = "agent.voice.worker"
 TTS_REQUEST: Final = "tts.request"
 TTS_CANCEL: Final = "tts.cancel"
 TTS_QUEUE: Final = "tts"
+# Request/reply, no queue group: `tts.admin.<instance>` lists, loads or unloads the voices of
+# the one TTS worker whose `$SRV.INFO` id is <instance> (an operator's tool, `arc voices`).
+TTS_ADMIN: Final = "tts.admin"
 
 VOICE_TRACK_PUBLISHED: Final = "agent.voice.track_published"
 VOICE_TRACK_UNPUBLISHED: Final = "agent.voice.track_unpublished"
@@ -58,6 +61,11 @@ TOPIC_SESSION_METRICS: Final = "persistent://arc/analytics/session-metrics"
 def prefixed(prefix: str, subject: str) -> str:
     """Subject under a namespace prefix; tests give each test its own prefix."""
     return f"{prefix}.{subject}" if prefix else subject
+
+
+def tts_admin(prefix: str, instance: str) -> str:
+    """The admin subject of one TTS worker."""
+    return prefixed(prefix, f"{TTS_ADMIN}.{instance}")
 
 
 class AdminResponse(Protocol):

@@ -156,6 +156,33 @@ class TurnTruncateReply(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: ErrorBody | None = None
 
 
+VOICE_NAME_MAX = 128
+
+
+class VoiceAdmin(msgspec.Struct, kw_only=True):
+    """`tts.admin.<instance>`: an operator lists one TTS worker's voices, or has it load a
+    voice now (before its callers arrive) or unload one (request/reply, no queue group: the
+    subject names the worker, by the id it announces in `$SRV.INFO`)."""
+
+    schema: ClassVar[str] = "tts.admin/1"
+    v: Literal[1] = 1
+    action: Literal["list", "load", "unload"]
+    voice: Annotated[str, msgspec.Meta(min_length=1, max_length=VOICE_NAME_MAX)] | None = None
+
+
+class VoiceAdminReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The worker's voices after the action (`pinned`: loaded at start, never unloaded), or
+    why the action was refused."""
+
+    schema: ClassVar[str] = "tts.admin.reply/1"
+    v: Literal[1]
+    instance: str
+    voices_resident: list[str] | None = None
+    voices_installed: list[str] | None = None
+    voices_pinned: list[str] | None = None
+    error: ErrorBody | None = None
+
+
 ANNOUNCE_TEXT_MAX = 2000
 # The categories the voice worker ranks, lowest first: in one burst, a higher one supersedes
 # the lower ones (docs/voice.md). Any other 1..64 character name is accepted and ranks with
@@ -209,6 +236,7 @@ REPLY_SCHEMAS: dict[str, str] = {
     Announcement.schema: AnnounceReply.schema,
     SessionDelete.schema: SessionDeleteReply.schema,
     TurnTruncate.schema: TurnTruncateReply.schema,
+    VoiceAdmin.schema: VoiceAdminReply.schema,
 }
 
 _encoder = msgspec.msgpack.Encoder()

@@ -6,13 +6,17 @@ import asyncio
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
+from arc_common.nats_connection import connect
+from arc_common.settings import NatsSettings
+from arc_common.wire import VoiceAdminReply
+from pydantic import SecretStr
 
 from arc_stack.deploy_tools import install_deploy_tools
 from arc_stack.go_sdk import install_go_sdk
-from arc_stack.nats_auth import write_production_secrets
+from arc_stack.nats_auth import local_passwords, write_production_secrets
 from arc_stack.parts import build_parts, service_instances
 from arc_stack.paths import state_dir
 from arc_stack.restarts import RestartRecord, record_path
@@ -25,6 +29,7 @@ from arc_stack.supervisor import (
     running_supervisor_pid,
     stop_running,
 )
+from arc_stack.voices import Action, ask_all, describe
 
 app = typer.Typer(
     help="Arc local mesh: run, stop and check the real servers and services.",
@@ -167,6 +172,56 @@ def nats_secrets(
         "The services read their password as uid 10001: chown 10001 the nats_password_* "
         "files (docs/deployment.md)."
     )
+
+
+@app.command()
+def voices(
+    action: Annotated[str, typer.Argument(help="list (default), load or unload")] = "list",
+    voice: Annotated[str | None, typer.Argument(help="the voice to load or unload")] = None,
+    instance: Annotated[
+        list[str] | None,
+        typer.Option(help="a TTS worker's id (from `list`); repeat it; default: every worker"),
+    ] = None,
+) -> None:
+    """List the TTS workers' voices, or load or unload one on every worker (or on those
+    named): an operator warms a voice before its callers arrive (docs/tts.md)."""
+    if action not in ("list", "load", "unload"):
+        typer.echo(f"unknown action {action!r}: list, load or unload", err=True)
+        raise typer.Exit(2)
+    if action != "list" and not voice:
+        typer.echo(f"{action} needs a voice: arc voices {action} VOICE", err=True)
+        raise typer.Exit(2)
+    settings = StackSettings()
+    password = local_passwords(state_dir(), ["operator"])["operator"]
+    nats = NatsSettings(
+        url=f"nats://127.0.0.1:{settings.nats_port}",
+        user="operator",
+        password=SecretStr(password),
+        connect_attempts=1,
+    )
+
+    async def run_action() -> list[VoiceAdminReply]:
+        try:
+            nc = await connect(nats, name="arc-voices")
+        except Exception as exc:
+            raise typer.Exit(_say_unreachable(nats.url, exc)) from exc
+        try:
+            return await ask_all(nc, cast(Action, action), voice, instances=instance)
+        finally:
+            await nc.close()
+
+    replies = asyncio.run(run_action())
+    if not replies:
+        typer.echo("no TTS worker answered (is `make run` up?)", err=True)
+        raise typer.Exit(1)
+    for reply in replies:
+        typer.echo(describe(reply))
+    raise typer.Exit(1 if any(r.error is not None for r in replies) else 0)
+
+
+def _say_unreachable(url: str, exc: Exception) -> int:
+    typer.echo(f"cannot reach NATS at {url} ({exc}); is `make run` up?", err=True)
+    return 1
 
 
 @app.command()

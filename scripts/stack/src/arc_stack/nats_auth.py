@@ -99,6 +99,8 @@ def permission_matrix(prefix: str = "") -> dict[str, Permissions]:
             subscribe=(
                 f"{subjects.prefixed(prefix, subjects.TTS_REQUEST)} {subjects.TTS_QUEUE}",
                 *p(subjects.TTS_CANCEL),
+                # Its own admin subject, `tts.admin.<its id>` (the operator asks there).
+                subjects.tts_admin(prefix, "*"),
                 DISCOVERY,
             ),
             responses=True,

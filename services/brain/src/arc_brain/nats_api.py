@@ -10,12 +10,12 @@ cancellation; this handler only turns the brain's chunks into `delta` chunks.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 import msgspec
-from arc_common.envelope import headers_for, schema_of, trace_context_from
-from arc_common.errors import ArcError, BadRequest, Busy
+from arc_common.envelope import trace_context_from
+from arc_common.errors import ArcError, ErrorCode
+from arc_common.request_reply import answer
 from arc_common.streaming import Chunk, StreamingEndpoint, TurnContext
 from arc_common.subjects import (
     BRAIN_CANCEL,
@@ -28,16 +28,13 @@ from arc_common.subjects import (
 )
 from arc_common.tracing import attached
 from arc_common.wire import (
-    REPLY_SCHEMAS,
     BrainRequest,
     Cancel,
     Commit,
-    ErrorBody,
     SessionDelete,
     SessionDeleteReply,
     TurnTruncate,
     TurnTruncateReply,
-    encode,
 )
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -49,6 +46,9 @@ from arc_brain.memory import MemoryUnavailable
 log = logging.getLogger(__name__)
 _commit_decoder = msgspec.msgpack.Decoder(Commit)
 _cancel_decoder = msgspec.msgpack.Decoder(Cancel)
+# A memory outage is `busy` to a request/reply caller: the same request succeeds once
+# Postgres is back.
+_CODES: dict[type[ArcError], ErrorCode] = {MemoryUnavailable: ErrorCode.BUSY}
 
 
 def brain_endpoint(
@@ -134,53 +134,6 @@ async def subscribe_verdicts(
     ]
 
 
-# The request/reply messages the brain answers; each names its own schema.
-_Request = TypeVar("_Request", SessionDelete, TurnTruncate)
-
-
-def decode_request(headers: dict[str, str] | None, data: bytes, kind: type[_Request]) -> _Request:
-    """A request/reply message of the contract, or `BadRequest` saying what is wrong with it."""
-    wanted = kind.schema
-    schema = schema_of(headers)
-    if schema is not None and schema != wanted:
-        raise BadRequest(f"arc-schema {schema!r} is not {wanted!r}")
-    try:
-        return msgspec.msgpack.decode(data, type=kind)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid {wanted}: {exc}") from None
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise BadRequest(f"{wanted} is not a MessagePack map") from None
-
-
-async def _answer(
-    nc: Client,
-    msg: Msg,
-    kind: type[_Request],
-    act: Callable[[_Request], Awaitable[msgspec.Struct]],
-    failed: Callable[[ErrorBody], msgspec.Struct],
-) -> None:
-    """Decode, act in the request's trace, reply. Bad input and a memory outage are answered
-    with the contract's error codes (an outage is `busy`: the same request succeeds once
-    Postgres is back); anything else is answered `internal`, so no caller waits for its
-    timeout."""
-    what = kind.schema
-    reply: msgspec.Struct
-    try:
-        request = decode_request(msg.headers, msg.data, kind)
-        with attached(trace_context_from(msg.headers)):
-            reply = await act(request)
-    except MemoryUnavailable as exc:
-        reply = failed(ErrorBody(code=Busy.code.value, message=exc.message))
-    except ArcError as exc:
-        log.warning("%s refused: %s", what, exc.message)
-        reply = failed(ErrorBody(code=exc.code.value, message=exc.message))
-    except Exception as exc:
-        log.exception("%s failed", what)
-        reply = failed(ErrorBody(code="internal", message=f"{type(exc).__name__} in {what}"))
-    if msg.reply:
-        await nc.publish(msg.reply, encode(reply), headers=headers_for(REPLY_SCHEMAS[what]))
-
-
 async def answer_session_delete(nc: Client, brain: Brain, msg: Msg) -> None:
     """`brain.session.delete`: the session's turns are deleted and the reply says how many."""
 
@@ -189,7 +142,9 @@ async def answer_session_delete(nc: Client, brain: Brain, msg: Msg) -> None:
         log.info("deleted session history", extra={"session_id": request.session_id})
         return SessionDeleteReply(v=1, deleted_turns=turns)
 
-    await _answer(nc, msg, SessionDelete, delete, lambda e: SessionDeleteReply(v=1, error=e))
+    await answer(
+        nc, msg, SessionDelete, delete, lambda e: SessionDeleteReply(v=1, error=e), codes=_CODES
+    )
 
 
 async def answer_truncate(nc: Client, brain: Brain, msg: Msg) -> None:
@@ -201,4 +156,6 @@ async def answer_truncate(nc: Client, brain: Brain, msg: Msg) -> None:
         )
         return TurnTruncateReply(v=1, truncated=True)
 
-    await _answer(nc, msg, TurnTruncate, truncate, lambda e: TurnTruncateReply(v=1, error=e))
+    await answer(
+        nc, msg, TurnTruncate, truncate, lambda e: TurnTruncateReply(v=1, error=e), codes=_CODES
+    )

@@ -1,5 +1,6 @@
 """Everything a running TTS worker holds, opened in order and closed in reverse: metrics, the
-synthesizer (voices loaded and warmed up), the NATS connection, the `micro` service."""
+synthesizer (voices loaded and warmed up), the NATS connection, the `micro` service and the
+voice admin subject."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from arc_tts.http_api import Health
 from arc_tts.metrics import TtsMetrics
 from arc_tts.settings import TtsSettings
 from arc_tts.synthesizer import Synthesizer, open_synthesizer
+from arc_tts.voice_admin import voice_admin
 from arc_tts.worker import tts_service
 
 
@@ -51,5 +53,6 @@ async def tts_runtime(settings: TtsSettings) -> AsyncIterator[TtsRuntime]:
         open_synthesizer(settings.tts, metrics) as synthesizer,
         connection(settings.nats, name=settings.service_name) as nc,
         tts_service(nc, synthesizer, settings.nats.subject_prefix) as service,
+        voice_admin(nc, synthesizer.registry, service.instance_id, settings.nats.subject_prefix),
     ):
         yield TtsRuntime(settings, metrics, synthesizer, nc, service)

