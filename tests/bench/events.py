@@ -1,10 +1,10 @@
 """Durable events: outbox relay throughput and end-to-end event latency, on a real Postgres
 and a real Pulsar standalone broker started for the run.
 
-- relay throughput: a backlog of events already in `agents.outbox`, relayed by one relay
-  process-equivalent (the service with only the relay role) until every row is marked sent
-  (events/s from outbox to acknowledged). The same backlog is also pushed through the relay's
-  three steps by hand, timing each, to show what limits it.
+- relay throughput: a backlog of events already in `agents.outbox`, relayed by one process
+  (the service with only the relay role) running one relay or two, interleaved, until every
+  row is marked sent (events/s from outbox to acknowledged). The same backlog is also
+  pushed through the relay's three steps by hand, timing each, to show what limits it.
 - consumer throughput: the analytics consumer applying that backlog into `turn_metrics`.
 - end-to-end latency under light load: one event every 50 ms written in its own transaction
   while the relay and the analytics consumer run; latency is from the writer's commit to the
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import statistics
 import time
 import uuid
 from datetime import UTC, datetime
@@ -40,6 +41,8 @@ BACKLOG = 20_000
 SESSIONS = 200
 INSERT_CHUNK = 5_000
 BATCH_SIZES = (2000, 5000)
+RELAY_WORKERS = (1, 2)
+ROUNDS = 3  # relay variants interleaved, each measured this many times; medians reported
 LATENCY_EVENTS = 300
 LATENCY_GAP_S = 0.05
 
@@ -102,12 +105,15 @@ async def _steady_rate(dsn: str) -> float:
 
 
 async def _relay_throughput(
-    pg: PostgresServer, pulsar: PulsarServer, batch: int
+    pg: PostgresServer, pulsar: PulsarServer, batch: int, workers: int
 ) -> tuple[float, float]:
-    """(events/s from the relay's start, events/s once its first batch is out)."""
+    """(events/s from the relays' start, events/s once the first batch is out) of one
+    process running `workers` relays."""
     dsn = await _fresh_db(pg)
     await _fill(dsn, BACKLOG)
-    settings = _settings(dsn, pulsar, f"-b{uuid.uuid4().hex[:6]}", relay_batch_size=batch)
+    settings = _settings(
+        dsn, pulsar, f"-b{uuid.uuid4().hex[:6]}", relay_batch_size=batch, relay_workers=workers
+    )
     service = EventsService(settings.model_copy(
         update={"events": settings.events.model_copy(update={"roles": [Role.RELAY]})}
     ))  # fmt: skip
@@ -214,7 +220,15 @@ async def _run() -> str:
     await asyncio.gather(pg.start(), pulsar.start())
     load_before = os.getloadavg()[0]
     try:
-        relay_rates = {b: await _relay_throughput(pg, pulsar, b) for b in BATCH_SIZES}
+        variants = [(b, w) for b in BATCH_SIZES for w in RELAY_WORKERS]
+        runs: dict[tuple[int, int], list[tuple[float, float]]] = {v: [] for v in variants}
+        for _ in range(ROUNDS):
+            for batch, workers in variants:
+                runs[batch, workers].append(await _relay_throughput(pg, pulsar, batch, workers))
+        relay_rates = {
+            v: (statistics.median(r for r, _ in rs), statistics.median(s for _, s in rs))
+            for v, rs in runs.items()
+        }
         steps = await _relay_steps(pg, pulsar, 2000)
         both_relay, both_consumer = await _consumer_throughput(pg, pulsar)
         latencies = await _latency(pg, pulsar)
@@ -232,10 +246,11 @@ async def _run() -> str:
         "| measurement | result |",
         "|---|---|",
     ]
-    for b, (rate, steady) in relay_rates.items():
-        lines.append(f"| relay throughput, batch {b} (outbox → broker ack → marked sent) "
-                     f"| {rate:,.0f} events/s from start-up, {steady:,.0f} events/s after "
-                     "the first batch |")  # fmt: skip
+    for (b, w), (rate, steady) in relay_rates.items():
+        relays = "1 relay" if w == 1 else f"{w} relays in one process"
+        lines.append(f"| relay throughput, batch {b}, {relays} (outbox → broker ack → marked "
+                     f"sent; median of {ROUNDS}) | {rate:,.0f} events/s from start-up, "
+                     f"{steady:,.0f} events/s after the first batch |")  # fmt: skip
     lines += [
         f"| relay with the analytics consumer running beside it | {both_relay:,.0f} events/s |",
         f"| analytics consumer (Pulsar → `turn_metrics`, exactly once) "
@@ -248,6 +263,14 @@ async def _run() -> str:
                     for k, v in steps.items())
         + f"; together {BACKLOG / step_total:,.0f} events/s.",
     ]  # fmt: skip
+    ratios = ", ".join(
+        f"batch {b}: {relay_rates[b, 2][1] / relay_rates[b, 1][1]:.2f}" for b in BATCH_SIZES
+    )
+    lines += [
+        "",
+        f"Two relays in one process against one (`ARC_EVENTS__RELAY_WORKERS`, default 2), "
+        f"steady events/s, interleaved in this run: {ratios}.",
+    ]
     best = max(rate for pair in relay_rates.values() for rate in pair)
     publish_share = steps["publish"] / step_total
     lines += [

@@ -37,11 +37,10 @@ async def test_failed_outbox_reads_are_retried_and_nothing_is_lost(
     events_settings: SettingsFactory, events_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="arc_events.relay")
-    settings = events_settings()  # relay_retry_max_s = 0.5
+    settings = events_settings(relay_workers=1)  # relay_retry_max_s = 0.5
     writer = Writer(events_dsn, sessions=5, per_tick=10, tick_s=0.0)
     async with running(settings, Role.RELAY, Role.AUDIT) as service:
-        relay = service.relay
-        assert relay is not None
+        [relay] = service.relays
 
         async def audited_all() -> bool:
             return await scalar(events_dsn, "SELECT count(*) FROM agents.event_audit") == (
@@ -82,7 +81,7 @@ async def test_a_stop_during_a_long_backoff_returns_at_once(
     events_settings: SettingsFactory, events_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="arc_events.relay")
-    settings = events_settings(relay_retry_max_s=60.0)
+    settings = events_settings(relay_retry_max_s=60.0, relay_workers=1)
     service = EventsService(
         settings.model_copy(
             update={"events": settings.events.model_copy(update={"roles": [Role.RELAY]})}
@@ -91,8 +90,7 @@ async def test_a_stop_during_a_long_backoff_returns_at_once(
     stopped = False
     try:
         await service.start()
-        relay = service.relay
-        assert relay is not None
+        [relay] = service.relays
 
         async def ready() -> bool:
             return relay.health.ready

@@ -28,11 +28,16 @@ def hold_the_loop_for(seconds: float) -> None:
     time.sleep(seconds)  # the blocking call a service must never make on its loop
 
 
-async def test_a_held_loop_is_reported_with_the_code_holding_it(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    service = f"watched-{uuid.uuid4().hex[:6]}"
+@pytest.fixture
+def service(caplog: pytest.LogCaptureFixture) -> str:
+    """A service name of its own (its histogram series start at zero), its warnings captured."""
     caplog.set_level(logging.WARNING, logger="arc_common.loop_watch")
+    return f"watched-{uuid.uuid4().hex[:6]}"
+
+
+async def test_a_held_loop_is_reported_with_the_code_holding_it(
+    service: str, caplog: pytest.LogCaptureFixture
+) -> None:
     async with watching_loop(service, tick_s=0.05, report_after_s=0.3) as watch:
         await asyncio.sleep(0.2)
         hold_the_loop_for(0.8)
@@ -50,10 +55,8 @@ async def test_a_held_loop_is_reported_with_the_code_holding_it(
 
 
 async def test_a_free_loop_reports_nothing_and_observes_each_tick(
-    caplog: pytest.LogCaptureFixture,
+    service: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    service = f"free-{uuid.uuid4().hex[:6]}"
-    caplog.set_level(logging.WARNING, logger="arc_common.loop_watch")
     async with watching_loop(service, tick_s=0.05, report_after_s=0.5) as watch:
         for _ in range(10):
             await asyncio.sleep(0.03)

@@ -35,7 +35,9 @@ class EventsMetrics:
             registry=r,
         )
         self.relay_buckets = Gauge(
-            "arc_events_relay_buckets", "Outbox buckets whose lease this relay holds", registry=r
+            "arc_events_relay_buckets",
+            "Outbox buckets whose lease this process's relays hold",
+            registry=r,
         )
         self.consumed = Counter(
             "arc_events_consumed", "Events applied by a consumer", ["consumer"], registry=r

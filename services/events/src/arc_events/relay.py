@@ -161,7 +161,6 @@ class OutboxRelay:
             self.health.last_error = f"leases: {error}"
             held = frozenset()
         self.health.buckets = len(held)
-        self._metrics.relay_buckets.set(len(held))
         return held
 
     async def _relay_loop(self) -> None:

@@ -40,12 +40,12 @@ class EventsService:
         self.settings = settings
         self.metrics = EventsMetrics()
         self.roles = list(dict.fromkeys(settings.events.roles))
-        self.relay: OutboxRelay | None = None
+        self.relays: list[OutboxRelay] = []
         self.consumers: list[EventConsumer] = []
         self.topics_ready = False
         self._pool: AsyncConnectionPool[Any] | None = None
         self._admin: PulsarAdmin | None = None
-        self._publisher: PulsarPublisher | None = None
+        self._publishers: list[PulsarPublisher] = []
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def __aenter__(self) -> EventsService:
@@ -72,15 +72,22 @@ class EventsService:
         self._admin = PulsarAdmin(s.pulsar.admin_url)
         self._spawn("topics", self._ensure_topics())
         if Role.RELAY in self.roles:
-            self._publisher = PulsarPublisher(
-                s.pulsar.service_url,
-                operation_timeout_s=s.pulsar.operation_timeout_s,
-                send_timeout_s=options.relay_send_timeout_s,
-                max_pending=max(options.relay_batch_size * 2, 1000),
-                topic_suffix=options.topic_suffix,
+            for number in range(options.relay_workers):
+                publisher = PulsarPublisher(
+                    s.pulsar.service_url,
+                    operation_timeout_s=s.pulsar.operation_timeout_s,
+                    send_timeout_s=options.relay_send_timeout_s,
+                    max_pending=max(options.relay_batch_size * 2, 1000),
+                    topic_suffix=options.topic_suffix,
+                )
+                relay = OutboxRelay(dsn, self._pool, publisher, options, self.metrics)
+                self._publishers.append(publisher)
+                self.relays.append(relay)
+                self._spawn(f"relay-{number}", relay.run())
+            relays = self.relays
+            self.metrics.relay_buckets.set_function(
+                lambda: float(sum(r.health.buckets for r in relays))
             )
-            self.relay = OutboxRelay(dsn, self._pool, self._publisher, options, self.metrics)
-            self._spawn("relay", self.relay.run())
         sinks = sinks_for(self.roles)
         if sinks:
 
@@ -115,8 +122,8 @@ class EventsService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self._publisher is not None:
-            await self._publisher.close()
+        for publisher in self._publishers:
+            await publisher.close()
         if self._admin is not None:
             await self._admin.aclose()
         if self._pool is not None:
@@ -160,17 +167,20 @@ class EventsService:
         if dead:
             healthy = False
             body["dead_tasks"] = dead
-        if self.relay is not None:
-            h = self.relay.health
-            healthy = healthy and h.healthy
+        if self.relays:
+            # The process's relays as one: healthy when each is, their buckets and counts summed.
+            states = [r.health for r in self.relays]
+            relays_ok = all(h.healthy for h in states)
+            healthy = healthy and relays_ok
             body["relay"] = {
-                "healthy": h.healthy,
-                "ready": h.ready,
-                "database_ok": h.database_ok,
-                "broker_ok": h.broker_ok,
-                "buckets": h.buckets,
-                "relayed": h.relayed,
-                "last_error": h.last_error,
+                "healthy": relays_ok,
+                "ready": all(h.ready for h in states),
+                "database_ok": all(h.database_ok for h in states),
+                "broker_ok": all(h.broker_ok for h in states),
+                "workers": len(states),
+                "buckets": sum(h.buckets for h in states),
+                "relayed": sum(h.relayed for h in states),
+                "last_error": next((h.last_error for h in states if h.last_error), None),
             }
         for consumer in self.consumers:
             c = consumer.health

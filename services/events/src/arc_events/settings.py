@@ -29,6 +29,11 @@ class EventsOptions(BaseModel):
     # Appended to every contract topic (and so to its dead-letter topic): lets several
     # isolated meshes, or test runs, share one broker. Empty in production.
     topic_suffix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$", max_length=64)
+    # Relays this process runs, each with its own bucket leases (a fair share of the outbox,
+    # disjoint from the others') and its own broker connection. A relay waits for the broker's
+    # acknowledgements of one batch before the next; two overlap those waits (1.5-1.9x the
+    # steady events/s of one on the 2-core box: `make bench`, docs/events.md).
+    relay_workers: int = Field(default=2, ge=1, le=8)
     # Rows read, published and marked sent per round trip.
     relay_batch_size: int = Field(default=2000, ge=1, le=20_000)
     # LISTEN/NOTIFY wakes the relay at once; this poll catches anything a lost notification
