@@ -78,3 +78,13 @@ async def test_garbage_is_answered_bad_request_and_the_worker_keeps_serving(
     assert reply.error is not None and reply.error.code == "bad_request", reply
     after = await ask(nc, instance, "list", subject_prefix=tts_worker.subject_prefix)
     assert after.error is None and after.voices_resident
+
+
+async def test_an_instance_no_worker_answers_to_is_reported_not_raised(
+    nc: Client, tts_worker: TtsWorker
+) -> None:
+    prefix = tts_worker.subject_prefix
+    ours = tts_worker.service.instance_id
+    gone, mine = await ask_all(nc, "list", instances=["NOSUCHWORKER", ours], subject_prefix=prefix)
+    assert gone.error is not None and gone.error.code == "busy", gone
+    assert mine.error is None and mine.instance == ours

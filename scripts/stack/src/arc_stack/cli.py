@@ -198,6 +198,9 @@ def voices(
         user="operator",
         password=SecretStr(password),
         connect_attempts=1,
+        # A one-shot command: nats.py retries a refused first connection forever unless told a
+        # positive number of attempts (0, like -1, means no limit there).
+        max_reconnect_attempts=1,
     )
 
     async def run_action() -> list[VoiceAdminReply]:

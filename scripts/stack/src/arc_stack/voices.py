@@ -16,9 +16,10 @@ import msgspec
 from arc_common.envelope import headers_for
 from arc_common.errors import BadRequest
 from arc_common.subjects import TTS_REQUEST, prefixed, tts_admin
-from arc_common.wire import VoiceAdmin, VoiceAdminReply, encode
+from arc_common.wire import ErrorBody, VoiceAdmin, VoiceAdminReply, encode
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
 
 Action = Literal["list", "load", "unload"]
 TTS_SERVICE = "arc-tts"
@@ -85,7 +86,20 @@ async def ask_all(
     if action != "list" and not voice:
         raise BadRequest(f"{action} needs a voice")
     targets = instances or await tts_instances(nc, subject_prefix)
-    return [await ask(nc, i, action, voice, subject_prefix=subject_prefix) for i in targets]
+    replies = []
+    for instance in targets:
+        try:
+            replies.append(await ask(nc, instance, action, voice, subject_prefix=subject_prefix))
+        except NoRespondersError:
+            # As the contract answers a request nobody serves: `busy` (no worker has this id).
+            replies.append(_unanswered(instance, "busy", "no TTS worker answers to this id"))
+        except TimeoutError:
+            replies.append(_unanswered(instance, "timeout", "the worker did not answer in time"))
+    return replies
+
+
+def _unanswered(instance: str, code: str, message: str) -> VoiceAdminReply:
+    return VoiceAdminReply(v=1, instance=instance, error=ErrorBody(code=code, message=message))
 
 
 def describe(reply: VoiceAdminReply) -> str:

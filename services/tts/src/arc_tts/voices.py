@@ -333,7 +333,8 @@ class VoiceRegistry:
     async def unload(self, name: str) -> None:
         """Unload a resident voice now (an operator's `arc voices unload`). Unloading one that
         is not resident does nothing; a pinned voice, or one speaking, is refused."""
-        if not await self.knows(name):
+        # A resident voice can go even if its files were removed meanwhile.
+        if name not in self._resident and not await self.knows(name):
             raise Unsupported(
                 f"voice {name!r} is not installed; installed: {', '.join(self._catalog.names)}"
             )
