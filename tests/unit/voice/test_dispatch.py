@@ -139,3 +139,11 @@ async def test_requests_arriving_together_never_take_more_than_the_cap() -> None
     for task in list(client._tasks):
         task.cancel()
     await asyncio.gather(*client._tasks, return_exceptions=True)
+
+
+def test_a_room_counts_as_served_while_a_live_peer_says_so() -> None:
+    table = PeerTable("b", dead_after_s=1.5)
+    table.beat(WorkerBeat(worker_id="c", agent_name="arc", rooms={"r1": {"ann": "s1"}}), now=0.0)
+    assert table.serves("r1") and not table.serves("r2")
+    table.dead(now=2.0)  # c went silent: its rooms are nobody's now
+    assert not table.serves("r1")

@@ -64,6 +64,12 @@ DEAD_AFTER_S = 1.5
 # stalled loop still holds its subscription), proves nothing; DEAD_AFTER_S still applies.
 PROBE_AFTER_S = 0.7
 PROBE_TIMEOUT_S = 0.5
+# LiveKit drops a dispatch it finds no available worker for at that instant ("no servers
+# available", seen on a loaded box right after a kill) and does not try it again. The
+# re-dispatching worker checks each room this long after, and dispatches a room that still
+# has no agent again, up to this many times.
+REDISPATCH_CHECK_S = 5.0
+REDISPATCH_TRIES = 3
 # The status is sent after every change; this resend keeps the server's view fresh anyway
 # (livekit-agents sends it every 2.5 s).
 STATUS_INTERVAL_S = 2.5
@@ -151,6 +157,10 @@ class PeerTable:
             if room in peer.rooms and peer.http_url:
                 return peer.http_url
         return None
+
+    def serves(self, room: str) -> bool:
+        """Whether a live peer says it serves `room`."""
+        return any(room in peer.rooms for peer in self.peers.values())
 
     def late(self, now: float, after_s: float) -> list[str]:
         """The workers whose last beat is older than `after_s`: worth a probe."""
@@ -651,6 +661,32 @@ class DispatchClient:
             await asyncio.gather(
                 *(self._redispatch_one(lkapi, room, people) for room, people in wanted.items())
             )
+        self._spawn(self._confirm_redispatch(wanted), "redispatch-check")
+
+    def _has_agent(self, room: str) -> bool:
+        return (
+            room in self.worker.rooms
+            or any(job.room == room for job in self.jobs.values())
+            or self.peers.serves(room)
+        )
+
+    async def _confirm_redispatch(self, rooms: dict[str, dict[str, str]]) -> None:
+        """Dispatch again the rooms that still have no agent a while after (REDISPATCH_*)."""
+        for attempt in range(2, REDISPATCH_TRIES + 2):
+            await asyncio.sleep(REDISPATCH_CHECK_S)
+            rooms = {room: people for room, people in rooms.items() if not self._has_agent(room)}
+            if not rooms or self._closed:
+                return
+            log.warning(
+                "%d re-dispatched rooms have no agent %.0f s later: dispatching again (try %d)",
+                len(rooms),
+                REDISPATCH_CHECK_S,
+                attempt,
+            )
+            async with self._livekit_api() as lkapi:
+                await asyncio.gather(
+                    *(self._redispatch_one(lkapi, room, people) for room, people in rooms.items())
+                )
 
     async def _redispatch_one(
         self, lkapi: api.LiveKitAPI, room: str, people: dict[str, str]
