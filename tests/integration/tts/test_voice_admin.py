@@ -28,6 +28,10 @@ async def test_an_operator_lists_loads_and_unloads_a_workers_voices(
     # Found as the only worker under this prefix (the session's other workers serve others).
     assert await tts_instances(nc, prefix) == [instance]
 
+    # The session's synthesizer is shared: an earlier test may have left the extra voice
+    # loaded (tests/integration/tts/test_tts_nats.py loads it on demand). Unloading a voice
+    # that is not resident is a no-op, so this starts from a known state either way.
+    assert (await ask(nc, instance, "unload", EXTRA_VOICE, subject_prefix=prefix)).error is None
     listed = await ask(nc, instance, "list", subject_prefix=prefix)
     assert listed.error is None and listed.instance == instance
     assert listed.voices_pinned == [registry.default_voice]
