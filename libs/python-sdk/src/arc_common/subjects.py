@@ -27,6 +27,8 @@ VOICE_WORKER_BEAT: Final = "agent.voice.worker"
 TTS_REQUEST: Final = "tts.request"
 TTS_CANCEL: Final = "tts.cancel"
 TTS_QUEUE: Final = "tts"
+# The TTS workers' `micro` service name: `$SRV.PING/INFO/STATS.arc-tts` find them.
+TTS_SERVICE: Final = "arc-tts"
 # Request/reply, no queue group: `tts.admin.<instance>` lists, loads or unloads the voices of
 # the one TTS worker whose `$SRV.INFO` id is <instance> (an operator's tool, `arc voices`).
 TTS_ADMIN: Final = "tts.admin"

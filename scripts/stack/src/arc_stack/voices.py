@@ -15,14 +15,14 @@ from typing import Literal
 import msgspec
 from arc_common.envelope import headers_for
 from arc_common.errors import BadRequest
-from arc_common.subjects import TTS_REQUEST, prefixed, tts_admin
+from arc_common.subjects import TTS_REQUEST, TTS_SERVICE, prefixed, tts_admin
 from arc_common.wire import ErrorBody, VoiceAdmin, VoiceAdminReply, encode
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
+from nats.micro.service import ServiceVerb, control_subject
 
 Action = Literal["list", "load", "unload"]
-TTS_SERVICE = "arc-tts"
 _reply_decoder = msgspec.msgpack.Decoder(VoiceAdminReply)
 
 
@@ -38,7 +38,7 @@ async def tts_instances(nc: Client, subject_prefix: str = "", wait_s: float = 0.
 
     subscription = await nc.subscribe(inbox, cb=collect)
     try:
-        await nc.publish(f"$SRV.INFO.{TTS_SERVICE}", b"", reply=inbox)
+        await nc.publish(control_subject(ServiceVerb.INFO, name=TTS_SERVICE), b"", reply=inbox)
         await nc.flush()
         await asyncio.sleep(wait_s)  # every worker answers at once; stragglers are late
     finally:

@@ -9,13 +9,13 @@ from importlib.metadata import version
 from typing import Any
 
 from arc_common.streaming import Chunk, StreamingEndpoint, StreamingService, TurnContext
-from arc_common.subjects import TTS_CANCEL, TTS_QUEUE, TTS_REQUEST, prefixed
+from arc_common.subjects import TTS_CANCEL, TTS_QUEUE, TTS_REQUEST, TTS_SERVICE, prefixed
 from arc_common.wire import SAMPLE_RATES, TtsRequest
 from nats.aio.client import Client
 
 from arc_tts.synthesizer import SpeechRequest, Synthesizer
 
-SERVICE_NAME = "arc-tts"
+SERVICE_NAME = TTS_SERVICE
 ENDPOINT_NAME = "tts-request"
 
 

@@ -656,12 +656,15 @@ class DispatchClient:
         if not wanted:
             return
         log.info("re-dispatching %d rooms of a worker that stopped beating", len(wanted))
+        await self._redispatch_all(wanted)
+        self._spawn(self._confirm_redispatch(wanted), "redispatch-check")
+
+    async def _redispatch_all(self, rooms: dict[str, dict[str, str]]) -> None:
         async with self._livekit_api() as lkapi:
             # All at once: one after another, each room would wait for the ones before it.
             await asyncio.gather(
-                *(self._redispatch_one(lkapi, room, people) for room, people in wanted.items())
+                *(self._redispatch_one(lkapi, room, people) for room, people in rooms.items())
             )
-        self._spawn(self._confirm_redispatch(wanted), "redispatch-check")
 
     def _has_agent(self, room: str) -> bool:
         return (
@@ -683,10 +686,7 @@ class DispatchClient:
                 REDISPATCH_CHECK_S,
                 attempt,
             )
-            async with self._livekit_api() as lkapi:
-                await asyncio.gather(
-                    *(self._redispatch_one(lkapi, room, people) for room, people in rooms.items())
-                )
+            await self._redispatch_all(rooms)
 
     async def _redispatch_one(
         self, lkapi: api.LiveKitAPI, room: str, people: dict[str, str]
