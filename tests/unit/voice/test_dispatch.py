@@ -49,6 +49,22 @@ def test_a_silent_worker_is_dead_after_the_bound_and_its_rooms_are_returned_once
     assert set(table.peers) == {"c"}
 
 
+def test_silence_while_this_worker_could_not_hear_nats_kills_no_one() -> None:
+    """A NATS restart silences every beat; a worker whose own connection was down judges no
+    peer by it, until BLIND_GRACE_S after it is back, and then by silence since then."""
+    table = PeerTable("b", dead_after_s=1.5, blind_grace_s=2.0)
+    table.beat(WorkerBeat(worker_id="a", agent_name="arc", rooms={"r1": {"p": "s1"}}), 10.0)
+    assert table.listening(10.2, connected=True)
+    assert not table.listening(10.5, connected=False)  # NATS went away
+    assert not table.listening(12.0, connected=False)
+    assert not table.listening(13.9, connected=True)  # back at 12.0: grace until 14.0
+    assert table.late(13.9, 0.7) == [] and table.dead(13.9) == {}
+    assert table.listening(14.1, connected=True)
+    # "a" never beats again: dead 1.5 s after it was last excused, not at once.
+    assert table.dead(15.3) == {}
+    assert table.dead(15.5) == {"r1": {"p": "s1"}}
+
+
 def test_a_late_worker_is_worth_a_probe_and_one_found_gone_hands_over_its_rooms() -> None:
     table = PeerTable("b", dead_after_s=1.5)
     table.beat(WorkerBeat(worker_id="a", agent_name="arc", rooms={"r1": {"p": "s1"}}), 10.0)

@@ -70,6 +70,11 @@ PROBE_TIMEOUT_S = 0.5
 # has no agent again, up to this many times.
 REDISPATCH_CHECK_S = 5.0
 REDISPATCH_TRIES = 3
+# While this worker's own NATS connection is down, and this long after it is back, a silent
+# peer proves nothing: the peers' beats had no way in, and they reconnect at their own pace
+# (nats.py waits `reconnect_wait_s` between tries). Without it a NATS restart made every
+# worker take every other for dead and re-dispatch its rooms mid-answer (the chaos suite).
+BLIND_GRACE_S = 2.0
 # The status is sent after every change; this resend keeps the server's view fresh anyway
 # (livekit-agents sends it every 2.5 s).
 STATUS_INTERVAL_S = 2.5
@@ -139,6 +144,8 @@ class PeerTable:
 
     me: str
     dead_after_s: float = DEAD_AFTER_S
+    blind_grace_s: float = BLIND_GRACE_S
+    blind_until: float = 0.0
     peers: dict[str, Peer] = field(default_factory=dict)
 
     def beat(self, beat: WorkerBeat, now: float) -> dict[str, dict[str, str]] | None:
@@ -170,6 +177,18 @@ class PeerTable:
         """Forget a worker known to have stopped (its probe had no responder); its rooms."""
         peer = self.peers.pop(worker_id, None)
         return {} if peer is None else peer.rooms
+
+    def listening(self, now: float, connected: bool) -> bool:
+        """Whether a peer's silence means anything `now`, given whether this worker's own
+        NATS connection is up. While it is down, and BLIND_GRACE_S after, every peer counts
+        as heard: their beats had no way in."""
+        if not connected:
+            self.blind_until = now + self.blind_grace_s
+        if now < self.blind_until:
+            for peer in self.peers.values():
+                peer.last_seen = now
+            return False
+        return True
 
     def dead(self, now: float) -> dict[str, dict[str, str]]:
         """Forget the workers silent for longer than `dead_after_s`; their rooms."""
@@ -601,6 +620,9 @@ class DispatchClient:
             except Exception as exc:  # NATS reconnecting: the next beat tries again
                 log.warning("worker beat not sent: %s", exc)
             now = time.monotonic()
+            if not self.peers.listening(now, self._nc.is_connected):
+                await asyncio.sleep(BEAT_INTERVAL_S / 2)
+                continue
             for worker_id in self.peers.late(now, PROBE_AFTER_S):
                 if worker_id not in self._probing:
                     self._probing.add(worker_id)
@@ -614,6 +636,8 @@ class DispatchClient:
         try:
             await self._nc.request(f"{self._subject}.{worker_id}", b"", timeout=PROBE_TIMEOUT_S)
         except nats.errors.NoRespondersError:
+            if not self.peers.listening(time.monotonic(), self._nc.is_connected):
+                return  # it may not have reconnected yet (BLIND_GRACE_S)
             orphans = self.peers.gone(worker_id)
             if orphans:
                 log.info("worker %s has no NATS connection any more: taken for dead", worker_id)
