@@ -89,6 +89,13 @@ class NatsTTS(tts.TTS[None]):
         return NatsSynthesizeStream(self, client=self._client, opts=self._opts, conn=conn_options)
 
 
+@dataclass
+class _Pushed:
+    """How much of one unit's audio has gone to the emitter (bytes of 16-bit PCM)."""
+
+    bytes: int = 0
+
+
 class NatsSynthesizeStream(tts.SynthesizeStream):
     def __init__(
         self,
@@ -128,22 +135,39 @@ class NatsSynthesizeStream(tts.SynthesizeStream):
             record.first_text_at = time.monotonic()
             self._mark_started()
         record.units.append(text)
+        pushed = _Pushed()
         try:
-            await self._speak_once(text, emitter, record)
+            await self._speak_once(text, emitter, record, pushed)
         except ArcError as exc:
             if exc.code is not ErrorCode.BUSY:
                 raise api_error(exc, service="tts") from exc
             # No replica took the unit, or the one speaking it died (docs/voice.md): the
-            # queue group hands it to another. The unit starts again from its first word; a
-            # person who heard half a clause hears it whole rather than a jump.
-            log.warning("tts: %s; asking another replica", exc.message)
+            # queue group hands it to another. Every byte that arrived is played (it is
+            # queued ahead of the person's ear), so the new audio goes on from the same
+            # point of the unit rather than from its first word, which repeated what
+            # had arrived (the chaos suite heard two sentences twice).
+            log.warning(
+                "tts: %s; asking another replica, going on after %.2f s of the unit",
+                exc.message,
+                pushed.bytes / 2 / self._opts.sample_rate,
+            )
             metrics.TTS_RETRIES.inc()
             try:
-                await self._speak_once(text, emitter, record)
+                await self._speak_once(text, emitter, record, _Pushed(), skip=pushed.bytes)
             except ArcError as again:
                 raise api_error(again, service="tts") from again
 
-    async def _speak_once(self, text: str, emitter: tts.AudioEmitter, record: TtsTurn) -> None:
+    async def _speak_once(
+        self,
+        text: str,
+        emitter: tts.AudioEmitter,
+        record: TtsTurn,
+        pushed: _Pushed,
+        *,
+        skip: int = 0,
+    ) -> None:
+        """Speak `text` through one replica; the first `skip` bytes of its audio (the part
+        an earlier replica delivered) are dropped."""
         request = TtsRequest(
             v=1,
             session_id=self._opts.session_id,
@@ -171,7 +195,15 @@ class NatsSynthesizeStream(tts.SynthesizeStream):
                         f"tts answered at {chunk.sample_rate} Hz, "
                         f"{self._opts.sample_rate} Hz was asked for"
                     )
+                pcm = chunk.pcm
+                if skip:
+                    dropped = min(skip, len(pcm))
+                    skip -= dropped
+                    pcm = pcm[dropped:]
+                    if not pcm:
+                        continue
                 if record.first_audio_at is None:
                     record.first_audio_at = time.monotonic()
-                record.audio_bytes += len(chunk.pcm)
-                emitter.push(chunk.pcm)
+                record.audio_bytes += len(pcm)
+                pushed.bytes += len(pcm)
+                emitter.push(pcm)
