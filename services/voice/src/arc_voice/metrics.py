@@ -85,6 +85,10 @@ ANNOUNCEMENTS_DROPPED = Counter(
 EVENT_STORE_FAILURES = Counter(
     "arc_voice_event_store_failures_total", "Events that could not be written to the outbox"
 )
+EVENT_BACKLOG = Gauge(
+    "arc_voice_event_backlog",
+    "Records of events waiting for Postgres to answer again (written in order once it does)",
+)
 TTS_RETRIES = Counter(
     "arc_voice_tts_retries_total",
     "Speakable units asked again of another TTS replica (none took it, or its speaker died)",

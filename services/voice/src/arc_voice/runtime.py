@@ -105,6 +105,7 @@ class VoiceRuntime:
             "websocket_conversations": len(worker.sockets) if worker is not None else 0,
             "postgres_pool": {k: pool_stats.get(k, 0) for k in ("pool_size", "pool_available")},
             "event_store_failures": worker.recorder.failures if worker is not None else 0,
+            "event_backlog": len(worker.recorder.backlog) if worker is not None else 0,
             "stt": self.settings.voice.stt_engine,
             "dispatch": self.dispatch.detail() if self.dispatch is not None else {"mode": "direct"},
         }

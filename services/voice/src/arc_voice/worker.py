@@ -111,6 +111,8 @@ class VoiceWorker:
         await asyncio.gather(
             *(c.aclose("agent_left") for c in list(self.sockets)), return_exceptions=True
         )
+        # After the conversations, whose endings are events too.
+        await self.recorder.aclose()
         await self._client.close()
         if self.deps.http is not None:
             await self.deps.http.close()
