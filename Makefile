@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := uv
 PYTEST_ARGS ?=
 
-.PHONY: setup run stop status install test test-unit bench load lint format talk talk-ws images compose-config k8s-validate
+.PHONY: setup run stop status install test test-unit bench chaos load lint format talk talk-ws images compose-config k8s-validate
 
 setup:
 	@scripts/bootstrap.sh
@@ -35,6 +35,11 @@ test-unit: setup
 
 bench: setup
 	@$(UV) run --frozen python -m tests.bench
+
+# The chaos suite (tests/chaos): a whole mesh of its own, each part failed mid-turn; writes
+# the chaos section of docs/benchmarks.md (docs/testing.md).
+chaos: setup
+	@$(UV) run --frozen pytest -m chaos tests/chaos -s -p no:cacheprovider $(PYTEST_ARGS)
 
 # The k6 load tests (tests/load) against a running `make run`; starts nothing. Writes
 # docs/load.md. LOAD_ARGS="chat --vus 8" for one script, "--capacity 1,2,4,8" for a ramp.
