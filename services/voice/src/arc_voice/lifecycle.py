@@ -171,8 +171,12 @@ class EventRecorder:
             return False
         try:
             await self._write(self._pool, unwritten)
-        except psycopg.errors.UniqueViolation:
-            return True  # written before (an ambiguous commit retried)
+        except psycopg.errors.IntegrityError:
+            # Not an outage: Postgres refuses the record itself, and would again.
+            self.failures += 1
+            metrics.EVENT_STORE_FAILURES.inc(len(events))
+            log.exception("events refused: %s", [f"{type(e).TYPE}:{e.event_id}" for e in events])
+            return False
         except Exception as exc:
             # A database outage must not end the conversation, nor lose what it records.
             self.failures += 1
@@ -212,13 +216,20 @@ class EventRecorder:
         pool = self._pool
         retrying = AsyncRetrying(
             wait=wait_exponential(multiplier=0.25, max=self._retry_max_s),
-            retry=retry_if_not_exception_type(psycopg.errors.UniqueViolation),
+            retry=retry_if_not_exception_type(psycopg.errors.IntegrityError),
             reraise=True,
         )
         while self.backlog:
             head = self.backlog[0]
-            with contextlib.suppress(psycopg.errors.UniqueViolation):
+            try:
                 await retrying(self._write, pool, head)
+            except psycopg.errors.UniqueViolation:
+                # An earlier try committed though its answer was lost with the connection.
+                log.info("events already written: %s", [str(e.event_id) for e in head.events])
+            except psycopg.errors.IntegrityError:
+                log.exception(
+                    "events refused: %s", [f"{type(e).TYPE}:{e.event_id}" for e in head.events]
+                )
             self.backlog.popleft()
             metrics.EVENT_BACKLOG.set(len(self.backlog))
         log.info("event backlog written")
