@@ -23,6 +23,8 @@ from arc_common.streaming import (
 )
 from arc_common.subjects import prefixed
 from arc_common.wire import BrainRequest, Cancel, ReplyChunk, TtsRequest, encode
+from arc_stack.nats import NatsServer
+from arc_stack.server import free_port
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -531,3 +533,43 @@ async def test_a_server_that_dies_before_its_first_chunk_is_noticed_within_a_sec
         with contextlib.suppress(Exception):
             await service.stop()
     assert noticed < 2.0, noticed
+
+
+async def test_a_stream_silent_after_a_nats_restart_is_given_up_not_waited_out(
+    tmp_path_factory: pytest.TempPathFactory, subject_prefix: str
+) -> None:
+    """NATS restarts mid-stream; the server (alive, answering pings) sent its next chunks while
+    the client was away, and NATS kept none. The stream says `busy` once it is silent after
+    the reconnect, not at its 10 s idle timeout: the TTS plugin then asks another replica."""
+    root = tmp_path_factory.mktemp("nats-restart")
+    server = NatsServer(root / "data", root / "logs", port=free_port(), monitor_port=free_port())
+    await server.start()
+    settings = NatsSettings(url=f"nats://127.0.0.1:{server.port}")
+    client_nc = await connect(settings, name="arc-test-client")
+    server_nc = await connect(settings, name="arc-test-server")
+    service = await _started_service(server_nc, subject_prefix, Recorder())
+    try:
+        async with StreamingClient(client_nc) as client:
+            stream = client.stream(
+                prefixed(subject_prefix, "brain.request"),
+                brain_request(text="then-silent"),
+                cancel_subject=prefixed(subject_prefix, "brain.cancel"),
+                idle_timeout=10.0,
+                probe_after=0.5,
+            )
+            first = await anext(stream)
+            assert first.text == "First. "
+            server.kill()
+            restarted = time.monotonic()
+            await server.start()
+            with pytest.raises(Busy, match="lost mid-stream"):
+                await anext(stream)
+            noticed = time.monotonic() - restarted
+    finally:
+        with contextlib.suppress(Exception):
+            await service.stop()
+        await server_nc.close()
+        await client_nc.close()
+        await server.stop()
+    # The reconnect (nats.py retries every 0.5 s) and one silent probe_after.
+    assert noticed < 4.0, noticed

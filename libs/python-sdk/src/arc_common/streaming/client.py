@@ -73,6 +73,10 @@ class _ServerGone(Exception):
     """The instance serving a stream answers its ping with "no responders"."""
 
 
+class _Reconnected(Exception):
+    """This client's NATS connection was lost and made again while the stream was open."""
+
+
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
@@ -218,6 +222,8 @@ class ReplyStream:
         self._sent = False
         self._done = False
         self._next_seq = 0
+        # The connection's reconnect count when the request went out (see _next_message).
+        self._reconnects = 0
         self.end: ReplyChunk | None = None
         # Opened with the stream, under the caller's current span: its context travels in the
         # request's `traceparent`, so the server's span is its child.
@@ -225,6 +231,7 @@ class ReplyStream:
 
     async def _send(self) -> None:
         self._sent = True
+        self._reconnects = self._client._nc.stats["reconnects"]
         headers = headers_for(
             self.request.schema,
             ctx=None if self._span is None else trace.set_span_in_context(self._span),
@@ -260,6 +267,13 @@ class ReplyStream:
             raise Busy(
                 f"the server of turn {self.turn_id} on {self.subject} has gone ({gone})"
             ) from None
+        except _Reconnected:
+            self._span_failed("busy")
+            await self._abandon()
+            raise Busy(
+                f"the NATS connection of turn {self.turn_id} on {self.subject} was lost "
+                "mid-stream: chunks sent meanwhile are gone"
+            ) from None
         chunk = self._decode(msg)
         if chunk.terminal:
             if chunk.kind == "error":
@@ -280,7 +294,11 @@ class ReplyStream:
         """The next message within `timeout`; while it is silent, the known server is pinged
         every `probe_after`. NATS answers a ping to an instance whose connection closed (its
         process died) with "no responders" at once; a ping that is merely slow says nothing,
-        and the timeout still bounds the wait."""
+        and the timeout still bounds the wait. A stream that falls silent after this client's
+        connection was lost and made again is given up at once: NATS keeps nothing for a
+        subscriber that is away, so the chunks sent meanwhile will never come, and the server
+        (alive, answering pings) would leave it waiting out the idle timeout (the chaos
+        suite's NATS restart stalled an answer 10 s that way)."""
         until = time.monotonic() + timeout
         while True:
             remaining = until - time.monotonic()
@@ -291,6 +309,8 @@ class ReplyStream:
                 try:
                     msg = await self._inbox.pop(probe)
                 except TimeoutError:
+                    if self._reconnected:
+                        raise _Reconnected from None
                     await self._ping(server, until)
                     continue
             if not self._acknowledges(msg):
@@ -302,9 +322,17 @@ class ReplyStream:
                 server, b"", timeout=min(1.0, max(until - time.monotonic(), 0.01))
             )
         except nats.errors.NoRespondersError:
+            if self._reconnected:
+                # Asked across this client's reconnect: the server may not be back yet.
+                raise _Reconnected from None
             raise _ServerGone(server) from None
         except Exception as exc:  # slow, refused or reconnecting: nothing learned
             log.debug("ping of %s: %r", server, exc)
+
+    @property
+    def _reconnected(self) -> bool:
+        """Whether this client's NATS connection was lost and made again since the request."""
+        return bool(self._client._nc.stats["reconnects"] != self._reconnects)
 
     def _acknowledges(self, msg: Msg) -> bool:
         """Whether `msg` is the serving instance's acknowledgement (no chunk: it only names
