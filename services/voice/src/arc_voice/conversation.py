@@ -40,6 +40,7 @@ from arc_voice.plugins.brain_llm import BrainOptions, BrainTurn, NatsBrainLLM
 from arc_voice.plugins.gated_vad import GatedVAD
 from arc_voice.plugins.tts import NatsTTS, TtsOptions
 from arc_voice.recording import RecordingRows, RecordingWriter, SessionRecording, recording_path
+from arc_voice.returning import ReturningPeople
 from arc_voice.session_state import SessionState, State
 from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import follow_transcripts, turn_detection_options
@@ -60,6 +61,8 @@ class ConversationDeps:
     http: aiohttp.ClientSession | None = None
     # `agents.recordings` (None: recordings get a file but no row).
     recordings: RecordingRows | None = None
+    # Who left which room lately, to resume their session if they come back.
+    returning: ReturningPeople | None = None
 
 
 @dataclass

@@ -262,7 +262,8 @@ class DispatchedRoomAgent(RoomAgent):
     def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
         session_id = self._resume.pop(participant.identity, None)
         if session_id is None:
-            self._converse(participant)
+            # Not in the re-dispatch's sessions: someone new, or someone coming back.
+            super()._on_participant_connected(participant)
         elif self._converse(participant, session_id=session_id, deps=self._resumed_deps):
             self.resumed[participant.identity] = session_id
             log.info("resuming session %s in room %s", session_id, self.name)

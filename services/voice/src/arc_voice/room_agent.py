@@ -5,6 +5,7 @@ speaks the room's announcements one at a time, never over anyone."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import json
 import logging
@@ -244,7 +245,26 @@ class RoomAgent:
     # --- participants -------------------------------------------------------------------
 
     def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
-        self._converse(participant)
+        returning = self._deps.returning
+        session_id = None
+        if returning is not None and participant.kind in _HUMAN_KINDS:
+            session_id = returning.back(self.name, participant.identity, time.monotonic())
+        if session_id is None:
+            self._converse(participant)
+            return
+        welcome = dataclasses.replace(
+            self._deps,
+            options=self._deps.options.model_copy(
+                update={"greeting": self._deps.options.welcome_back}
+            ),
+        )
+        if self._converse(participant, session_id=session_id, deps=welcome):
+            log.info(
+                "%s came back to room %s: resuming session %s",
+                participant.identity,
+                self.name,
+                session_id,
+            )
 
     def _converse(
         self,
@@ -284,6 +304,10 @@ class RoomAgent:
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
         conversation = self.conversations.pop(participant.identity, None)
         if conversation is not None:
+            if self._deps.returning is not None:
+                self._deps.returning.left(
+                    self.name, participant.identity, conversation.session_id, time.monotonic()
+                )
             task = asyncio.create_task(conversation.aclose("participant_left"), name="conv-close")
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)

@@ -139,6 +139,11 @@ class VoiceOptions(BaseModel):
     )
     tts_first_chunk_timeout_s: float = Field(default=10.0, gt=0.0)
     tts_idle_timeout_s: float = Field(default=10.0, gt=0.0)
+    # A person who leaves a room and joins it again within this long (a reloaded page, a
+    # dropped network, a restarted LiveKit server) resumes the same session, greeted with
+    # `welcome_back` instead of `greeting`; 0: every join starts a new session.
+    rejoin_resume_s: float = Field(default=120.0, ge=0.0, le=86_400.0)
+    welcome_back: str = Field(default="Welcome back.", max_length=2000)
     # A session with no speech from the person for this long says goodbye and ends.
     idle_timeout_s: float = Field(default=120.0, gt=0.0)
     farewell: str = Field(default="I'll leave you to it. Goodbye!", max_length=2000)

@@ -28,6 +28,7 @@ from arc_voice.conversation import Conversation, ConversationDeps
 from arc_voice.lifecycle import EventRecorder
 from arc_voice.models import VoiceModels
 from arc_voice.recording import RecordingRows, RetentionSweeper
+from arc_voice.returning import ReturningPeople
 from arc_voice.room_agent import RoomAgent
 from arc_voice.settings import LiveKitSettings, VoiceOptions
 
@@ -72,6 +73,7 @@ class VoiceWorker:
             recorder=self.recorder,
             subject_prefix=subject_prefix,
             recordings=RecordingRows(pool),
+            returning=ReturningPeople(options.rejoin_resume_s),
         )
         recording = options.recording
         # Runs even with recording off: files from when it was on still expire.
