@@ -560,6 +560,35 @@ async def test_bad_input_and_keys(env: Env) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
+async def test_the_console_keeps_the_newest_list_when_answers_cross(
+    env: Env, tmp_path: Path
+) -> None:
+    """An older list's answer arriving after a newer one's does not replace it: the page's
+    first, unfiltered list overwrote a filtered one on a loaded CI box."""
+    s = await seed(env)
+    async with chromium(tmp_path / "profile", url=f"{env.url}/sessions#key={API_KEY}") as tab:
+        await tab.until("document.readyState === 'complete' && window.arcSessions", "page load")
+        # Every unfiltered list is answered a second late, so the filtered one asked after it
+        # arrives first.
+        await tab.evaluate(
+            "const real = window.fetch;"
+            "window.fetch = (url, options) => String(url).includes('user_id=')"
+            "  ? real(url, options)"
+            "  : new Promise((done) => setTimeout(done, 1000)).then(() => real(url, options));"
+        )
+        await tab.evaluate("document.getElementById('filters').requestSubmit()")
+        await tab.evaluate(
+            f"document.querySelector('[name=user_id]').value = {json.dumps(s.user_a)};"
+            "document.getElementById('filters').requestSubmit()"
+        )
+        rows = "document.querySelectorAll('#sessions tbody tr').length"
+        assert await tab.until(f"{rows} === 2 && {rows}", "two sessions listed") == 2
+        await asyncio.sleep(1.5)  # the unfiltered answer has come and gone
+        assert await tab.evaluate(rows) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
 async def test_console_in_chromium(env: Env, tmp_path: Path) -> None:
     """The console finds a session by user, shows its transcript, latency bars, summary and
     sentiment, plays its recording, and highlights the line at the player's position; the

@@ -63,8 +63,13 @@
     row.appendChild(td);
   }
 
+  // The newest list asked for: an older answer arriving after it must not replace it (the
+  // page's first, unfiltered list overwrote a filtered one on a loaded CI box).
+  let listing = 0;
+
   async function loadList(event) {
     if (event) event.preventDefault();
+    const mine = ++listing;
     const params = new URLSearchParams();
     const form = new FormData($("filters"));
     for (const [name, value] of form.entries()) {
@@ -74,6 +79,7 @@
     }
     try {
       const body = await (await api("/v1/sessions?" + params)).json();
+      if (mine !== listing) return;
       const tbody = document.querySelector("#sessions tbody");
       tbody.replaceChildren();
       for (const s of body.sessions) {
@@ -92,6 +98,7 @@
       window.arcSessions.loaded = body.sessions.length;
       problem("");
     } catch (err) {
+      if (mine !== listing) return;
       problem("Could not list sessions: " + err.message);
     }
   }
