@@ -50,6 +50,7 @@ class FakeNats:
     """What the streaming helpers use of a NATS client, recording what they publish."""
 
     published: list[_Published] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=lambda: {"reconnects": 0})
 
     async def publish(
         self, subject: str, data: bytes, reply: str = "", headers: dict[str, str] | None = None
