@@ -16,6 +16,7 @@ from arc_common.nats_connection import connect
 from arc_common.settings import NatsSettings
 from arc_common.streaming import (
     Chunk,
+    ReplyStream,
     StreamingClient,
     StreamingEndpoint,
     StreamingService,
@@ -450,6 +451,21 @@ def test_tts_request_validation_rules() -> None:
     assert issubclass(Busy, ArcError)
 
 
+async def _silent_after_one_chunk(client: StreamingClient, prefix: str) -> ReplyStream:
+    """A stream whose server sent its first chunk and then falls silent (alive), read up to
+    that chunk; idle timeout 10 s, pinged after 0.5 s of silence."""
+    stream = client.stream(
+        prefixed(prefix, "brain.request"),
+        brain_request(text="then-silent"),
+        cancel_subject=prefixed(prefix, "brain.cancel"),
+        idle_timeout=10.0,
+        probe_after=0.5,
+    )
+    first = await anext(stream)
+    assert first.text == "First. "
+    return stream
+
+
 async def test_a_server_that_dies_mid_stream_is_noticed_within_a_second(
     nc: Client, nats_settings: NatsSettings, subject_prefix: str
 ) -> None:
@@ -459,15 +475,7 @@ async def test_a_server_that_dies_mid_stream_is_noticed_within_a_second(
     service = await _started_service(server_nc, subject_prefix, Recorder())
     try:
         async with StreamingClient(nc) as client:
-            stream = client.stream(
-                prefixed(subject_prefix, "brain.request"),
-                brain_request(text="then-silent"),
-                cancel_subject=prefixed(subject_prefix, "brain.cancel"),
-                idle_timeout=10.0,
-                probe_after=0.5,
-            )
-            first = await anext(stream)
-            assert first.text == "First. "
+            stream = await _silent_after_one_chunk(client, subject_prefix)
             died = time.monotonic()
             await server_nc.close()
             with pytest.raises(Busy, match="has gone"):
@@ -550,15 +558,7 @@ async def test_a_stream_silent_after_a_nats_restart_is_given_up_not_waited_out(
     service = await _started_service(server_nc, subject_prefix, Recorder())
     try:
         async with StreamingClient(client_nc) as client:
-            stream = client.stream(
-                prefixed(subject_prefix, "brain.request"),
-                brain_request(text="then-silent"),
-                cancel_subject=prefixed(subject_prefix, "brain.cancel"),
-                idle_timeout=10.0,
-                probe_after=0.5,
-            )
-            first = await anext(stream)
-            assert first.text == "First. "
+            stream = await _silent_after_one_chunk(client, subject_prefix)
             server.kill()
             restarted = time.monotonic()
             await server.start()
