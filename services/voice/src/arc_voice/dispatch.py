@@ -306,6 +306,8 @@ class DispatchClient:
         self._nc = nc
         self._subject = subjects.prefixed(subject_prefix, WORKER_BEAT_SUBJECT)
         self._probing: set[str] = set()
+        # The NATS connection's reconnect count at the last look (`_hearing`).
+        self._reconnects = 0
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._sub: Subscription | None = None
@@ -621,7 +623,7 @@ class DispatchClient:
             except Exception as exc:  # NATS reconnecting: the next beat tries again
                 log.warning("worker beat not sent: %s", exc)
             now = time.monotonic()
-            if not self.peers.listening(now, self._nc.is_connected):
+            if not self._hearing(now):
                 await asyncio.sleep(BEAT_INTERVAL_S / 2)
                 continue
             for worker_id in self.peers.late(now, PROBE_AFTER_S):
@@ -633,11 +635,19 @@ class DispatchClient:
                 await self._redispatch(orphans)
             await asyncio.sleep(BEAT_INTERVAL_S / 2)
 
+    def _hearing(self, now: float) -> bool:
+        """`PeerTable.listening` with this worker's NATS connection: down, or made again
+        since the last look (a drop shorter than a beat tick is seen by its reconnect)."""
+        reconnects = self._nc.stats["reconnects"]
+        fresh = reconnects != self._reconnects
+        self._reconnects = reconnects
+        return self.peers.listening(now, self._nc.is_connected and not fresh)
+
     async def _probe(self, worker_id: str) -> None:
         try:
             await self._nc.request(f"{self._subject}.{worker_id}", b"", timeout=PROBE_TIMEOUT_S)
         except nats.errors.NoRespondersError:
-            if not self.peers.listening(time.monotonic(), self._nc.is_connected):
+            if not self._hearing(time.monotonic()):
                 return  # it may not have reconnected yet (BLIND_GRACE_S)
             orphans = self.peers.gone(worker_id)
             if orphans:
