@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import time
@@ -43,7 +42,7 @@ from nats.aio.subscription import Subscription
 
 from arc_voice import metrics
 from arc_voice.conversation import ConversationDeps
-from arc_voice.room_agent import RoomAgent
+from arc_voice.room_agent import RoomAgent, greeted_with
 from arc_voice.settings import DispatchSettings, LiveKitSettings
 from arc_voice.worker import VoiceWorker, checked_room_name
 
@@ -251,9 +250,7 @@ class DispatchedRoomAgent(RoomAgent):
         self._url = url
         self._token = token
         self._resume = dict(resume)
-        self._resumed_deps = dataclasses.replace(
-            deps, options=deps.options.model_copy(update={"greeting": BACK_LINE})
-        )
+        self._resumed_deps = greeted_with(deps, BACK_LINE)
         self.resumed: dict[str, str] = {}
 
     def _connection(self) -> tuple[str, str]:

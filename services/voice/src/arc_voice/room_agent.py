@@ -153,10 +153,17 @@ class RoomTransport:
             log.debug("could not send turn timings to %s", self.identity, exc_info=True)
 
 
+def greeted_with(deps: ConversationDeps, greeting: str) -> ConversationDeps:
+    """`deps` for a conversation that opens with `greeting` instead of the usual one (a
+    resumed session: the person came back, or the agent did)."""
+    return dataclasses.replace(deps, options=deps.options.model_copy(update={"greeting": greeting}))
+
+
 class RoomAgent:
     def __init__(self, name: str, deps: ConversationDeps, livekit: LiveKitSettings) -> None:
         self.name = name
         self._deps = deps
+        self._welcome_back_deps = greeted_with(deps, deps.options.welcome_back)
         self._livekit = livekit
         self.room = rtc.Room()
         self.conversations: dict[str, Conversation] = {}
@@ -252,13 +259,7 @@ class RoomAgent:
         if session_id is None:
             self._converse(participant)
             return
-        welcome = dataclasses.replace(
-            self._deps,
-            options=self._deps.options.model_copy(
-                update={"greeting": self._deps.options.welcome_back}
-            ),
-        )
-        if self._converse(participant, session_id=session_id, deps=welcome):
+        if self._converse(participant, session_id=session_id, deps=self._welcome_back_deps):
             log.info(
                 "%s came back to room %s: resuming session %s",
                 participant.identity,
