@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import nats
 import pytest
 from arc_common.streaming import StreamingClient
@@ -73,6 +74,17 @@ async def _ask_as_voice(state: Path, env: dict[str, str]) -> str:
     return "".join(c.text or "" for c in chunks)
 
 
+def _tts_workers_seen(env: dict[str, str], wanted: int) -> int:
+    """How many TTS workers the voice worker routes by, once it sees `wanted` (or 30 s)."""
+    url = f"http://127.0.0.1:{env['ARC_VOICE_HTTP_PORT']}/healthz"
+    deadline = time.monotonic() + 30
+    seen = -1
+    while time.monotonic() < deadline and seen != wanted:
+        seen = int(httpx.get(url, timeout=5).json()["detail"].get("tts_workers", -1))
+        time.sleep(0.5)
+    return seen
+
+
 @pytest.fixture
 def state() -> Iterator[Path]:
     # Under .arc/ rather than pytest's tmp dir: Postgres runs as a system user that cannot
@@ -122,6 +134,8 @@ def test_run_status_and_ctrl_c_stop_the_whole_mesh(tmp_path: Path, state: Path) 
                                  capture_output=True, text=True, timeout=120)  # fmt: skip
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert refused.stdout.count("refused (bad_request)") == len(lines), refused.stdout
+        # The voice worker reads every TTS worker's loaded voices as the `voice` user.
+        assert _tts_workers_seen(env, len(lines)) == len(lines)
 
         # A second `arc run` refuses rather than fighting over the ports.
         second = subprocess.run([*ARC, "run"], env=env, capture_output=True, text=True,

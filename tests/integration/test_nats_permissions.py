@@ -39,6 +39,7 @@ SUBJECTS = (
     "brain.session.delete",
     "brain.truncate",
     "tts.request",
+    "tts.request.abc123",
     "tts.cancel",
     "tts.admin.abc123",
     "agent.voice.track_published",
@@ -51,7 +52,9 @@ SUBJECTS = (
     "_INBOX.someone",
     "$SRV.PING",
     "$SRV.PING.arc-brain.abc123",
+    "$SRV.STATS.arc-tts",
 )
+SRV_STATS = "$SRV.STATS.arc-tts"
 LIFECYCLE = {
     "agent.voice.track_published",
     "agent.voice.track_unpublished",
@@ -68,9 +71,11 @@ GRANTED: dict[str, tuple[set[str], set[str]]] = {
             "brain.session.delete",
             "brain.truncate",
             "tts.request",
+            "tts.request.abc123",
             "tts.cancel",
             "agent.voice.worker",
             "$SRV.PING.arc-brain.abc123",
+            "$SRV.STATS.arc-tts",
             "agent.voice.worker.abc123",
         }
         | LIFECYCLE,
@@ -83,9 +88,15 @@ GRANTED: dict[str, tuple[set[str], set[str]]] = {
     ),
     # brain.request, brain.session.delete, brain.truncate and tts.request only in their queue
     # groups (tested apart below).
-    "brain": (set(), {"brain.cancel", "brain.commit", "$SRV.PING", "$SRV.PING.arc-brain.abc123"}),
+    "brain": (
+        set(),
+        {"brain.cancel", "brain.commit", "$SRV.PING", "$SRV.PING.arc-brain.abc123", SRV_STATS},
+    ),
     # tts.admin.<id>: its own admin subject; only the operator may ask there.
-    "tts": (set(), {"tts.cancel", "tts.admin.abc123", "$SRV.PING", "$SRV.PING.arc-brain.abc123"}),
+    "tts": (
+        set(),
+        {"tts.cancel", "tts.admin.abc123", "$SRV.PING", "$SRV.PING.arc-brain.abc123", SRV_STATS},
+    ),
     "events": (set(), set()),
     "announcer": ({"agent.voice.announce"}, {"_INBOX.someone"}),
 }
@@ -94,6 +105,7 @@ QUEUES = {
     "brain.session.delete": "brain",
     "brain.truncate": "brain",
     "tts.request": "tts",
+    "tts.request.abc123": "tts",
 }
 # How long a connection, or a probe's delivery or refusal, may take on a box a CI neighbour
 # slows fourfold; only an inconclusive probe waits it out.
@@ -287,7 +299,12 @@ def _in_queue(queue: str) -> Callable[[Session, Session, str], Awaitable[bool]]:
 
 @pytest.mark.parametrize(
     ("user", "subject"),
-    [("brain", "brain.request"), ("brain", "brain.session.delete"), ("tts", "tts.request")],
+    [
+        ("brain", "brain.request"),
+        ("brain", "brain.session.delete"),
+        ("tts", "tts.request"),
+        ("tts", "tts.request.abc123"),
+    ],
 )
 async def test_requests_are_heard_only_in_the_services_queue_group(
     secured: Secured, operator: Session, user: str, subject: str

@@ -25,6 +25,8 @@ BRAIN_TRUNCATE: Final = "brain.truncate"
 VOICE_WORKER_BEAT: Final = "agent.voice.worker"
 
 TTS_REQUEST: Final = "tts.request"
+# `tts.request.<instance>` (queue group `tts`, one member): the same request, to the one TTS
+# worker whose `$SRV.STATS` said it has the voice loaded (its `direct_subject`).
 TTS_CANCEL: Final = "tts.cancel"
 TTS_QUEUE: Final = "tts"
 # The TTS workers' `micro` service name: `$SRV.PING/INFO/STATS.arc-tts` find them.

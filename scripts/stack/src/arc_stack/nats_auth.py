@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arc_common import subjects
+from nats.micro.service import ServiceVerb, control_subject
 
 # Streamed replies are many messages on one reply subject (a TTS turn is hundreds of audio
 # frames); `allow_responses` grants that much on the subject of each request received.
@@ -60,12 +61,16 @@ def permission_matrix(prefix: str = "") -> dict[str, Permissions]:
                     subjects.BRAIN_SESSION_DELETE,
                     subjects.BRAIN_TRUNCATE,
                     subjects.TTS_REQUEST,
+                    # One TTS worker's own subject: the one that has the unit's voice loaded.
+                    f"{subjects.TTS_REQUEST}.*",
                     subjects.TTS_CANCEL,
                 ),
                 *lifecycle,
                 *p(subjects.VOICE_WORKER_BEAT, f"{subjects.VOICE_WORKER_BEAT}.*"),
                 # Pings to the brain or TTS instance serving a silent stream (arc-server).
                 SERVER_PINGS,
+                # The TTS workers' stats: which voices each has loaded (docs/tts.md).
+                control_subject(ServiceVerb.STATS, name=subjects.TTS_SERVICE),
             ),
             # Other voice workers' beats (LiveKit dispatch mode, docs/dispatch.md).
             subscribe=(
@@ -98,6 +103,8 @@ def permission_matrix(prefix: str = "") -> dict[str, Permissions]:
             publish=(),
             subscribe=(
                 f"{subjects.prefixed(prefix, subjects.TTS_REQUEST)} {subjects.TTS_QUEUE}",
+                # Its own subject, `tts.request.<its id>`, in the same queue group.
+                f"{subjects.prefixed(prefix, subjects.TTS_REQUEST)}.* {subjects.TTS_QUEUE}",
                 *p(subjects.TTS_CANCEL),
                 # Its own admin subject, `tts.admin.<its id>` (the operator asks there).
                 subjects.tts_admin(prefix, "*"),

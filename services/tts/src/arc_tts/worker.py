@@ -1,6 +1,8 @@
 """The NATS entry point: `tts.request` (queue group `tts`) and `tts.cancel`, as a `micro`
 service named `arc-tts` so workers are found with `$SRV.PING` / `$SRV.STATS`; each worker's
-stats carry its voices (resident and installed), sample rates and free streams."""
+stats carry its voices (resident and installed), sample rates and free streams. Each worker
+also answers on `tts.request.<its id>`, where a voice worker sends a unit whose voice this
+worker has loaded (docs/tts.md, "Routing by resident voice")."""
 
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ def tts_endpoint(synthesizer: Synthesizer, subject_prefix: str) -> StreamingEndp
         # The synthesizer's own cap answers `busy` too; this one is the NATS helper's guard.
         max_concurrent_turns=synthesizer.options.max_active_streams,
         capabilities=capabilities,
+        direct=True,
     )
 
 

@@ -43,6 +43,7 @@ from arc_voice.recording import RecordingRows, RecordingWriter, SessionRecording
 from arc_voice.returning import ReturningPeople
 from arc_voice.session_state import SessionState, State
 from arc_voice.settings import VoiceOptions
+from arc_voice.tts_routes import TtsRoutes
 from arc_voice.turn_detection import follow_transcripts, turn_detection_options
 from arc_voice.turn_trace import TurnTrace
 
@@ -63,6 +64,8 @@ class ConversationDeps:
     recordings: RecordingRows | None = None
     # Who left which room lately, to resume their session if they come back.
     returning: ReturningPeople | None = None
+    # Which TTS worker has which voice loaded (None: every unit to the queue group).
+    tts_routes: TtsRoutes | None = None
 
 
 @dataclass
@@ -208,6 +211,7 @@ class Conversation:
                 idle_timeout_s=opts.tts_idle_timeout_s,
                 trace_context=self.trace.reply_context,
             ),
+            routes=deps.tts_routes,
         )
         barge = opts.barge_in
         self.vad = GatedVAD(

@@ -93,6 +93,12 @@ TTS_RETRIES = Counter(
     "arc_voice_tts_retries_total",
     "Speakable units asked again of another TTS replica (none took it, or its speaker died)",
 )
+TTS_ROUTED = Counter(
+    "arc_voice_tts_routed_total",
+    "Speakable units by where they were sent: resident (a TTS worker that has the voice loaded)"
+    " or queue (the queue group)",
+    ["route"],
+)
 TRUNCATE_FAILURES = Counter(
     "arc_voice_truncate_failures_total",
     "Interrupted answers the brain could not cut down to what was heard (brain.truncate)",

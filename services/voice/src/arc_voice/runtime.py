@@ -98,6 +98,7 @@ class VoiceRuntime:
         worker = self.worker
         nats_ok = self._nc is not None and bool(self._nc.is_connected)
         pool_stats: dict[str, int] = self._pool.get_stats() if self._pool is not None else {}
+        routes = worker.deps.tts_routes if worker is not None else None
         detail: dict[str, Any] = {
             "nats": "connected" if nats_ok else "disconnected",
             "worker": "running" if worker is not None else "starting",
@@ -107,6 +108,8 @@ class VoiceRuntime:
             "event_store_failures": worker.recorder.failures if worker is not None else 0,
             "event_backlog": len(worker.recorder.backlog) if worker is not None else 0,
             "stt": self.settings.voice.stt_engine,
+            # TTS workers whose stats (loaded voices) this worker routes by (docs/tts.md).
+            "tts_workers": len(routes.instances) if routes is not None else 0,
             "dispatch": self.dispatch.detail() if self.dispatch is not None else {"mode": "direct"},
         }
         return Health(healthy=worker is not None and nats_ok, detail=detail)

@@ -139,6 +139,9 @@ class VoiceOptions(BaseModel):
     )
     tts_first_chunk_timeout_s: float = Field(default=10.0, gt=0.0)
     tts_idle_timeout_s: float = Field(default=10.0, gt=0.0)
+    # How often the TTS workers' loaded voices are read (`$SRV.STATS`), so that a unit goes
+    # to a worker that has its voice loaded (docs/tts.md); 0: every unit to the queue group.
+    tts_route_refresh_s: float = Field(default=2.0, ge=0.0, le=60.0)
     # A person who leaves a room and joins it again within this long (a reloaded page, a
     # dropped network, a restarted LiveKit server) resumes the same session, greeted with
     # `welcome_back` instead of `greeting`; 0: every join starts a new session.

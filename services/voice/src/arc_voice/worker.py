@@ -31,6 +31,7 @@ from arc_voice.recording import RecordingRows, RetentionSweeper
 from arc_voice.returning import ReturningPeople
 from arc_voice.room_agent import RoomAgent
 from arc_voice.settings import LiveKitSettings, VoiceOptions
+from arc_voice.tts_routes import TtsRoutes
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ class VoiceWorker:
             subject_prefix=subject_prefix,
             recordings=RecordingRows(pool),
             returning=ReturningPeople(options.rejoin_resume_s),
+            tts_routes=TtsRoutes(
+                nc, subject_prefix=subject_prefix, refresh_s=options.tts_route_refresh_s
+            ),
         )
         recording = options.recording
         # Runs even with recording off: files from when it was on still expire.
@@ -90,6 +94,8 @@ class VoiceWorker:
         if self.options.stt_engine == "deepgram":
             self.deps.http = aiohttp.ClientSession()
         await self._client.start()
+        if self.deps.tts_routes is not None:
+            self.deps.tts_routes.start()
         self._announce_sub = await self._nc.subscribe(
             subjects.prefixed(self._prefix, subjects.VOICE_ANNOUNCE), cb=self._on_announce
         )
@@ -115,6 +121,8 @@ class VoiceWorker:
         )
         # After the conversations, whose endings are events too.
         await self.recorder.aclose()
+        if self.deps.tts_routes is not None:
+            await self.deps.tts_routes.aclose()
         await self._client.close()
         if self.deps.http is not None:
             await self.deps.http.close()

@@ -95,6 +95,10 @@ class StreamingEndpoint(Generic[Req]):
     # What else `$SRV.STATS` reports in the endpoint's `data`, read at each request for it
     # (the TTS worker's voices and free streams): what a caller can route by.
     capabilities: Callable[[], dict[str, Any]] | None = None
+    # Also answer on `<subject>.<instance id>` (in the same queue group, of which this
+    # instance is then the only member), so a caller that picked this instance by its
+    # capabilities reaches it; `$SRV.STATS` gives the subject as `direct_subject`.
+    direct: bool = False
 
 
 class _Turn:
@@ -140,6 +144,8 @@ class _EndpointRunner(Generic[Req]):
             self.reply_headers[SERVER_HEADER] = ping_subject
         self.ack_headers = self.reply_headers | {ACK_HEADER: ACK_ACCEPTED}
         self.cancel_sub: Subscription | None = None
+        self.direct_sub: Subscription | None = None
+        self.direct_subject: str | None = None
         self.stats = TurnStats()
 
     async def publish(self, turn: _Turn, chunk: ReplyChunk) -> None:
@@ -157,9 +163,11 @@ class _EndpointRunner(Generic[Req]):
         await self.nc.publish(reply, encode(chunk), headers=self.reply_headers)
 
     async def on_request(self, request: MicroRequest) -> None:
+        await self.on_msg(request._msg)
+
+    async def on_msg(self, msg: Msg) -> None:
         received_ns = time.perf_counter_ns()
         self.stats.requests += 1
-        msg = request._msg
         reply = msg.reply
         if not reply:
             log.warning("request on %s without a reply subject dropped", msg.subject)
@@ -404,6 +412,13 @@ class StreamingService:
                 queue_group=endpoint.queue_group,
                 handler=runner.on_request,
             )
+            if endpoint.direct:
+                # A plain subscription, not a second `micro` endpoint: the turns (and their
+                # statistics) are the one endpoint's, whichever subject brought them.
+                runner.direct_subject = f"{endpoint.subject}.{self._service.id}"
+                runner.direct_sub = await self._nc.subscribe(
+                    runner.direct_subject, queue=endpoint.queue_group, cb=runner.on_msg
+                )
             self._runners.append(runner)
         await self._nc.flush()
 
@@ -413,6 +428,8 @@ class StreamingService:
                 data: dict[str, Any] = _report_stats(endpoint, runner.stats, len(runner.turns))
                 if runner.endpoint.capabilities is not None:
                     data |= runner.endpoint.capabilities()
+                if runner.direct_subject is not None:
+                    data["direct_subject"] = runner.direct_subject
                 return data
         return None
 
@@ -422,6 +439,9 @@ class StreamingService:
 
     async def stop(self) -> None:
         for runner in self._runners:
+            if runner.direct_sub is not None:
+                with contextlib.suppress(Exception):
+                    await runner.direct_sub.unsubscribe()
             await runner.cancel_all()
             if runner.cancel_sub is not None:
                 with contextlib.suppress(Exception):

@@ -5,7 +5,8 @@ or clause, the first one short) becomes one `tts.request` as it is, and its PCM 
 pushed to the room as they arrive. Requests run one after another: the TTS
 synthesises faster than real time, so the next unit's audio is ready while the previous one
 still plays, and order needs no bookkeeping. Closing the stream (barge-in) leaves the reply
-stream in flight, which publishes `tts.cancel`.
+stream in flight, which publishes `tts.cancel`. A unit whose voice only some TTS workers have
+loaded goes to one of them (`TtsRoutes`); any other to the queue group.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from opentelemetry import context as otel_context
 from arc_voice import metrics
 from arc_voice.plugins.errors import api_error
 from arc_voice.speakable import within_limit
+from arc_voice.tts_routes import TtsRoutes
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,9 @@ class TtsTurn:
 
 
 class NatsTTS(tts.TTS[None]):
-    def __init__(self, client: TurnStreams, options: TtsOptions) -> None:
+    def __init__(
+        self, client: TurnStreams, options: TtsOptions, routes: TtsRoutes | None = None
+    ) -> None:
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=True),
             sample_rate=options.sample_rate,
@@ -65,6 +69,7 @@ class NatsTTS(tts.TTS[None]):
         )
         self._client = client
         self._opts = options
+        self._routes = routes
         self.streams: list[TtsTurn] = []
 
     @property
@@ -86,7 +91,9 @@ class NatsTTS(tts.TTS[None]):
     def stream(
         self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
     ) -> NatsSynthesizeStream:
-        return NatsSynthesizeStream(self, client=self._client, opts=self._opts, conn=conn_options)
+        return NatsSynthesizeStream(
+            self, client=self._client, opts=self._opts, routes=self._routes, conn=conn_options
+        )
 
 
 @dataclass
@@ -103,12 +110,15 @@ class NatsSynthesizeStream(tts.SynthesizeStream):
         *,
         client: TurnStreams,
         opts: TtsOptions,
+        routes: TtsRoutes | None,
         conn: APIConnectOptions,
     ) -> None:
         super().__init__(tts=owner, conn_options=conn)
         self._owner = owner
         self._client = client
         self._opts = opts
+        self._routes = routes
+        self._queue = subjects.prefixed(opts.subject_prefix, subjects.TTS_REQUEST)
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
         request_id = uuid.uuid4().hex
@@ -136,11 +146,15 @@ class NatsSynthesizeStream(tts.SynthesizeStream):
             self._mark_started()
         record.units.append(text)
         pushed = _Pushed()
+        direct = self._routes.subject_for(self._opts.voice) if self._routes else None
+        metrics.TTS_ROUTED.labels(route="resident" if direct else "queue").inc()
         try:
-            await self._speak_once(text, emitter, record, pushed)
+            await self._speak_once(text, emitter, record, pushed, subject=direct or self._queue)
         except ArcError as exc:
             if exc.code is not ErrorCode.BUSY:
                 raise api_error(exc, service="tts") from exc
+            if direct and self._routes:
+                self._routes.failed(direct)
             # No replica took the unit, or the one speaking it died (docs/voice.md): the
             # queue group hands it to another. Every byte that arrived is played (it is
             # queued ahead of the person's ear), so the new audio goes on from the same
@@ -153,7 +167,9 @@ class NatsSynthesizeStream(tts.SynthesizeStream):
             )
             metrics.TTS_RETRIES.inc()
             try:
-                await self._speak_once(text, emitter, record, _Pushed(), skip=pushed.bytes)
+                await self._speak_once(
+                    text, emitter, record, _Pushed(), subject=self._queue, skip=pushed.bytes
+                )
             except ArcError as again:
                 raise api_error(again, service="tts") from again
 
@@ -164,10 +180,11 @@ class NatsSynthesizeStream(tts.SynthesizeStream):
         record: TtsTurn,
         pushed: _Pushed,
         *,
+        subject: str,
         skip: int = 0,
     ) -> None:
-        """Speak `text` through one replica; the first `skip` bytes of its audio (the part
-        an earlier replica delivered) are dropped."""
+        """Speak `text` through the replica(s) on `subject`; the first `skip` bytes of its
+        audio (the part an earlier replica delivered) are dropped."""
         request = TtsRequest(
             v=1,
             session_id=self._opts.session_id,
@@ -180,7 +197,7 @@ class NatsSynthesizeStream(tts.SynthesizeStream):
         parent = self._opts.trace_context() if self._opts.trace_context else None
         with attached(parent):  # the request's span opens with the stream
             stream = self._client.stream(
-                subjects.prefixed(self._opts.subject_prefix, subjects.TTS_REQUEST),
+                subject,
                 request,
                 cancel_subject=subjects.prefixed(self._opts.subject_prefix, subjects.TTS_CANCEL),
                 first_chunk_timeout=self._opts.first_chunk_timeout_s,

@@ -1,0 +1,176 @@
+"""Which TTS worker speaks a unit: the one that already has its voice loaded.
+
+Every TTS worker reports in `$SRV.STATS.arc-tts` the voices it holds in memory, its free
+streams and its own request subject (`tts.request.<instance>`). The voice worker asks for
+those stats every `tts_route_refresh_s` and keeps the latest answer. A unit whose voice some
+workers hold and others do not goes to one that holds it (the most free streams first):
+through the queue group it would land on a worker that loads the voice first (about a
+second of silence), and then holds one more voice in memory. Everything else (the default
+voice every worker pins, a voice no worker holds, stats not yet heard) goes to the queue
+group, which spreads the load as before. docs/tts.md, "Routing by resident voice".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from arc_common.subjects import TTS_REQUEST, TTS_SERVICE, prefixed
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.micro.service import ServiceVerb, control_subject
+
+log = logging.getLogger(__name__)
+
+# Every worker answers `$SRV.STATS` at once; one later than this is left for the next round.
+GATHER_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class TtsInstance:
+    """One TTS worker as its last `$SRV.STATS` answer described it."""
+
+    subject: str
+    resident: frozenset[str]
+    free_streams: int
+    seen_at: float
+
+
+def parse_stats(answer: Mapping[str, Any], request_subject: str, now: float) -> TtsInstance | None:
+    """The worker in one `$SRV.STATS` answer, if it serves `request_subject` and says where
+    it can be asked directly; None for anything else (another prefix, an older worker)."""
+    for endpoint in answer.get("endpoints") or ():
+        if not isinstance(endpoint, dict) or endpoint.get("subject") != request_subject:
+            continue
+        data = endpoint.get("data")
+        if not isinstance(data, dict):
+            return None
+        subject = data.get("direct_subject")
+        resident = data.get("voices_resident")
+        free = data.get("free_streams")
+        if (
+            not isinstance(subject, str)
+            or not isinstance(resident, list)
+            or not isinstance(free, int)
+        ):
+            return None
+        return TtsInstance(subject, frozenset(map(str, resident)), free, now)
+    return None
+
+
+def choose(
+    instances: Iterable[TtsInstance],
+    voice: str | None,
+    *,
+    now: float,
+    stale_after_s: float,
+    pick: Callable[[list[str]], str] = random.choice,
+) -> str | None:
+    """The direct subject of the worker to ask for `voice`, or None for the queue group."""
+    if voice is None:
+        return None  # each worker's default voice, pinned in every one of them
+    fresh = [i for i in instances if now - i.seen_at <= stale_after_s]
+    holding = [i for i in fresh if voice in i.resident and i.free_streams > 0]
+    if not holding or len(holding) == len(fresh):
+        # Nobody holds it (whoever the queue picks loads it), or everybody can speak it
+        # at once (the queue spreads the load as well as a choice here would).
+        return None
+    most = max(i.free_streams for i in holding)
+    return pick([i.subject for i in holding if i.free_streams == most])
+
+
+class TtsRoutes:
+    """The worker's view of the TTS workers, refreshed by one task it owns."""
+
+    def __init__(
+        self,
+        nc: Client,
+        *,
+        subject_prefix: str = "",
+        refresh_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._nc = nc
+        self._request_subject = prefixed(subject_prefix, TTS_REQUEST)
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._instances: dict[str, TtsInstance] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def queue_subject(self) -> str:
+        return self._request_subject
+
+    @property
+    def instances(self) -> list[TtsInstance]:
+        return list(self._instances.values())
+
+    def subject_for(self, voice: str | None) -> str | None:
+        """A worker's own subject when one should speak `voice`, else None (the queue)."""
+        return choose(
+            self._instances.values(),
+            voice,
+            now=self._clock(),
+            # Two missed rounds: a worker gone since is not asked (a late answer is no loss).
+            stale_after_s=3 * self._refresh_s,
+        )
+
+    def failed(self, subject: str) -> None:
+        """A worker asked directly did not answer (gone, or full): not asked again until
+        its next stats say otherwise."""
+        for key, instance in list(self._instances.items()):
+            if instance.subject == subject:
+                del self._instances[key]
+
+    async def refresh(self) -> None:
+        """Ask every TTS worker for its stats; the table becomes those that answered."""
+        answers: list[Any] = []
+
+        async def collect(msg: Msg) -> None:
+            with contextlib.suppress(ValueError):
+                answers.append(json.loads(msg.data))
+
+        inbox = self._nc.new_inbox()
+        subscription = await self._nc.subscribe(inbox, cb=collect)
+        try:
+            await self._nc.publish(
+                control_subject(ServiceVerb.STATS, name=TTS_SERVICE), b"", reply=inbox
+            )
+            await asyncio.sleep(GATHER_S)
+        finally:
+            await subscription.unsubscribe()
+        now = self._clock()
+        found = {}
+        for answer in answers:
+            if not isinstance(answer, dict):
+                continue
+            instance = parse_stats(answer, self._request_subject, now)
+            if instance is not None:
+                found[instance.subject] = instance
+        self._instances = found
+
+    def start(self) -> None:
+        if self._refresh_s > 0 and self._task is None:
+            self._task = asyncio.create_task(self._refreshing(), name="tts-routes")
+
+    async def _refreshing(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception as exc:  # NATS away: the table ages out, requests use the queue
+                log.debug("tts routes not refreshed: %r", exc)
+            await asyncio.sleep(self._refresh_s)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
