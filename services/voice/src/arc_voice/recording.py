@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 import av
 import numpy as np
+from arc_common.periodic import Periodic
 from livekit import rtc
 from livekit.agents.voice import io
 from psycopg_pool import AsyncConnectionPool
@@ -515,24 +516,20 @@ class RetentionSweeper:
         self._directory = directory
         self._days = retention_days
         self._pool = pool
-        self._interval = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._sweeps = Periodic(
+            self._sweep,
+            interval_s,
+            name="recording-retention",
+            log=log,
+            failure="recording retention sweep failed; trying again later",
+        )
 
     def start(self) -> None:
         if self._days > 0:
-            self._task = asyncio.create_task(self._run(), name="recording-retention")
+            self._sweeps.start()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await remove_expired(self._directory, self._days, self._pool)
-            except Exception:
-                log.exception("recording retention sweep failed; trying again later")
-            await asyncio.sleep(self._interval)
+    async def _sweep(self) -> None:
+        await remove_expired(self._directory, self._days, self._pool)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._sweeps.aclose()

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from arc_common.periodic import Periodic
 from arc_common.subjects import TTS_REQUEST, TTS_SERVICE, prefixed
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -102,7 +103,15 @@ class TtsRoutes:
         self._refresh_s = refresh_s
         self._clock = clock
         self._instances: dict[str, TtsInstance] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._refreshes = Periodic(
+            self.refresh,
+            refresh_s,
+            name="tts-routes",
+            log=log,
+            # NATS away: the table ages out, and every unit goes to the queue group.
+            failure="tts routes not refreshed",
+            failure_level=logging.DEBUG,
+        )
 
     @property
     def queue_subject(self) -> str:
@@ -157,20 +166,8 @@ class TtsRoutes:
         self._instances = found
 
     def start(self) -> None:
-        if self._refresh_s > 0 and self._task is None:
-            self._task = asyncio.create_task(self._refreshing(), name="tts-routes")
-
-    async def _refreshing(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except Exception as exc:  # NATS away: the table ages out, requests use the queue
-                log.debug("tts routes not refreshed: %r", exc)
-            await asyncio.sleep(self._refresh_s)
+        if self._refresh_s > 0:
+            self._refreshes.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._refreshes.aclose()
