@@ -9,14 +9,22 @@ import dataclasses
 import datetime
 import json
 import logging
+import re
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from arc_common.wire import Announcement
 from livekit import api, rtc
 from livekit.agents import Agent, AgentSession
 from livekit.agents.voice import room_io
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from arc_voice import metrics
 from arc_voice.announcements import AnnouncementQueue, DropReason, Outcome
@@ -43,6 +51,39 @@ _ANNOUNCE_ATTEMPTS = 3
 TURN_METRICS_TOPIC = "arc.turn_metrics"
 # The agent's participant attribute that tells a page the room's conversations are recorded.
 RECORDING_ATTRIBUTE = "arc.recording"
+
+
+# A join the server failed (5xx) or that timed out is tried again for this long. LiveKit
+# answers 500 "could not find any available nodes" while its own node stats are over 5 s
+# old, which a starved server on a loaded box does for a few seconds (the chaos suite's run
+# saw it while Pulsar restarted); the SDK's own three retries all fall within 0.1 s.
+JOIN_RETRY_S = 10.0
+_PASSING = re.compile(r"\b50[0-4]\b|Internal Server Error|Service Unavailable|timed? ?out", re.I)
+
+
+class Joinable(Protocol):
+    async def connect(self, url: str, token: str, options: rtc.RoomOptions) -> None: ...
+
+
+def passing_failure(error: BaseException) -> bool:
+    """A join failure worth trying again: the server's (5xx) or a timeout, not a refused
+    token or a malformed URL."""
+    return isinstance(error, rtc.ConnectError) and bool(_PASSING.search(str(error)))
+
+
+async def join_room(
+    room: Joinable, url: str, token: str, *, retry_for_s: float = JOIN_RETRY_S
+) -> None:
+    """`room.connect`, tried again with backoff while the failure is the server's."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(passing_failure),
+        wait=wait_exponential(multiplier=0.25, max=2.0),
+        stop=stop_after_delay(retry_for_s),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    ):
+        with attempt:
+            await room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
 
 
 def room_records(metadata: str | None) -> bool | None:
@@ -194,7 +235,7 @@ class RoomAgent:
         room.on("disconnected", self._on_disconnected)
         room.on("track_subscription_failed", self._on_subscription_failed)
         url, token = self._connection()
-        await room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
+        await join_room(room, url, token)
         self.announcements.start()
         for participant in room.remote_participants.values():
             self._on_participant_connected(participant)
