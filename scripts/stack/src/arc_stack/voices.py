@@ -6,21 +6,18 @@ endpoints); each is then asked on its own admin subject, `tts.admin.<id>` (docs/
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
+from arc_common.discovery import gather
 from arc_common.envelope import headers_for
 from arc_common.errors import BadRequest
 from arc_common.subjects import TTS_REQUEST, TTS_SERVICE, prefixed, tts_admin
 from arc_common.wire import ErrorBody, VoiceAdmin, VoiceAdminReply, encode
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
-from nats.micro.service import ServiceVerb, control_subject
+from nats.micro.service import ServiceVerb
 
 Action = Literal["list", "load", "unload"]
 _reply_decoder = msgspec.msgpack.Decoder(VoiceAdminReply)
@@ -29,20 +26,7 @@ _reply_decoder = msgspec.msgpack.Decoder(VoiceAdminReply)
 async def tts_instances(nc: Client, subject_prefix: str = "", wait_s: float = 0.5) -> list[str]:
     """The ids of the TTS workers serving `tts.request` under `subject_prefix`, sorted."""
     wanted = prefixed(subject_prefix, TTS_REQUEST)
-    inbox = nc.new_inbox()
-    infos: list[dict[str, object]] = []
-
-    async def collect(msg: Msg) -> None:
-        with contextlib.suppress(ValueError):
-            infos.append(json.loads(msg.data))
-
-    subscription = await nc.subscribe(inbox, cb=collect)
-    try:
-        await nc.publish(control_subject(ServiceVerb.INFO, name=TTS_SERVICE), b"", reply=inbox)
-        await nc.flush()
-        await asyncio.sleep(wait_s)  # every worker answers at once; stragglers are late
-    finally:
-        await subscription.unsubscribe()
+    infos = await gather(nc, ServiceVerb.INFO, TTS_SERVICE, wait_s)
     found = set()
     for info in infos:
         endpoints = info.get("endpoints")

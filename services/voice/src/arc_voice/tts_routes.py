@@ -12,9 +12,6 @@ group, which spreads the load as before. docs/tts.md, "Routing by resident voice
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 import random
 import time
@@ -22,16 +19,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from arc_common.discovery import gather
 from arc_common.periodic import Periodic
 from arc_common.subjects import TTS_REQUEST, TTS_SERVICE, prefixed
 from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.micro.service import ServiceVerb, control_subject
+from nats.micro.service import ServiceVerb
 
 log = logging.getLogger(__name__)
-
-# Every worker answers `$SRV.STATS` at once; one later than this is left for the next round.
-GATHER_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +108,6 @@ class TtsRoutes:
         )
 
     @property
-    def queue_subject(self) -> str:
-        return self._request_subject
-
-    @property
     def instances(self) -> list[TtsInstance]:
         return list(self._instances.values())
 
@@ -134,32 +124,14 @@ class TtsRoutes:
     def failed(self, subject: str) -> None:
         """A worker asked directly did not answer (gone, or full): not asked again until
         its next stats say otherwise."""
-        for key, instance in list(self._instances.items()):
-            if instance.subject == subject:
-                del self._instances[key]
+        self._instances.pop(subject, None)
 
     async def refresh(self) -> None:
         """Ask every TTS worker for its stats; the table becomes those that answered."""
-        answers: list[Any] = []
-
-        async def collect(msg: Msg) -> None:
-            with contextlib.suppress(ValueError):
-                answers.append(json.loads(msg.data))
-
-        inbox = self._nc.new_inbox()
-        subscription = await self._nc.subscribe(inbox, cb=collect)
-        try:
-            await self._nc.publish(
-                control_subject(ServiceVerb.STATS, name=TTS_SERVICE), b"", reply=inbox
-            )
-            await asyncio.sleep(GATHER_S)
-        finally:
-            await subscription.unsubscribe()
+        answers = await gather(self._nc, ServiceVerb.STATS, TTS_SERVICE)
         now = self._clock()
         found = {}
         for answer in answers:
-            if not isinstance(answer, dict):
-                continue
             instance = parse_stats(answer, self._request_subject, now)
             if instance is not None:
                 found[instance.subject] = instance
