@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from nats.aio.client import Client
@@ -38,3 +39,15 @@ async def gather(
     finally:
         await subscription.unsubscribe()
     return answers
+
+
+def endpoint_on(answer: Mapping[str, Any], subject: str) -> dict[str, Any] | None:
+    """The endpoint of one instance's answer that serves `subject` (instances of the same
+    service under another subject prefix serve others), or None."""
+    endpoints = answer.get("endpoints")
+    if not isinstance(endpoints, list):
+        return None
+    for endpoint in endpoints:
+        if isinstance(endpoint, dict) and endpoint.get("subject") == subject:
+            return endpoint
+    return None

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
-from arc_common.discovery import gather
+from arc_common.discovery import endpoint_on, gather
 from arc_common.envelope import headers_for
 from arc_common.errors import BadRequest
 from arc_common.subjects import TTS_REQUEST, TTS_SERVICE, prefixed, tts_admin
@@ -27,14 +27,7 @@ async def tts_instances(nc: Client, subject_prefix: str = "", wait_s: float = 0.
     """The ids of the TTS workers serving `tts.request` under `subject_prefix`, sorted."""
     wanted = prefixed(subject_prefix, TTS_REQUEST)
     infos = await gather(nc, ServiceVerb.INFO, TTS_SERVICE, wait_s)
-    found = set()
-    for info in infos:
-        endpoints = info.get("endpoints")
-        if isinstance(endpoints, list) and any(
-            isinstance(e, dict) and e.get("subject") == wanted for e in endpoints
-        ):
-            found.add(str(info.get("id")))
-    return sorted(found)
+    return sorted({str(info.get("id")) for info in infos if endpoint_on(info, wanted) is not None})
 
 
 async def ask(

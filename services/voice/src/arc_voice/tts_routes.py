@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from arc_common.discovery import gather
+from arc_common.discovery import endpoint_on, gather
 from arc_common.periodic import Periodic
 from arc_common.subjects import TTS_REQUEST, TTS_SERVICE, prefixed
 from nats.aio.client import Client
@@ -41,23 +41,16 @@ class TtsInstance:
 def parse_stats(answer: Mapping[str, Any], request_subject: str, now: float) -> TtsInstance | None:
     """The worker in one `$SRV.STATS` answer, if it serves `request_subject` and says where
     it can be asked directly; None for anything else (another prefix, an older worker)."""
-    for endpoint in answer.get("endpoints") or ():
-        if not isinstance(endpoint, dict) or endpoint.get("subject") != request_subject:
-            continue
-        data = endpoint.get("data")
-        if not isinstance(data, dict):
-            return None
-        subject = data.get("direct_subject")
-        resident = data.get("voices_resident")
-        free = data.get("free_streams")
-        if (
-            not isinstance(subject, str)
-            or not isinstance(resident, list)
-            or not isinstance(free, int)
-        ):
-            return None
-        return TtsInstance(subject, frozenset(map(str, resident)), free, now)
-    return None
+    endpoint = endpoint_on(answer, request_subject)
+    data = None if endpoint is None else endpoint.get("data")
+    if not isinstance(data, dict):
+        return None
+    subject = data.get("direct_subject")
+    resident = data.get("voices_resident")
+    free = data.get("free_streams")
+    if not isinstance(subject, str) or not isinstance(resident, list) or not isinstance(free, int):
+        return None
+    return TtsInstance(subject, frozenset(map(str, resident)), free, now)
 
 
 def choose(
