@@ -12,7 +12,7 @@ import functools
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -372,3 +372,80 @@ async def test_unnamed_workers_get_every_new_room_and_take_over_a_killed_ones(
 
         await wait_for("the survivor to take the room over", taken_over, REDISPATCH_WITHIN_S)
         assert "resuming session" in survivor.log_path.read_text()
+
+
+async def test_a_person_back_in_a_room_another_worker_gets_resumes_their_session(
+    spawn_workers: SpawnWorkers, livekit_server: LiveKitServer, migrated_dsn: str
+) -> None:
+    """A person leaves; their room closes once only its agent is left in it; they come back
+    (a page reloaded later, a restarted LiveKit server) to a room of the same name, which is
+    dispatched anew, here to the other worker (the first was killed): that worker learned
+    from the first one's beats who left, and resumes their session instead of starting a
+    stranger's."""
+    async with (
+        spawn_workers(2, max_sessions=2, agent_name="") as pair,
+        httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client,
+    ):
+        room = room_name()
+        token = participant_token(
+            api_key=livekit_server.api_key,
+            api_secret=livekit_server.api_secret,
+            room=room,
+            identity="rita",
+            agent_name=None,
+        )
+        first = RoomCaller(livekit_server.url, token, agent_track=agent_track_name("rita"))
+        await first.connect()
+        try:
+            await first.wait_for_agent()
+
+            async def serving() -> list[VoiceProcess]:
+                return [w for w in pair if "rita" in (await served_rooms(client, w)).get(room, [])]
+
+            await wait_for("a worker talking to rita", lambda: _count(serving(), 1), 30)
+            [victim] = await serving()
+            [other] = [w for w in pair if w is not victim]
+        finally:
+            await first.aclose()
+
+        # LiveKit closes the room once only the agent is left (its departure timeout, 20 s
+        # by default), which ends the victim's job.
+        async def closed() -> bool:
+            return room not in await served_rooms(client, victim)
+
+        await wait_for("the room to close after rita left", closed, 60)
+
+        async def told() -> bool:
+            return bool((await dispatch_detail(client, other)).get("returning"))
+
+        await wait_for("the other worker to hear who left", told, 10)
+        os.kill(victim.pid, signal.SIGKILL)
+
+        second = RoomCaller(livekit_server.url, token, agent_track=agent_track_name("rita"))
+        await second.connect()
+        try:
+            await second.wait_for_agent()
+
+            async def resumed() -> bool:
+                return "rita came back to room" in other.log_path.read_text()
+
+            await wait_for("the other worker to resume rita's session", resumed, 30)
+        finally:
+            await second.aclose()
+
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(migrated_dsn, min_size=1, open=False)
+    await pool.open(wait=True)
+    try:
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT DISTINCT session_id FROM agents.sessions WHERE room = %s", (room,)
+            )
+            sessions = [row[0] for row in await cur.fetchall()]
+    finally:
+        await pool.close()
+    assert len(sessions) == 1, sessions
+    assert f"resuming session {sessions[0]}" in other.log_path.read_text()
+
+
+async def _count(workers: Awaitable[list[VoiceProcess]], n: int) -> bool:
+    return len(await workers) == n

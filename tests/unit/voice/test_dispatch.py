@@ -4,10 +4,14 @@ when a worker is dead and who re-dispatches its rooms, and the resume metadata."
 from __future__ import annotations
 
 import asyncio
+import time
+from types import SimpleNamespace
 from typing import Any, cast
 
+import msgspec
 from arc_voice.dispatch import (
     Capacity,
+    Departure,
     DispatchClient,
     PeerTable,
     WorkerBeat,
@@ -16,10 +20,12 @@ from arc_voice.dispatch import (
     resume_metadata,
     resumed_sessions,
 )
+from arc_voice.returning import ReturningPeople
 from arc_voice.settings import DispatchSettings, LiveKitSettings, VoiceOptions
 from arc_voice.worker import VoiceWorker
 from livekit.protocol import agent
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 
 def test_load_is_the_share_of_the_cap_and_full_at_the_cap() -> None:
@@ -116,6 +122,7 @@ class _Worker:
         self.rooms: dict[str, Any] = {}
         self.sockets: set[Any] = set()
         self.options = VoiceOptions()
+        self.deps = SimpleNamespace(returning=ReturningPeople(window_s=120.0))
 
 
 async def test_requests_arriving_together_never_take_more_than_the_cap() -> None:
@@ -163,3 +170,56 @@ def test_a_room_counts_as_served_while_a_live_peer_says_so() -> None:
     assert table.serves("r1") and not table.serves("r2")
     table.dead(now=2.0)  # c went silent: its rooms are nobody's now
     assert not table.serves("r1")
+
+
+class _Msg:
+    def __init__(self, beat: WorkerBeat) -> None:
+        self.data = msgspec.msgpack.encode(beat)
+
+
+async def test_a_person_who_left_a_peers_room_resumes_their_session_here() -> None:
+    """A peer's beat tells who left its rooms; the room they open again may be given to this
+    worker, which then resumes their session. Someone a peer is talking to again, or someone
+    talking here, is not kept."""
+    worker = _Worker()
+    worker.rooms["r-here"] = SimpleNamespace(conversations={"cy": object()}, closed=False)
+    client = DispatchClient(
+        cast(VoiceWorker, worker),
+        settings=DispatchSettings(mode="livekit", agent_name="arc"),
+        livekit=LiveKitSettings(allow_dev_keys=True),
+        nc=cast(Client, None),
+    )
+    left = [
+        Departure(room="r1", identity="ann", session_id="s-ann", ago_s=5.0),
+        Departure(room="r2", identity="bob", session_id="s-bob", ago_s=5.0),
+        Departure(room="r-here", identity="cy", session_id="s-cy-old", ago_s=1.0),
+    ]
+    await client._on_beat(cast(Msg, _Msg(WorkerBeat(worker_id="p", agent_name="arc", left=left))))
+    await client._on_beat(
+        cast(
+            Msg,
+            _Msg(
+                WorkerBeat(
+                    worker_id="o",
+                    agent_name="other",
+                    left=[Departure(room="r3", identity="dee", session_id="s-dee", ago_s=1.0)],
+                )
+            ),
+        )
+    )  # another agent name's workers are not ours
+    returning = worker.deps.returning
+    assert client.detail()["returning"] == 2
+    # bob is back, in a room of a third worker: his departure goes.
+    await client._on_beat(
+        cast(Msg, _Msg(WorkerBeat(worker_id="q", agent_name="arc", rooms={"r2": {"bob": "s-bob"}})))
+    )
+    now = time.monotonic()
+    assert returning.back("r2", "bob", now) is None
+    assert returning.back("r1", "ann", now) == "s-ann"
+    assert returning.back("r-here", "cy", now) is None
+    assert returning.back("r3", "dee", now) is None
+    # What this worker's own beat tells: its own departures, with their age.
+    returning.left("r9", "eve", "s-eve", time.monotonic() - 2.0)
+    [told] = client._departures()
+    assert (told.room, told.identity, told.session_id) == ("r9", "eve", "s-eve")
+    assert 2.0 <= told.ago_s < 10.0

@@ -34,3 +34,38 @@ def test_old_departures_are_forgotten_as_new_ones_come() -> None:
     # Only the last minute's are kept: memory stays bounded by the window.
     assert len(people) == 61
     assert people.back("room", "p99", now=100.0) == "s99"
+
+
+def test_departures_told_as_ages_are_kept_by_a_peer_with_its_own_clock() -> None:
+    here = ReturningPeople(window_s=120.0)
+    here.left("room-1", "ann", "s-ann", now=1000.0)
+    [(room, who, session, ago)] = here.departures(now=1030.0)
+    assert (room, who, session, ago) == ("room-1", "ann", "s-ann", 30.0)
+    # The peer's clock reads 50: she left at -(30) there, and has 90 s of window left.
+    peer = ReturningPeople(window_s=120.0)
+    peer.heard(room, who, session, at=50.0 - ago, now=50.0)
+    assert peer.back("room-1", "ann", now=139.0) == "s-ann"
+    peer.heard(room, who, session, at=50.0 - ago, now=50.0)
+    assert peer.back("room-1", "ann", now=141.0) is None  # past the window
+
+
+def test_a_later_departure_wins_and_one_past_the_window_is_not_taken() -> None:
+    people = ReturningPeople(window_s=60.0)
+    people.left("room", "ann", "s-new", now=100.0)
+    people.heard("room", "ann", "s-old", at=90.0, now=100.0)  # an older echo
+    assert people.departures(now=100.0) == [("room", "ann", "s-new", 0.0)]
+    people.heard("room", "bob", "s-bob", at=30.0, now=100.0)  # left 70 s ago
+    assert len(people) == 1
+    people.heard("room", "ann", "s-newer", at=105.0, now=106.0)
+    assert people.back("room", "ann", now=106.0) == "s-newer"
+    off = ReturningPeople(window_s=0.0)
+    off.heard("room", "ann", "s", at=10.0, now=10.0)
+    assert len(off) == 0
+
+
+def test_someone_back_on_another_worker_is_forgotten_here() -> None:
+    people = ReturningPeople(window_s=60.0)
+    people.left("room", "ann", "s-ann", now=10.0)
+    people.forget("room", "ann")
+    people.forget("room", "nobody")
+    assert people.back("room", "ann", now=11.0) is None

@@ -115,6 +115,16 @@ def count_sessions(people_per_room: Iterable[int], *, sockets: int, reserved: in
 # --- beats between workers ----------------------------------------------------------------
 
 
+class Departure(msgspec.Struct, kw_only=True):
+    """Someone who left a room of a worker lately (docs/dispatch.md, "Coming back")."""
+
+    room: str
+    identity: str
+    session_id: str
+    # Seconds since they left, as the sender counted: the workers' clocks are not shared.
+    ago_s: float
+
+
 class WorkerBeat(msgspec.Struct, kw_only=True):
     """A worker's beat: who it is and, per room it serves, each person's session id."""
 
@@ -127,6 +137,10 @@ class WorkerBeat(msgspec.Struct, kw_only=True):
     # Its HTTP address: a room's per-turn timings live on the worker serving it, and the
     # others send a client there (`GET /rooms/{room}/people/{identity}/replies`).
     http_url: str = ""
+    # The people who left its rooms within the rejoin window: a room closes once its people
+    # have gone, and the one they open again on coming back may go to any worker, which
+    # resumes their session from this.
+    left: list[Departure] = msgspec.field(default_factory=list)
 
 
 @dataclass
@@ -384,6 +398,9 @@ class DispatchClient:
             "max_sessions": self.capacity.max_sessions,
             "load": self.capacity.load(sessions),
             "peers": len(self.peers.peers),
+            "returning": 0
+            if self.worker.deps.returning is None
+            else len(self.worker.deps.returning),
             "redispatched": self.redispatched,
         }
 
@@ -606,12 +623,38 @@ class DispatchClient:
             rooms=rooms,
             leaving=leaving,
             http_url=self.http_url,
+            left=self._departures(),
         )
         await self._nc.publish(
             self._subject,
             msgspec.msgpack.encode(beat),
             headers={SCHEMA_HEADER: WORKER_BEAT_SCHEMA},
         )
+
+    def _departures(self) -> list[Departure]:
+        returning = self.worker.deps.returning
+        if returning is None:
+            return []
+        return [
+            Departure(room=room, identity=who, session_id=session, ago_s=ago)
+            for room, who, session, ago in returning.departures(time.monotonic())
+        ]
+
+    def _learn_departures(self, beat: WorkerBeat) -> None:
+        """Keep who left a peer's rooms, and forget whoever a peer is talking to again. A
+        departure echoed back by a peer while the person is here again is not taken back."""
+        returning = self.worker.deps.returning
+        if returning is None or beat.worker_id == self.id:
+            return
+        now = time.monotonic()
+        for room, people in beat.rooms.items():
+            for identity in people:
+                returning.forget(room, identity)
+        for gone in beat.left:
+            here = self.worker.rooms.get(gone.room)
+            if here is not None and gone.identity in here.conversations:
+                continue
+            returning.heard(gone.room, gone.identity, gone.session_id, now - gone.ago_s, now)
 
     async def _beats(self) -> None:
         while True:
@@ -667,6 +710,7 @@ class DispatchClient:
             return
         if beat.agent_name != self.settings.agent_name:
             return
+        self._learn_departures(beat)
         orphans = self.peers.beat(beat, time.monotonic())
         if orphans:
             self._spawn(self._redispatch(orphans), "redispatch")
