@@ -52,11 +52,15 @@ def go_environment(*, offline: bool = False) -> dict[str, str]:
     return env
 
 
-def _stamp(module_dir: Path, go: str) -> Path:
-    version = subprocess.run(
+def go_version(go: str) -> str:
+    """What `go env GOVERSION` says ("go1.24.1"); "" when it says nothing."""
+    return subprocess.run(
         [go, "env", "GOVERSION"], capture_output=True, text=True, check=False
     ).stdout.strip()
-    digest = hashlib.sha256((module_dir / "go.sum").read_bytes() + version.encode())
+
+
+def _stamp(module_dir: Path, go: str) -> Path:
+    digest = hashlib.sha256((module_dir / "go.sum").read_bytes() + go_version(go).encode())
     return cache_dir() / "go-sdk" / f"{digest.hexdigest()[:16]}.done"
 
 
@@ -91,15 +95,33 @@ async def install_go_sdk(log_dir: Path, say: Callable[[str], None] = print) -> N
 
 
 async def _step(argv: list[str], log_path: Path, env: Mapping[str, str], cwd: Path) -> None:
-    label = " ".join(argv[1:])
+    await run_go_step(argv, log_path, env, cwd, what="go-sdk install", timeout_s=INSTALL_TIMEOUT_S)
+
+
+async def run_go_step(
+    argv: list[str],
+    log_path: Path,
+    env: Mapping[str, str],
+    cwd: Path,
+    *,
+    what: str,
+    timeout_s: float,
+    label_words: int | None = None,
+    nice: bool = False,
+) -> None:
+    """One `go` command of an install (`argv[0]` is the go binary), logged to `log_path`;
+    `ServerStartError`, led by `what` and ending with the log's tail, when it cannot start
+    or fails. Progress lines name the step by its first `label_words` arguments (all by
+    default), so that a long build command does not bury them."""
+    label = "go " + " ".join(argv[1:] if label_words is None else argv[1 : 1 + label_words])
     try:
         code = await run_logged(
-            argv, log_path, label=f"go {label}", timeout_s=INSTALL_TIMEOUT_S, env=env, cwd=cwd
+            argv, log_path, label=label, timeout_s=timeout_s, env=env, cwd=cwd, nice=nice
         )
     except OSError as exc:
-        raise ServerStartError(f"go-sdk install: could not run `go {label}` ({exc})") from exc
+        raise ServerStartError(f"{what}: could not run `{label}` ({exc})") from exc
     if code != 0:
         raise ServerStartError(
-            f"go-sdk install: `go {label}` failed with exit code {code}; log: {log_path}\n"
+            f"{what}: `go {' '.join(argv[1:])}` failed with exit code {code}; log: {log_path}\n"
             f"{log_tail(log_path)}"
         )

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
 
+from arc_stack.go_sdk import go_version, run_go_step
 from arc_stack.install_lock import exclusive
 from arc_stack.livekit import go_binary
 from arc_stack.paths import cache_dir
-from arc_stack.server import ManagedServer, ServerStartError, log_tail, run_logged
+from arc_stack.server import ManagedServer, ServerStartError
 
 JAEGER_VERSION = "v1.76.0"
 JAEGER_MODULE = "github.com/jaegertracing/jaeger"
@@ -43,15 +43,9 @@ def jaeger_binary(version: str = JAEGER_VERSION) -> Path:
     return jaeger_dir(version) / "jaeger"
 
 
-def _go_version(go: str) -> str:
-    return subprocess.run(
-        [go, "env", "GOVERSION"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-
-
 def _stamp(go: str) -> Path:
     # A new Go toolchain rebuilds: the binary's security fixes come with it.
-    return jaeger_dir() / f"built-with-{_go_version(go) or 'unknown-go'}.done"
+    return jaeger_dir() / f"built-with-{go_version(go) or 'unknown-go'}.done"
 
 
 def _go_environment() -> dict[str, str]:
@@ -118,24 +112,16 @@ async def install_jaeger(log_dir: Path, say: Callable[[str], None] = print) -> N
 async def _step(
     argv: list[str], log_path: Path, env: Mapping[str, str], cwd: Path, *, nice: bool = False
 ) -> None:
-    label = " ".join(argv[1:3])
-    try:
-        code = await run_logged(
-            argv,
-            log_path,
-            label=f"go {label}",
-            timeout_s=INSTALL_TIMEOUT_S,
-            env=env,
-            cwd=cwd,
-            nice=nice,
-        )
-    except OSError as exc:
-        raise ServerStartError(f"jaeger install: could not run `go {label}` ({exc})") from exc
-    if code != 0:
-        raise ServerStartError(
-            f"jaeger install: `{' '.join(argv[1:])}` failed with exit code {code}; "
-            f"log: {log_path}\n{log_tail(log_path)}"
-        )
+    await run_go_step(
+        argv,
+        log_path,
+        env,
+        cwd,
+        what="jaeger install",
+        timeout_s=INSTALL_TIMEOUT_S,
+        label_words=2,
+        nice=nice,
+    )
 
 
 class JaegerServer(ManagedServer):

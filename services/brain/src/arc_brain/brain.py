@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from arc_common.wire import BrainRequest
 from langgraph.graph.state import CompiledStateGraph
 
 from arc_brain.embedding import MiniLmEmbedder, Vector
@@ -42,6 +43,20 @@ class TurnInput:
     locale: str | None = None
     # Stored only once committed (preemptive generation): see `arc_brain.tentative`.
     tentative: bool = False
+
+    @classmethod
+    def of(cls, request: BrainRequest) -> TurnInput:
+        """The turn a checked `brain.request` asks for; the HTTP chat builds one too, so
+        both entry points hand the brain the same turn."""
+        return cls(
+            session_id=request.session_id,
+            turn_id=request.turn_id,
+            user_id=request.user_id,
+            text=request.text,
+            room=request.room,
+            locale=request.locale,
+            tentative=request.tentative,
+        )
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -319,17 +320,16 @@ class _Parser:
         return token
 
     def expr(self) -> _Node:
-        node = self.term()
-        while (op := self.peek()) in ("+", "-"):
-            self.take()
-            node = _Node(op, left=node, right=self.term())
-        return node
+        return self._left_associative(("+", "-"), self.term)
 
     def term(self) -> _Node:
-        node = self.unary()
-        while (op := self.peek()) in ("*", "/"):
+        return self._left_associative(("*", "/"), self.unary)
+
+    def _left_associative(self, ops: tuple[str, ...], operand: Callable[[], _Node]) -> _Node:
+        node = operand()
+        while (op := self.peek()) in ops:
             self.take()
-            node = _Node(op, left=node, right=self.unary())
+            node = _Node(op, left=node, right=operand())
         return node
 
     def unary(self) -> _Node:

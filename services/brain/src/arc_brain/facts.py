@@ -509,12 +509,13 @@ _BIRTHDAY = re.compile(
 _BORN_IN = re.compile(r"^I\s+was\s+born\s+in\s+(?P<where>.+)$", _I)
 
 
+def _is_date(text: str) -> bool:
+    return bool(re.search(_MONTH, text, _I)) and _is_plain_value(text, max_words=6)
+
+
 def _birth(clause: str) -> Statement | None:
     if match := _BIRTHDAY.match(clause):
-        date = match.group("date")
-        if re.search(_MONTH, date, _I) and _is_plain_value(date, max_words=6):
-            return Statement(_tidy(clause), "birthday")
-        return None
+        return Statement(_tidy(clause), "birthday") if _is_date(match.group("date")) else None
     if match := _BORN_IN.match(clause):
         where = match.group("where")
         if re.fullmatch(r"(?:19|20)\d\d", where):
@@ -532,9 +533,15 @@ _AGE = re.compile(
 )
 
 
+def _plausible_age(match: re.Match[str]) -> bool:
+    # Only digits can be out of range: the number words go no higher than a hundred.
+    n = match.group("n")
+    return not n or 0 < int(n) <= 120
+
+
 def _age(clause: str) -> Statement | None:
     match = _AGE.match(clause)
-    if match is None or (match.group("n") and not 0 < int(match.group("n")) <= 120):
+    if match is None or not _plausible_age(match):
         return None
     return Statement(clause, "age")
 
@@ -628,15 +635,21 @@ def _occupation(what: str) -> bool:
     return bool(words) and words[-1] in _OCCUPATIONS and not set(words) & _EVALUATIVE
 
 
-def _job(clause: str) -> Statement | None:
-    if match := _WORK.match(clause):
+def _work(text: str, works: re.Pattern[str], is_a: re.Pattern[str]) -> bool | None:
+    """Whether `text`, matched by a "works as/at ..." or an "is a <job>" pattern, states a
+    job; None when it says nothing about work, so that other rules may still read it."""
+    if match := works.match(text):
         what = match.group("what")
-        if not _is_plain_value(what) or set(_words(what)) & _NOT_WORKPLACES:
-            return None
-        return Statement(clause, "job")
-    if (match := _IM_A.match(clause)) and _occupation(match.group("what")):
+        return _is_plain_value(what) and not set(_words(what)) & _NOT_WORKPLACES
+    if (match := is_a.match(text)) and _occupation(match.group("what")):
         where = match.group("where")
-        return Statement(clause, "job") if where is None or _is_plain_value(where) else None
+        return where is None or _is_plain_value(where)
+    return None
+
+
+def _job(clause: str) -> Statement | None:
+    if (works := _work(clause, _WORK, _IM_A)) is not None:
+        return Statement(clause, "job") if works else None
     if _NOT_EMPLOYED.match(clause):
         return Statement(clause, "job")
     return None
@@ -787,23 +800,13 @@ def _family(clause: str) -> Statement | None:
             return None
         return Statement(_tidy(clause), base if is_pet else f"{base}:name")
     if found := _SUBJECT_AGE.match(rest):
-        if found.group("n") and not 0 < int(found.group("n")) <= 120:
-            return None
-        return Statement(_tidy(clause), f"{base}:age")
+        return Statement(_tidy(clause), f"{base}:age") if _plausible_age(found) else None
     if is_pet:
         return _attribute(clause, rest, base)
     if found := _SUBJECT_PLACE.match(rest):
         return Statement(_tidy(clause), base) if _is_plain_value(found.group("place")) else None
-    if found := _SUBJECT_WORK.match(rest):
-        what = found.group("what")
-        if not _is_plain_value(what) or set(_words(what)) & _NOT_WORKPLACES:
-            return None
-        return Statement(_tidy(clause), f"{base}:job")
-    if (found := _SUBJECT_IS_A.match(rest)) and _occupation(found.group("what")):
-        where = found.group("where")
-        if where is None or _is_plain_value(where):
-            return Statement(_tidy(clause), f"{base}:job")
-        return None
+    if (works := _work(rest, _SUBJECT_WORK, _SUBJECT_IS_A)) is not None:
+        return Statement(_tidy(clause), f"{base}:job") if works else None
     return _attribute(clause, rest, base)
 
 
@@ -814,7 +817,7 @@ def _attribute(clause: str, rest: str, base: str) -> Statement | None:
     attr = _subject(found.group("attr"))
     value = found.group("value")
     if attr == "birthday":
-        ok = bool(re.search(_MONTH, value, _I)) and _is_plain_value(value, 6)
+        ok = _is_date(value)
     else:
         ok = attr not in _GENERIC_SUBJECTS and _good_value(value)
     return Statement(_tidy(clause), f"{base}:{attr}") if ok else None

@@ -101,14 +101,7 @@ def _turn(body: ChatRequest) -> TurnInput:
         locale=body.locale,
     )
     request.check()
-    return TurnInput(
-        session_id=request.session_id,
-        turn_id=request.turn_id,
-        user_id=request.user_id,
-        text=request.text,
-        room=request.room,
-        locale=request.locale,
-    )
+    return TurnInput.of(request)
 
 
 class _Admission:

@@ -55,16 +55,7 @@ def brain_endpoint(
     brain: Brain, *, subject_prefix: str = "", max_concurrent_turns: int = 64
 ) -> StreamingEndpoint[BrainRequest]:
     async def handle(req: BrainRequest, ctx: TurnContext) -> AsyncIterator[Chunk]:
-        turn = TurnInput(
-            session_id=req.session_id,
-            turn_id=req.turn_id,
-            user_id=req.user_id,
-            text=req.text,
-            room=req.room,
-            locale=req.locale,
-            tentative=req.tentative,
-        )
-        async for text in brain.reply(turn):
+        async for text in brain.reply(TurnInput.of(req)):
             yield Chunk(kind="delta", text=text)
 
     return StreamingEndpoint(
