@@ -26,7 +26,7 @@ from arc_stack.livekit import LiveKitServer
 from arc_stack.nats import NatsServer
 from arc_voice.caller import speech_bounds
 from arc_voice.models import VoiceModels
-from arc_voice.recording import remove_expired
+from arc_voice.recording import read_marks, remove_expired
 from arc_voice.ws_client import SocketCaller, SocketTurn
 from psycopg_pool import AsyncConnectionPool
 
@@ -194,6 +194,12 @@ async def test_a_recorded_conversation_has_both_voices_at_the_right_times(
     agent_onset = onset(audio, out_rate, 1, after=speaking[1])
     assert abs(agent_onset - reply_from) < 0.3, (agent_onset, reply_from, at("audio_start"))
     assert level(audio, out_rate, 1, reply_to + 0.2, seconds) < -50  # after it: nothing
+    # Each line's place on the file's timeline, which the console's player follows: the
+    # person's where their voice starts on their channel, the answer's where the agent's does.
+    marks = read_marks(path)
+    [turn_id] = {turn for turn, _ in marks}
+    assert abs(marks[(turn_id, "user")] / 1000 - person_onset) < 0.4, (marks, person_onset)
+    assert abs(marks[(turn_id, "assistant")] / 1000 - agent_onset) < 0.3, (marks, agent_onset)
 
 
 async def test_a_socket_can_turn_recording_off_for_its_session(

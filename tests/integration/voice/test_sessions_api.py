@@ -30,6 +30,7 @@ from arc_stack.nats import NatsServer
 from arc_stack.server import free_port
 from arc_voice.http_api import Health, create_app
 from arc_voice.models import VoiceModels
+from arc_voice.recording import marks_path
 from arc_voice.settings import LiveKitSettings, RecordingSettings, VoiceOptions
 from arc_voice.worker import VoiceWorker
 from psycopg.types.json import Jsonb
@@ -153,6 +154,18 @@ async def seed(env: Env) -> Seeded:
     user_a, user_b, room_1, room_2 = f"ann-{tag}", f"bob-{tag}", f"lobby-{tag}", f"desk-{tag}"
     audio_path = env.recordings / "2026" / f"{s1}.ogg"
     audio = write_ogg(audio_path)
+    # Where the worker placed each line on the recording's timeline as it was heard (turn 2's
+    # interrupted answer has none: it is placed by its row, at 21 s).
+    marks_path(audio_path).write_text(
+        "".join(
+            json.dumps({"turn_id": turn, "role": role, "offset_ms": ms}) + "\n"
+            for turn, role, ms in (
+                ("t1", "user", 5000),
+                ("t1", "assistant", 8900),
+                ("t2", "user", 17500),
+            )
+        )
+    )
     session_sql = (
         "INSERT INTO agents.sessions (session_id, user_id, room, status, started_at, ended_at, "
         "end_reason) VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -319,7 +332,8 @@ async def test_view_has_transcript_timings_summary_and_sentiment(env: Env) -> No
         ("t2", "user", "Thanks, that was really helpful!", False),
         ("t2", "assistant", "You're very welc", True),
     ]
-    assert [x["offset_ms"] for x in view["transcript"]] == [8000, 8000, 20000, 21000]
+    # From the recording's marks where there are, else from when the row was stored.
+    assert [x["offset_ms"] for x in view["transcript"]] == [5000, 8900, 17500, 21000]
     timings = view["turn_timings"]
     assert [t["turn_id"] for t in timings] == ["t1", "t2"]
     assert timings[0]["stt_ms"] == 120.0
@@ -425,7 +439,7 @@ async def test_export_json_and_text(env: Env) -> None:
     assert as_text.headers["content-disposition"].endswith(f'session-{s.first}.txt"')
     text = as_text.text
     assert text.startswith(f"Session {s.first}\n")
-    assert "[00:08] user: What is the weather in Paris?\n" in text
+    assert "[00:05] user: What is the weather in Paris?\n" in text
     assert "[00:21] assistant: You're very welc [interrupted]\n" in text
     assert "Sentiment: positive" in text
     assert bad.status_code == 400
@@ -454,7 +468,7 @@ async def test_delete(env: Env) -> None:
             await env.sql("SELECT 1 FROM agents.conversations WHERE session_id = %s", s.first) == []
         )
         assert await env.sql("SELECT 1 FROM agents.recordings WHERE session_id = %s", s.first) == []
-        assert not s.audio_path.exists()
+        assert not s.audio_path.exists() and not marks_path(s.audio_path).exists()
         [(deleted_at, metadata)] = await env.sql(
             "SELECT deleted_at, metadata FROM agents.sessions WHERE session_id = %s", s.first
         )
@@ -623,7 +637,7 @@ async def test_console_in_chromium(env: Env, tmp_path: Path) -> None:
         )
         duration = await tab.evaluate("document.getElementById('audio').duration")
         assert duration == pytest.approx(24.0, abs=0.1)
-        for seconds, line in ((20.5, 2), (9.0, 1), (23.0, 3), (1.0, None)):
+        for seconds, line in ((20.5, 2), (9.0, 1), (6.0, 0), (23.0, 3), (1.0, None)):
             await tab.evaluate(f"document.getElementById('audio').currentTime = {seconds}")
             await tab.until(
                 f"window.arcSessions.highlighted === {json.dumps(line)}"

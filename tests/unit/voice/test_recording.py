@@ -22,6 +22,8 @@ from arc_voice.recording import (
     RecordingWriter,
     SessionRecording,
     expired_files,
+    marks_path,
+    read_marks,
     recording_path,
     remove_expired,
 )
@@ -166,7 +168,7 @@ async def test_retention_deletes_old_files_and_keeps_new_ones(tmp_path: Path) ->
     old = tmp_path / "2026-01-01" / "old-000000.ogg"
     new = tmp_path / "2026-12-01" / "new-000000.ogg"
     other = tmp_path / "notes.txt"
-    for path in (old, new, other):
+    for path in (old, new, other, marks_path(old)):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
     os.utime(old, (now - 40 * 86_400, now - 40 * 86_400))
@@ -176,7 +178,8 @@ async def test_retention_deletes_old_files_and_keeps_new_ones(tmp_path: Path) ->
     assert await remove_expired(tmp_path, 0, None, now=now) == (0, 0)  # 0: kept for good
     assert old.exists()
     assert await remove_expired(tmp_path, 30, None, now=now) == (1, 0)
-    assert not old.exists() and not old.parent.exists()  # its empty day folder too
+    # Its marks and its empty day folder go with it.
+    assert not old.exists() and not marks_path(old).exists() and not old.parent.exists()
     assert new.exists() and other.exists()
     assert expired_files(tmp_path / "missing", now) == []
 
@@ -197,3 +200,23 @@ def test_a_rooms_metadata_can_turn_recording_on_or_off(
     metadata: str | None, choice: bool | None
 ) -> None:
     assert room_records(metadata) is choice
+
+
+async def test_turn_marks_are_placed_on_the_files_timeline(tmp_path: Path) -> None:
+    """Each mark is written beside the file at its offset from the recording's start, the
+    first of a (turn, role) standing; a torn or foreign line is skipped."""
+    now = [500.0]
+    path = tmp_path / "s.ogg"
+    writer = RecordingWriter(path, clock=lambda: now[0], hold_s=10.0)
+    writer.start()
+    writer.mark("t1", "user", 501.25)
+    writer.mark("t1", "assistant", 503.5)
+    writer.mark("t1", "user", 509.0)  # a second start of the same line: the first stands
+    writer.mark("t0", "user", 499.0)  # before the file began: its start
+    now[0] = 510.0
+    await writer.aclose()
+    with marks_path(path).open("a") as marks:
+        marks.write('{"turn_id": "t9", "role": "user"}\nnot json\n{"turn_id": "t2", "ro')
+    assert marks_path(path) == tmp_path / "s.marks.jsonl"
+    assert read_marks(path) == {("t1", "user"): 1250, ("t1", "assistant"): 3500, ("t0", "user"): 0}
+    assert read_marks(tmp_path / "none.ogg") == {}

@@ -447,6 +447,7 @@ class Conversation:
         heard = (item.text_content or "").strip()
         user_metrics = self._last_user_metrics()
         self.log.replies.append(self._timing(turn, user_metrics, item.metrics))
+        self._mark_recording(turn.turn_id, user_metrics, self.log.replies[-1])
         observe_reply(self.log.replies[-1], user_metrics, item.metrics)
         tts = self.tts.streams[-1] if self.tts.streams else None
         turn_trace = self.trace.finish(
@@ -481,6 +482,18 @@ class Conversation:
         self.transport.turn_heard(heard_turn)
         with attached(turn_trace):  # the turn's outbox event carries its trace id
             self._spawn(self._store_turn(heard_turn), name=f"store:{turn.turn_id}")
+
+    def _mark_recording(self, turn_id: str, user: dict[str, float], reply: ReplyTiming) -> None:
+        """Place the turn's two lines on the recording's timeline (the sessions console's
+        player follows them): the person's from when they began to speak, the answer's from
+        its first frame out. Stamped by the brain's rows instead, a line showed up a turn late."""
+        if self.recording is None:
+            return
+        started = user.get("started_speaking_at")  # wall clock, as the framework stamps it
+        if started is not None:
+            self.recording.mark(turn_id, "user", started + time.monotonic() - time.time())
+        if reply.first_audio_out_at is not None:
+            self.recording.mark(turn_id, "assistant", reply.first_audio_out_at)
 
     def _timing(
         self, turn: BrainTurn, user: dict[str, float], reply: llm.MetricsReport

@@ -13,6 +13,10 @@ Where the audio comes from: the person's frames as they arrive from the transpor
 agent's at the moment they go out to the person (the WebSocket sender's play clock, or the
 room's audio source with what is already queued in it), so the file holds what each side
 heard, when they heard it, and an interrupted answer stops where it was cut.
+
+Beside the file, `<name>.marks.jsonl` places each turn on its timeline (when the person began
+to speak, when the answer's first audio went out), written by the same thread as the audio:
+the sessions console's player highlights the transcript line being heard from it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import logging
 import queue
 import threading
@@ -41,6 +46,7 @@ log = logging.getLogger(__name__)
 
 MIME_TYPE = "audio/ogg"
 SUFFIX = ".ogg"
+MARKS_SUFFIX = ".marks.jsonl"
 # Opus takes 8, 12, 16, 24 or 48 kHz; the TTS speaks at 24 kHz by default, and the person's
 # 16 kHz (the VAD's rate) is resampled up to it.
 SAMPLE_RATE = 24_000
@@ -64,6 +70,18 @@ PROGRESS_INTERVAL_S = 5.0
 RETENTION_INTERVAL_S = 3600.0
 
 PERSON, AGENT = 0, 1
+
+
+def marks_path(path: Path) -> Path:
+    """Where the transcript marks of the recording at `path` are kept: beside it."""
+    return path.with_suffix(MARKS_SUFFIX)
+
+
+@dataclass
+class _Mark:
+    turn_id: str
+    role: str
+    at: float
 
 
 @dataclass
@@ -175,7 +193,7 @@ class RecordingWriter:
         self._interval = flush_interval_s
         self._hold = hold_s
         self._clock = clock
-        self._queue: queue.SimpleQueue[_Audio | _Close] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Audio | _Mark | _Close] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.started_at: float | None = None
         # Samples written to the file so far (read from the loop: one int, no lock needed).
@@ -203,6 +221,12 @@ class RecordingWriter:
     def agent(self, frame: rtc.AudioFrame, at: float) -> None:
         """The agent's audio, played to the person from `at` (monotonic)."""
         self._put(AGENT, frame, at)
+
+    def mark(self, turn_id: str, role: str, at: float) -> None:
+        """A transcript line of `role` ("user" or "assistant") of a turn began at `at`
+        (monotonic): the person started speaking, or the answer's first audio went out."""
+        if self._thread is not None and not self.failed:
+            self._queue.put(_Mark(turn_id, role, at))
 
     def _put(self, channel: int, frame: rtc.AudioFrame, at: float) -> None:
         if self._thread is not None and not self.failed:
@@ -260,7 +284,9 @@ class RecordingWriter:
                             channel.end_run()
                         encode(item.at - t0)
                         break
-                    if item is not None:
+                    if isinstance(item, _Mark):
+                        self._write_mark(item, t0)
+                    elif item is not None:
                         channels[item.channel].push(item.at - t0, item.frame)
                     if self._clock() >= next_flush:
                         encode(self._clock() - t0 - self._hold)
@@ -280,6 +306,37 @@ class RecordingWriter:
                 log.info(
                     "recording %s: late audio dropped (samples per channel) %s", self.path, dropped
                 )
+
+    def _write_mark(self, mark: _Mark, t0: float) -> None:
+        line = {
+            "turn_id": mark.turn_id,
+            "role": mark.role,
+            "offset_ms": max(0, round((mark.at - t0) * 1000)),
+        }
+        # Appended and closed at once, like the audio's pages: a crash keeps every mark made.
+        with marks_path(self.path).open("a", encoding="utf-8") as marks:
+            marks.write(json.dumps(line) + "\n")
+
+
+def read_marks(path: Path) -> dict[tuple[str, str], int]:
+    """(turn id, role) → offset in ms of the recording at `path`, from its marks; empty when
+    it has none (recorded before marks, or nothing said). A torn last line (a crash mid-write)
+    or a foreign line is skipped."""
+    try:
+        text = marks_path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    marks: dict[tuple[str, str], int] = {}
+    for raw in text.splitlines():
+        try:
+            line = json.loads(raw)
+            key = (str(line["turn_id"]), str(line["role"]))
+            offset = int(line["offset_ms"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        # A turn's first mark stands: the person began speaking once.
+        marks.setdefault(key, offset)
+    return marks
 
 
 def recording_path(directory: Path, session_id: str, now: datetime.datetime | None = None) -> Path:
@@ -325,6 +382,9 @@ class SessionRecording:
 
     def agent(self, frame: rtc.AudioFrame, at: float) -> None:
         self.writer.agent(frame, at)
+
+    def mark(self, turn_id: str, role: str, at: float) -> None:
+        self.writer.mark(turn_id, role, at)
 
     async def aclose(self) -> float:
         if self._progress is not None:
@@ -453,6 +513,8 @@ def remove_files(paths: list[Path], directory: Path) -> int:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed += 1
+        with contextlib.suppress(FileNotFoundError):
+            marks_path(path).unlink()
         parent = path.parent
         if parent.resolve() != root:
             with contextlib.suppress(OSError):

@@ -10,6 +10,8 @@ the recording file and row, and the marks on the session and its events, are thi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -26,6 +28,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
+
+from arc_voice.recording import marks_path, read_marks
 
 log = logging.getLogger(__name__)
 
@@ -543,11 +547,12 @@ class SessionStore:
             await cur.execute(_RECORDING, (session_id,))
             recording = await cur.fetchone()
         start = row.started_at
+        marks = {} if recording is None else await asyncio.to_thread(self._marks, recording["uri"])
         timings = [
             TurnTiming(t["turn_id"], t["occurred_at"], {k: t[k] for k in _STAGES})
             for t in timing_rows
         ]
-        lines = _timed_lines(rows, start)
+        lines = _timed_lines(rows, start, marks)
         return SessionView(
             session=row,
             lines=lines,
@@ -613,6 +618,12 @@ class SessionStore:
         )
         return Deleted(session_id, turns, removed, marked)
 
+    def _marks(self, uri: str) -> dict[tuple[str, str], int]:
+        try:
+            return read_marks(recording_path(uri, self._recordings))
+        except RecordingRefused:
+            return {}  # the recording itself is refused, and logged, where it is asked for
+
     def _remove_file(self, session_id: str, uri: str) -> bool:
         try:
             path = recording_path(uri, self._recordings)
@@ -622,6 +633,8 @@ class SessionStore:
                 "recording of session %s outside the recordings directory kept: %r", session_id, uri
             )
             return False
+        with contextlib.suppress(FileNotFoundError):
+            marks_path(path).unlink()
         try:
             path.unlink()
         except FileNotFoundError:
@@ -629,10 +642,13 @@ class SessionStore:
         return True
 
 
-def _timed_lines(rows: Sequence[dict[str, Any]], start: datetime) -> list[Line]:
-    """Each line's place in the recording: when its row was stored, from the session's start.
-    The brain stores a turn's rows once the answer is generated, so a line is placed late by
-    about the length of the turn: good for following along, not for cutting audio."""
+def _timed_lines(
+    rows: Sequence[dict[str, Any]], start: datetime, marks: dict[tuple[str, str], int]
+) -> list[Line]:
+    """Each line's place in the recording: its mark there (the person began to speak, the
+    answer's first audio went out), else when its row was stored, from the session's start.
+    The brain stores a turn's rows together once the answer is generated, so a line placed by
+    its row shows up about a turn late (a typed message, a recording made before marks)."""
     return [
         Line(
             r["turn_id"],
@@ -640,7 +656,7 @@ def _timed_lines(rows: Sequence[dict[str, Any]], start: datetime) -> list[Line]:
             r["content"],
             r["interrupted"],
             r["created_at"],
-            _offset_ms(r["created_at"], start),
+            marks.get((r["turn_id"], r["role"]), _offset_ms(r["created_at"], start)),
         )
         for r in rows
     ]
