@@ -236,33 +236,24 @@ func schemaFor(h header) (Event, error) {
 // DecodeJSON decodes and validates one durable event (the JSON a Pulsar message carries);
 // bytes that are not an event, an unknown type or version, or a broken schema give
 // `bad_request`.
-func DecodeJSON(data []byte) (Event, error) {
-	var h header
-	if err := json.Unmarshal(data, &h); err != nil {
-		return nil, wire.Errorf(wire.BadRequest, "not an event: %v", err)
-	}
-	e, err := schemaFor(h)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(data, e); err != nil {
-		return nil, wire.Errorf(wire.BadRequest, "invalid %s/v%d event: %v", h.Type, h.V, err)
-	}
-	return e, e.Validate()
-}
+func DecodeJSON(data []byte) (Event, error) { return decode(data, json.Unmarshal) }
 
 // DecodeMsgpack decodes and validates one lifecycle event as the voice worker publishes it
 // on NATS (the same fields as on Pulsar, in MessagePack).
-func DecodeMsgpack(data []byte) (Event, error) {
+func DecodeMsgpack(data []byte) (Event, error) { return decode(data, msgpack.Unmarshal) }
+
+// decode reads the header first, since it names the schema the whole message decodes into;
+// both wires carry the same fields, so only the unmarshal function differs.
+func decode(data []byte, unmarshal func([]byte, any) error) (Event, error) {
 	var h header
-	if err := msgpack.Unmarshal(data, &h); err != nil {
+	if err := unmarshal(data, &h); err != nil {
 		return nil, wire.Errorf(wire.BadRequest, "not an event: %v", err)
 	}
 	e, err := schemaFor(h)
 	if err != nil {
 		return nil, err
 	}
-	if err := msgpack.Unmarshal(data, e); err != nil {
+	if err := unmarshal(data, e); err != nil {
 		return nil, wire.Errorf(wire.BadRequest, "invalid %s/v%d event: %v", h.Type, h.V, err)
 	}
 	return e, e.Validate()

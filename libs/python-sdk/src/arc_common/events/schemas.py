@@ -84,28 +84,28 @@ class SessionEnded(Event, kw_only=True):
 TrackKind = Literal["audio", "video"]
 
 
-class TrackPublished(Event, kw_only=True):
+class _Track(Event, kw_only=True):
+    """A track published into or unpublished from a room. Both events describe the same
+    track, so they share its fields, as the Go SDK's `Track` does; a v2 of either would be a
+    struct of its own, like any other v2."""
+
+    TOPIC: ClassVar[str] = TOPIC_AGENT_LIFECYCLE
+
+    session_id: Id
+    room: Name
+    participant: Name
+    track_sid: Id
+    kind: TrackKind
+
+
+class TrackPublished(_Track, kw_only=True):
     TYPE: ClassVar[str] = "track.published"
     VERSION: ClassVar[int] = 1
-    TOPIC: ClassVar[str] = TOPIC_AGENT_LIFECYCLE
-
-    session_id: Id
-    room: Name
-    participant: Name
-    track_sid: Id
-    kind: TrackKind
 
 
-class TrackUnpublished(Event, kw_only=True):
+class TrackUnpublished(_Track, kw_only=True):
     TYPE: ClassVar[str] = "track.unpublished"
     VERSION: ClassVar[int] = 1
-    TOPIC: ClassVar[str] = TOPIC_AGENT_LIFECYCLE
-
-    session_id: Id
-    room: Name
-    participant: Name
-    track_sid: Id
-    kind: TrackKind
 
 
 class AnnouncementSpoken(Event, kw_only=True):

@@ -171,6 +171,29 @@ class StreamingClient:
         return stream
 
 
+class ClosingStream:
+    """A turn's chunks read inside `async with`: leaving the block, finished or not, closes
+    the stream, so a server still answering is told to stop. Shared by `ReplyStream` and
+    the in-process stream, which must leave a turn the same way."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
 def _client_span(request: Request, subject: str) -> Span | None:
     """The CLIENT span of one streamed turn (`brain.request`, `tts.request`), a child of the
     caller's current span; None while tracing is off, so an untraced call pays nothing."""
@@ -187,7 +210,7 @@ def _client_span(request: Request, subject: str) -> Span | None:
     )
 
 
-class ReplyStream:
+class ReplyStream(ClosingStream):
     """The chunks of one turn's reply, in order; the terminal `end` stops iteration, a terminal
     `error` raises the typed error the server reported."""
 
@@ -243,9 +266,6 @@ class ReplyStream:
         await self._client._nc.publish(
             self.subject, encode(self.request), reply=self._reply, headers=headers
         )
-
-    def __aiter__(self) -> Self:
-        return self
 
     async def __anext__(self) -> ReplyChunk:
         if self._done:
@@ -410,17 +430,6 @@ class ReplyStream:
 
     async def aclose(self) -> None:
         """Stop reading; if the server has not finished, it is told to cancel the turn."""
-        await self._abandon()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
         await self._abandon()
 
     async def collect(self) -> list[ReplyChunk]:

@@ -11,11 +11,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from nats.aio.client import Client
 
 from arc_common.errors import ArcError, Internal, Timeout
+from arc_common.streaming.client import ClosingStream
 from arc_common.streaming.server import Chunk, StreamingEndpoint, TurnContext
 from arc_common.wire import ReplyChunk, Request
 
@@ -78,7 +79,7 @@ class InProcessClient:
         return InProcessStream(endpoint, request, first_chunk_timeout, idle_timeout)
 
 
-class InProcessStream:
+class InProcessStream(ClosingStream):
     def __init__(
         self,
         endpoint: StreamingEndpoint[Any],
@@ -92,9 +93,6 @@ class InProcessStream:
         self._chunks: AsyncIterator[Chunk] | None = None
         self._closed = False
         self._seq = 0
-
-    def __aiter__(self) -> Self:
-        return self
 
     async def __anext__(self) -> ReplyChunk:
         if self._closed:
@@ -114,15 +112,7 @@ class InProcessStream:
             raise
         except Exception as exc:
             raise Internal(f"{type(exc).__name__}: {exc}") from exc
-        chunk = ReplyChunk(
-            v=1,
-            turn_id=self._request.turn_id,
-            seq=self._seq,
-            kind=item.kind,  # type: ignore[arg-type]
-            text=item.text,
-            pcm=item.pcm,
-            sample_rate=item.sample_rate,
-        )
+        chunk = item.to_reply(self._request.turn_id, self._seq)
         self._seq += 1
         return chunk
 
@@ -133,14 +123,3 @@ class InProcessStream:
         close = getattr(chunks, "aclose", None)
         if close is not None:
             await close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -68,6 +68,19 @@ class Chunk:
     pcm: bytes | None = None
     sample_rate: int | None = None
 
+    def to_reply(self, turn_id: str, seq: int) -> ReplyChunk:
+        """The wire chunk for this one; the turn and its numbering are the server's, not the
+        handler's. `InProcessClient` builds its chunks here too, so both paths send alike."""
+        return ReplyChunk(
+            v=1,
+            turn_id=turn_id,
+            seq=seq,
+            kind=self.kind,  # type: ignore[arg-type]
+            text=self.text,
+            pcm=self.pcm,
+            sample_rate=self.sample_rate,
+        )
+
 
 @dataclass(slots=True)
 class TurnContext:
@@ -310,18 +323,7 @@ class _EndpointRunner(Generic[Req]):
 
     async def _stream(self, turn: _Turn, req: Req, ctx: TurnContext) -> None:
         async for item in self.endpoint.handler(req, ctx):
-            await self.publish(
-                turn,
-                ReplyChunk(
-                    v=1,
-                    turn_id=turn.turn_id,
-                    seq=turn.seq,
-                    kind=item.kind,  # type: ignore[arg-type]
-                    text=item.text,
-                    pcm=item.pcm,
-                    sample_rate=item.sample_rate,
-                ),
-            )
+            await self.publish(turn, item.to_reply(turn.turn_id, turn.seq))
             turn.seq += 1
 
     async def on_cancel(self, msg: Msg) -> None:
