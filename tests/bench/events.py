@@ -45,6 +45,7 @@ RELAY_WORKERS = (1, 2)
 ROUNDS = 3  # relay variants interleaved, each measured this many times; medians reported
 LATENCY_EVENTS = 300
 LATENCY_GAP_S = 0.05
+SENT = "SELECT count(*) FROM agents.outbox WHERE sent_at IS NOT NULL"
 
 
 def _settings(dsn: str, pulsar: PulsarServer, suffix: str, **options: Any) -> EventsSettings:
@@ -111,17 +112,14 @@ async def _relay_throughput(
     process running `workers` relays."""
     dsn = await _fresh_db(pg)
     await _fill(dsn, BACKLOG)
-    settings = _settings(
-        dsn, pulsar, f"-b{uuid.uuid4().hex[:6]}", relay_batch_size=batch, relay_workers=workers
-    )
-    service = EventsService(settings.model_copy(
-        update={"events": settings.events.model_copy(update={"roles": [Role.RELAY]})}
+    service = EventsService(_settings(
+        dsn, pulsar, f"-b{uuid.uuid4().hex[:6]}", roles=[Role.RELAY], relay_batch_size=batch,
+        relay_workers=workers,
     ))  # fmt: skip
     began = time.perf_counter()
     await service.start()
     try:
-        await _wait_count(dsn, "SELECT count(*) FROM agents.outbox WHERE sent_at IS NOT NULL",
-                          BACKLOG)  # fmt: skip
+        await _wait_count(dsn, SENT, BACKLOG)
     finally:
         elapsed = time.perf_counter() - began
         await service.stop()
@@ -162,16 +160,14 @@ async def _consumer_throughput(pg: PostgresServer, pulsar: PulsarServer) -> tupl
     """(relay events/s, analytics consumer events/s) with both running on one backlog."""
     dsn = await _fresh_db(pg)
     await _fill(dsn, BACKLOG)
-    settings = _settings(dsn, pulsar, f"-c{uuid.uuid4().hex[:6]}", relay_batch_size=2000)
-    service = EventsService(settings.model_copy(
-        update={"events": settings.events.model_copy(update={"roles": [Role.RELAY,
-                                                                        Role.ANALYTICS]})}
+    service = EventsService(_settings(
+        dsn, pulsar, f"-c{uuid.uuid4().hex[:6]}", roles=[Role.RELAY, Role.ANALYTICS],
+        relay_batch_size=2000,
     ))  # fmt: skip
     began = time.perf_counter()
     await service.start()
     try:
-        await _wait_count(dsn, "SELECT count(*) FROM agents.outbox WHERE sent_at IS NOT NULL",
-                          BACKLOG)  # fmt: skip
+        await _wait_count(dsn, SENT, BACKLOG)
         relayed = time.perf_counter() - began
         await _wait_count(dsn, "SELECT count(*) FROM agents.turn_metrics", BACKLOG)
         applied = time.perf_counter() - began
@@ -182,11 +178,9 @@ async def _consumer_throughput(pg: PostgresServer, pulsar: PulsarServer) -> tupl
 
 async def _latency(pg: PostgresServer, pulsar: PulsarServer) -> list[float]:
     dsn = await _fresh_db(pg)
-    settings = _settings(dsn, pulsar, f"-l{uuid.uuid4().hex[:6]}")
-    service = EventsService(settings.model_copy(
-        update={"events": settings.events.model_copy(update={"roles": [Role.RELAY,
-                                                                        Role.ANALYTICS]})}
-    ))  # fmt: skip
+    service = EventsService(
+        _settings(dsn, pulsar, f"-l{uuid.uuid4().hex[:6]}", roles=[Role.RELAY, Role.ANALYTICS])
+    )
     committed: dict[uuid.UUID, float] = {}
     await service.start()
     try:

@@ -16,36 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-import shutil
 import tempfile
 import time
-import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from arc_stack.nats import NatsServer
-from arc_stack.paths import state_dir
-from arc_stack.postgres import PostgresServer
-from arc_stack.server import free_port
 from arc_voice.recording import BIT_RATE, COMPLEXITY, SAMPLE_RATE, RecordingWriter
-from arc_voice.ws_client import take_turn
 from livekit import rtc
 
-from tests.bench.report import Stats, load_average, section_header, write_section
-from tests.bench.voice import _start_services
+from tests.bench.copies import QUESTIONS, alternating_turns, on_off_row, start_copies
+from tests.bench.report import load_average, section_header, write_section
+from tests.bench.voice import run_dir
 from tests.fixtures.voice import SpeechSynth
 
 SECONDS = float(os.environ.get("RECORDING_BENCH_SECONDS", "120"))
 ROUNDS = int(os.environ.get("RECORDING_BENCH_ROUNDS", "20"))
-QUESTIONS = (
-    "Hello, what can you do?",
-    "What time is it?",
-    "How many minutes are in three hours?",
-    "Tell me a joke.",
-    "What is two plus two?",
-    "What day is it today?",
-)
 FRAME_S = 0.02
 
 
@@ -96,60 +81,16 @@ def encoder_cost(speech: SpeechSynth, seconds: float = SECONDS) -> tuple[float, 
     return writer.cpu_s / t, round(size / t)
 
 
-async def _phase(
-    urls: dict[str, str], headers: dict[str, str], speech: SpeechSynth
-) -> dict[str, list[float]]:
-    heard: dict[str, list[float]] = {name: [] for name in urls}
-    order = list(urls)
-    for i in range(ROUNDS):
-        question = speech.say(QUESTIONS[i % len(QUESTIONS)])
-        for name in order if i % 2 == 0 else reversed(order):
-            turn = await take_turn(
-                urls[name], headers, question, user_id=f"bench-rec-{name}", pacing="fast"
-            )
-            v2v = turn.voice_to_voice_s  # a turn without a figure: NaN, rounds stay paired
-            heard[name].append(float("nan") if v2v is None else v2v * 1000)
-    return heard
-
-
 async def voice_to_voice(speech: SpeechSynth) -> list[str]:
-    root = state_dir() / "bench-runs" / uuid.uuid4().hex[:8]
-    key = secrets.token_urlsafe(24)
-    headers = {"authorization": f"Bearer {key}"}
     async with AsyncExitStack() as stack:
-        stack.callback(shutil.rmtree, root, True)
-        nats = NatsServer(root / "nats", root / "logs", port=free_port(), monitor_port=free_port())
-        pg = PostgresServer(root / "pg", root / "logs", port=free_port(), database="arc")
-        for server in (nats, pg):
-            await server.install()
-            await server.start()
-            stack.push_async_callback(server.stop)
-        common = {
-            "ARC_HTTP__API_KEYS": key,
-            "ARC_VOICE__GREETING": "",
-            "ARC_LIVEKIT__API_KEY": "bench",
-            "ARC_LIVEKIT__API_SECRET": secrets.token_urlsafe(24),
-            "ARC_LOG__LEVEL": "WARNING",
-            "ARC_VOICE__RECORDING__DIRECTORY": str(root / "recordings"),
+        root = run_dir(stack)
+        folder = {"ARC_VOICE__RECORDING__DIRECTORY": str(root / "recordings")}
+        copies = {
+            "on": {**folder, "ARC_VOICE__RECORDING__ENABLED": "true"},
+            "off": {**folder, "ARC_VOICE__RECORDING__ENABLED": "false"},
         }
-        urls: dict[str, str] = {}
-        for name, enabled in (("on", "true"), ("off", "false")):
-            ports = await _start_services(
-                stack,
-                root,
-                f"rec{name}",
-                nats_url=nats.url,
-                dsn=pg.dsn(),
-                names=("brain", "tts", "voice"),
-                env={**common, "ARC_VOICE__RECORDING__ENABLED": enabled},
-            )
-            urls[name] = f"ws://127.0.0.1:{ports['voice']}/v1/voice"
-        for url in urls.values():  # models warm, connections open
-            await take_turn(url, headers, speech.say(QUESTIONS[0]), user_id="warm", pacing="fast")
-        heard = await _phase(urls, headers, speech)
-    pairs = [(a, b) for a, b in zip(heard["on"], heard["off"], strict=True) if a == a and b == b]
-    on, off = Stats.of([a for a, _ in pairs]), Stats.of([b for _, b in pairs])
-    paired = Stats.of([a - b for a, b in pairs])
+        urls, headers = await start_copies(stack, root, speech, copies, tag="rec")
+        heard = await alternating_turns(urls, headers, speech, ROUNDS, "rec")
     return [
         f"Voice to voice over `/v1/voice`, {ROUNDS} rounds, each asking both copies the same "
         "question in alternating order; every service a process. Client's figure (last "
@@ -158,8 +99,7 @@ async def voice_to_voice(speech: SpeechSynth) -> list[str]:
         "| recording on p50 / p95 | off p50 / p95 | on / off p50 / p95 | "
         "median of on - off, same question | pairs |",
         "|---|---|---|---|---|",
-        f"| {on.p50:.0f} / {on.p95:.0f} | {off.p50:.0f} / {off.p95:.0f} | "
-        f"{on.p50 / off.p50:.2f} / {on.p95 / off.p95:.2f} | {paired.p50:+.0f} | {len(pairs)} |",
+        on_off_row(heard),
         "",
         "Target: on / off ≤ 1.02.",
     ]

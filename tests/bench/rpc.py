@@ -35,25 +35,30 @@ AUDIO_CHUNK = b"\x01\x02" * 1920
 TEXT_1K = "x" * 1024
 
 
-async def _arc_services(nc: Client) -> StreamingService:
-    async def echo(req: BrainRequest, ctx: TurnContext) -> AsyncIterator[Chunk]:
-        yield Chunk(kind="delta", text=req.text)
+async def _echo(req: BrainRequest, ctx: TurnContext) -> AsyncIterator[Chunk]:
+    yield Chunk(kind="delta", text=req.text)
 
+
+def echo_endpoint(subject: str) -> StreamingEndpoint[BrainRequest]:
+    """The round trip's server side (also `tracing`'s): one delta echoing the request's text,
+    then the end."""
+    return StreamingEndpoint(
+        name="echo",
+        subject=subject,
+        queue_group="q",
+        cancel_subject=f"{subject}.cancel",
+        request_type=BrainRequest,
+        handler=_echo,
+    )
+
+
+async def _arc_services(nc: Client) -> StreamingService:
     async def audio(req: TtsRequest, ctx: TurnContext) -> AsyncIterator[Chunk]:
         for _ in range(50):
             yield Chunk(kind="audio", pcm=AUDIO_CHUNK, sample_rate=48000)
 
     service = StreamingService(nc, name="bench", version="0.0.1")
-    service.add(
-        StreamingEndpoint(
-            name="echo",
-            subject="arc.echo",
-            queue_group="q",
-            cancel_subject="arc.echo.cancel",
-            request_type=BrainRequest,
-            handler=echo,
-        )
-    )
+    service.add(echo_endpoint("arc.echo"))
     service.add(
         StreamingEndpoint(
             name="audio",

@@ -16,13 +16,12 @@ import asyncio
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import nats
 from arc_common.settings import TelemetrySettings
-from arc_common.streaming import Chunk, StreamingClient, StreamingEndpoint, StreamingService
-from arc_common.streaming.server import TurnContext
+from arc_common.streaming import StreamingClient, StreamingService
 from arc_common.tracing import build_provider
 from arc_common.wire import BrainRequest
 from arc_stack.jaeger import JaegerServer, jaeger_installed
@@ -34,6 +33,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tests.bench.report import Stats, section_header, write_section
+from tests.bench.rpc import echo_endpoint
 
 ROUNDS = int(os.environ.get("TRACING_BENCH_ROUNDS", "2000"))
 WARMUP = max(10, ROUNDS // 10)
@@ -53,20 +53,8 @@ def _use(provider: TracerProvider | None) -> None:
 
 
 async def _echo_service(nc: Client) -> StreamingService:
-    async def echo(req: BrainRequest, ctx: TurnContext) -> AsyncIterator[Chunk]:
-        yield Chunk(kind="delta", text=req.text)
-
     service = StreamingService(nc, name="bench-tracing", version="0.0.1")
-    service.add(
-        StreamingEndpoint(
-            name="echo",
-            subject="trace.echo",
-            queue_group="q",
-            cancel_subject="trace.echo.cancel",
-            request_type=BrainRequest,
-            handler=echo,
-        )
-    )
+    service.add(echo_endpoint("trace.echo"))
     await service.start()
     return service
 

@@ -383,6 +383,13 @@ async def _rig(
     return Rig(name, worker, caller, conv)
 
 
+def run_dir(stack: AsyncExitStack) -> Path:
+    """A folder of its own for one run's servers and logs, removed when `stack` closes."""
+    root = state_dir() / "bench-runs" / uuid.uuid4().hex[:8]
+    stack.callback(shutil.rmtree, root, True)
+    return root
+
+
 async def _mesh(
     stack: AsyncExitStack, root: Path
 ) -> tuple[NatsServer, PostgresServer, LiveKitServer, AsyncConnectionPool[Any]]:
@@ -480,11 +487,10 @@ def _met(value: float, target: float) -> str:
 
 async def measure() -> str:
     load_at_start = load_average()
-    root = state_dir() / "bench-runs" / uuid.uuid4().hex[:8]
     voices = speakers()
     results = Results()
     async with AsyncExitStack() as stack:
-        stack.callback(shutil.rmtree, root, True)
+        root = run_dir(stack)
         nats, pg, livekit, pool = await _mesh(stack, root)
         prefix = "bench"
         # The mesh as `make run` runs it: the brain and the TTS are processes of their own.

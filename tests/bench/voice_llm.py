@@ -8,14 +8,11 @@ it), interleaved turn by turn. Timed from the person's side, as in the voice ben
 from __future__ import annotations
 
 import asyncio
-import shutil
-import uuid
 from contextlib import AsyncExitStack
 from functools import partial
 
 from arc_stack.llm import LlamaServer
 from arc_stack.parts import local_llm_env
-from arc_stack.paths import state_dir
 from arc_stack.server import free_port
 from arc_voice.settings import VoiceOptions
 
@@ -31,6 +28,7 @@ from tests.bench.voice import (
     _start_services,
     _turn,
     _v2v,
+    run_dir,
 )
 from tests.fixtures.speakers import speakers
 
@@ -47,11 +45,10 @@ QUESTIONS = (
 
 async def measure() -> str:
     load_at_start = load_average()
-    root = state_dir() / "bench-runs" / uuid.uuid4().hex[:8]
     voices = speakers()
     results = Results()
     async with AsyncExitStack() as stack:
-        stack.callback(shutil.rmtree, root, True)
+        root = run_dir(stack)
         nats, pg, livekit, pool = await _mesh(stack, root)
         llm = LlamaServer(root / "llm", root / "llm-logs", port=free_port())
         await llm.install()

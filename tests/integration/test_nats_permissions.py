@@ -190,26 +190,40 @@ class Inconclusive(Exception):
 
 
 async def _can_publish(user: Session, operator: Session, subject: str) -> bool:
+    return await _probe(user, operator, subject, "publish")
+
+
+async def _can_subscribe(user: Session, operator: Session, subject: str, queue: str = "") -> bool:
+    return await _probe(user, operator, subject, "subscription", queue=queue)
+
+
+async def _probe(
+    user: Session, operator: Session, subject: str, action: str, queue: str = ""
+) -> bool:
+    """Whether `user` may publish to `subject` (the operator listens) or subscribe to it (the
+    operator talks), per `action` as nats-server names it in a violation."""
+    listener, talker = (operator, user) if action == "publish" else (user, operator)
     heard: list[Msg] = []
 
     async def keep(msg: Msg) -> None:
         heard.append(msg)
 
-    watch = await operator.client.subscribe(subject, cb=keep)
-    await operator.client.flush()
-    await user.client.publish(subject, b"probe")
-    await user.client.flush()
+    sub = await listener.client.subscribe(subject, queue=queue, cb=keep)
+    await listener.client.flush()
+    await talker.client.publish(subject, b"probe")
+    await talker.client.flush()
     # Either the probe arrives or the server refuses it: wait for one of them (on a loaded
     # machine neither is instant), then make sure the other did not happen too.
     concluded = await _either(lambda: bool(heard), lambda: bool(user.violations))
-    await operator.client.flush()
-    await watch.unsubscribe()
+    await listener.client.flush()
+    await sub.unsubscribe()
     if not concluded:
-        raise Inconclusive(f"publish {subject}")
+        raise Inconclusive(f"{action} {subject}")
     if heard:
-        assert not [v for v in user.violations if "publish" in v.lower()], user.violations
+        assert not [v for v in user.violations if action in v.lower()], user.violations
         return True
-    assert "permissions violation for publish" in (await user.violation()).lower()
+    assert f"permissions violation for {action}" in (await user.violation()).lower()
+    user.violations.clear()
     return False
 
 
@@ -223,29 +237,6 @@ async def _either(*conditions: Callable[[], bool], within_s: float = PROBE_S) ->
             return any(condition() for condition in conditions)
         await asyncio.sleep(0.01)
     return True
-
-
-async def _can_subscribe(user: Session, operator: Session, subject: str, queue: str = "") -> bool:
-    heard: list[Msg] = []
-
-    async def keep(msg: Msg) -> None:
-        heard.append(msg)
-
-    sub = await user.client.subscribe(subject, queue=queue, cb=keep)
-    await user.client.flush()
-    await operator.client.publish(subject, b"probe")
-    await operator.client.flush()
-    concluded = await _either(lambda: bool(heard), lambda: bool(user.violations))
-    await user.client.flush()
-    await sub.unsubscribe()
-    if not concluded:
-        raise Inconclusive(f"subscribe {subject}")
-    if heard:
-        assert not [v for v in user.violations if "subscription" in v.lower()], user.violations
-        return True
-    assert "permissions violation for subscription" in (await user.violation()).lower()
-    user.violations.clear()
-    return False
 
 
 @pytest.mark.parametrize("user", sorted(GRANTED))

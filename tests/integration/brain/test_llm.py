@@ -9,9 +9,9 @@ import time
 import pytest
 from arc_brain.settings import LlmSettings
 from arc_common.errors import BadRequest, Busy, Internal, Timeout, Unsupported
-from arc_common.streaming import StreamingClient
+from arc_common.streaming import ReplyStream, StreamingClient
 from arc_common.subjects import BRAIN_CANCEL, BRAIN_REQUEST, prefixed
-from arc_common.wire import Cancel, encode
+from arc_common.wire import BrainRequest, Cancel, ReplyChunk, encode
 from nats.aio.client import Client
 from pydantic import SecretStr
 
@@ -32,6 +32,35 @@ def llm(double: OpenAiDouble, model: str, **extra: float) -> LlmSettings:
         first_token_timeout_s=extra.pop("first_token_timeout_s", 5.0),
         **extra,
     )
+
+
+def open_turn(client: StreamingClient, prefix: str, req: BrainRequest) -> ReplyStream:
+    return client.stream(
+        prefixed(prefix, BRAIN_REQUEST), req, cancel_subject=prefixed(prefix, BRAIN_CANCEL)
+    )
+
+
+async def cancel_mid_answer(
+    nc: Client, client: StreamingClient, prefix: str, req: BrainRequest, *, after: int
+) -> tuple[str, float]:
+    """Publishes `brain.cancel` once `after` chunks of the answer arrived and checks that the
+    turn then ended, cancelled, within 50 ms; what was said, and when the cancel went out."""
+    stream = open_turn(client, prefix, req)
+    chunks: list[ReplyChunk] = []
+    cancelled_at = 0.0
+    async for chunk in stream:
+        chunks.append(chunk)
+        if len(chunks) == after:
+            cancelled_at = time.perf_counter()
+            await nc.publish(prefixed(prefix, BRAIN_CANCEL), encode(Cancel(turn_id=req.turn_id)))
+            break
+    # The terminal `end` (reason cancelled) arrives promptly; read it off our stream.
+    async for chunk in stream:
+        chunks.append(chunk)
+    ended_at = time.perf_counter()
+    assert stream.end is not None and stream.end.reason == "cancelled"
+    assert ended_at - cancelled_at < 0.05, f"stopped after {(ended_at - cancelled_at) * 1e3:.1f} ms"
+    return "".join(c.text or "" for c in chunks), cancelled_at
 
 
 async def test_llm_answer_streams_as_sentences_with_memories_in_prompt(
@@ -130,11 +159,8 @@ async def test_stalled_stream_ends_with_timeout_after_the_words_so_far(
     await brain_factory(
         subject_prefix=subject_prefix, llm=llm(openai_double, "stall", stall_timeout_s=0.3)
     )
-    stream = client.stream(
-        prefixed(subject_prefix, BRAIN_REQUEST),
-        request(f"stall please {new_id('x')}", session_id=new_id("s"), user_id="u"),
-        cancel_subject=prefixed(subject_prefix, BRAIN_CANCEL),
-    )
+    req = request(f"stall please {new_id('x')}", session_id=new_id("s"), user_id="u")
+    stream = open_turn(client, subject_prefix, req)
     started = time.monotonic()
     with pytest.raises(Timeout, match="stalled"):
         await stream.collect()
@@ -172,29 +198,7 @@ async def test_cancel_stops_the_stream_within_50ms_and_records_what_was_said(
     )
     session = new_id("s")
     req = request(f"talk for a long time {new_id('x')}", session_id=session, user_id="u")
-    stream = client.stream(
-        prefixed(subject_prefix, BRAIN_REQUEST),
-        req,
-        cancel_subject=prefixed(subject_prefix, BRAIN_CANCEL),
-    )
-    deltas = []
-    async for chunk in stream:
-        deltas.append(chunk)
-        if len(deltas) == 3:
-            cancelled_at = time.perf_counter()
-            await nc.publish(
-                prefixed(subject_prefix, BRAIN_CANCEL), encode(Cancel(turn_id=req.turn_id))
-            )
-            break
-    # The terminal `end` (reason cancelled) arrives promptly; read it off our stream.
-    remaining = []
-    async for chunk in stream:
-        remaining.append(chunk)
-    ended_at = time.perf_counter()
-    assert stream.end is not None and stream.end.reason == "cancelled"
-    assert (ended_at - cancelled_at) < 0.05, (
-        f"stopped after {(ended_at - cancelled_at) * 1000:.1f} ms"
-    )
+    said, cancelled_at = await cancel_mid_answer(nc, client, subject_prefix, req, after=3)
     # The upstream HTTP stream was closed too, not left running for nobody (played out, the
     # slow stream would run ~15 s: a second is a generous bound that still tells them apart).
     await wait_until(
@@ -202,7 +206,6 @@ async def test_cancel_stops_the_stream_within_50ms_and_records_what_was_said(
     )
     assert openai_double.stream_closed[req.text] - cancelled_at < 1.0
     # What was spoken before the cancel is recorded as an interrupted turn.
-    said = "".join(c.text or "" for c in deltas + remaining)
     await wait_until(
         lambda: running.brain.transcript(session), interval_s=0.02, what="the turn recorded"
     )
@@ -224,11 +227,7 @@ async def test_busy_and_duplicate_turns(
         max_concurrent_turns=1,
     )
     first = request(f"long one {new_id('x')}", session_id=new_id("s"), user_id="u")
-    stream = client.stream(
-        prefixed(subject_prefix, BRAIN_REQUEST),
-        first,
-        cancel_subject=prefixed(subject_prefix, BRAIN_CANCEL),
-    )
+    stream = open_turn(client, subject_prefix, first)
     async with stream:
         await anext(stream)  # the first turn is in progress
         with pytest.raises(Busy, match="maximum of 1"):

@@ -13,8 +13,6 @@ import httpx
 import pytest
 from arc_common.errors import Busy
 from arc_common.streaming import StreamingClient
-from arc_common.subjects import BRAIN_CANCEL, BRAIN_REQUEST, prefixed
-from arc_common.wire import Cancel, encode
 from arc_stack.llm import LlamaServer
 from arc_stack.server import ServerStartError, free_port
 from nats.aio.client import Client
@@ -22,6 +20,7 @@ from nats.aio.client import Client
 from tests.fixtures.brain import BrainFactory
 from tests.fixtures.llm import local_llm
 from tests.integration.brain.helpers import answer_text, ask, new_id, request
+from tests.integration.brain.test_llm import cancel_mid_answer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -109,22 +108,7 @@ async def test_cancel_stops_the_answer_within_50ms_and_frees_the_model(
         "Tell me a long story about a dragon who learns to sail.", session_id=new_id("s"),
         user_id="u",
     )  # fmt: skip
-    stream = client.stream(
-        prefixed(subject_prefix, BRAIN_REQUEST),
-        req,
-        cancel_subject=prefixed(subject_prefix, BRAIN_CANCEL),
-    )
-    async for _chunk in stream:
-        cancelled_at = time.perf_counter()
-        await nc.publish(
-            prefixed(subject_prefix, BRAIN_CANCEL), encode(Cancel(turn_id=req.turn_id))
-        )
-        break
-    async for _chunk in stream:
-        pass
-    ended_at = time.perf_counter()
-    assert stream.end is not None and stream.end.reason == "cancelled"
-    assert ended_at - cancelled_at < 0.05, f"stopped after {(ended_at - cancelled_at) * 1e3:.1f} ms"
+    await cancel_mid_answer(nc, client, subject_prefix, req, after=1)
     # The server stops generating for nobody: its slots go idle.
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{llm_server.port}") as http:
         deadline = time.monotonic() + 2.0

@@ -9,14 +9,14 @@ import asyncio
 import pytest
 from arc_brain.memory import TranscriptLine
 from arc_common.streaming import StreamingClient
-from arc_common.subjects import BRAIN_CANCEL, BRAIN_COMMIT, BRAIN_REQUEST, prefixed
+from arc_common.subjects import BRAIN_CANCEL, BRAIN_COMMIT, prefixed
 from arc_common.wire import Cancel, Commit, encode
 from nats.aio.client import Client
 
 from tests.fixtures.brain import BrainFactory, RunningBrain
 from tests.integration.brain.helpers import ask, new_id, request
 from tests.integration.brain.openai_double import OpenAiDouble
-from tests.integration.brain.test_llm import llm
+from tests.integration.brain.test_llm import llm, open_turn
 
 pytestmark = pytest.mark.integration
 
@@ -89,11 +89,7 @@ async def test_guess_cancelled_mid_stream_is_not_recorded_as_interrupted(
         f"talk for a long time {new_id('y')}", session_id=session, user_id="u", tentative=True
     )
     for req in (committed, guess):
-        stream = client.stream(
-            prefixed(subject_prefix, BRAIN_REQUEST),
-            req,
-            cancel_subject=prefixed(subject_prefix, BRAIN_CANCEL),
-        )
+        stream = open_turn(client, subject_prefix, req)
         async with stream:
             async for _chunk in stream:
                 if req is committed:

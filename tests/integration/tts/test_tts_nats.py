@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from arc_common.errors import Busy, TooLarge, Unsupported
-from arc_common.streaming import StreamingClient
+from arc_common.streaming import ReplyStream, StreamingClient
 from arc_common.subjects import TTS_CANCEL, TTS_REQUEST, prefixed
 from arc_common.wire import Cancel, ReplyChunk, TtsRequest, encode
 from arc_stack.nats import NatsServer
@@ -41,16 +41,22 @@ def tts_request(text: str, turn_id: str = "turn-1", **extra: object) -> TtsReque
     return TtsRequest(v=1, session_id="s-1", turn_id=turn_id, text=text, **extra)  # type: ignore[arg-type]
 
 
+def tts_stream(
+    client: StreamingClient, prefix: str, request: TtsRequest, **timeouts: float
+) -> ReplyStream:
+    return client.stream(
+        prefixed(prefix, TTS_REQUEST),
+        request,
+        cancel_subject=prefixed(prefix, TTS_CANCEL),
+        **timeouts,
+    )
+
+
 async def speak(
     nc: Client, prefix: str, request: TtsRequest, **timeouts: float
 ) -> tuple[list[ReplyChunk], ReplyChunk | None]:
     async with StreamingClient(nc) as client:
-        stream = client.stream(
-            prefixed(prefix, TTS_REQUEST),
-            request,
-            cancel_subject=prefixed(prefix, TTS_CANCEL),
-            **timeouts,
-        )
+        stream = tts_stream(client, prefix, request, **timeouts)
         chunks = await stream.collect()
     return chunks, stream.end
 
@@ -341,10 +347,10 @@ async def test_killed_worker_is_noticed_by_the_requester_within_a_second_or_two(
         health = (await http.get(f"{proc.http_url}/healthz")).json()
         assert health["status"] == "ok" and health["nats"] == "connected"
     async with StreamingClient(nc) as client:
-        stream = client.stream(
-            prefixed(subject_prefix, TTS_REQUEST),
+        stream = tts_stream(
+            client,
+            subject_prefix,
             tts_request(LONG, turn_id="doomed"),
-            cancel_subject=prefixed(subject_prefix, TTS_CANCEL),
             first_chunk_timeout=10.0,
             idle_timeout=10.0,
         )
@@ -380,10 +386,10 @@ async def test_stop_signal_ends_streams_in_flight_and_exits_cleanly(
 ) -> None:
     proc = await tts_subprocess(subject_prefix)
     async with StreamingClient(nc) as client:
-        stream = client.stream(
-            prefixed(subject_prefix, TTS_REQUEST),
+        stream = tts_stream(
+            client,
+            subject_prefix,
             tts_request(LONG, turn_id="shutdown"),
-            cancel_subject=prefixed(subject_prefix, TTS_CANCEL),
             first_chunk_timeout=10.0,
             idle_timeout=5.0,
         )

@@ -99,18 +99,24 @@ async def _probability(
     return p
 
 
+async def _judged(
+    detector: TranscriptAwareTurnDetector, detector_vad: vad.VAD, speech: SpeechSynth, text: str
+) -> tuple[float, float | None]:
+    """P(end of turn) for `text` spoken, and the bar it is held to once `text` is its final
+    transcript."""
+    stream = detector.stream()
+    try:
+        p = await _probability(stream, detector_vad, _utterance(speech, text))
+        detector.on_transcript(UserInputTranscribedEvent(transcript=text, is_final=True))
+        return p, await stream.unlikely_threshold(ENGLISH)
+    finally:
+        await stream.aclose()
+
+
 async def test_a_finished_question_is_done_whatever_the_audio_model_says(
     detector: TranscriptAwareTurnDetector, detector_vad: vad.VAD, speech: SpeechSynth
 ) -> None:
-    stream = detector.stream()
-    try:
-        p = await _probability(stream, detector_vad, _utterance(speech, "What time is it?"))
-        detector.on_transcript(
-            UserInputTranscribedEvent(transcript="What time is it?", is_final=True)
-        )
-        threshold = await stream.unlikely_threshold(ENGLISH)
-    finally:
-        await stream.aclose()
+    p, threshold = await _judged(detector, detector_vad, speech, "What time is it?")
     # No probability is under the bar: the framework answers after min_delay.
     assert threshold == 0.0, (threshold, p)
 
@@ -118,19 +124,8 @@ async def test_a_finished_question_is_done_whatever_the_audio_model_says(
 async def test_complete_sentence_is_likely_done(
     detector: TranscriptAwareTurnDetector, detector_vad: vad.VAD, speech: SpeechSynth
 ) -> None:
-    stream = detector.stream()
-    try:
-        p = await _probability(
-            stream, detector_vad, _utterance(speech, "Please turn off the lights in the kitchen.")
-        )
-        detector.on_transcript(
-            UserInputTranscribedEvent(
-                transcript="Please turn off the lights in the kitchen.", is_final=True
-            )
-        )
-        threshold = await stream.unlikely_threshold(ENGLISH)
-    finally:
-        await stream.aclose()
+    text = "Please turn off the lights in the kitchen."
+    p, threshold = await _judged(detector, detector_vad, speech, text)
     assert threshold == UNLIKELY_THRESHOLD
     assert p >= threshold, f"P(end)={p:.2f} for a complete sentence"
 
