@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import pytest_asyncio
 from arc_stack.livekit import LiveKitServer
@@ -433,16 +434,11 @@ async def test_a_person_back_in_a_room_another_worker_gets_resumes_their_session
         finally:
             await second.aclose()
 
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(migrated_dsn, min_size=1, open=False)
-    await pool.open(wait=True)
-    try:
-        async with pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT DISTINCT session_id FROM agents.sessions WHERE room = %s", (room,)
-            )
-            sessions = [row[0] for row in await cur.fetchall()]
-    finally:
-        await pool.close()
+    async with await psycopg.AsyncConnection.connect(migrated_dsn) as conn:
+        cur = await conn.execute(
+            "SELECT DISTINCT session_id FROM agents.sessions WHERE room = %s", (room,)
+        )
+        sessions = [row[0] for row in await cur.fetchall()]
     assert len(sessions) == 1, sessions
     assert f"resuming session {sessions[0]}" in other.log_path.read_text()
 
