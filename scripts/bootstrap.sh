@@ -30,6 +30,8 @@ debian_tool() {  # command, package, what needs it
 debian_tool cmake cmake "local LLM build"
 debian_tool ninja ninja-build "local LLM build"
 debian_tool chromium chromium "browser-page test"
+# Firefox ESR runs the talk page in a second engine (WebDriver BiDi, built into Firefox).
+debian_tool firefox-esr firefox-esr "Firefox page test"
 # espeak-ng is the second voice of the speech tests (a formant synthesiser that sounds
 # nothing like Piper): word error rate, end of turn, the voice benchmark.
 debian_tool espeak-ng espeak-ng "speech-recognition accuracy tests"
