@@ -32,7 +32,7 @@ from livekit.agents.voice.turn import TurnHandlingOptions
 
 from arc_voice import metrics
 from arc_voice.barge_in import BargeIn, pause_agent_audio, resume_stuck_output, stop_agent_audio
-from arc_voice.latency import ReplyTiming, observe_barge_in, observe_reply
+from arc_voice.latency import ReplyTiming, monotonic_from_wall, observe_barge_in, observe_reply
 from arc_voice.lifecycle import EventRecorder, HeardTurn
 from arc_voice.models import VoiceModels
 from arc_voice.noise_floor import GateConfig
@@ -491,20 +491,17 @@ class Conversation:
             return
         started = user.get("started_speaking_at")  # wall clock, as the framework stamps it
         if started is not None:
-            self.recording.mark(turn_id, "user", started + time.monotonic() - time.time())
+            self.recording.mark(turn_id, "user", monotonic_from_wall(started))
         if reply.first_audio_out_at is not None:
             self.recording.mark(turn_id, "assistant", reply.first_audio_out_at)
 
     def _timing(
         self, turn: BrainTurn, user: dict[str, float], reply: llm.MetricsReport
     ) -> ReplyTiming:
-        # The framework stamps wall-clock times; the rest of Arc measures on the monotonic
-        # clock, so convert with the offset between the two taken now.
-        offset = time.monotonic() - time.time()
         started = reply.get("started_speaking_at")
         # The end of speech this reply answers: the last one before its audio went out (the
         # brain may have started before it, on a preflight transcript).
-        out_at = None if started is None else started + offset
+        out_at = None if started is None else monotonic_from_wall(started)
         stops = [t for t in self.log.user_stops if out_at is None or t <= out_at]
         tts = self.tts.streams[-1] if self.tts.streams else None
         return ReplyTiming(

@@ -118,9 +118,16 @@ def worker_stages(
     }
     spoke_until = _number(user.get("stopped_speaking_at"))
     if spoke_until is not None and timing.user_stopped_at is not None:
-        monotonic_spoke_until = spoke_until + (time.monotonic() - time.time())
-        stages["end_of_speech"] = max(0.0, timing.user_stopped_at - monotonic_spoke_until)
+        stages["end_of_speech"] = max(
+            0.0, timing.user_stopped_at - monotonic_from_wall(spoke_until)
+        )
     return {stage: value for stage, value in stages.items() if value is not None and value >= 0}
+
+
+def monotonic_from_wall(wall: float) -> float:
+    """A wall-clock time (as the framework stamps its metrics) on the monotonic clock the
+    rest of Arc measures with, by the offset between the two taken now."""
+    return wall + time.monotonic() - time.time()
 
 
 def observe_reply(

@@ -502,6 +502,17 @@ def expired_files(directory: Path, cutoff: float) -> list[Path]:
     return sorted(p for p in directory.rglob(f"*{SUFFIX}") if p.stat().st_mtime < cutoff)
 
 
+def remove_recording(path: Path) -> bool:
+    """Delete one recording file and its marks; whether the file was there."""
+    with contextlib.suppress(FileNotFoundError):
+        marks_path(path).unlink()
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def remove_files(paths: list[Path], directory: Path) -> int:
     """Delete `paths` (only those inside `directory`) and the day folders they leave empty."""
     root = directory.resolve()
@@ -510,11 +521,7 @@ def remove_files(paths: list[Path], directory: Path) -> int:
         if not path.resolve().is_relative_to(root):
             log.warning("not deleting %s: outside the recordings folder %s", path, root)
             continue
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed += 1
-        with contextlib.suppress(FileNotFoundError):
-            marks_path(path).unlink()
+        removed += remove_recording(path)
         parent = path.parent
         if parent.resolve() != root:
             with contextlib.suppress(OSError):

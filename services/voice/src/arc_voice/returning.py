@@ -21,8 +21,7 @@ class ReturningPeople:
     _left: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
 
     def left(self, room: str, identity: str, session_id: str, now: float) -> None:
-        if self.window_s > 0:
-            self._left[(room, identity)] = (session_id, now)
+        self.heard(room, identity, session_id, at=now, now=now)
         self._forget_old(now)
 
     def back(self, room: str, identity: str, now: float) -> str | None:
@@ -38,11 +37,11 @@ class ReturningPeople:
         return [(room, who, session, now - at) for (room, who), (session, at) in self._left.items()]
 
     def heard(self, room: str, identity: str, session_id: str, at: float, now: float) -> None:
-        """A departure another worker saw, kept as if seen here unless a later one is known."""
+        """A departure, seen here or by another worker, kept unless a later one is known."""
         if self.window_s <= 0 or now - at > self.window_s:
             return
         known = self._left.get((room, identity))
-        if known is None or known[1] < at:
+        if known is None or known[1] <= at:
             self._left[(room, identity)] = (session_id, at)
 
     def forget(self, room: str, identity: str) -> None:

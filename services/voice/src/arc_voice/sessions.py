@@ -11,7 +11,6 @@ the recording file and row, and the marks on the session and its events, are thi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
@@ -29,7 +28,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from arc_voice.recording import marks_path, read_marks
+from arc_voice.recording import read_marks, remove_recording
 
 log = logging.getLogger(__name__)
 
@@ -633,13 +632,7 @@ class SessionStore:
                 "recording of session %s outside the recordings directory kept: %r", session_id, uri
             )
             return False
-        with contextlib.suppress(FileNotFoundError):
-            marks_path(path).unlink()
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return remove_recording(path)
 
 
 def _timed_lines(
