@@ -27,6 +27,7 @@ from arc_stack.nats import NatsServer
 from arc_voice.caller import speech_bounds
 from arc_voice.models import VoiceModels
 from arc_voice.recording import read_marks, remove_expired
+from arc_voice.sessions_api import store_for_worker
 from arc_voice.ws_client import SocketCaller, SocketTurn
 from psycopg_pool import AsyncConnectionPool
 
@@ -200,6 +201,68 @@ async def test_a_recorded_conversation_has_both_voices_at_the_right_times(
     [turn_id] = {turn for turn, _ in marks}
     assert abs(marks[(turn_id, "user")] / 1000 - person_onset) < 0.4, (marks, person_onset)
     assert abs(marks[(turn_id, "assistant")] / 1000 - agent_onset) < 0.3, (marks, agent_onset)
+
+
+async def test_a_resumed_session_is_served_as_a_part_per_conversation(
+    recorded_mesh: tuple[VoiceHarness, str, Path], speech: SpeechSynth
+) -> None:
+    """A client that comes back with its session id (as a person who rejoins a room does)
+    gets a second file; the sessions API serves both as parts of the session and places each
+    line in the part it was heard in, where the person's voice starts in that file."""
+    harness, url, folder = recorded_mesh
+    session_id = uuid.uuid4().hex
+    pcm, rate = speech.say_plain(QUESTION)
+    speech_start = speech_bounds(pcm, rate)[0] / 2 / rate
+    said: list[float] = []  # where the question starts on each file's timeline
+    async with aiohttp.ClientSession() as http:
+        for _ in range(2):
+            ws = await http.ws_connect(url, headers=AUTH, heartbeat=None)
+            turn = SocketTurn(output_sample_rate=OUT_RATE)
+            caller = SocketCaller(ws, turn)
+            try:
+                start = {
+                    "type": "start",
+                    "user_id": "rita",
+                    "session_id": session_id,
+                    "input_sample_rate": rate,
+                    "output_sample_rate": OUT_RATE,
+                    "greeting": False,
+                }
+                await caller.send_json(start)
+                await caller.wait_for("ready", within_s=30)
+                await asyncio.sleep(0.5)
+                said.append(time.monotonic() - turn.events[0][0] + speech_start)
+                mark = len(turn.events)
+                await caller.say(pcm, rate)
+                caller.keep_sending_silence(rate)
+                await caller.wait_for("audio_end", within_s=120, after=mark)
+                await caller.send_json({"type": "end"})
+                await caller.wait_for("ended", within_s=20)
+            finally:
+                await caller.aclose()
+                await ws.close()
+
+    rows = await _poll_rows(
+        harness,
+        "SELECT uri FROM agents.recordings WHERE session_id = %s AND duration_ms IS NOT NULL "
+        "ORDER BY created_at",
+        session_id,
+    )
+    assert len(rows) == 2, rows
+    store = store_for_worker(harness.worker, folder)
+    view = await store.view(session_id)
+    assert [r.uri for r in view.recordings] == [uri for (uri,) in rows]
+    asked = [line for line in view.lines if line.role == "user"]
+    assert [line.part for line in asked] == [0, 1], view.lines
+    for line, (uri,) in zip(asked, rows, strict=True):
+        path, _ = await store.recording(session_id, line.part or 0)
+        assert path == _file_at(uri, folder)
+        audio, out_rate = decode(path)
+        person = onset(audio, out_rate, 0)
+        assert abs(line.offset_ms / 1000 - person) < 0.4, (line, person)
+        assert abs(person - said[line.part or 0]) < 0.3, (person, said)
+    answers = [line.part for line in view.lines if line.role == "assistant"]
+    assert answers == [0, 1], view.lines
 
 
 async def test_a_socket_can_turn_recording_off_for_its_session(

@@ -395,6 +395,120 @@ async def test_recording_whole_and_ranges(env: Env) -> None:
         assert none.json()["error"]["code"] == "bad_request"
 
 
+@dataclass
+class Resumed:
+    session: str
+    files: list[Path]
+    audio: list[bytes]
+
+
+async def seed_resumed(env: Env) -> Resumed:
+    """A person who came back resumed their session, and the worker recorded the second
+    conversation to a file of its own (12 s, then 8 s from 2 minutes on): two turns heard in
+    the first, two in the second and a typed line there (no mark)."""
+    session = f"back{env.tag}"
+    files = [env.recordings / "2026" / f"{session}-{n}.ogg" for n in (1, 2)]
+    audio = [write_ogg(files[0], 12.0), write_ogg(files[1], 8.0)]
+    for path, turn, offsets in ((files[0], "t1", (2000, 4500)), (files[1], "t2", (1500, 3800))):
+        marks_path(path).write_text(
+            "".join(
+                json.dumps({"turn_id": turn, "role": role, "offset_ms": ms}) + "\n"
+                for role, ms in zip(("user", "assistant"), offsets, strict=True)
+            )
+        )
+    resumed_at = T0 + timedelta(minutes=2)
+    await env.sql(
+        "INSERT INTO agents.sessions (session_id, user_id, room, status, started_at, ended_at) "
+        "VALUES (%s, %s, %s, 'ended', %s, %s)",
+        session,
+        f"rita-{env.tag}",
+        f"lobby-{env.tag}",
+        T0,
+        resumed_at + timedelta(seconds=8),
+    )
+    turns = (
+        ("t1", "user", "What time is it?", T0 + timedelta(seconds=5)),
+        ("t1", "assistant", "It is nine o'clock.", T0 + timedelta(seconds=5)),
+        ("t2", "user", "I am back, what is two plus two?", resumed_at + timedelta(seconds=4)),
+        ("t2", "assistant", "Four.", resumed_at + timedelta(seconds=4)),
+        # Typed in the second conversation: no mark, placed by its row.
+        ("t3", "user", "thanks", resumed_at + timedelta(seconds=6.5)),
+    )
+    for turn, role, content, at in turns:
+        await env.sql(
+            "INSERT INTO agents.conversations (session_id, turn_id, user_id, role, content, "
+            "interrupted, created_at) VALUES (%s, %s, %s, %s, %s, false, %s)",
+            session,
+            turn,
+            f"rita-{env.tag}",
+            role,
+            content,
+            at,
+        )
+    # Inserted newest first: the parts are in the order they were recorded, not by row id.
+    for path, seconds, at in ((files[1], 8000, resumed_at), (files[0], 12000, T0)):
+        await env.sql(
+            "INSERT INTO agents.recordings (session_id, turn_id, uri, mime_type, duration_ms, "
+            "created_at) VALUES (%s, NULL, %s, 'audio/ogg', %s, %s)",
+            session,
+            path.as_uri(),
+            seconds,
+            at,
+        )
+
+    return Resumed(session, files, audio)
+
+
+async def test_a_resumed_session_serves_each_conversations_recording(env: Env) -> None:
+    """Both files of a resumed session are parts of it, served by `part`, and each line is
+    placed in the part it was heard in."""
+    resumed = await seed_resumed(env)
+    session, files, audio = resumed.session, resumed.files, resumed.audio
+    async with env.client() as http:
+        view = (await http.get(f"/v1/sessions/{session}")).json()
+        first = await http.get(f"/v1/sessions/{session}/recording")
+        second = await http.get(f"/v1/sessions/{session}/recording", params={"part": "1"})
+        ranged = await http.get(
+            f"/v1/sessions/{session}/recording",
+            params={"part": "1"},
+            headers={"range": "bytes=10-99"},
+        )
+        beyond = await http.get(f"/v1/sessions/{session}/recording", params={"part": "2"})
+        bad = [
+            await http.get(f"/v1/sessions/{session}/recording", params={"part": value})
+            for value in ("-1", "one", "100000")
+        ]
+        text = (await http.get(f"/v1/sessions/{session}/export", params={"format": "text"})).text
+
+    assert [(r["part"], r["duration_ms"]) for r in view["recordings"]] == [(0, 12000), (1, 8000)]
+    assert view["recording"] == {"mime_type": "audio/ogg", "duration_ms": 12000}
+    assert "file:" not in json.dumps(view["recordings"])
+    placed = [(x["turn_id"], x["role"], x["part"], x["offset_ms"]) for x in view["transcript"]]
+    assert placed == [
+        ("t1", "user", 0, 2000),
+        ("t1", "assistant", 0, 4500),
+        ("t2", "user", 1, 1500),
+        ("t2", "assistant", 1, 3800),
+        ("t3", "user", 1, 6500),
+    ]
+    assert first.status_code == 200 and first.content == audio[0]
+    assert second.status_code == 200 and second.content == audio[1]
+    assert ranged.status_code == 206 and ranged.content == audio[1][10:100]
+    assert ranged.headers["content-range"] == f"bytes 10-99/{len(audio[1])}"
+    assert beyond.status_code == 404
+    assert "no part 2" in beyond.json()["error"]["message"]
+    for answer in bad:
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "bad_request"
+    assert "[part 2 00:01] user: I am back, what is two plus two?" in text
+
+    async with env.client() as http:
+        deleted = await http.delete(f"/v1/sessions/{session}")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["recordings_removed"] == 2
+    assert not any(path.exists() or marks_path(path).exists() for path in files)
+
+
 async def test_recording_outside_the_directory_is_refused(env: Env, tmp_path: Path) -> None:
     s = await seed(env)
     secret = tmp_path / "secret.ogg"
@@ -644,3 +758,62 @@ async def test_console_in_chromium(env: Env, tmp_path: Path) -> None:
                 " && document.getElementById('audio').seeking === false",
                 f"line {line} highlighted at {seconds} s",
             )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
+async def test_console_plays_each_part_of_a_resumed_session(env: Env, tmp_path: Path) -> None:
+    """The console shows a part per conversation: a line plays in its own part, the
+    highlight follows the part playing, and the end of one part plays on into the next."""
+    resumed = await seed_resumed(env)
+    async with chromium(tmp_path / "profile", url=f"{env.url}/sessions#key={API_KEY}") as tab:
+        await tab.until("document.readyState === 'complete' && window.arcSessions", "page load")
+        await tab.evaluate(
+            f"document.querySelector('[name=room]').value = {json.dumps(f'lobby-{env.tag}')};"
+            "document.getElementById('filters').requestSubmit()"
+        )
+        row = f"document.querySelector('tr[data-session-id={resumed.session}]')"
+        await tab.until(f"{row} !== null", "the session listed")
+        await tab.evaluate(f"{row}.click()")
+        await tab.until(f"window.arcSessions.shown === {json.dumps(resumed.session)}", "shown")
+        audio = "document.getElementById('audio')"
+        loaded = f"window.arcSessions.part === %d && {audio}.readyState >= 1"
+        await tab.until(loaded % 0, "the first part loaded")
+        assert await tab.evaluate(f"{audio}.duration") == pytest.approx(12.0, abs=0.1)
+        buttons = "Array.from(document.querySelectorAll('#parts button'), (b) => b.textContent)"
+        assert await tab.evaluate(buttons) == ["Conversation 1 (00:12)", "Conversation 2 (00:08)"]
+        stamps = "Array.from(document.querySelectorAll('#transcript .when'), (w) => w.textContent)"
+        assert await tab.evaluate(stamps) == [
+            "#1 00:02",
+            "#1 00:04",
+            "#2 00:01",
+            "#2 00:03",
+            "#2 00:06",
+        ]
+
+        async def heard_at(seconds: float, line: int | None) -> None:
+            await tab.evaluate(f"{audio}.currentTime = {seconds}")
+            await tab.until(
+                f"window.arcSessions.highlighted === {json.dumps(line)} && !{audio}.seeking",
+                f"line {line} highlighted at {seconds} s",
+            )
+
+        # In part 1, only its own lines are highlighted: 5 s is past line 1, not line 2 or 3
+        # (whose offsets, in part 2, are smaller).
+        await heard_at(5.0, 1)
+        await heard_at(1.0, None)
+        # A line of the second conversation plays in its own part.
+        await tab.evaluate("document.querySelectorAll('#transcript li')[3].click()")
+        await tab.until(loaded % 1, "the second part loaded")
+        assert await tab.evaluate(f"{audio}.duration") == pytest.approx(8.0, abs=0.1)
+        await tab.until("window.arcSessions.highlighted === 3", "the clicked line highlighted")
+        await heard_at(7.0, 4)
+        # Back in the first, played to its end: the second plays on.
+        await tab.evaluate("document.querySelectorAll('#parts button')[0].click()")
+        await tab.until(loaded % 0, "the first part again")
+        await tab.evaluate(f"{audio}.currentTime = 11.5; {audio}.play()")
+        await tab.until(
+            f"window.arcSessions.part === 1 && !{audio}.paused && {audio}.currentTime > 0",
+            "the second part playing on",
+            within_s=20,
+        )

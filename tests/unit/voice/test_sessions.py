@@ -12,10 +12,12 @@ from arc_voice.sessions import (
     ByteRange,
     Line,
     RangeNotSatisfiable,
+    Recording,
     RecordingRefused,
     Sentiment,
     SessionRow,
     SessionView,
+    _timed_lines,
     checked_session_id,
     parse_range,
     recording_path,
@@ -221,7 +223,7 @@ def test_text_export() -> None:
         session=row,
         lines=[_line(1, "user", "Hello there"), _line(1, "assistant", "Hi Ann", interrupted=True)],
         timings=[],
-        recording=None,
+        recordings=[],
         summary="1 turn.",
         sentiment=Sentiment("neutral", 0.0),
     )
@@ -230,3 +232,59 @@ def test_text_export() -> None:
     assert "[00:10] user: Hello there\n[00:10] assistant: Hi Ann [interrupted]\n" in text
     assert "Sentiment: neutral (+0.000)" in text
     assert view.to_json()["duration_ms"] == 120_000
+
+
+def _row(turn: str, role: str, at_s: float) -> dict[str, object]:
+    return {
+        "turn_id": turn,
+        "role": role,
+        "content": f"{role} of {turn}",
+        "interrupted": False,
+        "created_at": START + timedelta(seconds=at_s),
+    }
+
+
+def test_a_resumed_sessions_lines_are_placed_in_the_part_they_were_heard_in() -> None:
+    """Two conversations of one session, each with its own file (recorded from 0 s and from
+    100 s): a line with a mark is where its part's marks put it; one without (a typed message)
+    is in the part being recorded when its row was stored, from that part's start."""
+    parts = [
+        Recording("file:///r/a.ogg", "audio/ogg", 30_000, START),
+        Recording("file:///r/b.ogg", "audio/ogg", 20_000, START + timedelta(seconds=100)),
+    ]
+    marks = [
+        {("t1", "user"): 4_000, ("t1", "assistant"): 6_500},
+        {("t2", "user"): 3_000, ("t2", "assistant"): 5_200},
+    ]
+    rows = [
+        _row("t1", "user", 7),
+        _row("t1", "assistant", 7),
+        _row("t2", "user", 106),
+        _row("t2", "assistant", 106),
+        _row("t3", "user", 112.5),  # typed, no mark
+        _row("t3", "assistant", 113),
+    ]
+    lines = _timed_lines(rows, START - timedelta(seconds=2), parts, marks)
+    assert [(line.part, line.offset_ms) for line in lines] == [
+        (0, 4_000),
+        (0, 6_500),
+        (1, 3_000),
+        (1, 5_200),
+        (1, 12_500),
+        (1, 13_000),
+    ]
+    # Before any part began (a row from before the first file opened): the first part, at 0.
+    early = _timed_lines([_row("t0", "user", -1)], START - timedelta(seconds=2), parts, [{}, {}])
+    assert [(line.part, line.offset_ms) for line in early] == [(0, 0)]
+    # No recording at all: from the session's start, in no part.
+    bare = _timed_lines(rows[:1], START - timedelta(seconds=2), [], [])
+    assert [(line.part, line.offset_ms) for line in bare] == [(None, 9_000)]
+
+    row = SessionRow("s1", "ann", "lobby", "ended", START, None, None, 3, True)
+    view = SessionView(row, lines, [], parts, "3 turns.", Sentiment("neutral", 0.0))
+    body = view.to_json()
+    assert body["recording"] == {"mime_type": "audio/ogg", "duration_ms": 30_000}
+    assert [(p["part"], p["duration_ms"]) for p in body["recordings"]] == [(0, 30_000), (1, 20_000)]
+    assert "file://" not in str(body["recordings"])
+    assert "[part 2 00:12] user: user of t3\n" in render_text(view)
+    assert "[part 1 00:04] user: user of t1\n" in render_text(view)

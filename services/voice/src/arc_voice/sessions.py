@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # `..` and friends never get as far as a query).
 _SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 LIST_LIMIT_MAX = 500
+# A bound for the `part` query, far above any session's conversations.
+RECORDING_PARTS_MAX = 10_000
 
 
 class SessionNotFound(BadRequest):
@@ -290,8 +292,10 @@ class SessionRow:
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One line of the transcript; `offset_ms` is from the session's start (when its recording
-    starts), for following the recording."""
+    """One line of the transcript, placed for following the recording: `part` is the index of
+    the recording it was heard in (a resumed session has one per conversation; None when the
+    session has no recording), `offset_ms` its place from that recording's start (from the
+    session's start when there is none)."""
 
     turn_id: str
     role: str
@@ -299,6 +303,7 @@ class Line:
     interrupted: bool
     created_at: datetime
     offset_ms: int
+    part: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -333,28 +338,35 @@ class Recording:
     duration_ms: int | None
     created_at: datetime
 
+    def to_json(self) -> dict[str, Any]:
+        # Where the file lies is not told, only its type and length.
+        return {"mime_type": self.mime_type, "duration_ms": self.duration_ms}
+
 
 @dataclass(frozen=True, slots=True)
 class SessionView:
     session: SessionRow
     lines: list[Line]
     timings: list[TurnTiming]
-    recording: Recording | None
+    recordings: list[Recording]
     summary: str
     sentiment: Sentiment
     latency: dict[str, float | None] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The API's and the JSON export's body. The recording's location on disk is not in
-        it (only whether there is one, its type and length)."""
-        recording = self.recording
+        """The API's and the JSON export's body: `recordings` has one part per conversation
+        (in order; `GET .../recording?part=N` serves each), and `recording` is the first, as
+        before parts."""
+        parts = [
+            {"part": n, **r.to_json(), "started_at": r.created_at.isoformat()}
+            for n, r in enumerate(self.recordings)
+        ]
         return {
             **self.session.to_json(),
             "summary": self.summary,
             "sentiment": {"label": self.sentiment.label, "score": self.sentiment.score},
-            "recording": None
-            if recording is None
-            else {"mime_type": recording.mime_type, "duration_ms": recording.duration_ms},
+            "recording": self.recordings[0].to_json() if self.recordings else None,
+            "recordings": parts,
             "transcript": [line.to_json() for line in self.lines],
             "turn_timings": [t.to_json() for t in self.timings],
             "latency": self.latency,
@@ -374,9 +386,12 @@ def render_text(view: SessionView) -> str:
         "",
     ]
     body = []
+    several = len(view.recordings) > 1
     for line in view.lines:
         seconds = line.offset_ms // 1000
         stamp = f"{seconds // 60:02d}:{seconds % 60:02d}"
+        if several and line.part is not None:
+            stamp = f"part {line.part + 1} {stamp}"
         cut = " [interrupted]" if line.interrupted else ""
         body.append(f"[{stamp}] {line.role}: {line.content}{cut}")
     return "\n".join(head + body) + "\n"
@@ -450,13 +465,13 @@ FROM agents.session_turn_summary
 WHERE session_id = %s
 """
 
-# The session's own recording (turn_id NULL) before any per-turn one.
-_RECORDING = """
+# One file per conversation of the session (a resumed session has several), in the order
+# they were made.
+_RECORDINGS = """
 SELECT uri, mime_type, duration_ms, created_at
 FROM agents.recordings
 WHERE session_id = %s
-ORDER BY (turn_id IS NULL) DESC, id
-LIMIT 1
+ORDER BY created_at, id
 """
 
 _RECORDING_URIS = "SELECT uri FROM agents.recordings WHERE session_id = %s"
@@ -543,35 +558,39 @@ class SessionStore:
             timing_rows = await cur.fetchall()
             await cur.execute(_LATENCY, (session_id,))
             latency = await cur.fetchone() or {}
-            await cur.execute(_RECORDING, (session_id,))
-            recording = await cur.fetchone()
-        start = row.started_at
-        marks = {} if recording is None else await asyncio.to_thread(self._marks, recording["uri"])
+            await cur.execute(_RECORDINGS, (session_id,))
+            recordings = [Recording(**r) for r in await cur.fetchall()]
+        marks = await asyncio.to_thread(lambda: [self._marks(r.uri) for r in recordings])
         timings = [
             TurnTiming(t["turn_id"], t["occurred_at"], {k: t[k] for k in _STAGES})
             for t in timing_rows
         ]
-        lines = _timed_lines(rows, start, marks)
+        lines = _timed_lines(rows, row.started_at, recordings, marks)
         return SessionView(
             session=row,
             lines=lines,
             timings=timings,
-            recording=None if recording is None else Recording(**recording),
+            recordings=recordings,
             summary=summarize(lines),
             sentiment=sentiment(line.content for line in lines if line.role == "user"),
             latency={k: None if v is None else float(v) for k, v in latency.items()},
         )
 
-    async def recording(self, session_id: str) -> tuple[Path, str]:
-        """The session's recording file and its media type; 404 when there is none (or its
-        file is gone), 403 when its row points outside the recordings directory."""
+    async def recording(self, session_id: str, part: int = 0) -> tuple[Path, str]:
+        """The file of the session's recording `part` (0: its first conversation) and its
+        media type; 404 when there is none (or its file is gone), 403 when its row points
+        outside the recordings directory."""
         await self.session(session_id)
         async with self._pool.connection() as conn:
-            cur = await conn.execute(_RECORDING, (session_id,))
-            row = await cur.fetchone()
-        if row is None:
+            cur = await conn.execute(_RECORDINGS, (session_id,))
+            rows = await cur.fetchall()
+        if not rows:
             raise SessionNotFound(f"session {session_id} has no recording")
-        uri, mime_type = row[0], row[1]
+        if part >= len(rows):
+            raise SessionNotFound(
+                f"session {session_id} has {len(rows)} recording part(s); no part {part}"
+            )
+        uri, mime_type = rows[part][0], rows[part][1]
         try:
             path = recording_path(uri, self._recordings)
         except RecordingRefused:
@@ -636,20 +655,43 @@ class SessionStore:
 
 
 def _timed_lines(
-    rows: Sequence[dict[str, Any]], start: datetime, marks: dict[tuple[str, str], int]
+    rows: Sequence[dict[str, Any]],
+    start: datetime,
+    recordings: Sequence[Recording],
+    marks: Sequence[dict[tuple[str, str], int]],
 ) -> list[Line]:
-    """Each line's place in the recording: its mark there (the person began to speak, the
-    answer's first audio went out), else when its row was stored, from the session's start.
-    The brain stores a turn's rows together once the answer is generated, so a line placed by
-    its row shows up about a turn late (a typed message, a recording made before marks)."""
-    return [
-        Line(
-            r["turn_id"],
-            r["role"],
-            r["content"],
-            r["interrupted"],
-            r["created_at"],
-            marks.get((r["turn_id"], r["role"]), _offset_ms(r["created_at"], start)),
+    """Each line's place in the recordings: the part whose marks have it (the person began to
+    speak, the answer's first audio went out), else the part that was being recorded when its
+    row was stored, at that time from the part's start. The brain stores a turn's rows
+    together once the answer is generated, so a line placed by its row shows up about a turn
+    late (a typed message, a recording made before marks). With no recording, from the
+    session's start."""
+    lines = []
+    for r in rows:
+        key = (r["turn_id"], r["role"])
+        part = next((n for n, found in enumerate(marks) if key in found), None)
+        if part is not None:
+            offset = marks[part][key]
+        elif recordings:
+            part = _part_at(recordings, r["created_at"])
+            offset = _offset_ms(r["created_at"], recordings[part].created_at)
+        else:
+            offset = _offset_ms(r["created_at"], start)
+        lines.append(
+            Line(
+                r["turn_id"],
+                r["role"],
+                r["content"],
+                r["interrupted"],
+                r["created_at"],
+                offset,
+                part,
+            )
         )
-        for r in rows
-    ]
+    return lines
+
+
+def _part_at(recordings: Sequence[Recording], at: datetime) -> int:
+    """The last part begun by `at` (the first when `at` is before them all)."""
+    begun = [n for n, r in enumerate(recordings) if r.created_at <= at]
+    return begun[-1] if begun else 0

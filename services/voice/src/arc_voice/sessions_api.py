@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 
 from arc_voice.sessions import (
     LIST_LIMIT_MAX,
+    RECORDING_PARTS_MAX,
     RangeNotSatisfiable,
     SessionFilter,
     SessionStore,
@@ -73,10 +74,15 @@ def sessions_router(
         return view.to_json()
 
     @router.get("/{session_id}/recording")
-    async def recording(session_id: str, request: Request) -> Response:
-        """The recording; a single `Range: bytes=...` is answered 206 with `Content-Range`,
-        an unservable one 416 with `Content-Range: bytes */size`."""
-        path, mime_type = await store_of().recording(checked_session_id(session_id))
+    async def recording(
+        session_id: str,
+        request: Request,
+        part: Annotated[int, Query(ge=0, le=RECORDING_PARTS_MAX)] = 0,
+    ) -> Response:
+        """One part of the recording (0, the default: the first conversation; a resumed
+        session has one per conversation); a single `Range: bytes=...` is answered 206 with
+        `Content-Range`, an unservable one 416 with `Content-Range: bytes */size`."""
+        path, mime_type = await store_of().recording(checked_session_id(session_id), part)
         stat = await asyncio.to_thread(os.stat, path)
         try:
             parse_range(request.headers.get("range"), stat.st_size)

@@ -1,7 +1,8 @@
 // The sessions console: a table of past sessions (GET /v1/sessions), and one session's view
 // (GET /v1/sessions/{id}): its recording in an <audio> player whose position highlights the
 // transcript line being heard, each turn's latency as stacked bars, the summary and the
-// sentiment label, export and delete.
+// sentiment label, export and delete. A session someone came back to has a recording part per
+// conversation: the player plays them one after the other, and a line plays its own part.
 //
 // Every API call needs the service's key. As on the talk page, the link carries it after
 // `#key=` (a fragment never reaches a server or its logs) and the page keeps it for this tab
@@ -20,10 +21,11 @@
   }
   const apiKey = sessionStorage.getItem("arc-api-key");
   let current = null; // the session on show
-  let audioUrl = null;
+  let partUrls = new Map(); // part → blob URL, fetched once per session shown
+  let playing = 0; // the part in the player
 
   // For automated checks.
-  window.arcSessions = { loaded: 0, shown: null, highlighted: null };
+  window.arcSessions = { loaded: 0, shown: null, highlighted: null, part: null };
 
   function problem(text) {
     $("problem").textContent = text;
@@ -137,30 +139,35 @@
       const item = document.createElement("li");
       item.className = line.role + (line.interrupted ? " interrupted" : "");
       item.dataset.offsetMs = line.offset_ms;
+      item.dataset.part = line.part ?? "";
       const stamp = document.createElement("span");
       stamp.className = "when";
-      stamp.textContent = clock(line.offset_ms);
+      const several = current.recordings.length > 1 && line.part != null;
+      stamp.textContent = (several ? "#" + (line.part + 1) + " " : "") + clock(line.offset_ms);
+      if (several) stamp.title = "conversation " + (line.part + 1) + " of the session";
       const who = document.createElement("span");
       who.className = "who";
       who.textContent = (line.role === "user" ? "Person" : "Arc") + ": ";
       item.append(stamp, who, document.createTextNode(line.content));
-      // Clicking a line plays from it.
-      item.addEventListener("click", () => {
+      // Clicking a line plays from it, in its own part.
+      item.addEventListener("click", async () => {
+        if ($("audio-box").hidden || line.part == null) return;
+        if (line.part !== playing && !(await playPart(line.part))) return;
         const audio = $("audio");
-        if (!$("audio-box").hidden) {
-          audio.currentTime = line.offset_ms / 1000;
-          audio.play().catch(() => {});
-        }
+        audio.currentTime = line.offset_ms / 1000;
+        audio.play().catch(() => {});
       });
       list.appendChild(item);
     }
   }
 
-  // The line being heard: the last one whose offset is at or before the player's position.
+  // The line being heard: the last one of the part playing whose offset is at or before the
+  // player's position.
   function highlight() {
     const ms = $("audio").currentTime * 1000;
     let found = null;
     for (const item of $("transcript").children) {
+      if (item.dataset.part !== String(playing)) continue;
       if (Number(item.dataset.offsetMs) <= ms) found = item;
     }
     for (const item of $("transcript").children) item.classList.toggle("current", item === found);
@@ -204,19 +211,56 @@
 
   async function loadAudio(view) {
     const audio = $("audio");
-    if (audioUrl) URL.revokeObjectURL(audioUrl);
-    audioUrl = null;
+    for (const url of partUrls.values()) URL.revokeObjectURL(url);
+    partUrls = new Map();
     audio.removeAttribute("src");
     $("audio-box").hidden = true;
-    if (!view.recording) return;
+    $("parts").replaceChildren();
+    window.arcSessions.part = null;
+    if (!view.recordings.length) return;
+    if (view.recordings.length > 1) {
+      view.recordings.forEach((r) => {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.dataset.part = r.part;
+        button.textContent = "Conversation " + (r.part + 1) + " (" + length(r.duration_ms) + ")";
+        button.addEventListener("click", () => playPart(r.part));
+        $("parts").appendChild(button);
+      });
+    }
+    if (await playPart(0, false)) $("audio-box").hidden = false;
+  }
+
+  // Puts part `n` of the session on show into the player (fetched with the key, once); true
+  // when it is there.
+  async function playPart(n, autoplay = true) {
+    const view = current;
     try {
-      const answer = await api("/v1/sessions/" + encodeURIComponent(view.session_id) + "/recording");
-      audioUrl = URL.createObjectURL(await answer.blob());
-      audio.src = audioUrl;
-      $("audio-box").hidden = false;
+      if (!partUrls.has(n)) {
+        const path = "/v1/sessions/" + encodeURIComponent(view.session_id) + "/recording?part=" + n;
+        const blob = await (await api(path)).blob();
+        if (view !== current) return false; // another session was opened meanwhile
+        partUrls.set(n, URL.createObjectURL(blob));
+      }
+      const audio = $("audio");
+      playing = n;
+      audio.src = partUrls.get(n);
+      for (const button of $("parts").children) {
+        button.setAttribute("aria-pressed", String(button.dataset.part === String(n)));
+      }
+      window.arcSessions.part = n;
+      if (autoplay) audio.play().catch(() => {});
+      highlight();
+      return true;
     } catch (err) {
       problem("The recording could not be loaded: " + err.message);
+      return false;
     }
+  }
+
+  // One part ends: the next conversation's plays on, as one recording would.
+  async function playNext() {
+    if (current && playing + 1 < current.recordings.length) await playPart(playing + 1);
   }
 
   async function download(format) {
@@ -251,6 +295,7 @@
 
   $("audio").addEventListener("timeupdate", highlight);
   $("audio").addEventListener("seeked", highlight);
+  $("audio").addEventListener("ended", playNext);
   $("filters").addEventListener("submit", loadList);
   $("export-json").addEventListener("click", () => download("json"));
   $("export-text").addEventListener("click", () => download("text"));
