@@ -86,7 +86,11 @@ async def test_a_hesitation_is_one_turn_and_the_guess_is_not_stored(
     # The agent did not speak into the pause, and answered the whole sentence: either the
     # turn waited out the pause, or the first half's reply (never heard) was dropped and the
     # brain was asked about both halves together.
-    assert first > spoken.speech_ended_at, first - spoken.speech_ended_at
+    # What the brain was asked tells a rule that failed (it answered "...know the") from
+    # Whisper that dropped the trailing word under load (then "I would like to know." is
+    # rightly finished): a CI run answered 0.5 s into the pause and left no other trace.
+    asked = [(t.user_text, t.verdict) for t in conversation.brain.turns]
+    assert first > spoken.speech_ended_at, (first - spoken.speech_ended_at, asked)
     [kept] = [t for t in conversation.brain.turns if t.verdict]
     assert "know" in kept.user_text.lower() and "time" in kept.user_text.lower(), kept.user_text
     assert kept.answer.startswith("It's "), kept.answer
