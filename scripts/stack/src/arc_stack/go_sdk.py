@@ -18,7 +18,7 @@ from pathlib import Path
 from arc_stack.install_lock import exclusive
 from arc_stack.livekit import go_binary
 from arc_stack.paths import cache_dir, repo_root
-from arc_stack.server import ServerStartError, log_tail, run_logged
+from arc_stack.server import run_step
 
 # Cold on 2 cores: the module download and compiling LiveKit's and Pulsar's client libraries
 # (docs/go-sdk.md has the measured time).
@@ -114,14 +114,14 @@ async def run_go_step(
     or fails. Progress lines name the step by its first `label_words` arguments (all by
     default), so that a long build command does not bury them."""
     label = "go " + " ".join(argv[1:] if label_words is None else argv[1 : 1 + label_words])
-    try:
-        code = await run_logged(
-            argv, log_path, label=label, timeout_s=timeout_s, env=env, cwd=cwd, nice=nice
-        )
-    except OSError as exc:
-        raise ServerStartError(f"{what}: could not run `{label}` ({exc})") from exc
-    if code != 0:
-        raise ServerStartError(
-            f"{what}: `go {' '.join(argv[1:])}` failed with exit code {code}; log: {log_path}\n"
-            f"{log_tail(log_path)}"
-        )
+    await run_step(
+        argv,
+        log_path,
+        what=what,
+        label=label,
+        command=f"go {' '.join(argv[1:])}",
+        timeout_s=timeout_s,
+        env=env,
+        cwd=cwd,
+        nice=nice,
+    )

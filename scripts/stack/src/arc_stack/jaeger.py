@@ -17,15 +17,14 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
 
 from arc_stack.go_sdk import go_version, run_go_step
 from arc_stack.install_lock import exclusive
 from arc_stack.livekit import go_binary
 from arc_stack.paths import cache_dir
-from arc_stack.server import ManagedServer, ServerStartError
+from arc_stack.server import ManagedServer, ServerStartError, http_ok
 
 JAEGER_VERSION = "v1.76.0"
 JAEGER_MODULE = "github.com/jaegertracing/jaeger"
@@ -124,26 +123,17 @@ async def _step(
     )
 
 
+@dataclass(eq=False, kw_only=True)
 class JaegerServer(ManagedServer):
     """Jaeger v2 with in-memory storage: OTLP/HTTP in, the query API out, both on loopback.
     Traces live as long as the process (at most `max_traces` of them)."""
 
     name = "jaeger"
-    start_timeout_s = 30.0
+    config_file = "jaeger.yaml"
 
-    def __init__(
-        self,
-        data_dir: Path,
-        log_dir: Path,
-        *,
-        otlp_port: int = 4318,
-        query_port: int = 16686,
-        max_traces: int = 100_000,
-    ) -> None:
-        super().__init__(data_dir, log_dir)
-        self.otlp_port = otlp_port
-        self.query_port = query_port
-        self.max_traces = max_traces
+    otlp_port: int = 4318
+    query_port: int = 16686
+    max_traces: int = 100_000
 
     @property
     def otlp_endpoint(self) -> str:
@@ -154,14 +144,10 @@ class JaegerServer(ManagedServer):
     def query_url(self) -> str:
         return f"http://127.0.0.1:{self.query_port}"
 
-    @property
-    def config_path(self) -> Path:
-        return self.data_dir / "jaeger.yaml"
-
     async def install(self) -> None:
         await install_jaeger(self.log_dir, say=lambda _line: None)
 
-    def config_yaml(self) -> str:
+    def config_text(self) -> str:
         # Only the two ports asked for are opened. The query's gRPC API and the collector's
         # own metrics would otherwise take fixed ports (16685, 8888) and a second Jaeger (a
         # test's, beside `make run`) could not start: gRPC gets a port the kernel picks, the
@@ -215,10 +201,6 @@ class JaegerServer(ManagedServer):
             ]
         )
 
-    async def prepare(self) -> None:
-        await super().prepare()
-        self.config_path.write_text(self.config_yaml())
-
     def command(self) -> list[str]:
         binary = jaeger_binary()
         if not binary.is_file():
@@ -229,12 +211,7 @@ class JaegerServer(ManagedServer):
         return [str(binary), "--config", str(self.config_path)]
 
     async def healthy(self) -> bool:
-        try:
-            async with httpx.AsyncClient(timeout=1.0) as client:
-                r = await client.get(f"{self.query_url}/api/services")
-                return r.status_code == 200
-        except httpx.HTTPError:
-            return False
+        return await http_ok(f"{self.query_url}/api/services")
 
 
 def jaeger_available() -> bool:

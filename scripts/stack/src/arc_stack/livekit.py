@@ -7,13 +7,12 @@ import os
 import secrets
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 from arc_stack.install_lock import exclusive
 from arc_stack.paths import cache_dir
-from arc_stack.server import ManagedServer, ServerStartError, log_tail, run_logged
+from arc_stack.server import ManagedServer, ServerStartError, http_ok, run_step
 
 LIVEKIT_VERSION = "v1.13.5"
 LIVEKIT_MODULE = "github.com/livekit/livekit-server"
@@ -45,32 +44,20 @@ def _yaml_str(value: str) -> str:
     return json.dumps(value)
 
 
+@dataclass(eq=False, kw_only=True)
 class LiveKitServer(ManagedServer):
     name = "livekit"
-    start_timeout_s = 30.0
+    config_file = "livekit.yaml"
 
-    def __init__(
-        self,
-        data_dir: Path,
-        log_dir: Path,
-        *,
-        port: int = 7880,
-        rtc_tcp_port: int = 7881,
-        udp_port: int = 7882,
-        api_key: str | None = None,
-        api_secret: str | None = None,
-        log_level: str = "info",
-    ) -> None:
-        """Without keys, a key pair made for this server alone (never the well-known dev
-        keys, which anyone could sign tokens with)."""
-        super().__init__(data_dir, log_dir)
-        self.port = port
-        self.rtc_tcp_port = rtc_tcp_port
-        self.udp_port = udp_port
-        self.api_key = api_key or f"arc{secrets.token_hex(6)}"
-        self.api_secret = api_secret or secrets.token_urlsafe(32)
-        # `--dev` alone means debug logging, which grows the log by megabytes per session.
-        self.log_level = log_level
+    port: int = 7880
+    rtc_tcp_port: int = 7881
+    udp_port: int = 7882
+    # Without keys, a key pair made for this server alone (never the well-known dev keys,
+    # which anyone could sign tokens with). The secret stays out of the repr.
+    api_key: str = field(default_factory=lambda: f"arc{secrets.token_hex(6)}")
+    api_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    # `--dev` alone means debug logging, which grows the log by megabytes per session.
+    log_level: str = "info"
 
     @property
     def url(self) -> str:
@@ -83,14 +70,6 @@ class LiveKitServer(ManagedServer):
     @property
     def binary_path(self) -> Path:
         return livekit_binary_dir() / "livekit-server"
-
-    @property
-    def install_log_path(self) -> Path:
-        return self.log_dir / "livekit-install.log"
-
-    @property
-    def config_path(self) -> Path:
-        return self.data_dir / "livekit.yaml"
 
     async def install(self) -> None:
         binary = self.binary_path
@@ -128,28 +107,19 @@ class LiveKitServer(ManagedServer):
             # of -mod=vendor from the caller's shell would still break it.
             "GOFLAGS": "-buildvcs=false",
         }
-        try:
-            code = await run_logged(
-                argv,
-                self.install_log_path,
-                label="go install",
-                timeout_s=INSTALL_TIMEOUT_S,
-                shown=f"GOBIN={gobin} CGO_ENABLED=0 {' '.join(argv)}",
-                env=env,
-                cwd=gobin,
-            )
-        except OSError as exc:
-            raise ServerStartError(
-                f"livekit install: could not run `go install` ({exc}); log: {self.install_log_path}"
-            ) from exc
-        if code != 0:
-            raise ServerStartError(
-                f"livekit install: `go install {LIVEKIT_PACKAGE}@{LIVEKIT_VERSION}` failed "
-                f"with exit code {code}; log: {self.install_log_path}\n"
-                f"{log_tail(self.install_log_path)}"
-            )
+        await run_step(
+            argv,
+            self.install_log_path,
+            what="livekit install",
+            label="go install",
+            command=f"go install {LIVEKIT_PACKAGE}@{LIVEKIT_VERSION}",
+            timeout_s=INSTALL_TIMEOUT_S,
+            shown=f"GOBIN={gobin} CGO_ENABLED=0 {' '.join(argv)}",
+            env=env,
+            cwd=gobin,
+        )
 
-    def config_yaml(self) -> str:
+    def config_text(self) -> str:
         # Every port is explicit so a private server can run beside `make run`. Prometheus,
         # the debug handler and TURN stay off (their ports default to 0 / disabled), so
         # nothing else binds a port. node_ip set by hand also means no STUN lookups.
@@ -177,10 +147,6 @@ class LiveKitServer(ManagedServer):
             ]
         )
 
-    async def prepare(self) -> None:
-        await super().prepare()
-        self.config_path.write_text(self.config_yaml())
-
     def command(self) -> list[str]:
         if not self.binary_path.is_file():
             raise ServerStartError(
@@ -200,7 +166,7 @@ class LiveKitServer(ManagedServer):
         # empty value would reset a setting to its default), so one left in the caller's
         # shell, e.g. LIVEKIT_KEYS for another project, is replaced by what this server uses.
         consistent = {
-            "LIVEKIT_CONFIG": self.config_yaml(),
+            "LIVEKIT_CONFIG": self.config_text(),
             "LIVEKIT_KEYS": f"{_yaml_str(self.api_key)}: {_yaml_str(self.api_secret)}",
             "UDP_PORT": str(self.udp_port),
             "NODE_IP": "127.0.0.1",
@@ -209,9 +175,4 @@ class LiveKitServer(ManagedServer):
         return {name: value for name, value in consistent.items() if name in os.environ}
 
     async def healthy(self) -> bool:
-        try:
-            async with httpx.AsyncClient(timeout=1.0) as client:
-                r = await client.get(self.http_url)
-                return r.status_code == 200 and r.text.strip() == "OK"
-        except httpx.HTTPError:
-            return False
+        return await http_ok(self.http_url, body="OK")

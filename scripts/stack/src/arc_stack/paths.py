@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 
@@ -12,6 +14,16 @@ def repo_root() -> Path:
         if (parent / "migrations").is_dir() and (parent / "Makefile").is_file():
             return parent
     return Path.cwd()
+
+
+def wheel_binary(name: str) -> Path | None:
+    """A program a wheel installs as a script beside the interpreter of this environment,
+    else one on PATH; None when there is neither."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return beside
+    found = shutil.which(name)
+    return None if found is None else Path(found)
 
 
 def state_dir() -> Path:

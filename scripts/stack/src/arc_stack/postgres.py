@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -22,16 +23,12 @@ def _bin_dir() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+@dataclass(eq=False, kw_only=True)
 class PostgresServer(ManagedServer):
     name = "postgres"
-    start_timeout_s = 30.0
 
-    def __init__(
-        self, data_dir: Path, log_dir: Path, *, port: int = 5433, database: str = "arc"
-    ) -> None:
-        super().__init__(data_dir, log_dir)
-        self.port = port
-        self.database = database
+    port: int = 5433
+    database: str = "arc"
 
     def dsn(self, database: str | None = None) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database or self.database}"

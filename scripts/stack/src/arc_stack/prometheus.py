@@ -16,14 +16,11 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from arc_stack.install_lock import exclusive
 from arc_stack.livekit import LiveKitServer
 from arc_stack.paths import cache_dir, repo_root
-from arc_stack.server import ManagedServer, ServerStartError, log_tail, run_logged
+from arc_stack.server import ManagedServer, ServerStartError, http_ok, log_tail, run_logged
 
 DEBIAN_PACKAGE = "prometheus"
 PROMETHEUS_BINARY = Path("/usr/bin/prometheus")
@@ -141,35 +138,20 @@ def prometheus_config(
     )
 
 
+@dataclass(eq=False, kw_only=True)
 class PrometheusServer(ManagedServer):
     name = "prometheus"
-    start_timeout_s = 30.0
+    config_file = "prometheus.yml"
 
-    def __init__(
-        self,
-        data_dir: Path,
-        log_dir: Path,
-        *,
-        port: int = 9090,
-        targets: ScrapeTargets | None = None,
-        scrape_interval_s: float = 5.0,
-        rule_files: Sequence[Path] | None = None,
-        retention: str = "2d",
-    ) -> None:
-        super().__init__(data_dir, log_dir)
-        self.port = port
-        self.targets = targets or ScrapeTargets()
-        self.scrape_interval_s = scrape_interval_s
-        self.rule_files = list(rule_files) if rule_files is not None else [alert_rules_path()]
-        self.retention = retention
+    port: int = 9090
+    targets: ScrapeTargets = field(default_factory=ScrapeTargets)
+    scrape_interval_s: float = 5.0
+    rule_files: Sequence[Path] = field(default_factory=lambda: [alert_rules_path()])
+    retention: str = "2d"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def config_path(self) -> Path:
-        return self.data_dir / "prometheus.yml"
 
     def config_text(self) -> str:
         return prometheus_config(
@@ -184,7 +166,6 @@ class PrometheusServer(ManagedServer):
 
     async def prepare(self) -> None:
         await super().prepare()
-        self.config_path.write_text(self.config_text())
         await check_config(self.config_path)
 
     def command(self) -> list[str]:
@@ -203,12 +184,7 @@ class PrometheusServer(ManagedServer):
         ]
 
     async def healthy(self) -> bool:
-        try:
-            async with httpx.AsyncClient(timeout=1.0) as client:
-                r = await client.get(f"{self.url}/-/ready")
-                return r.status_code == 200
-        except httpx.HTTPError:
-            return False
+        return await http_ok(f"{self.url}/-/ready")
 
 
 def scrape_supervisor(parts: Sequence[ManagedServer], port: int) -> None:
@@ -244,14 +220,13 @@ async def check_config(path: Path) -> None:
         raise ServerStartError(f"prometheus config {path} is invalid:\n{out}")
 
 
+@dataclass(eq=False, kw_only=True)
 class MeteredLiveKitServer(LiveKitServer):
     """The LiveKit server with its Prometheus endpoint on `metrics_port` (loopback; the
     server binds its Prometheus listener to the same `--bind` address). LiveKit reads every
     config key from a `LIVEKIT_<KEY>` variable too, which is how the port is set here."""
 
-    def __init__(self, data_dir: Path, log_dir: Path, *, metrics_port: int, **kwargs: Any) -> None:
-        super().__init__(data_dir, log_dir, **kwargs)
-        self.metrics_port = metrics_port
+    metrics_port: int
 
     def environment(self) -> Mapping[str, str]:
         return {**super().environment(), "LIVEKIT_PROMETHEUS_PORT": str(self.metrics_port)}

@@ -9,6 +9,7 @@ import shutil
 import string
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,7 @@ from arc_common.subjects import ensure_pulsar_namespaces
 
 from arc_stack.install_lock import exclusive
 from arc_stack.paths import cache_dir, repo_root
-from arc_stack.server import ManagedServer, ServerStartError, run_logged
+from arc_stack.server import ManagedServer, ServerStartError, http_ok, run_step
 
 DEPLOYMENT_DIR = Path("deployments") / "pulsar"
 # A cold download of the distribution (about 245 MB) on a slow link.
@@ -72,26 +73,17 @@ def pulsar_lib_dir() -> Path:
     return cache_dir() / "pulsar" / hashlib.sha256(pom).hexdigest()[:12] / "lib"
 
 
+@dataclass(eq=False, kw_only=True)
 class PulsarServer(ManagedServer):
     name = "pulsar"
     # The JVM, the bookie and the broker start in 20-60 s on 2 busy cores.
     start_timeout_s = 240.0
+    config_file = "standalone.conf"
 
-    def __init__(
-        self,
-        data_dir: Path,
-        log_dir: Path,
-        *,
-        broker_port: int = 6650,
-        web_port: int = 8080,
-        bookie_port: int = 3181,
-        log_level: str = "info",
-    ) -> None:
-        super().__init__(data_dir, log_dir)
-        self.broker_port = broker_port
-        self.web_port = web_port
-        self.bookie_port = bookie_port
-        self.log_level = log_level
+    broker_port: int = 6650
+    web_port: int = 8080
+    bookie_port: int = 3181
+    log_level: str = "info"
 
     @property
     def service_url(self) -> str:
@@ -100,14 +92,6 @@ class PulsarServer(ManagedServer):
     @property
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
-
-    @property
-    def install_log_path(self) -> Path:
-        return self.log_dir / "pulsar-install.log"
-
-    @property
-    def config_path(self) -> Path:
-        return self.data_dir / "standalone.conf"
 
     # -- install -------------------------------------------------------------------------
 
@@ -147,14 +131,15 @@ class PulsarServer(ManagedServer):
             # Markers under staging, so nothing of the install lands in the checkout.
             f"-DmarkersDirectory={staging / '.markers'}",
         ]  # fmt: skip
-        code = await run_logged(
-            argv, self.install_log_path, label="mvn", timeout_s=INSTALL_TIMEOUT_S, cwd=staging
+        await run_step(
+            argv,
+            self.install_log_path,
+            what="pulsar install",
+            label="mvn",
+            command="mvn dependency:unpack-dependencies",
+            timeout_s=INSTALL_TIMEOUT_S,
+            cwd=staging,
         )
-        if code != 0:
-            raise ServerStartError(
-                f"pulsar install: `mvn dependency:unpack-dependencies` failed with exit code "
-                f"{code}; log: {self.install_log_path}"
-            )
 
     # -- run -----------------------------------------------------------------------------
 
@@ -168,10 +153,6 @@ class PulsarServer(ManagedServer):
             bookie_http_enabled="false",
             bookie_http_port=0,
         )
-
-    async def prepare(self) -> None:
-        await super().prepare()
-        self.config_path.write_text(self.config_text())
 
     def command(self) -> list[str]:
         lib = pulsar_lib_dir()
@@ -204,12 +185,7 @@ class PulsarServer(ManagedServer):
     async def healthy(self) -> bool:
         # The broker's own health check writes and reads a heartbeat topic: it passes only
         # when the bookie, the metadata store and the broker all work.
-        try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                r = await client.get(f"{self.admin_url}/admin/v2/brokers/health")
-                return r.status_code == 200 and r.text.strip() == "ok"
-        except httpx.HTTPError:
-            return False
+        return await http_ok(f"{self.admin_url}/admin/v2/brokers/health", timeout_s=5.0, body="ok")
 
     async def after_start(self) -> None:
         await ensure_tenant(self.admin_url)

@@ -36,32 +36,26 @@ class RestartDecision:
         return self.delay_s is None
 
 
+@dataclass(eq=False, kw_only=True)
 class RestartPolicy:
     """Exponential backoff (first, 2 * first, 4 * first … capped at `max_delay_s`), reset once a
     part has stayed up `stable_after_s`; more than `max_restarts` deaths within `window_s`
     seconds means the part keeps dying, and the mesh stops."""
 
-    def __init__(
-        self,
-        *,
-        first_delay_s: float = 1.0,
-        max_delay_s: float = 30.0,
-        stable_after_s: float = 60.0,
-        max_restarts: int = 5,
-        window_s: float = 300.0,
-    ) -> None:
-        if first_delay_s < 0 or max_delay_s < first_delay_s:
+    first_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    stable_after_s: float = 60.0
+    max_restarts: int = 5
+    window_s: float = 300.0
+    _deaths: deque[float] = field(default_factory=deque, init=False, repr=False)
+    # Deaths in a row, each soon after the part came up: the backoff's exponent.
+    _streak: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.first_delay_s < 0 or self.max_delay_s < self.first_delay_s:
             raise ValueError("need 0 <= first_delay_s <= max_delay_s")
-        if max_restarts < 0 or window_s <= 0 or stable_after_s < 0:
+        if self.max_restarts < 0 or self.window_s <= 0 or self.stable_after_s < 0:
             raise ValueError("need max_restarts >= 0, window_s > 0, stable_after_s >= 0")
-        self.first_delay_s = first_delay_s
-        self.max_delay_s = max_delay_s
-        self.stable_after_s = stable_after_s
-        self.max_restarts = max_restarts
-        self.window_s = window_s
-        self._deaths: deque[float] = deque()
-        # Deaths in a row, each soon after the part came up: the backoff's exponent.
-        self._streak = 0
 
     def on_death(self, now: float, up_for_s: float | None) -> RestartDecision:
         """A part died at `now` (monotonic seconds) after running `up_for_s` seconds since it

@@ -15,6 +15,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
+
+import httpx
 
 
 class ServerStartError(RuntimeError):
@@ -90,6 +93,17 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
     return False
 
 
+async def http_ok(url: str, *, timeout_s: float = 1.0, body: str | None = None) -> bool:
+    """One health probe by GET: True when `url` answers 200 (and, given `body`, that text
+    with surrounding white space stripped); False when it does not answer."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            r = await client.get(url)
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200 and (body is None or r.text.strip() == body)
+
+
 def log_tail(path: Path, lines: int = 15) -> str:
     """The last `lines` lines of a log, for an error message; "" when it cannot be read."""
     try:
@@ -141,6 +155,42 @@ async def run_logged(
     return code
 
 
+async def run_step(
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    what: str,
+    label: str,
+    timeout_s: float,
+    command: str | None = None,
+    shown: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    nice: bool = False,
+) -> None:
+    """`run_logged` for an install step that must succeed: `ServerStartError`, led by `what`
+    and ending with the log's tail, when the program cannot start or exits non-zero. The
+    message names the step as `command` (default: `label`)."""
+    try:
+        code = await run_logged(
+            argv,
+            log_path,
+            label=label,
+            timeout_s=timeout_s,
+            shown=shown,
+            env=env,
+            cwd=cwd,
+            nice=nice,
+        )
+    except OSError as exc:
+        raise ServerStartError(f"{what}: could not run `{label}` ({exc}); log: {log_path}") from exc
+    if code != 0:
+        raise ServerStartError(
+            f"{what}: `{command or label}` failed with exit code {code}; log: {log_path}\n"
+            f"{log_tail(log_path)}"
+        )
+
+
 @dataclass
 class ServerProcess:
     name: str
@@ -149,25 +199,46 @@ class ServerProcess:
     started_at: float = field(default_factory=time.monotonic)
 
 
+@dataclass(eq=False)
 class ManagedServer(ABC):
-    """One server of the mesh. Subclasses say how to install, run and health-check it.
+    """One server of the mesh. Subclasses say how to install, run and health-check it; each
+    is a dataclass too (`@dataclass(eq=False, kw_only=True)`), its settings keyword fields
+    after the two directories. eq=False: a server is equal only to itself, and hashable.
 
     `install` must be idempotent and cheap when already done: `make run` and the test fixtures
     call it every time.
     """
 
-    name: str
+    # A class attribute of each subclass (`name = "nats"`); an instance one for services.
+    name: str = field(init=False)
     # How long a healthy start may take on a 2-core machine.
-    start_timeout_s: float = 30.0
+    start_timeout_s: ClassVar[float] = 30.0
+    # The file (in `data_dir`) the server reads its configuration from, written from
+    # `config_text()` on every start; None for a server configured by its command line.
+    config_file: ClassVar[str | None] = None
 
-    def __init__(self, data_dir: Path, log_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.log_dir = log_dir
-        self._proc: ServerProcess | None = None
+    data_dir: Path
+    log_dir: Path
+    _proc: ServerProcess | None = field(default=None, init=False, repr=False)
 
     @property
     def log_path(self) -> Path:
         return self.log_dir / f"{self.name}.log"
+
+    @property
+    def install_log_path(self) -> Path:
+        """Where `install` logs its builds and downloads."""
+        return self.log_dir / f"{self.name}-install.log"
+
+    @property
+    def config_path(self) -> Path:
+        if self.config_file is None:
+            raise AttributeError(f"{self.name} has no configuration file")
+        return self.data_dir / self.config_file
+
+    def config_text(self) -> str:
+        """The content of `config_file`; servers that set one override this."""
+        raise NotImplementedError
 
     async def install(self) -> None:
         """Fetch or build what the server needs; a no-op when already installed."""
@@ -176,6 +247,8 @@ class ManagedServer(ABC):
     async def prepare(self) -> None:
         """Create the data directory and anything else needed before the process starts."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.config_file is not None:
+            self.config_path.write_text(self.config_text())
 
     @abstractmethod
     def command(self) -> list[str]: ...

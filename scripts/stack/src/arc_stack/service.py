@@ -6,9 +6,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import httpx
-
-from arc_stack.server import ManagedServer
+from arc_stack.server import ManagedServer, http_ok
 
 
 class ServiceProcess(ManagedServer):
@@ -39,8 +37,4 @@ class ServiceProcess(ManagedServer):
         return {"PYTHONUNBUFFERED": "1", **self._env}
 
     async def healthy(self) -> bool:
-        try:
-            async with httpx.AsyncClient(timeout=1.0) as client:
-                return (await client.get(self.health_url)).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return await http_ok(self.health_url)
