@@ -32,6 +32,9 @@ debian_tool ninja ninja-build "local LLM build"
 debian_tool chromium chromium "browser-page test"
 # Firefox ESR runs the talk page in a second engine (WebDriver BiDi, built into Firefox).
 debian_tool firefox-esr firefox-esr "Firefox page test"
+# Firefox starts an AudioContext (the page's meters) only with an audio output: the test gives
+# it a private PulseAudio daemon whose one output is a null sink.
+debian_tool pulseaudio pulseaudio "Firefox page test"
 # espeak-ng is the second voice of the speech tests (a formant synthesiser that sounds
 # nothing like Piper): word error rate, end of turn, the voice benchmark.
 debian_tool espeak-ng espeak-ng "speech-recognition accuracy tests"
