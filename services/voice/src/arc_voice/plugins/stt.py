@@ -300,11 +300,14 @@ def to_whisper_audio(buffer: AudioBuffer) -> npt.NDArray[np.float32]:
 
 
 class WhisperSTT(stt.STT[None]):
-    """One whole utterance per `recognize` call (pair it with a VAD to cut utterances)."""
+    """One whole utterance per `recognize` call (pair it with a VAD to cut utterances); the
+    streaming recogniser builds on it with `streaming=True`."""
 
-    def __init__(self, engine: WhisperEngine) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
-        self._engine = engine
+    def __init__(self, engine: WhisperEngine, *, streaming: bool = False) -> None:
+        super().__init__(
+            capabilities=stt.STTCapabilities(streaming=streaming, interim_results=streaming)
+        )
+        self.engine = engine
 
     @property
     def model(self) -> str:
@@ -316,7 +319,7 @@ class WhisperSTT(stt.STT[None]):
 
     @property
     def last_inference_s(self) -> float:
-        return self._engine.last_inference_s
+        return self.engine.last_inference_s
 
     async def _recognize_impl(
         self,
@@ -325,7 +328,7 @@ class WhisperSTT(stt.STT[None]):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
-        return await recognise_final(self._engine, buffer)
+        return await recognise_final(self.engine, buffer)
 
 
 def speech_data(engine: WhisperEngine, recognition: Recognition) -> stt.SpeechData:

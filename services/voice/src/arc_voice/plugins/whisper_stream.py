@@ -30,12 +30,11 @@ from arc_common.logging import said
 from livekit import rtc
 from livekit.agents import APIConnectOptions, stt, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
-from livekit.agents.utils import AudioBuffer
 from livekit.agents.vad import VAD, VADEvent, VADEventType
 
 from arc_voice.backchannel import is_backchannel
 from arc_voice.plugins.gated_vad import GatedVAD
-from arc_voice.plugins.stt import Recognition, WhisperEngine, recognise_final, speech_data
+from arc_voice.plugins.stt import Recognition, WhisperEngine, WhisperSTT, speech_data
 from arc_voice.whisper_window import FULL_WINDOW_S
 
 log = logging.getLogger(__name__)
@@ -91,7 +90,7 @@ class _Utterance:
         return self.samples / self.sample_rate if self.sample_rate else 0.0
 
 
-class StreamingWhisperSTT(stt.STT[None]):
+class StreamingWhisperSTT(WhisperSTT):
     """Streaming, interim-reporting STT over a shared `WhisperEngine` and the session's VAD."""
 
     def __init__(
@@ -103,33 +102,15 @@ class StreamingWhisperSTT(stt.STT[None]):
         speculative_final: bool = True,
         silence_probability: float = SILERO_SILENCE_PROBABILITY,
     ) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=True))
+        super().__init__(engine, streaming=True)
         if interim_interval_s < 0:
             raise ValueError("interim_interval_s cannot be negative")
-        self.engine = engine
         self.vad = vad
         self.interim_interval_s = interim_interval_s
         self.speculative_final = speculative_final
         self.silence_probability = silence_probability
         # Every final of every stream of this recogniser, newest last.
         self.finals: deque[FinalTiming] = deque(maxlen=256)
-
-    @property
-    def model(self) -> str:
-        return "whisper-tiny.en"
-
-    @property
-    def provider(self) -> str:
-        return "faster-whisper"
-
-    async def _recognize_impl(
-        self,
-        buffer: AudioBuffer,
-        *,
-        language: NotGivenOr[str] = NOT_GIVEN,
-        conn_options: APIConnectOptions,
-    ) -> stt.SpeechEvent:
-        return await recognise_final(self.engine, buffer)
 
     def stream(
         self,
