@@ -13,6 +13,7 @@ import os
 import sys
 import uuid
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -46,6 +47,34 @@ def read_wav(path: Path) -> tuple[bytes, int]:
     if samples.size == 0:
         raise TalkError(f"{path}: no audio")
     return samples.tobytes(), rate
+
+
+def turn_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The arguments the file clients (`talk`, `ws_client`) share: the WAV to say, where the
+    reply goes and how long to wait for it."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description)
+    parser.add_argument("input", type=Path, help="16-bit PCM WAV to say")
+    parser.add_argument("output", type=Path, help="where to write the agent's reply (WAV)")
+    parser.add_argument("--reply-within", type=float, default=30.0, metavar="SECONDS")
+    return parser
+
+
+def run_client(name: str, turn: Callable[[], int]) -> int:
+    """A file client's body, its failures one line each: bad input or settings exit 2 (before
+    anything is started, as the body reads them first), no answer in time exit 1."""
+    try:
+        return turn()
+    except TalkError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        problems = "; ".join(str(error["msg"]) for error in exc.errors())
+        print(f"{name}: invalid settings: {problems}", file=sys.stderr)
+        return 2
+    except TimeoutError as exc:
+        detail = f" ({exc})" if str(exc) else ""
+        print(f"{name}: the agent did not answer in time{detail}", file=sys.stderr)
+        return 1
 
 
 def write_wav(path: Path, pcm: bytes, rate: int) -> None:
@@ -142,41 +171,27 @@ async def _latest_reply(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m arc_voice.talk", description=__doc__)
-    parser.add_argument("input", type=Path, help="16-bit PCM WAV to say")
-    parser.add_argument("output", type=Path, help="where to write the agent's reply (WAV)")
+    parser = turn_parser("arc_voice.talk", __doc__)
     parser.add_argument("--room", default=f"arc-talk-{uuid.uuid4().hex[:8]}")
     parser.add_argument("--identity", default="talk-cli")
-    parser.add_argument("--reply-within", type=float, default=30.0, metavar="SECONDS")
     args = parser.parse_args(argv)
-    try:
-        # Bad input is refused before anything is started or connected.
-        speech = read_wav(args.input)
-        settings = VoiceSettings()
-    except TalkError as exc:
-        print(f"talk: {exc}", file=sys.stderr)
-        return 2
-    except ValidationError as exc:
-        problems = "; ".join(str(error["msg"]) for error in exc.errors())
-        print(f"talk: invalid settings: {problems}", file=sys.stderr)
-        return 2
-    try:
-        result = asyncio.run(
-            talk(
-                settings,
-                speech,
-                args.output,
-                room=args.room,
-                identity=args.identity,
-                reply_within_s=args.reply_within,
-            )
+    return run_client("talk", lambda: _talk(args))
+
+
+def _talk(args: argparse.Namespace) -> int:
+    # Bad input is refused before anything is started or connected.
+    speech = read_wav(args.input)
+    settings = VoiceSettings()
+    result = asyncio.run(
+        talk(
+            settings,
+            speech,
+            args.output,
+            room=args.room,
+            identity=args.identity,
+            reply_within_s=args.reply_within,
         )
-    except TalkError as exc:
-        print(f"talk: {exc}", file=sys.stderr)
-        return 2
-    except TimeoutError:
-        print("talk: the agent did not answer in time", file=sys.stderr)
-        return 1
+    )
     print(
         f"reply written to {args.output} "
         f"(voice-to-voice {result.voice_to_voice_s * 1000:.0f} ms from the end of your speech)"

@@ -13,16 +13,21 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-from pydantic import ValidationError
 
 from arc_voice.caller import AUDIBLE_DB, speech_bounds
 from arc_voice.noise_floor import level_db
 from arc_voice.settings import VoiceSettings
-from arc_voice.talk import TalkError, api_key_headers, read_wav, write_wav
+from arc_voice.talk import (
+    TalkError,
+    api_key_headers,
+    read_wav,
+    run_client,
+    turn_parser,
+    write_wav,
+)
 
 FRAME_MS = 20
 
@@ -190,45 +195,31 @@ def describe(turn: SocketTurn, opened_at: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m arc_voice.ws_client", description=__doc__)
-    parser.add_argument("input", type=Path, help="16-bit PCM WAV to say")
-    parser.add_argument("output", type=Path, help="where to write the agent's reply (WAV)")
+    parser = turn_parser("arc_voice.ws_client", __doc__)
     parser.add_argument("--url", help="default: ws://ARC_VOICE__HTTP_HOST:PORT/v1/voice")
     parser.add_argument("--user", default="ws-cli")
     parser.add_argument("--output-rate", type=int, default=24000)
-    parser.add_argument("--reply-within", type=float, default=30.0, metavar="SECONDS")
     args = parser.parse_args(argv)
-    try:
-        speech = read_wav(args.input)
-        settings = VoiceSettings()
-        headers = api_key_headers(settings)
-    except TalkError as exc:
-        print(f"ws_client: {exc}", file=sys.stderr)
-        return 2
-    except ValidationError as exc:
-        problems = "; ".join(str(error["msg"]) for error in exc.errors())
-        print(f"ws_client: invalid settings: {problems}", file=sys.stderr)
-        return 2
+    return run_client("ws_client", lambda: _take_turn(args))
+
+
+def _take_turn(args: argparse.Namespace) -> int:
+    speech = read_wav(args.input)
+    settings = VoiceSettings()
+    headers = api_key_headers(settings)
     options = settings.voice
     url = args.url or f"ws://{options.http_host}:{options.http_port}/v1/voice"
     opened_at = time.monotonic()
-    try:
-        turn = asyncio.run(
-            take_turn(
-                url,
-                headers,
-                speech,
-                user_id=args.user,
-                output_sample_rate=args.output_rate,
-                reply_within_s=args.reply_within,
-            )
+    turn = asyncio.run(
+        take_turn(
+            url,
+            headers,
+            speech,
+            user_id=args.user,
+            output_sample_rate=args.output_rate,
+            reply_within_s=args.reply_within,
         )
-    except TalkError as exc:
-        print(f"ws_client: {exc}", file=sys.stderr)
-        return 2
-    except TimeoutError as exc:
-        print(f"ws_client: the agent did not answer in time ({exc})", file=sys.stderr)
-        return 1
+    )
     print(describe(turn, opened_at))
     write_wav(args.output, bytes(turn.reply), turn.output_sample_rate)
     v2v = turn.voice_to_voice_s
