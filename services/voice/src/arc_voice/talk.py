@@ -40,7 +40,9 @@ def read_wav(path: Path) -> tuple[bytes, int]:
             frames = wav.readframes(wav.getnframes())
             channels, rate = wav.getnchannels(), wav.getframerate()
     except (wave.Error, EOFError) as exc:
-        raise TalkError(f"{path}: not a WAV file ({exc})") from exc
+        raise TalkError(f"{path}: not a WAV file" + (f" ({exc})" if str(exc) else "")) from exc
+    except OSError as exc:
+        raise TalkError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     samples = np.frombuffer(frames, np.int16)
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
