@@ -296,6 +296,13 @@ func (l *limits) id(field, value string)        { l.chars(field, value, 1, 128) 
 func (l *limits) name(field, value string)      { l.chars(field, value, 1, 256) }
 func (l *limits) optID(field string, v *string) { l.optChars(field, v, 1, 128) }
 
+// session checks the fields a session's start and end share.
+func (l *limits) session(sessionID, room string, userID *string) {
+	l.id("session_id", sessionID)
+	l.name("room", room)
+	l.optID("user_id", userID)
+}
+
 func (l *limits) millis(field string, v *float64) {
 	if v != nil && (*v < 0 || *v > 3_600_000) {
 		l.fail("%s must be 0..3600000, got %v", field, *v)
@@ -330,18 +337,12 @@ func (e *ConversationTurn) Validate() error {
 }
 
 func (e *SessionStarted) Validate() error {
-	return check(&e.Base, func(l *limits) {
-		l.id("session_id", e.SessionID)
-		l.name("room", e.Room)
-		l.optID("user_id", e.UserID)
-	})
+	return check(&e.Base, func(l *limits) { l.session(e.SessionID, e.Room, e.UserID) })
 }
 
 func (e *SessionEnded) Validate() error {
 	return check(&e.Base, func(l *limits) {
-		l.id("session_id", e.SessionID)
-		l.name("room", e.Room)
-		l.optID("user_id", e.UserID)
+		l.session(e.SessionID, e.Room, e.UserID)
 		l.optChars("reason", e.Reason, 1, 256)
 	})
 }

@@ -17,19 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from arc_common import events
 from arc_common.errors import ArcError
-from arc_common.events import (
-    AnnouncementSpoken,
-    ConversationTurn,
-    Event,
-    SessionEnded,
-    SessionStarted,
-    TrackPublished,
-    TrackUnpublished,
-    TurnMetrics,
-    to_builtins,
-)
-from arc_common.events import encode as encode_event
 from arc_common.streaming.server import StreamingEndpoint, _EndpointRunner
 from arc_common.wire import (
     Announcement,
@@ -121,34 +110,44 @@ def wire_messages() -> dict[str, bytes]:
     }
 
 
-def durable_events() -> list[Event]:
+def durable_events() -> list[events.Event]:
     common: dict[str, Any] = {"occurred_at": AT}
     return [
-        ConversationTurn(
+        events.ConversationTurn(
             event_id=_id(1), session_id="s-1", turn_id="t-1", user_id="u-1",
             user_text="What time is it?", assistant_text="It is nine.", route="skill", **common,
         ),
-        SessionStarted(event_id=_id(2), session_id="s-1", room="lobby", user_id="u-1", **common),
-        SessionEnded(
+        events.SessionStarted(
+            event_id=_id(2), session_id="s-1", room="lobby", user_id="u-1", **common
+        ),
+        events.SessionEnded(
             event_id=_id(3), session_id="s-1", room="lobby", user_id=None, reason="hangup", **common
         ),
-        TrackPublished(
+        events.TrackPublished(
             event_id=_id(4), session_id="s-1", room="lobby", participant="agent-lobby",
             track_sid="TR_abc", kind="audio", **common,
         ),
-        TrackUnpublished(
+        events.TrackUnpublished(
             event_id=_id(5), session_id="s-1", room="lobby", participant="agent-lobby",
             track_sid="TR_abc", kind="audio", **common,
         ),
-        AnnouncementSpoken(
+        events.AnnouncementSpoken(
             event_id=_id(6), room="lobby", text="Closing soon.", category="shutdown",
             priority=5, source="facilities", **common,
         ),
-        TurnMetrics(
+        events.TurnMetrics(
             event_id=_id(7), session_id="s-1", turn_id="t-1", stt_ms=80.5,
             brain_first_delta_ms=120.0, voice_to_voice_ms=640.25, **common,
         ),
     ]  # fmt: skip
+
+
+LIFECYCLE_ON_NATS = (
+    events.SessionStarted,
+    events.SessionEnded,
+    events.TrackPublished,
+    events.TrackUnpublished,
+)
 
 
 def event_files() -> dict[str, bytes]:
@@ -157,9 +156,9 @@ def event_files() -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     for event in durable_events():
         name = type(event).TYPE.replace(".", "_")
-        out[f"event_{name}.json"] = encode_event(event)
-        if isinstance(event, SessionStarted | SessionEnded | TrackPublished | TrackUnpublished):
-            out[f"event_{name}.msgpack"] = msgspec.msgpack.encode(to_builtins(event))
+        out[f"event_{name}.json"] = events.encode(event)
+        if isinstance(event, LIFECYCLE_ON_NATS):
+            out[f"event_{name}.msgpack"] = msgspec.msgpack.encode(events.to_builtins(event))
     return out
 
 

@@ -52,6 +52,20 @@ def tts_stream(
     )
 
 
+def long_stream(
+    client: StreamingClient, prefix: str, turn_id: str, *, idle_timeout: float
+) -> ReplyStream:
+    """`LONG`, for a worker subprocess to be stopped mid-stream; its first chunk may take a
+    cold start."""
+    return tts_stream(
+        client,
+        prefix,
+        tts_request(LONG, turn_id=turn_id),
+        first_chunk_timeout=10.0,
+        idle_timeout=idle_timeout,
+    )
+
+
 async def speak(
     nc: Client, prefix: str, request: TtsRequest, **timeouts: float
 ) -> tuple[list[ReplyChunk], ReplyChunk | None]:
@@ -347,13 +361,7 @@ async def test_killed_worker_is_noticed_by_the_requester_within_a_second_or_two(
         health = (await http.get(f"{proc.http_url}/healthz")).json()
         assert health["status"] == "ok" and health["nats"] == "connected"
     async with StreamingClient(nc) as client:
-        stream = tts_stream(
-            client,
-            subject_prefix,
-            tts_request(LONG, turn_id="doomed"),
-            first_chunk_timeout=10.0,
-            idle_timeout=10.0,
-        )
+        stream = long_stream(client, subject_prefix, "doomed", idle_timeout=10.0)
         received = 0
         started: float | None = None
         with pytest.raises(Busy, match="has gone"):
@@ -386,13 +394,7 @@ async def test_stop_signal_ends_streams_in_flight_and_exits_cleanly(
 ) -> None:
     proc = await tts_subprocess(subject_prefix)
     async with StreamingClient(nc) as client:
-        stream = tts_stream(
-            client,
-            subject_prefix,
-            tts_request(LONG, turn_id="shutdown"),
-            first_chunk_timeout=10.0,
-            idle_timeout=5.0,
-        )
+        stream = long_stream(client, subject_prefix, "shutdown", idle_timeout=5.0)
         signalled = False
         async with stream:
             async for _chunk in stream:

@@ -18,7 +18,7 @@ import pytest
 from arc_brain.http_api import ChatRequest
 from arc_brain.http_api import _turn as chat_turn
 from arc_common.errors import ArcError, ErrorCode
-from arc_common.streaming.server import StreamingEndpoint, _EndpointRunner
+from arc_common.streaming.server import _EndpointRunner
 from arc_common.wire import BrainRequest, TtsRequest, decode_announcement, peek_turn_id
 from arc_tts.http_api import parse_body
 from arc_voice.http_api import checked_identity
@@ -26,6 +26,8 @@ from arc_voice.worker import checked_room_name
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
+from tests.unit.common.support import endpoint
 
 pytestmark = pytest.mark.unit
 
@@ -79,15 +81,8 @@ def _runner(request_type: type[BrainRequest] | type[TtsRequest]) -> _EndpointRun
         raise AssertionError("the fuzz tests only parse")
         yield
 
-    endpoint = StreamingEndpoint(
-        name="fuzz",
-        subject="fuzz.request",
-        queue_group="fuzz",
-        cancel_subject="fuzz.cancel",
-        request_type=request_type,
-        handler=never,
-    )
-    return _EndpointRunner(None, endpoint)  # type: ignore[arg-type]  # parsing needs no NATS
+    # Parsing needs no NATS.
+    return _EndpointRunner(None, endpoint(never, request_type=request_type))  # type: ignore[arg-type]
 
 
 BRAIN = _runner(BrainRequest)

@@ -8,9 +8,11 @@ from typing import Any, cast
 
 import pytest
 from arc_common.errors import BadRequest, Internal
-from arc_common.streaming import Chunk, InProcessClient, StreamingEndpoint, TurnContext
+from arc_common.streaming import Chunk, InProcessClient, TurnContext
 from arc_common.wire import BrainRequest, ReplyChunk
 from nats.aio.client import Client
+
+from tests.unit.common.support import endpoint
 
 pytestmark = pytest.mark.unit
 
@@ -18,16 +20,8 @@ SUBJECT = "arc.brain.request"
 
 
 def _client(handler: Any) -> InProcessClient:
-    endpoint = StreamingEndpoint(
-        name="brain",
-        subject=SUBJECT,
-        queue_group="brain",
-        cancel_subject="arc.brain.cancel",
-        request_type=BrainRequest,
-        handler=handler,
-    )
     # The in-process path never touches the connection; it is only handed on.
-    return InProcessClient(cast(Client, None), [endpoint])
+    return InProcessClient(cast(Client, None), [endpoint(handler, subject=SUBJECT)])
 
 
 def _request(text: str = "hi") -> BrainRequest:

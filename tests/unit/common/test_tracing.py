@@ -19,7 +19,13 @@ from arc_common.events import ConversationTurn
 from arc_common.events.outbox import _row
 from arc_common.logging import configure_logging
 from arc_common.settings import LogSettings, TelemetrySettings
-from arc_common.streaming import Chunk, StreamingClient, StreamingEndpoint, TurnContext
+from arc_common.streaming import (
+    Chunk,
+    ReplyStream,
+    StreamingClient,
+    StreamingEndpoint,
+    TurnContext,
+)
 from arc_common.streaming.server import _EndpointRunner, _Turn
 from arc_common.tracing import build_provider, current_trace_id
 from arc_common.wire import BrainRequest, ReplyChunk, encode
@@ -30,6 +36,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from tests.fixtures.jaeger import CapturedSpans
+from tests.unit.common.support import endpoint
 
 pytestmark = pytest.mark.unit
 
@@ -67,18 +74,11 @@ class FakeNats:
         return [_chunk.decode(p.data) for p in self.published]
 
 
-def _endpoint() -> StreamingEndpoint[BrainRequest]:
+def _endpoint() -> StreamingEndpoint[Any]:
     async def handle(req: BrainRequest, ctx: TurnContext) -> AsyncIterator[Chunk]:
         yield Chunk(kind="delta", text="Hello.")
 
-    return StreamingEndpoint(
-        name="brain-request",
-        subject="brain.request",
-        queue_group="brain",
-        cancel_subject="brain.cancel",
-        request_type=BrainRequest,
-        handler=handle,
-    )
+    return endpoint(handle)
 
 
 def _request() -> BrainRequest:
@@ -141,16 +141,25 @@ async def test_untraced_turns_open_no_span_and_run_the_same() -> None:
     assert [c.kind for c in nc.chunks()] == ["delta", "end"]
 
 
+async def _open_stream(nc: FakeNats) -> ReplyStream:
+    """A `brain.request` turn of a started client, under the caller's current span."""
+    client = StreamingClient(nc)  # type: ignore[arg-type]
+    await client.start()
+    return client.stream("brain.request", _request(), cancel_subject="brain.cancel")
+
+
+def _arrives(stream: ReplyStream, chunk: ReplyChunk) -> None:
+    """`chunk` as the server's reply reaching the stream's inbox."""
+    stream._inbox.push(_msg(encode(chunk)))
+
+
 async def test_the_client_span_is_the_requests_parent_in_its_traceparent(
     captured_spans: CapturedSpans,
 ) -> None:
     nc = FakeNats()
-    client = StreamingClient(nc)  # type: ignore[arg-type]
-    await client.start()
-    tracer = trace.get_tracer("test")
-    with tracer.start_as_current_span("voice.turn") as turn:
-        stream = client.stream("brain.request", _request(), cancel_subject="brain.cancel")
-    stream._inbox.push(_msg(encode(ReplyChunk(v=1, turn_id="t1", seq=0, kind="end"))))
+    with trace.get_tracer("test").start_as_current_span("voice.turn") as turn:
+        stream = await _open_stream(nc)
+    _arrives(stream, ReplyChunk(v=1, turn_id="t1", seq=0, kind="end"))
     assert await stream.collect() == []
 
     [sent] = nc.published
@@ -168,10 +177,8 @@ async def test_a_cancelled_request_is_an_event_on_its_client_span(
     captured_spans: CapturedSpans,
 ) -> None:
     nc = FakeNats()
-    client = StreamingClient(nc)  # type: ignore[arg-type]
-    await client.start()
-    stream = client.stream("brain.request", _request(), cancel_subject="brain.cancel")
-    stream._inbox.push(_msg(encode(ReplyChunk(v=1, turn_id="t1", seq=0, kind="delta", text="a"))))
+    stream = await _open_stream(nc)
+    _arrives(stream, ReplyChunk(v=1, turn_id="t1", seq=0, kind="delta", text="a"))
     async with stream:
         async for _ in stream:
             break  # the person barged in

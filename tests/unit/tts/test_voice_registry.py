@@ -47,18 +47,23 @@ def voice_dir(tmp_path: Path, *names: str) -> Path:
     return tmp_path
 
 
-def registry(
-    tmp_path: Path, loader: Loader, clock: Clock, *, cap: int = 2, ttl: float = 60.0
-) -> VoiceRegistry:
-    catalog = VoiceCatalog([voice_dir(tmp_path, "a", "b", "c")])
-    return VoiceRegistry(
-        catalog,
+async def started_registry(
+    tmp_path: Path, *, loader: Loader | None = None, cap: int = 2, ttl: float = 60.0
+) -> tuple[VoiceRegistry, Loader, Clock]:
+    """A registry over voices a, b and c on a clock the test moves, started (its default
+    voice loaded), with the loader that records what it loads."""
+    loader = loader or Loader()
+    clock = Clock()
+    voices = VoiceRegistry(
+        VoiceCatalog([voice_dir(tmp_path, "a", "b", "c")]),
         loader,
         default_voice=BUNDLED_VOICE,
         max_resident=cap,
         idle_ttl_s=ttl,
         clock=clock,
     )
+    await voices.start()
+    return voices, loader, clock
 
 
 def test_catalog_lists_bundled_voice_and_complete_voice_files(tmp_path: Path) -> None:
@@ -72,9 +77,7 @@ def test_catalog_lists_bundled_voice_and_complete_voice_files(tmp_path: Path) ->
 
 
 async def test_default_is_preloaded_and_others_load_on_demand(tmp_path: Path) -> None:
-    loader, clock = Loader(), Clock()
-    voices = registry(tmp_path, loader, clock)
-    await voices.start()
+    voices, loader, _clock = await started_registry(tmp_path)
     assert voices.resident == [BUNDLED_VOICE] and loader.loaded == [BUNDLED_VOICE]
     async with voices.lease("a") as voice:
         assert cast(object, voice) == "a"
@@ -85,9 +88,7 @@ async def test_default_is_preloaded_and_others_load_on_demand(tmp_path: Path) ->
 
 
 async def test_least_recently_used_idle_voice_goes_over_the_cap(tmp_path: Path) -> None:
-    loader, clock = Loader(), Clock()
-    voices = registry(tmp_path, loader, clock, cap=3)
-    await voices.start()
+    voices, _loader, _clock = await started_registry(tmp_path, cap=3)
     for name in ("a", "b", "a", "c"):
         async with voices.lease(name):
             pass
@@ -97,9 +98,7 @@ async def test_least_recently_used_idle_voice_goes_over_the_cap(tmp_path: Path) 
 
 
 async def test_voice_in_use_is_never_evicted(tmp_path: Path) -> None:
-    loader, clock = Loader(), Clock()
-    voices = registry(tmp_path, loader, clock, cap=2, ttl=10.0)
-    await voices.start()
+    voices, _loader, clock = await started_registry(tmp_path, cap=2, ttl=10.0)
     async with voices.lease("a"):
         async with voices.lease("b"):
             # Over the cap while both are in use: allowed until they are released.
@@ -112,9 +111,7 @@ async def test_voice_in_use_is_never_evicted(tmp_path: Path) -> None:
 
 
 async def test_idle_voices_are_unloaded_after_the_ttl(tmp_path: Path) -> None:
-    loader, clock = Loader(), Clock()
-    voices = registry(tmp_path, loader, clock, cap=4, ttl=30.0)
-    await voices.start()
+    voices, loader, clock = await started_registry(tmp_path, cap=4, ttl=30.0)
     async with voices.lease("a"):
         pass
     clock.now += 29
@@ -146,9 +143,7 @@ async def test_background_sweep_unloads_idle_voices(tmp_path: Path) -> None:
 
 
 async def test_unknown_voice_is_unsupported_and_a_broken_one_internal(tmp_path: Path) -> None:
-    loader, clock = Loader(fail={"b"}), Clock()
-    voices = registry(tmp_path, loader, clock)
-    await voices.start()
+    voices, _loader, _clock = await started_registry(tmp_path, loader=Loader(fail={"b"}))
     with pytest.raises(Unsupported, match="not installed"):
         async with voices.lease("nobody"):
             pass
@@ -160,9 +155,7 @@ async def test_unknown_voice_is_unsupported_and_a_broken_one_internal(tmp_path: 
 
 
 async def test_concurrent_requests_load_a_voice_once(tmp_path: Path) -> None:
-    loader, clock = Loader(), Clock()
-    voices = registry(tmp_path, loader, clock, cap=3)
-    await voices.start()
+    voices, loader, _clock = await started_registry(tmp_path, cap=3)
 
     async def use() -> None:
         async with voices.lease("a"):
@@ -255,9 +248,7 @@ def test_pinned_voices_must_fit_under_the_cap() -> None:
 
 
 async def test_an_operator_loads_and_unloads_a_voice(tmp_path: Path) -> None:
-    loader, clock = Loader(), Clock()
-    voices = registry(tmp_path, loader, clock, cap=3)
-    await voices.start()
+    voices, loader, _clock = await started_registry(tmp_path, cap=3)
     await voices.load("a")
     assert voices.resident == [BUNDLED_VOICE, "a"] and loader.loaded == [BUNDLED_VOICE, "a"]
     await voices.load("a")  # already resident: not loaded again
@@ -272,9 +263,7 @@ async def test_an_operator_loads_and_unloads_a_voice(tmp_path: Path) -> None:
 async def test_unloading_a_pinned_a_speaking_or_an_unknown_voice_is_refused(
     tmp_path: Path,
 ) -> None:
-    loader, clock = Loader(), Clock()
-    voices = registry(tmp_path, loader, clock, cap=3)
-    await voices.start()
+    voices, _loader, _clock = await started_registry(tmp_path, cap=3)
     with pytest.raises(BadRequest, match="pinned"):
         await voices.unload(BUNDLED_VOICE)
     with pytest.raises(Unsupported, match="not installed"):

@@ -14,7 +14,6 @@ task logs for how long it was held. Every lateness is observed in the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import threading
@@ -24,6 +23,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from prometheus_client import Histogram
+
+from arc_common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,5 @@ async def watching_loop(
         yield watch
     finally:
         watch.stop()
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+        await cancel_and_wait(ticker)
         thread.join(timeout=1.0)

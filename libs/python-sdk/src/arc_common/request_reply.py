@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 from arc_common.envelope import headers_for, schema_of, trace_context_from
 from arc_common.errors import ArcError, BadRequest, ErrorCode
 from arc_common.tracing import attached
-from arc_common.wire import REPLY_SCHEMAS, ErrorBody, encode
+from arc_common.wire import REPLY_SCHEMAS, ErrorBody, decode_or_reject, encode
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,12 @@ def decode_request(headers: Mapping[str, str] | None, data: bytes, kind: type[Re
     schema = schema_of(headers)
     if schema is not None and schema != wanted:
         raise BadRequest(f"arc-schema {schema!r} is not {wanted!r}")
-    try:
-        return msgspec.msgpack.decode(data, type=kind)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid {wanted}: {exc}") from None
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise BadRequest(f"{wanted} is not a MessagePack map") from None
+    return decode_or_reject(
+        lambda raw: msgspec.msgpack.decode(raw, type=kind),
+        data,
+        invalid=f"invalid {wanted}",
+        malformed=f"{wanted} is not a MessagePack map",
+    )
 
 
 async def answer(

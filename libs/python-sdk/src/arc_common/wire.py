@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import msgspec
 
@@ -14,6 +15,25 @@ SAMPLE_RATES: frozenset[int] = frozenset({8000, 16000, 22050, 24000, 48000})
 FRAME_MS: frozenset[int] = frozenset({10, 20, 40})
 BRAIN_TEXT_MAX = 4000
 TTS_TEXT_MAX = 2000
+
+Decoded = TypeVar("Decoded")
+
+
+def decode_or_reject(
+    decode: Callable[[bytes], Decoded],
+    data: bytes,
+    *,
+    invalid: str,
+    malformed: str,
+) -> Decoded:
+    """`decode(data)`, or the `BadRequest` its sender is answered: `invalid` with the schema's
+    complaint when the data breaks it, `malformed` when it does not even parse."""
+    try:
+        return decode(data)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"{invalid}: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise BadRequest(malformed) from None
 
 
 class Request(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
@@ -219,12 +239,12 @@ _announcement_decoder = msgspec.msgpack.Decoder(Announcement)
 
 def decode_announcement(data: bytes) -> Announcement:
     """Decode and validate an announcement; `BadRequest` names what is wrong."""
-    try:
-        announcement = _announcement_decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid announcement: {exc}") from None
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise BadRequest("announcement is not a MessagePack map") from None
+    announcement = decode_or_reject(
+        _announcement_decoder.decode,
+        data,
+        invalid="invalid announcement",
+        malformed="announcement is not a MessagePack map",
+    )
     if not announcement.text.strip():
         raise BadRequest("announcement text is empty")
     return announcement

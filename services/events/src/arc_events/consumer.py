@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
@@ -131,28 +131,25 @@ class ConsumerHealth:
         return self.subscribed and self.database_ok
 
 
+@dataclass(eq=False, repr=False)
 class EventConsumer:
-    def __init__(
-        self,
-        new_client: Callable[[], pulsar.Client],
-        pool: AsyncConnectionPool[Any],
-        sink: Sink,
-        options: EventsOptions,
-        metrics: EventsMetrics,
-    ) -> None:
-        self._new_client = new_client
-        self._pool = pool
-        self._sink = sink
-        self._options = options
-        self._metrics = metrics
+    new_client: Callable[[], pulsar.Client]
+    pool: AsyncConnectionPool[Any]
+    sink: Sink
+    options: EventsOptions
+    metrics: EventsMetrics
+    health: ConsumerHealth = field(default_factory=ConsumerHealth, init=False)
+    _dead_letters: dict[str, pulsar.Producer] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
         # receive() blocks; it gets a thread of its own so it never holds up acks or sends.
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"recv-{sink.name}")
-        self._dead_letters: dict[str, pulsar.Producer] = {}
-        self.health = ConsumerHealth()
+        self._thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"recv-{self.sink.name}"
+        )
 
     @property
     def name(self) -> str:
-        return self._sink.name
+        return self.sink.name
 
     async def run(self) -> None:
         """Subscribes (retrying while the broker is away) and applies batches until
@@ -168,7 +165,7 @@ class EventConsumer:
         `consumer_reconnect_after_s`: the client's own reconnection backs off to a minute
         between tries, so after a long broker outage a fresh client catches up sooner."""
         loop = asyncio.get_running_loop()
-        client = self._new_client()
+        client = self.new_client()
         consumer: pulsar.Consumer | None = None
         try:
             consumer = await self._subscribe(client)
@@ -176,7 +173,7 @@ class EventConsumer:
             while True:
                 try:
                     messages = await loop.run_in_executor(
-                        self._thread, _take, consumer, self._options.consumer_batch_size
+                        self._thread, _take, consumer, self.options.consumer_batch_size
                     )
                 except pulsar.PulsarException as error:
                     log.warning("consumer %s: receive failed (%s); reconnecting", self.name, error)
@@ -185,13 +182,13 @@ class EventConsumer:
                     lost_at = None
                     await self._handle(client, consumer, messages)
                     continue
-                self._metrics.consumer_lag.labels(consumer=self.name).set(0)
+                self.metrics.consumer_lag.labels(consumer=self.name).set(0)
                 if consumer.is_connected():
                     lost_at = None
                     continue
                 now = time.monotonic()
                 lost_at = now if lost_at is None else lost_at
-                if now - lost_at >= self._options.consumer_reconnect_after_s:
+                if now - lost_at >= self.options.consumer_reconnect_after_s:
                     log.warning("consumer %s: disconnected for %.0f s; reconnecting",
                                 self.name, now - lost_at)  # fmt: skip
                     self.health.last_error = "disconnected from the broker"
@@ -210,19 +207,19 @@ class EventConsumer:
 
         retrying = retries.forever(
             retry_on=pulsar.PulsarException,
-            wait=retries.doubling(_FIRST_SUBSCRIBE_RETRY_S, self._options.relay_retry_max_s),
+            wait=retries.doubling(_FIRST_SUBSCRIBE_RETRY_S, self.options.relay_retry_max_s),
             log=log,
             message=f"consumer {self.name}: subscribe failed (%s); retrying in %.2f s",
             on_retry=note,
         )
         subscribe = partial(
             client.subscribe,
-            [topic + self._options.topic_suffix for topic in self._sink.topics],
-            self._sink.name,
+            [topic + self.options.topic_suffix for topic in self.sink.topics],
+            self.sink.name,
             consumer_type=pulsar.ConsumerType.KeyShared,
             initial_position=pulsar.InitialPosition.Earliest,
-            negative_ack_redelivery_delay_ms=self._options.consumer_redelivery_delay_ms,
-            receiver_queue_size=max(self._options.consumer_batch_size * 2, 100),
+            negative_ack_redelivery_delay_ms=self.options.consumer_redelivery_delay_ms,
+            receiver_queue_size=max(self.options.consumer_batch_size * 2, 100),
         )
         loop = asyncio.get_running_loop()
 
@@ -250,9 +247,9 @@ class EventConsumer:
             return
         batch = [received for _, received in good]
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self.pool.connection() as conn, conn.transaction():
                 fresh = await claim_new(conn, self.name, batch)
-                await self._sink.store(conn, fresh)
+                await self.sink.store(conn, fresh)
         except psycopg.Error as error:
             # Nothing was applied: the broker redelivers the whole batch after a delay.
             self.health.database_ok = False
@@ -260,18 +257,18 @@ class EventConsumer:
             log.warning("consumer %s: batch of %d not applied: %s", self.name, len(batch), error)
             for message, _ in good:
                 consumer.negative_acknowledge(message)
-            await asyncio.sleep(self._options.relay_retry_max_s)
+            await asyncio.sleep(self.options.relay_retry_max_s)
             return
         self.health.database_ok = True
         await loop.run_in_executor(None, _acknowledge, consumer, [m for m, _ in good])
         duplicates = len(batch) - len(fresh)
         self.health.applied += len(fresh)
         self.health.duplicates += duplicates
-        self._metrics.consumed.labels(consumer=self.name).inc(len(fresh))
+        self.metrics.consumed.labels(consumer=self.name).inc(len(fresh))
         if duplicates:
-            self._metrics.duplicates.labels(consumer=self.name).inc(duplicates)
+            self.metrics.duplicates.labels(consumer=self.name).inc(duplicates)
         lag_s = max(time.time() - batch[-1].publish_time_ms / 1000, 0.0)
-        self._metrics.consumer_lag.labels(consumer=self.name).set(lag_s)
+        self.metrics.consumer_lag.labels(consumer=self.name).set(lag_s)
 
     async def _park(
         self,
@@ -316,4 +313,4 @@ class EventConsumer:
             consumer.negative_acknowledge(message)
             return
         self.health.parked += 1
-        self._metrics.parked.labels(consumer=self.name).inc()
+        self.metrics.parked.labels(consumer=self.name).inc()

@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 import pulsar
+from arc_common.tasks import cancel_and_wait
 from psycopg_pool import AsyncConnectionPool
 from tenacity import RetryCallState
 
@@ -112,23 +113,19 @@ class RelayHealth:
         return self.ready and self.database_ok and self.broker_ok
 
 
+# No generated repr: the DSN may hold a password.
+@dataclass(eq=False, repr=False)
 class OutboxRelay:
-    def __init__(
-        self,
-        dsn: str,
-        pool: AsyncConnectionPool[Any],
-        publisher: PulsarPublisher,
-        options: EventsOptions,
-        metrics: EventsMetrics,
-    ) -> None:
-        self._dsn = dsn
-        self._pool = pool
-        self._publisher = publisher
-        self._options = options
-        self._metrics = metrics
-        self._leases = BucketLeases(dsn)
-        self._wake = asyncio.Event()
-        self.health = RelayHealth()
+    dsn: str
+    pool: AsyncConnectionPool[Any]
+    publisher: PulsarPublisher
+    options: EventsOptions
+    metrics: EventsMetrics
+    health: RelayHealth = field(default_factory=RelayHealth, init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    def __post_init__(self) -> None:
+        self._leases = BucketLeases(self.dsn)
 
     async def run(self) -> None:
         """Runs until cancelled; owns its listener and maintenance tasks."""
@@ -137,11 +134,7 @@ class OutboxRelay:
         try:
             await self._relay_loop()
         finally:
-            for task in (listener, maintenance):
-                task.cancel()
-            for task in (listener, maintenance):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(listener, maintenance)
             await self._leases.close()
 
     async def _wait(self, seconds: float) -> None:
@@ -165,20 +158,17 @@ class OutboxRelay:
 
     async def _relay_loop(self) -> None:
         state = _LoopState()
-        retrying = pass_retry_policy(self._options.relay_retry_max_s)
+        retrying = pass_retry_policy(self.options.relay_retry_max_s)
         try:
             while True:
                 await retrying(self._relay_pass, state)  # each call starts from attempt 1
         finally:
-            if state.marking is not None:
-                state.marking.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await state.marking
+            await cancel_and_wait(state.marking)
 
     async def _relay_pass(self, state: _LoopState) -> None:
         """Rebalances when due, then reads, publishes and starts marking one batch, or waits
         for work. Raises `PassFailed` when the batch must be retried."""
-        options = self._options
+        options = self.options
         now = time.monotonic()
         if now >= state.next_rebalance:
             await state.finish_marking()  # a bucket given back must be fully marked
@@ -191,7 +181,7 @@ class OutboxRelay:
         self._wake.clear()
         began = time.perf_counter()
         try:
-            async with self._pool.connection() as conn:
+            async with self.pool.connection() as conn:
                 rows = await outbox_store.fetch_unsent(
                     conn, state.held, options.relay_batch_size, exclude=state.marking_ids
                 )
@@ -211,7 +201,7 @@ class OutboxRelay:
         state.marking_ids = [row.id for row in rows]
         if retry:
             await state.finish_marking()
-            await self._publisher.reset()
+            await self.publisher.reset()
             first = next((e for e in errors if e is not None), "ordering")
             raise self._failed(f"publish: {first}", database=False)
 
@@ -220,12 +210,12 @@ class OutboxRelay:
     ) -> tuple[list[int], list[int], list[str | None]]:
         """Publishes one batch: (ids acknowledged in order, ids to retry, per-row errors)."""
         try:
-            errors = await self._publisher.publish(rows)
+            errors = await self.publisher.publish(rows)
         except pulsar.PulsarException as error:  # no producer: the broker is unreachable
             errors = [f"{type(error).__name__}: {error}"] * len(rows)
         sent, retry = split_acknowledged(rows, errors)
         if retry:
-            self._metrics.relay_failures.inc(len(retry))
+            self.metrics.relay_failures.inc(len(retry))
         else:
             self.health.broker_ok = True
         return sent, retry, errors
@@ -239,7 +229,7 @@ class OutboxRelay:
         began: float,
     ) -> None:
         try:
-            async with self._pool.connection() as conn:
+            async with self.pool.connection() as conn:
                 await outbox_store.mark_sent(conn, sent)
                 if retry:
                     reason = next((e for e in errors if e is not None), "ordering")
@@ -249,14 +239,14 @@ class OutboxRelay:
             # again later and consumers drop the copies by event id.
             self._note_error(f"outbox mark-sent: {error}", database=True)
             return
-        self._metrics.relay_batch_seconds.observe(time.perf_counter() - began)
+        self.metrics.relay_batch_seconds.observe(time.perf_counter() - began)
         sent_ids = set(sent)
         topics: dict[str, int] = {}
         for row in rows:
             if row.id in sent_ids:
                 topics[row.topic] = topics.get(row.topic, 0) + 1
         for topic, count in topics.items():
-            self._metrics.relayed.labels(topic=topic).inc(count)
+            self.metrics.relayed.labels(topic=topic).inc(count)
         self.health.relayed += len(sent)
         self.health.database_ok = True
 
@@ -277,14 +267,14 @@ class OutboxRelay:
         """Keeps a LISTEN connection; while it is lost the polling fallback carries on."""
         reconnect = retries.forever(
             retry_on=psycopg.Error,
-            wait=retries.fixed(self._options.relay_retry_max_s),
+            wait=retries.fixed(self.options.relay_retry_max_s),
             log=log,
             message="relay: LISTEN connection lost (%s); polling, reconnecting in %.2f s",
         )
         await reconnect(self._listen_once)
 
     async def _listen_once(self) -> None:
-        async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
             await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             self._wake.set()  # rows committed while nobody listened
             async for _ in conn.notifies():
@@ -292,11 +282,11 @@ class OutboxRelay:
 
     async def _maintain(self) -> None:
         """Backlog figures for /metrics, and deletion of rows sent long ago."""
-        options = self._options
+        options = self.options
         next_cleanup = time.monotonic() + _CLEANUP_EVERY_S
         while True:
             try:
-                async with self._pool.connection() as conn:
+                async with self.pool.connection() as conn:
                     backlog = await outbox_store.backlog(conn)
                     if options.outbox_sent_retention_h > 0 and time.monotonic() >= next_cleanup:
                         next_cleanup = time.monotonic() + _CLEANUP_EVERY_S
@@ -305,8 +295,8 @@ class OutboxRelay:
                         )
                         if deleted:
                             log.info("relay: deleted %d outbox rows sent long ago", deleted)
-                self._metrics.outbox_backlog.set(backlog.unsent)
-                self._metrics.outbox_oldest_unsent_age.set(backlog.oldest_age_s)
+                self.metrics.outbox_backlog.set(backlog.unsent)
+                self.metrics.outbox_oldest_unsent_age.set(backlog.oldest_age_s)
             except psycopg.Error as error:
                 self._note_error(f"outbox stats: {error}", database=True)
             await asyncio.sleep(options.stats_interval_s)

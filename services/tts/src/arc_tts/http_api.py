@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
-from arc_common.errors import ArcError, BadRequest, TooLarge
+from arc_common.errors import ArcError, TooLarge
 from arc_common.http_errors import error_response, install_error_handlers
 from arc_common.http_security import HttpGuard
 from arc_common.telemetry import metrics_payload
-from arc_common.wire import TtsRequest
+from arc_common.wire import TtsRequest, decode_or_reject
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -48,12 +48,9 @@ class Health:
 def parse_body(raw: bytes) -> tuple[SpeechRequest, Literal["wav", "pcm"]]:
     if len(raw) > MAX_BODY_BYTES:
         raise TooLarge(f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
-    try:
-        body = _body_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid body: {exc}") from None
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise BadRequest("body is not JSON") from None
+    body = decode_or_reject(
+        _body_decoder.decode, raw, invalid="invalid body", malformed="body is not JSON"
+    )
     # The contract's own rules (text length, rates, frame sizes) and their error codes.
     checked = TtsRequest(
         v=1,

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import onnxruntime  # type: ignore[import-untyped]
@@ -91,21 +91,17 @@ def render_piece(
     return bytes(pcm), total
 
 
+@dataclass(eq=False, repr=False)
 class Synthesizer:
-    def __init__(
-        self,
-        registry: VoiceRegistry,
-        pool: InferencePool,
-        options: TtsOptions,
-        metrics: TtsMetrics,
-    ) -> None:
-        self.registry = registry
-        self.pool = pool
-        self.options = options
-        self.metrics = metrics
-        self.active = 0
-        metrics.queue_depth.set_function(lambda: pool.waiting)
-        metrics.resident_voices.set_function(lambda: len(registry.resident))
+    registry: VoiceRegistry
+    pool: InferencePool
+    options: TtsOptions
+    metrics: TtsMetrics
+    active: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics.queue_depth.set_function(lambda: self.pool.waiting)
+        self.metrics.resident_voices.set_function(lambda: len(self.registry.resident))
 
     async def admit(self, request: SpeechRequest) -> None:
         """Reject now what `stream` would reject, for entry points that must answer before

@@ -8,7 +8,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from types import TracebackType
+from dataclasses import dataclass, field
 from typing import Self
 
 import msgspec
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 _chunk_decoder = msgspec.msgpack.Decoder(ReplyChunk)
 tracer = trace.get_tracer("arc_common.streaming")
 _NO_RESPONDERS = "503"
+# How long a stream waits for its first chunk, and then between chunks, unless told.
+DEFAULT_CHUNK_TIMEOUT_S = 5.0
 
 
 class _Inbox:
@@ -137,8 +139,8 @@ class StreamingClient:
         request: Request,
         *,
         cancel_subject: str,
-        first_chunk_timeout: float = 5.0,
-        idle_timeout: float = 5.0,
+        first_chunk_timeout: float = DEFAULT_CHUNK_TIMEOUT_S,
+        idle_timeout: float = DEFAULT_CHUNK_TIMEOUT_S,
         deadline: float | None = None,
         probe_after: float | None = 0.5,
     ) -> ReplyStream:
@@ -154,12 +156,11 @@ class StreamingClient:
         if self._sub is None:
             raise RuntimeError("StreamingClient.start() was not awaited")
         token = str(next(self._ids))
-        reply = f"{self._prefix}.{token}"
         stream = ReplyStream(
             client=self,
             token=token,
             subject=subject,
-            reply=reply,
+            reply=f"{self._prefix}.{token}",
             request=request,
             cancel_subject=cancel_subject,
             first_chunk_timeout=first_chunk_timeout,
@@ -185,12 +186,7 @@ class ClosingStream:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
 
@@ -210,61 +206,51 @@ def _client_span(request: Request, subject: str) -> Span | None:
     )
 
 
+# No generated repr: the request holds what the person said.
+@dataclass(eq=False, kw_only=True, repr=False)
 class ReplyStream(ClosingStream):
     """The chunks of one turn's reply, in order; the terminal `end` stops iteration, a terminal
     `error` raises the typed error the server reported."""
 
-    def __init__(
-        self,
-        *,
-        client: StreamingClient,
-        token: str,
-        subject: str,
-        reply: str,
-        request: Request,
-        cancel_subject: str,
-        first_chunk_timeout: float,
-        idle_timeout: float,
-        deadline: float | None,
-        probe_after: float | None = None,
-    ) -> None:
-        self._client = client
-        self._token = token
-        self.subject = subject
-        self._reply = reply
-        self.request = request
-        self.turn_id = request.turn_id
-        self._cancel_subject = cancel_subject
-        self._first_chunk_timeout = first_chunk_timeout
-        self._idle_timeout = idle_timeout
-        self._deadline = deadline
-        self._probe_after = probe_after
-        # The `$SRV.PING` subject of the instance serving the turn, once a chunk named it.
-        self._server: str | None = None
-        self._inbox = _Inbox()
-        self._sent = False
-        self._done = False
-        self._next_seq = 0
-        # The connection's reconnect count when the request went out (see _next_message).
-        self._reconnects = 0
-        self.end: ReplyChunk | None = None
+    client: StreamingClient
+    token: str
+    subject: str
+    reply: str
+    request: Request
+    cancel_subject: str
+    first_chunk_timeout: float
+    idle_timeout: float
+    deadline: float | None
+    probe_after: float | None = None
+    end: ReplyChunk | None = field(default=None, init=False)
+    # The `$SRV.PING` subject of the instance serving the turn, once a chunk named it.
+    _server: str | None = field(default=None, init=False)
+    _inbox: _Inbox = field(default_factory=_Inbox, init=False)
+    _sent: bool = field(default=False, init=False)
+    _done: bool = field(default=False, init=False)
+    _next_seq: int = field(default=0, init=False)
+    # The connection's reconnect count when the request went out (see _next_message).
+    _reconnects: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.turn_id = self.request.turn_id
         # Opened with the stream, under the caller's current span: its context travels in the
         # request's `traceparent`, so the server's span is its child.
-        self._span = _client_span(request, subject)
+        self._span = _client_span(self.request, self.subject)
 
     async def _send(self) -> None:
         self._sent = True
-        self._reconnects = self._client._nc.stats["reconnects"]
+        self._reconnects = self.client._nc.stats["reconnects"]
         headers = headers_for(
             self.request.schema,
             ctx=None if self._span is None else trace.set_span_in_context(self._span),
         )
-        if self._probe_after is not None:
+        if self.probe_after is not None:
             # The instance that takes the turn names itself at once, so that it can be
             # pinged even before its first chunk.
             headers[ACK_HEADER] = ACK_ASKED
-        await self._client._nc.publish(
-            self.subject, encode(self.request), reply=self._reply, headers=headers
+        await self.client._nc.publish(
+            self.subject, encode(self.request), reply=self.reply, headers=headers
         )
 
     async def __anext__(self) -> ReplyChunk:
@@ -272,9 +258,9 @@ class ReplyStream(ClosingStream):
             raise StopAsyncIteration
         if not self._sent:
             await self._send()
-        timeout = self._first_chunk_timeout if self._next_seq == 0 else self._idle_timeout
-        if self._deadline is not None:
-            timeout = min(timeout, self._deadline - time.monotonic())
+        timeout = self.first_chunk_timeout if self._next_seq == 0 else self.idle_timeout
+        if self.deadline is not None:
+            timeout = min(timeout, self.deadline - time.monotonic())
         try:
             msg = await self._next_message(timeout)
         except TimeoutError:
@@ -322,7 +308,7 @@ class ReplyStream(ClosingStream):
         until = time.monotonic() + timeout
         while True:
             remaining = until - time.monotonic()
-            probe, server = self._probe_after, self._server
+            probe, server = self.probe_after, self._server
             if server is None or probe is None or remaining <= probe:
                 msg = await self._inbox.pop(remaining)
             else:
@@ -338,7 +324,7 @@ class ReplyStream(ClosingStream):
 
     async def _ping(self, server: str, until: float) -> None:
         try:
-            await self._client._nc.request(
+            await self.client._nc.request(
                 server, b"", timeout=min(1.0, max(until - time.monotonic(), 0.01))
             )
         except nats.errors.NoRespondersError:
@@ -352,7 +338,7 @@ class ReplyStream(ClosingStream):
     @property
     def _reconnected(self) -> bool:
         """Whether this client's NATS connection was lost and made again since the request."""
-        return bool(self._client._nc.stats["reconnects"] != self._reconnects)
+        return bool(self.client._nc.stats["reconnects"] != self._reconnects)
 
     def _acknowledges(self, msg: Msg) -> bool:
         """Whether `msg` is the serving instance's acknowledgement (no chunk: it only names
@@ -394,20 +380,20 @@ class ReplyStream(ClosingStream):
         self._span_failed("internal")
         self._finish()
         task = asyncio.get_running_loop().create_task(self._publish_cancel())
-        self._client._background.add(task)
-        task.add_done_callback(self._client._background.discard)
+        self.client._background.add(task)
+        task.add_done_callback(self.client._background.discard)
 
     def _finish(self) -> None:
         self._done = True
-        self._client._streams.pop(self._token, None)
+        self.client._streams.pop(self.token, None)
         span, self._span = self._span, None
         if span is not None:
             span.end()
 
     async def _publish_cancel(self) -> None:
         try:
-            await self._client._nc.publish(
-                self._cancel_subject,
+            await self.client._nc.publish(
+                self.cancel_subject,
                 encode(Cancel(turn_id=self.turn_id)),
                 headers=headers_for(Cancel.schema),
             )
@@ -415,7 +401,7 @@ class ReplyStream(ClosingStream):
             # The server then works on until its own deadline; worth knowing, not failing for.
             log.warning(
                 "cancel of turn %s on %s could not be published: %r",
-                self.turn_id, self._cancel_subject, exc,
+                self.turn_id, self.cancel_subject, exc,
             )  # fmt: skip
 
     async def _abandon(self) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict, Unpack
 
 from nats.aio.client import Client
 
 from arc_common.errors import ArcError, Internal, Timeout
-from arc_common.streaming.client import ClosingStream
+from arc_common.streaming.client import DEFAULT_CHUNK_TIMEOUT_S, ClosingStream
 from arc_common.streaming.server import Chunk, StreamingEndpoint, TurnContext
 from arc_common.wire import ReplyChunk, Request
 
@@ -36,6 +37,15 @@ class ChunkStream(Protocol):
     ) -> None: ...
 
 
+class StreamOptions(TypedDict, total=False):
+    """The keyword options every `stream` takes, as `StreamingClient.stream` explains them."""
+
+    cancel_subject: Required[str]
+    first_chunk_timeout: float
+    idle_timeout: float
+    deadline: float | None
+
+
 class TurnStreams(Protocol):
     """What opens streamed turns: `StreamingClient` (NATS) or `InProcessClient`."""
 
@@ -43,14 +53,7 @@ class TurnStreams(Protocol):
     def nc(self) -> Client: ...
 
     def stream(
-        self,
-        subject: str,
-        request: Request,
-        *,
-        cancel_subject: str,
-        first_chunk_timeout: float = 5.0,
-        idle_timeout: float = 5.0,
-        deadline: float | None = None,
+        self, subject: str, request: Request, **options: Unpack[StreamOptions]
     ) -> ChunkStream: ...
 
 
@@ -64,55 +67,49 @@ class InProcessClient:
         return self._nc
 
     def stream(
-        self,
-        subject: str,
-        request: Request,
-        *,
-        cancel_subject: str,
-        first_chunk_timeout: float = 5.0,
-        idle_timeout: float = 5.0,
-        deadline: float | None = None,
+        self, subject: str, request: Request, **options: Unpack[StreamOptions]
     ) -> InProcessStream:
         endpoint = self._endpoints.get(subject)
         if endpoint is None:
             raise Internal(f"no in-process endpoint for {subject}")
-        return InProcessStream(endpoint, request, first_chunk_timeout, idle_timeout)
+        return InProcessStream(
+            endpoint,
+            request,
+            options.get("first_chunk_timeout", DEFAULT_CHUNK_TIMEOUT_S),
+            options.get("idle_timeout", DEFAULT_CHUNK_TIMEOUT_S),
+        )
 
 
+# No generated repr: the request holds what the person said.
+@dataclass(eq=False, repr=False)
 class InProcessStream(ClosingStream):
-    def __init__(
-        self,
-        endpoint: StreamingEndpoint[Any],
-        request: Request,
-        first_chunk_timeout: float,
-        idle_timeout: float,
-    ) -> None:
-        self._endpoint = endpoint
-        self._request = request
-        self._timeouts = (first_chunk_timeout, idle_timeout)
-        self._chunks: AsyncIterator[Chunk] | None = None
-        self._closed = False
-        self._seq = 0
+    endpoint: StreamingEndpoint[Any]
+    request: Request
+    first_chunk_timeout: float
+    idle_timeout: float
+    _chunks: AsyncIterator[Chunk] | None = field(default=None, init=False)
+    _closed: bool = field(default=False, init=False)
+    _seq: int = field(default=0, init=False)
 
     async def __anext__(self) -> ReplyChunk:
         if self._closed:
             raise StopAsyncIteration
         if self._chunks is None:
-            self._request.check()  # the server validates every request: so does this path
-            ctx = TurnContext(subject=self._endpoint.subject, received_at=time.monotonic())
-            self._chunks = self._endpoint.handler(self._request, ctx)
-        timeout = self._timeouts[0] if self._seq == 0 else self._timeouts[1]
+            self.request.check()  # the server validates every request: so does this path
+            ctx = TurnContext(subject=self.endpoint.subject, received_at=time.monotonic())
+            self._chunks = self.endpoint.handler(self.request, ctx)
+        timeout = self.first_chunk_timeout if self._seq == 0 else self.idle_timeout
         try:
             async with asyncio.timeout(timeout):
                 item = await anext(self._chunks)
         except TimeoutError:
             await self.aclose()
-            raise Timeout(f"no chunk from {self._endpoint.name} within {timeout:.2f}s") from None
+            raise Timeout(f"no chunk from {self.endpoint.name} within {timeout:.2f}s") from None
         except (StopAsyncIteration, ArcError):
             raise
         except Exception as exc:
             raise Internal(f"{type(exc).__name__}: {exc}") from exc
-        chunk = item.to_reply(self._request.turn_id, self._seq)
+        chunk = item.to_reply(self.request.turn_id, self._seq)
         self._seq += 1
         return chunk
 

@@ -47,6 +47,7 @@ from arc_common.wire import (
     ErrorBody,
     ReplyChunk,
     Request,
+    decode_or_reject,
     encode,
     peek_turn_id,
 )
@@ -232,12 +233,12 @@ class _EndpointRunner(Generic[Req]):
             raise TooLarge(
                 f"request is {len(data)} bytes; the limit is {self.endpoint.max_payload_bytes}"
             )
-        try:
-            req = self.decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            raise BadRequest(f"invalid {self.endpoint.request_type.schema}: {exc}") from None
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            raise BadRequest("payload is not a MessagePack map") from None
+        req = decode_or_reject(
+            self.decoder.decode,
+            data,
+            invalid=f"invalid {self.endpoint.request_type.schema}",
+            malformed="payload is not a MessagePack map",
+        )
         req.check()
         return req
 
