@@ -31,7 +31,7 @@ from arc_stack.postgres import PostgresServer
 from arc_stack.server import free_port
 from pgvector.psycopg import register_vector_async
 
-from tests.bench.report import Stats, section_header, write_section
+from tests.bench.report import Stats, run_section, section_header
 from tests.fixtures.brain import brain_settings, model_dir, start_brain
 from tests.integration.brain.openai_double import start_double
 
@@ -306,6 +306,4 @@ def render(
 
 
 def main() -> str:
-    body = asyncio.run(measure())
-    write_section("brain", body)
-    return body
+    return run_section("brain", measure())

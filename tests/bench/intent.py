@@ -26,7 +26,7 @@ from arc_stack.llm import LlamaServer
 from arc_stack.paths import state_dir
 from arc_stack.server import free_port
 
-from tests.bench.report import Stats, load_average, section_header, write_section
+from tests.bench.report import Stats, load_average, run_section, section_header
 from tests.fixtures.brain import model_dir
 
 LABELS = ("time", "date", "help", "summary", "other")
@@ -181,6 +181,4 @@ async def measure() -> str:
 
 
 def main() -> str:
-    body = asyncio.run(measure())
-    write_section("intent", body)
-    return body
+    return run_section("intent", measure())

@@ -29,7 +29,7 @@ from arc_stack.paths import state_dir
 from arc_stack.postgres import PostgresServer
 from arc_stack.server import free_port
 
-from tests.bench.report import Stats, section_header, write_section
+from tests.bench.report import Stats, run_section, section_header
 from tests.fixtures.brain import brain_settings, model_dir, start_brain
 from tests.fixtures.llm import local_llm
 
@@ -239,6 +239,4 @@ def render(
 
 
 def main() -> str:
-    body = asyncio.run(measure())
-    write_section("llm", body)
-    return body
+    return run_section("llm", measure())

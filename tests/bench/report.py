@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import re
 import statistics
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 HEADER = (
@@ -85,3 +88,10 @@ def write_section(name: str, body: str, report: Path = REPORT) -> None:
     )
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(text)
+
+
+def run_section(name: str, measurement: Coroutine[Any, Any, str]) -> str:
+    """Runs `measurement` and writes the body it renders as the section `name`."""
+    body = asyncio.run(measurement)
+    write_section(name, body)
+    return body

@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 import nats
 from arc_common.streaming import Chunk, StreamingClient, StreamingEndpoint, StreamingService
-from arc_common.streaming.server import TurnContext
+from arc_common.streaming.server import Handler, Req, TurnContext
 from arc_common.wire import BrainRequest, TtsRequest
 from arc_stack.nats import NatsServer
 from arc_stack.server import free_port
@@ -39,17 +39,23 @@ async def _echo(req: BrainRequest, ctx: TurnContext) -> AsyncIterator[Chunk]:
     yield Chunk(kind="delta", text=req.text)
 
 
-def echo_endpoint(subject: str) -> StreamingEndpoint[BrainRequest]:
-    """The round trip's server side (also `tracing`'s): one delta echoing the request's text,
-    then the end."""
+def _endpoint(
+    name: str, subject: str, request_type: type[Req], handler: Handler[Req]
+) -> StreamingEndpoint[Req]:
     return StreamingEndpoint(
-        name="echo",
+        name=name,
         subject=subject,
         queue_group="q",
         cancel_subject=f"{subject}.cancel",
-        request_type=BrainRequest,
-        handler=_echo,
+        request_type=request_type,
+        handler=handler,
     )
+
+
+def echo_endpoint(subject: str) -> StreamingEndpoint[BrainRequest]:
+    """The round trip's server side (also `tracing`'s): one delta echoing the request's text,
+    then the end."""
+    return _endpoint("echo", subject, BrainRequest, _echo)
 
 
 async def _arc_services(nc: Client) -> StreamingService:
@@ -59,16 +65,7 @@ async def _arc_services(nc: Client) -> StreamingService:
 
     service = StreamingService(nc, name="bench", version="0.0.1")
     service.add(echo_endpoint("arc.echo"))
-    service.add(
-        StreamingEndpoint(
-            name="audio",
-            subject="arc.audio",
-            queue_group="q",
-            cancel_subject="arc.audio.cancel",
-            request_type=TtsRequest,
-            handler=audio,
-        )
-    )
+    service.add(_endpoint("audio", "arc.audio", TtsRequest, audio))
     await service.start()
     return service
 
@@ -80,43 +77,24 @@ REPLY_TTS = {"arc-schema": "tts.reply/1"}
 
 
 async def _bare_services(nc: Client) -> None:
+    async def send(
+        msg: Msg, headers: dict[str, str], turn_id: str, seq: int, kind: str, **fields: object
+    ) -> None:
+        chunk = {"v": 1, "turn_id": turn_id, "seq": seq, "kind": kind, **fields}
+        await nc.publish(msg.reply, msgspec.msgpack.encode(chunk), headers=headers)
+
     async def echo(msg: Msg) -> None:
         req = msgspec.msgpack.decode(msg.data)
-        await nc.publish(
-            msg.reply,
-            msgspec.msgpack.encode(
-                {"v": 1, "turn_id": req["turn_id"], "seq": 0, "kind": "delta", "text": req["text"]}
-            ),
-            headers=REPLY_BRAIN,
-        )
-        await nc.publish(
-            msg.reply,
-            msgspec.msgpack.encode({"v": 1, "turn_id": req["turn_id"], "seq": 1, "kind": "end"}),
-            headers=REPLY_BRAIN,
-        )
+        await send(msg, REPLY_BRAIN, req["turn_id"], 0, "delta", text=req["text"])
+        await send(msg, REPLY_BRAIN, req["turn_id"], 1, "end")
 
     async def audio(msg: Msg) -> None:
         req = msgspec.msgpack.decode(msg.data)
         for seq in range(50):
-            await nc.publish(
-                msg.reply,
-                msgspec.msgpack.encode(
-                    {
-                        "v": 1,
-                        "turn_id": req["turn_id"],
-                        "seq": seq,
-                        "kind": "audio",
-                        "pcm": AUDIO_CHUNK,
-                        "sample_rate": 48000,
-                    }
-                ),
-                headers=REPLY_TTS,
+            await send(
+                msg, REPLY_TTS, req["turn_id"], seq, "audio", pcm=AUDIO_CHUNK, sample_rate=48000
             )
-        await nc.publish(
-            msg.reply,
-            msgspec.msgpack.encode({"v": 1, "turn_id": req["turn_id"], "seq": 50, "kind": "end"}),
-            headers=REPLY_TTS,
-        )
+        await send(msg, REPLY_TTS, req["turn_id"], 50, "end")
 
     async def spawn(handler: object) -> object:
         async def cb(msg: Msg) -> None:

@@ -391,10 +391,11 @@ def run_dir(stack: AsyncExitStack) -> Path:
 
 
 async def _mesh(
-    stack: AsyncExitStack, root: Path
-) -> tuple[NatsServer, PostgresServer, LiveKitServer, AsyncConnectionPool[Any]]:
-    """The servers every voice benchmark runs on, private to this run, and a Postgres pool
-    for the voice workers; all stopped by `stack`."""
+    stack: AsyncExitStack,
+) -> tuple[Path, NatsServer, PostgresServer, LiveKitServer, AsyncConnectionPool[Any]]:
+    """The run's folder (`run_dir`), the servers every voice benchmark runs on, private to this
+    run, and a Postgres pool for the voice workers; all stopped by `stack`."""
+    root = run_dir(stack)
     nats = NatsServer(root / "nats", root / "nats-logs", port=free_port(), monitor_port=free_port())
     pg = PostgresServer(root / "pgdata", root / "pg-logs", port=free_port(), database="arc")
     livekit = LiveKitServer(
@@ -413,7 +414,7 @@ async def _mesh(
     )
     await pool.open(wait=True)
     stack.push_async_callback(pool.close)
-    return nats, pg, livekit, pool
+    return root, nats, pg, livekit, pool
 
 
 async def _start_services(
@@ -490,8 +491,7 @@ async def measure() -> str:
     voices = speakers()
     results = Results()
     async with AsyncExitStack() as stack:
-        root = run_dir(stack)
-        nats, pg, livekit, pool = await _mesh(stack, root)
+        root, nats, pg, livekit, pool = await _mesh(stack)
         prefix = "bench"
         # The mesh as `make run` runs it: the brain and the TTS are processes of their own.
         await _start_services(stack, root, prefix, nats_url=nats.url, dsn=pg.dsn())

@@ -7,7 +7,6 @@ it), interleaved turn by turn. Timed from the person's side, as in the voice ben
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import AsyncExitStack
 from functools import partial
 
@@ -16,7 +15,7 @@ from arc_stack.parts import local_llm_env
 from arc_stack.server import free_port
 from arc_voice.settings import VoiceOptions
 
-from tests.bench.report import Stats, load_average, section_header, write_section
+from tests.bench.report import Stats, load_average, run_section, section_header
 from tests.bench.voice import (
     BENCH_IDLE_TIMEOUT_S,
     Results,
@@ -28,7 +27,6 @@ from tests.bench.voice import (
     _start_services,
     _turn,
     _v2v,
-    run_dir,
 )
 from tests.fixtures.speakers import speakers
 
@@ -48,8 +46,7 @@ async def measure() -> str:
     voices = speakers()
     results = Results()
     async with AsyncExitStack() as stack:
-        root = run_dir(stack)
-        nats, pg, livekit, pool = await _mesh(stack, root)
+        root, nats, pg, livekit, pool = await _mesh(stack)
         llm = LlamaServer(root / "llm", root / "llm-logs", port=free_port())
         await llm.install()
         await llm.start()
@@ -100,6 +97,4 @@ async def measure() -> str:
 
 
 def main() -> str:
-    body = asyncio.run(measure())
-    write_section("voice_llm", body)
-    return body
+    return run_section("voice_llm", measure())

@@ -13,7 +13,6 @@ running and with it stopped.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from contextlib import AsyncExitStack
 
@@ -21,7 +20,7 @@ from arc_stack.jaeger import JaegerServer, jaeger_installed
 from arc_stack.server import free_port
 
 from tests.bench.copies import alternating_turns, on_off_row, start_copies
-from tests.bench.report import load_average, section_header, write_section
+from tests.bench.report import load_average, run_section, section_header
 from tests.bench.voice import run_dir
 from tests.fixtures.voice import SpeechSynth
 
@@ -72,6 +71,4 @@ async def measure() -> str:
 
 
 def main() -> str:
-    body = asyncio.run(measure())
-    write_section("voice_tracing", body)
-    return body
+    return run_section("voice_tracing", measure())

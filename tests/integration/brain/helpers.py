@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,13 @@ from arc_common.streaming import StreamingClient
 from arc_common.subjects import BRAIN_CANCEL, BRAIN_REQUEST, prefixed
 from arc_common.wire import BrainRequest, ReplyChunk
 from arc_stack.server import free_port
+
+from tests.fixtures.brain import RunningBrain
+
+# What the `double_brain` and `local_brain` fixtures give: a brain on the test's namespace.
+StartBrain = Callable[..., Awaitable[RunningBrain]]
+# What the `say` fixture gives: a question's answer from the brain on the test's namespace.
+Say = Callable[..., Awaitable[str]]
 
 
 def new_id(kind: str) -> str:

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from arc_brain.settings import LlmSettings
 from arc_stack.server import free_port
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -74,6 +76,18 @@ class OpenAiDouble:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def settings(self, mode: str, **extra: float) -> LlmSettings:
+        """The brain's model settings for this double answering in `mode`, with timeouts
+        short enough for a test."""
+        return LlmSettings(
+            base_url=self.base_url,
+            api_key=SecretStr("sk-test"),
+            model=mode,
+            stall_timeout_s=extra.pop("stall_timeout_s", 5.0),
+            first_token_timeout_s=extra.pop("first_token_timeout_s", 5.0),
+            **extra,
+        )
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/chat/completions", self.completions, methods=["POST"])])

@@ -6,14 +6,10 @@ general categories measure the model and are only reported (run with -s to see t
 from __future__ import annotations
 
 import pytest
-from arc_stack.llm import LlamaServer
 
 from tests.eval.cases import EXACT
 from tests.eval.runner import Scored, by_category, run_eval, table
-from tests.fixtures.brain import BrainFactory
-from tests.fixtures.llm import local_llm
-from tests.integration.brain.openai_double import OpenAiDouble
-from tests.integration.brain.test_llm import llm
+from tests.integration.brain.helpers import StartBrain
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,10 +24,8 @@ def _assert_exact_categories(scored: list[Scored]) -> None:
         assert passed / total >= 0.9, (category, failures)
 
 
-async def test_the_eval_with_the_default_offline_model(
-    brain_factory: BrainFactory, subject_prefix: str, llm_server: LlamaServer
-) -> None:
-    running = await brain_factory(subject_prefix=subject_prefix, llm=local_llm(llm_server))
+async def test_the_eval_with_the_default_offline_model(local_brain: StartBrain) -> None:
+    running = await local_brain()
     scored = await run_eval(running.brain)
     print("\nSmolLM2-135M-Instruct (llama-server, 1 thread)\n" + table(scored))
     for s in scored:
@@ -40,10 +34,8 @@ async def test_the_eval_with_the_default_offline_model(
     _assert_exact_categories(scored)
 
 
-async def test_the_eval_with_an_openai_compatible_endpoint(
-    brain_factory: BrainFactory, subject_prefix: str, openai_double: OpenAiDouble
-) -> None:
-    running = await brain_factory(subject_prefix=subject_prefix, llm=llm(openai_double, "ok"))
+async def test_the_eval_with_an_openai_compatible_endpoint(double_brain: StartBrain) -> None:
+    running = await double_brain("ok")
     scored = await run_eval(running.brain)
     print("\nOpenAI-compatible endpoint (test double, canned answer)\n" + table(scored))
     _assert_exact_categories(scored)

@@ -7,31 +7,17 @@ from __future__ import annotations
 import time
 
 import pytest
-from arc_brain.settings import LlmSettings
 from arc_common.errors import BadRequest, Busy, Internal, Timeout, Unsupported
 from arc_common.streaming import ReplyStream, StreamingClient
 from arc_common.subjects import BRAIN_CANCEL, BRAIN_REQUEST, prefixed
 from arc_common.wire import BrainRequest, Cancel, ReplyChunk, encode
 from nats.aio.client import Client
-from pydantic import SecretStr
 
-from tests.fixtures.brain import BrainFactory, RunningBrain
 from tests.fixtures.waiting import wait_until
-from tests.integration.brain.helpers import answer_text, ask, new_id, request
+from tests.integration.brain.helpers import Say, StartBrain, ask, new_id, request
 from tests.integration.brain.openai_double import ANSWER, OpenAiDouble
 
 pytestmark = pytest.mark.integration
-
-
-def llm(double: OpenAiDouble, model: str, **extra: float) -> LlmSettings:
-    return LlmSettings(
-        base_url=double.base_url,
-        api_key=SecretStr("sk-test"),
-        model=model,
-        stall_timeout_s=extra.pop("stall_timeout_s", 5.0),
-        first_token_timeout_s=extra.pop("first_token_timeout_s", 5.0),
-        **extra,
-    )
 
 
 def open_turn(client: StreamingClient, prefix: str, req: BrainRequest) -> ReplyStream:
@@ -64,21 +50,12 @@ async def cancel_mid_answer(
 
 
 async def test_llm_answer_streams_as_sentences_with_memories_in_prompt(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    subject_prefix: str,
-    openai_double: OpenAiDouble,
+    double_brain: StartBrain, say: Say, client: StreamingClient, openai_double: OpenAiDouble
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix, llm=llm(openai_double, "ok"))
+    subject_prefix = (await double_brain("ok")).subject_prefix
     user = new_id("u")
     # "remember that …" stays a built-in skill even with an LLM: the fact goes to memory.
-    stored = await answer_text(
-        client,
-        subject_prefix,
-        "remember that my sister lives in Lisbon",
-        session_id=new_id("s"),
-        user_id=user,
-    )
+    stored = await say("remember that my sister lives in Lisbon", user_id=user)
     assert stored == "Okay, I'll remember that your sister lives in Lisbon."
     # A question about the sister that is not asking for the stored fact goes to the model,
     # with the fact in its prompt ("where does my sister live?" is the recall skill's).
@@ -103,64 +80,38 @@ async def test_llm_answer_streams_as_sentences_with_memories_in_prompt(
 
 
 async def test_an_answer_with_nothing_to_say_aloud_gets_a_spoken_one(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    subject_prefix: str,
-    openai_double: OpenAiDouble,
+    double_brain: StartBrain, say: Say
 ) -> None:
     # Silence would leave the person waiting for an answer that never comes.
-    await brain_factory(subject_prefix=subject_prefix, llm=llm(openai_double, "unspeakable"))
-    text = await answer_text(
-        client, subject_prefix, "how do you feel?", session_id=new_id("s"), user_id=new_id("u")
-    )
+    await double_brain("unspeakable")
+    text = await say("how do you feel?", user_id=new_id("u"))
     assert text == "Sorry, I don't have a good answer to that."
 
 
-async def test_retry_before_first_token(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    subject_prefix: str,
-    openai_double: OpenAiDouble,
-) -> None:
-    running: RunningBrain = await brain_factory(
-        subject_prefix=subject_prefix, llm=llm(openai_double, "flaky")
-    )
-    text = await answer_text(
-        client,
-        subject_prefix,
-        f"tell me a story {new_id('x')}",
-        session_id=new_id("s"),
-        user_id=new_id("u"),
-    )
+async def test_retry_before_first_token(double_brain: StartBrain, say: Say) -> None:
+    running = await double_brain("flaky")
+    text = await say(f"tell me a story {new_id('x')}", user_id=new_id("u"))
     assert text == ANSWER
     assert running.brain.llm is not None and running.brain.llm.retries == 1
 
 
 async def test_not_found_model_is_unsupported_without_retry(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    subject_prefix: str,
-    openai_double: OpenAiDouble,
+    double_brain: StartBrain, client: StreamingClient
 ) -> None:
-    running: RunningBrain = await brain_factory(
-        subject_prefix=subject_prefix, llm=llm(openai_double, "missing")
-    )
+    running = await double_brain("missing")
     with pytest.raises(Unsupported, match="404"):
-        await ask(client, subject_prefix, request("tell me a story", session_id="s", user_id="u"))
+        await ask(
+            client, running.subject_prefix, request("tell me a story", session_id="s", user_id="u")
+        )
     assert running.brain.llm is not None and running.brain.llm.retries == 0
 
 
 async def test_stalled_stream_ends_with_timeout_after_the_words_so_far(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    subject_prefix: str,
-    openai_double: OpenAiDouble,
+    double_brain: StartBrain, client: StreamingClient
 ) -> None:
-    await brain_factory(
-        subject_prefix=subject_prefix, llm=llm(openai_double, "stall", stall_timeout_s=0.3)
-    )
+    running = await double_brain("stall", stall_timeout_s=0.3)
     req = request(f"stall please {new_id('x')}", session_id=new_id("s"), user_id="u")
-    stream = open_turn(client, subject_prefix, req)
+    stream = open_turn(client, running.subject_prefix, req)
     started = time.monotonic()
     with pytest.raises(Timeout, match="stalled"):
         await stream.collect()
@@ -169,36 +120,26 @@ async def test_stalled_stream_ends_with_timeout_after_the_words_so_far(
 
 @pytest.mark.parametrize("mode", ["error-mid", "drop-mid"])
 async def test_stream_failing_mid_answer_is_internal_and_not_retried(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    subject_prefix: str,
-    openai_double: OpenAiDouble,
-    mode: str,
+    double_brain: StartBrain, client: StreamingClient, openai_double: OpenAiDouble, mode: str
 ) -> None:
-    running: RunningBrain = await brain_factory(
-        subject_prefix=subject_prefix, llm=llm(openai_double, mode)
-    )
+    running = await double_brain(mode)
     question = f"fail please {new_id('x')}"
     before = len(openai_double.requests)
     with pytest.raises(Internal, match=r"crashed|broke"):
-        await ask(client, subject_prefix, request(question, session_id=new_id("s"), user_id="u"))
+        await ask(
+            client, running.subject_prefix, request(question, session_id=new_id("s"), user_id="u")
+        )
     assert len(openai_double.requests) == before + 1  # tokens were produced: no retry
     assert running.brain.llm is not None and running.brain.llm.retries == 0
 
 
 async def test_cancel_stops_the_stream_within_50ms_and_records_what_was_said(
-    brain_factory: BrainFactory,
-    nc: Client,
-    client: StreamingClient,
-    subject_prefix: str,
-    openai_double: OpenAiDouble,
+    double_brain: StartBrain, nc: Client, client: StreamingClient, openai_double: OpenAiDouble
 ) -> None:
-    running: RunningBrain = await brain_factory(
-        subject_prefix=subject_prefix, llm=llm(openai_double, "slow")
-    )
+    running = await double_brain("slow")
     session = new_id("s")
     req = request(f"talk for a long time {new_id('x')}", session_id=session, user_id="u")
-    said, cancelled_at = await cancel_mid_answer(nc, client, subject_prefix, req, after=3)
+    said, cancelled_at = await cancel_mid_answer(nc, client, running.subject_prefix, req, after=3)
     # The upstream HTTP stream was closed too, not left running for nobody (played out, the
     # slow stream would run ~15 s: a second is a generous bound that still tells them apart).
     await wait_until(
@@ -214,18 +155,9 @@ async def test_cancel_stops_the_stream_within_50ms_and_records_what_was_said(
     assert assistant and assistant[0].interrupted and assistant[0].content == said
 
 
-async def test_busy_and_duplicate_turns(
-    brain_factory: BrainFactory,
-    nc: Client,
-    client: StreamingClient,
-    subject_prefix: str,
-    openai_double: OpenAiDouble,
-) -> None:
-    running: RunningBrain = await brain_factory(
-        subject_prefix=subject_prefix,
-        llm=llm(openai_double, "slow"),
-        max_concurrent_turns=1,
-    )
+async def test_busy_and_duplicate_turns(double_brain: StartBrain, client: StreamingClient) -> None:
+    running = await double_brain("slow", max_concurrent_turns=1)
+    subject_prefix = running.subject_prefix
     first = request(f"long one {new_id('x')}", session_id=new_id("s"), user_id="u")
     stream = open_turn(client, subject_prefix, first)
     async with stream:

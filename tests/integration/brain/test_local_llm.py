@@ -17,21 +17,16 @@ from arc_stack.llm import LlamaServer
 from arc_stack.server import ServerStartError, free_port
 from nats.aio.client import Client
 
-from tests.fixtures.brain import BrainFactory
-from tests.fixtures.llm import local_llm
-from tests.integration.brain.helpers import answer_text, ask, new_id, request
+from tests.integration.brain.helpers import Say, StartBrain, answer_text, ask, new_id, request
 from tests.integration.brain.test_llm import cancel_mid_answer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 async def test_a_general_question_is_answered_by_the_model_in_spoken_text(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    subject_prefix: str,
-    llm_server: LlamaServer,
+    local_brain: StartBrain, client: StreamingClient, subject_prefix: str
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix, llm=local_llm(llm_server))
+    await local_brain()
     req = request("Tell me something about the sea.", session_id=new_id("s"), user_id="u")
     chunks = await ask(client, subject_prefix, req)
     text = "".join(c.text or "" for c in chunks)
@@ -40,12 +35,9 @@ async def test_a_general_question_is_answered_by_the_model_in_spoken_text(
 
 
 async def test_facts_said_in_passing_are_kept_updated_forgotten_and_private(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    subject_prefix: str,
-    llm_server: LlamaServer,
+    local_brain: StartBrain, client: StreamingClient, subject_prefix: str
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix, llm=local_llm(llm_server))
+    await local_brain()
     dana, other = new_id("dana"), new_id("other")
 
     async def say(text: str, user: str, session: str) -> str:
@@ -77,33 +69,24 @@ async def test_facts_said_in_passing_are_kept_updated_forgotten_and_private(
 
 
 async def test_arithmetic_and_live_data_are_never_left_to_the_model(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    subject_prefix: str,
-    llm_server: LlamaServer,
+    local_brain: StartBrain, say: Say
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix, llm=local_llm(llm_server))
+    await local_brain()
     session = new_id("s")
-    minutes = await answer_text(
-        client, subject_prefix, "How many minutes are in three hours?", session_id=session,
-        user_id="u",
-    )  # fmt: skip
+    minutes = await say("How many minutes are in three hours?", session_id=session, user_id="u")
     assert "180" in minutes, minutes
-    weather = await answer_text(
-        client, subject_prefix, "What's the weather like tomorrow?", session_id=session,
-        user_id="u",
-    )  # fmt: skip
+    weather = await say("What's the weather like tomorrow?", session_id=session, user_id="u")
     assert "can't" in weather.lower() or "cannot" in weather.lower(), weather
 
 
 async def test_cancel_stops_the_answer_within_50ms_and_frees_the_model(
-    brain_factory: BrainFactory,
+    local_brain: StartBrain,
     nc: Client,
     client: StreamingClient,
     subject_prefix: str,
     llm_server: LlamaServer,
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix, llm=local_llm(llm_server, max_tokens=400))
+    await local_brain(max_tokens=400)
     req = request(
         "Tell me a long story about a dragon who learns to sail.", session_id=new_id("s"),
         user_id="u",
@@ -121,14 +104,9 @@ async def test_cancel_stops_the_answer_within_50ms_and_frees_the_model(
 
 
 async def test_eight_concurrent_answers_queue_or_get_busy_and_none_hangs(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    subject_prefix: str,
-    llm_server: LlamaServer,
+    local_brain: StartBrain, client: StreamingClient, subject_prefix: str
 ) -> None:
-    await brain_factory(
-        subject_prefix=subject_prefix, llm=local_llm(llm_server, max_in_flight=4, max_tokens=40)
-    )
+    await local_brain(max_in_flight=4, max_tokens=40)
 
     async def one(i: int) -> str:
         req = request(f"Say something nice about the number {i}.", session_id=new_id("s"),

@@ -9,106 +9,66 @@ import json
 import httpx
 import psycopg
 import pytest
-from arc_common.streaming import StreamingClient
 from arc_stack.postgres import PostgresServer
 
 from tests.fixtures.brain import BrainFactory, RunningBrain
-from tests.integration.brain.helpers import answer_text, new_id
+from tests.integration.brain.helpers import Say, new_id
 
 pytestmark = pytest.mark.integration
 
 
 async def test_recall_across_sessions_of_the_same_user(
-    brain_factory: BrainFactory, client: StreamingClient, subject_prefix: str
+    brain_factory: BrainFactory, say: Say, subject_prefix: str
 ) -> None:
     await brain_factory(subject_prefix=subject_prefix)
     user = new_id("u")
-    said = await answer_text(
-        client,
-        subject_prefix,
-        "Remember that my car is blue.",
-        session_id=new_id("s"),
-        user_id=user,
-    )
+    said = await say("Remember that my car is blue.", user_id=user)
     assert said == "Okay, I'll remember that your car is blue."
-    await answer_text(
-        client,
-        subject_prefix,
-        "remember that my dog is called Rex",
-        session_id=new_id("s"),
-        user_id=user,
-    )
+    await say("remember that my dog is called Rex", user_id=user)
     later = new_id("s")
     assert (
-        await answer_text(
-            client, subject_prefix, "what colour is my car?", session_id=later, user_id=user
-        )
+        await say("what colour is my car?", session_id=later, user_id=user)
         == "You told me that your car is blue."
     )
-    assert await answer_text(
-        client, subject_prefix, "What's my dog's name?", session_id=later, user_id=user
-    ) == ("You told me that your dog is called Rex.")
+    assert await say("What's my dog's name?", session_id=later, user_id=user) == (
+        "You told me that your dog is called Rex."
+    )
 
 
 async def test_memories_never_cross_users(
-    brain_factory: BrainFactory, client: StreamingClient, subject_prefix: str
+    brain_factory: BrainFactory, say: Say, subject_prefix: str
 ) -> None:
     await brain_factory(subject_prefix=subject_prefix)
     alice, bob, carol = new_id("alice"), new_id("bob"), new_id("carol")
-    await answer_text(
-        client,
-        subject_prefix,
-        "remember that my car is blue",
-        session_id=new_id("s"),
-        user_id=alice,
+    await say("remember that my car is blue", user_id=alice)
+    await say("remember that my car is red", user_id=bob)
+    assert await say("what colour is my car?", user_id=alice) == (
+        "You told me that your car is blue."
     )
-    await answer_text(
-        client, subject_prefix, "remember that my car is red", session_id=new_id("s"), user_id=bob
-    )
-    assert await answer_text(
-        client, subject_prefix, "what colour is my car?", session_id=new_id("s"), user_id=alice
-    ) == ("You told me that your car is blue.")
-    assert await answer_text(
-        client, subject_prefix, "what colour is my car?", session_id=new_id("s"), user_id=bob
-    ) == ("You told me that your car is red.")
-    unknown = await answer_text(
-        client, subject_prefix, "what colour is my car?", session_id=new_id("s"), user_id=carol
-    )
+    assert await say("what colour is my car?", user_id=bob) == ("You told me that your car is red.")
+    unknown = await say("what colour is my car?", user_id=carol)
     assert unknown.startswith("I don't know that yet")
 
 
 async def test_latest_fact_wins_for_one_user(
-    brain_factory: BrainFactory, client: StreamingClient, subject_prefix: str
+    brain_factory: BrainFactory, say: Say, subject_prefix: str
 ) -> None:
     await brain_factory(subject_prefix=subject_prefix)
     user = new_id("u")
-    await answer_text(
-        client, subject_prefix, "remember that my car is blue", session_id=new_id("s"), user_id=user
+    await say("remember that my car is blue", user_id=user)
+    await say("remember that my car is green", user_id=user)
+    assert await say("what colour is my car?", user_id=user) == (
+        "You told me that your car is green."
     )
-    await answer_text(
-        client,
-        subject_prefix,
-        "remember that my car is green",
-        session_id=new_id("s"),
-        user_id=user,
-    )
-    assert await answer_text(
-        client, subject_prefix, "what colour is my car?", session_id=new_id("s"), user_id=user
-    ) == ("You told me that your car is green.")
 
 
 async def test_turn_embedding_and_outbox_event_are_written_together(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    subject_prefix: str,
-    postgres_server: PostgresServer,
+    brain_factory: BrainFactory, say: Say, subject_prefix: str, postgres_server: PostgresServer
 ) -> None:
     await brain_factory(subject_prefix=subject_prefix)
     session, user = new_id("s"), new_id("u")
-    await answer_text(client, subject_prefix, "hello", session_id=session, user_id=user)
-    summary = await answer_text(
-        client, subject_prefix, "summarise our conversation", session_id=session, user_id=user
-    )
+    await say("hello", session_id=session, user_id=user)
+    summary = await say("summarise our conversation", session_id=session, user_id=user)
     assert summary == 'So far we\'ve had one exchange. You said "hello".'
     async with await psycopg.AsyncConnection.connect(postgres_server.dsn()) as conn:
         rows = await (
@@ -141,31 +101,22 @@ async def test_turn_embedding_and_outbox_event_are_written_together(
 
 @pytest.mark.slow
 async def test_postgres_outage_degrades_then_recovers_by_itself(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    subject_prefix: str,
-    postgres_server: PostgresServer,
+    brain_factory: BrainFactory, say: Say, subject_prefix: str, postgres_server: PostgresServer
 ) -> None:
     running: RunningBrain = await brain_factory(
         subject_prefix=subject_prefix, memory_probe_interval_s=0.2, memory_timeout_s=1.0
     )
     user, session = new_id("u"), new_id("s")
-    await answer_text(
-        client, subject_prefix, "remember that my car is blue", session_id=session, user_id=user
-    )
+    await say("remember that my car is blue", session_id=session, user_id=user)
     http = httpx.AsyncClient(base_url=running.http_url)
     await postgres_server.stop()
     try:
         # Still answers, without memory, and says so in health and metrics.
-        text = await answer_text(client, subject_prefix, "hello", session_id=session, user_id=user)
+        text = await say("hello", session_id=session, user_id=user)
         assert text.startswith("Hello!")
-        recall = await answer_text(
-            client, subject_prefix, "what colour is my car?", session_id=session, user_id=user
-        )
+        recall = await say("what colour is my car?", session_id=session, user_id=user)
         assert recall == "My memory is unavailable right now, so I can't look that up."
-        during = await answer_text(
-            client, subject_prefix, "remember that my bike is red", session_id=session, user_id=user
-        )
+        during = await say("remember that my bike is red", session_id=session, user_id=user)
         assert "offline" in during
         health = (await http.get("/healthz")).json()
         assert health["status"] == "degraded" and health["memory"]["available"] is False
@@ -183,9 +134,9 @@ async def test_postgres_outage_degrades_then_recovers_by_itself(
     health = (await http.get("/healthz")).json()
     assert health["status"] == "ok" and health["memory"]["outages"] >= 1
     assert "arc_brain_memory_available 1.0" in (await http.get("/metrics")).text
-    assert await answer_text(
-        client, subject_prefix, "what colour is my bike?", session_id=new_id("s"), user_id=user
-    ) == ("You told me that your bike is red.")
+    assert await say("what colour is my bike?", user_id=user) == (
+        "You told me that your bike is red."
+    )
     await http.aclose()
 
 

@@ -10,13 +10,12 @@ import pytest
 from arc_brain.memory import TranscriptLine
 from arc_common.streaming import StreamingClient
 from arc_common.subjects import BRAIN_CANCEL, BRAIN_COMMIT, prefixed
-from arc_common.wire import Cancel, Commit, encode
+from arc_common.wire import BrainRequest, Cancel, Commit, encode
 from nats.aio.client import Client
 
-from tests.fixtures.brain import BrainFactory, RunningBrain
-from tests.integration.brain.helpers import ask, new_id, request
-from tests.integration.brain.openai_double import OpenAiDouble
-from tests.integration.brain.test_llm import llm, open_turn
+from tests.fixtures.brain import RunningBrain
+from tests.integration.brain.helpers import StartBrain, ask, new_id, request
+from tests.integration.brain.test_llm import open_turn
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +37,21 @@ async def _verdict(nc: Client, prefix: str, subject: str, message: Commit | Canc
     await nc.flush()
 
 
+async def _guess(
+    client: StreamingClient, prefix: str, session: str, text: str
+) -> tuple[BrainRequest, str]:
+    """Asks `text` as a tentative turn of `session`: the request, and what was answered."""
+    req = request(text, session_id=session, user_id="u", tentative=True)
+    chunks = await ask(client, prefix, req)
+    return req, "".join(c.text or "" for c in chunks)
+
+
 async def test_tentative_turn_is_stored_only_once_committed(
     module_brain: RunningBrain, client: StreamingClient, nc: Client
 ) -> None:
-    prefix = module_brain.subject_prefix
-    session = new_id("s")
-    req = request("what can you do?", session_id=session, user_id="u", tentative=True)
-    chunks = await ask(client, prefix, req)
-    assert "remember facts" in "".join(c.text or "" for c in chunks)
+    prefix, session = module_brain.subject_prefix, new_id("s")
+    req, said = await _guess(client, prefix, session, "what can you do?")
+    assert "remember facts" in said
     assert await _transcript(module_brain, session, settle_s=0.3) == []
     await _verdict(nc, prefix, BRAIN_COMMIT, Commit(turn_id=req.turn_id))
     lines = await _transcript(module_brain, session, settle_s=0.5)
@@ -59,10 +65,8 @@ async def test_tentative_turn_is_stored_only_once_committed(
 async def test_cancelled_finished_guess_leaves_no_trace(
     module_brain: RunningBrain, client: StreamingClient, nc: Client
 ) -> None:
-    prefix = module_brain.subject_prefix
-    session = new_id("s")
-    guess = request("remember that my car is red", session_id=session, user_id="u", tentative=True)
-    await ask(client, prefix, guess)
+    prefix, session = module_brain.subject_prefix, new_id("s")
+    guess, _ = await _guess(client, prefix, session, "remember that my car is red")
     await _verdict(nc, prefix, BRAIN_CANCEL, Cancel(turn_id=guess.turn_id))
     # A commit arriving after the discard finds nothing to store.
     await _verdict(nc, prefix, BRAIN_COMMIT, Commit(turn_id=guess.turn_id))
@@ -74,13 +78,9 @@ async def test_cancelled_finished_guess_leaves_no_trace(
 
 
 async def test_guess_cancelled_mid_stream_is_not_recorded_as_interrupted(
-    brain_factory: BrainFactory,
-    nc: Client,
-    client: StreamingClient,
-    subject_prefix: str,
-    openai_double: OpenAiDouble,
+    double_brain: StartBrain, nc: Client, client: StreamingClient, subject_prefix: str
 ) -> None:
-    running = await brain_factory(subject_prefix=subject_prefix, llm=llm(openai_double, "slow"))
+    running = await double_brain("slow")
     session = new_id("s")
     committed = request(
         f"talk for a long time {new_id('x')}", session_id=session, user_id="u", tentative=True

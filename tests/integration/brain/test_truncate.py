@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import psycopg
 import pytest
+import pytest_asyncio
 from arc_common import subjects
 from arc_common.envelope import headers_for
 from arc_common.errors import Busy
@@ -62,26 +64,39 @@ async def _stored(dsn: str, session: str, turn: str) -> list[tuple[Any, ...]]:
     return rows
 
 
-async def test_an_answer_stored_in_full_becomes_what_was_heard_with_a_second_event(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    nc: Client,
-    subject_prefix: str,
-    postgres_server: PostgresServer,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Brain:
+    """A skills brain on the test's subject namespace, its database, and the voice worker's
+    way of truncating its turns."""
+
+    prefix: str
+    dsn: str
+    history: BrainHistory
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def brain(
+    brain_factory: BrainFactory, nc: Client, subject_prefix: str, postgres_server: PostgresServer
+) -> _Brain:
     await brain_factory(subject_prefix=subject_prefix)
-    dsn = postgres_server.dsn()
+    history = BrainHistory(nc, subject_prefix=subject_prefix)
+    return _Brain(subject_prefix, postgres_server.dsn(), history)
+
+
+async def test_an_answer_stored_in_full_becomes_what_was_heard_with_a_second_event(
+    brain: _Brain, client: StreamingClient
+) -> None:
+    dsn = brain.dsn
     session, user = new_id("s"), new_id("u")
     req = request("hello there", session_id=session, user_id=user)
-    full = "".join(c.text or "" for c in await ask(client, subject_prefix, req))
+    full = "".join(c.text or "" for c in await ask(client, brain.prefix, req))
     assert full.startswith("Hello!") and len(full) > len("Hello! How")
     assert await _stored(dsn, session, req.turn_id) == [
         ("user", "hello there", False),
         ("assistant", full, False),
     ]
 
-    history = BrainHistory(nc, subject_prefix=subject_prefix)
-    await history.truncate(session, req.turn_id, user, "Hello! How")
+    await brain.history.truncate(session, req.turn_id, user, "Hello! How")
 
     assert await _answer(dsn, session, req.turn_id) == [
         ("user", "hello there", False),
@@ -96,24 +111,18 @@ async def test_an_answer_stored_in_full_becomes_what_was_heard_with_a_second_eve
 
 
 async def test_a_truncation_ahead_of_the_turns_own_write_still_wins(
-    brain_factory: BrainFactory,
-    client: StreamingClient,
-    nc: Client,
-    subject_prefix: str,
-    postgres_server: PostgresServer,
+    brain: _Brain, client: StreamingClient
 ) -> None:
     """Another replica gets the truncation before the one that answered has written the turn:
     what was heard is written ahead, and the turn's own write keeps it, in its only event."""
-    await brain_factory(subject_prefix=subject_prefix)
-    dsn = postgres_server.dsn()
+    dsn = brain.dsn
     session, user, turn = new_id("s"), new_id("u"), new_id("t")
-    history = BrainHistory(nc, subject_prefix=subject_prefix)
-    await history.truncate(session, turn, user, "Hel")
+    await brain.history.truncate(session, turn, user, "Hel")
     assert await _answer(dsn, session, turn) == [("assistant", "Hel", True)]
     assert await _turn_events(dsn, session, turn) == []
 
     req = request("hello there", session_id=session, user_id=user, turn_id=turn)
-    full = "".join(c.text or "" for c in await ask(client, subject_prefix, req))
+    full = "".join(c.text or "" for c in await ask(client, brain.prefix, req))
     assert full.startswith("Hello!")
     assert await _stored(dsn, session, turn) == [
         ("user", "hello there", False),

@@ -17,6 +17,7 @@ UNSPEAKABLE = re.compile(r"[*/%$^=()]|\d\.\d{3,}|\d-|-\d")
 @pytest.mark.parametrize(
     ("text", "expression", "answer"),
     [
+        # arithmetic
         ("what is 12 times 7", "12 * 7", "12 times 7 is 84."),
         ("what's two plus two?", "2 + 2", "2 plus 2 is 4."),
         ("how much is 100 divided by 8", "100 / 8", "100 divided by 8 is 12.5."),
@@ -49,15 +50,7 @@ UNSPEAKABLE = re.compile(r"[*/%$^=()]|\d\.\d{3,}|\d-|-\d")
             "2 ** 60",
             "2 to the power of 60 is about 1.15 times 10 to the power of 18.",
         ),
-    ],
-)
-def test_arithmetic(text: str, expression: str, answer: str) -> None:
-    assert calculate(text) == Calculation(expression, answer)
-
-
-@pytest.mark.parametrize(
-    ("text", "expression", "answer"),
-    [
+        # unit conversions
         (
             "how many minutes are in three hours?",
             "3 hours in minutes",
@@ -144,7 +137,7 @@ def test_arithmetic(text: str, expression: str, answer: str) -> None:
         ),
     ],
 )
-def test_conversions(text: str, expression: str, answer: str) -> None:
+def test_arithmetic_and_conversions(text: str, expression: str, answer: str) -> None:
     assert calculate(text) == Calculation(expression, answer)
 
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -47,16 +47,9 @@ class TurnInput:
     @classmethod
     def of(cls, request: BrainRequest) -> TurnInput:
         """The turn a checked `brain.request` asks for; the HTTP chat builds one too, so
-        both entry points hand the brain the same turn."""
-        return cls(
-            session_id=request.session_id,
-            turn_id=request.turn_id,
-            user_id=request.user_id,
-            text=request.text,
-            room=request.room,
-            locale=request.locale,
-            tentative=request.tentative,
-        )
+        both entry points hand the brain the same turn. Each field of the turn is the
+        request's field of the same name."""
+        return cls(**{f.name: getattr(request, f.name) for f in fields(cls)})
 
 
 @dataclass
@@ -78,7 +71,6 @@ class Brain:
         router: Router,
         options: BrainOptions,
         llm: ChatCompletionsClient | None = None,
-        system_prompt: str = "",
         metrics: BrainMetrics | None = None,
     ) -> None:
         self.embedder = embedder
@@ -94,7 +86,7 @@ class Brain:
                 store=store,
                 router=router,
                 llm=llm,
-                system_prompt=system_prompt,
+                system_prompt=options.llm.system_prompt,
                 summary_prompt=options.llm.summary_prompt,
                 llm_route_min_similarity=options.llm_route_min_similarity,
                 llm_prompt_chars=options.llm.prompt_chars,
@@ -117,7 +109,6 @@ class Brain:
         store: MemoryStore,
         options: BrainOptions,
         llm: ChatCompletionsClient | None = None,
-        system_prompt: str = "",
         metrics: BrainMetrics | None = None,
     ) -> Brain:
         vectors = await embedder.embed_many(Router.example_texts())
@@ -128,7 +119,6 @@ class Brain:
             router=router,
             options=options,
             llm=llm,
-            system_prompt=system_prompt,
             metrics=metrics,
         )
 

@@ -66,6 +66,19 @@ class _Layer:
     ln2_b: Vector
 
 
+# The BERT modules of one encoder layer, by the `_Layer` fields they fill (`<field>_w`, `_b`).
+_LAYER_MODULES = {
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "o": "attention.output.dense",
+    "ln1": "attention.output.LayerNorm",
+    "i": "intermediate.dense",
+    "out": "output.dense",
+    "ln2": "output.LayerNorm",
+}
+
+
 def _layer_norm(x: Matrix, weight: Vector, bias: Vector, eps: float) -> Matrix:
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
@@ -114,24 +127,14 @@ class MiniLmEmbedder:
 
     @staticmethod
     def _layer(w: dict[str, npt.NDArray[np.float32]], p: str) -> _Layer:
-        return _Layer(
-            q_w=np.ascontiguousarray(w[p + "attention.self.query.weight"].T),
-            q_b=w[p + "attention.self.query.bias"],
-            k_w=np.ascontiguousarray(w[p + "attention.self.key.weight"].T),
-            k_b=w[p + "attention.self.key.bias"],
-            v_w=np.ascontiguousarray(w[p + "attention.self.value.weight"].T),
-            v_b=w[p + "attention.self.value.bias"],
-            o_w=np.ascontiguousarray(w[p + "attention.output.dense.weight"].T),
-            o_b=w[p + "attention.output.dense.bias"],
-            ln1_w=w[p + "attention.output.LayerNorm.weight"],
-            ln1_b=w[p + "attention.output.LayerNorm.bias"],
-            i_w=np.ascontiguousarray(w[p + "intermediate.dense.weight"].T),
-            i_b=w[p + "intermediate.dense.bias"],
-            out_w=np.ascontiguousarray(w[p + "output.dense.weight"].T),
-            out_b=w[p + "output.dense.bias"],
-            ln2_w=w[p + "output.LayerNorm.weight"],
-            ln2_b=w[p + "output.LayerNorm.bias"],
-        )
+        arrays: dict[str, npt.NDArray[np.float32]] = {}
+        for field, module in _LAYER_MODULES.items():
+            weight = w[f"{p}{module}.weight"]
+            # A dense weight is transposed so that the forward pass is `x @ w`; a LayerNorm's
+            # weight is a vector and stays as it is.
+            arrays[f"{field}_w"] = np.ascontiguousarray(weight.T) if weight.ndim == 2 else weight
+            arrays[f"{field}_b"] = w[f"{p}{module}.bias"]
+        return _Layer(**arrays)
 
     def encode(self, texts: Sequence[str]) -> Matrix:
         """Unit-length embeddings, one row per text."""

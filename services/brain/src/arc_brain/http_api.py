@@ -194,17 +194,7 @@ def build_app(
             return PlainTextResponse(text)
         transcript = Transcript(
             session_id=session_id,
-            turns=[
-                TranscriptEntry(
-                    turn_id=line.turn_id,
-                    user_id=line.user_id,
-                    role=line.role,
-                    content=line.content,
-                    interrupted=line.interrupted,
-                    created_at=line.created_at,
-                )
-                for line in lines
-            ],
+            turns=[TranscriptEntry.model_validate(line, from_attributes=True) for line in lines],
         )
         return JSONResponse(transcript.model_dump(mode="json"))
 

@@ -78,12 +78,7 @@ class BrainRuntime:
             llm = ChatCompletionsClient(options.llm)
             stack.push_async_callback(llm.aclose)
         self.brain = await Brain.create(
-            embedder=embedder,
-            store=store,
-            options=options,
-            llm=llm,
-            system_prompt=options.llm.system_prompt,
-            metrics=self.metrics,
+            embedder=embedder, store=store, options=options, llm=llm, metrics=self.metrics
         )
         stack.push_async_callback(self.brain.aclose)
         self.nc = await connect(self.settings.nats, name=self.settings.service_name)
