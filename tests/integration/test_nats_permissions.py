@@ -55,30 +55,12 @@ SUBJECTS = (
     "$SRV.STATS.arc-tts",
 )
 SRV_STATS = "$SRV.STATS.arc-tts"
-LIFECYCLE = {
-    "agent.voice.track_published",
-    "agent.voice.track_unpublished",
-    "agent.session.started",
-    "agent.session.ended",
-}
 # (publish, subscribe) each user is granted; everything else in SUBJECTS is denied.
 GRANTED: dict[str, tuple[set[str], set[str]]] = {
+    # The voice worker publishes everywhere but the TTS admin subject (the operator's), the
+    # announcer's subject, another client's inbox and the bare ping.
     "voice": (
-        {
-            "brain.request",
-            "brain.cancel",
-            "brain.commit",
-            "brain.session.delete",
-            "brain.truncate",
-            "tts.request",
-            "tts.request.abc123",
-            "tts.cancel",
-            "agent.voice.worker",
-            "$SRV.PING.arc-brain.abc123",
-            "$SRV.STATS.arc-tts",
-            "agent.voice.worker.abc123",
-        }
-        | LIFECYCLE,
+        set(SUBJECTS) - {"tts.admin.abc123", "agent.voice.announce", "_INBOX.someone", "$SRV.PING"},
         {
             "_INBOX.someone",
             "agent.voice.announce",

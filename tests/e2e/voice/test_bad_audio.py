@@ -17,8 +17,7 @@ import pytest
 from arc_voice.caller import RoomCaller, resample, speech_bounds
 from arc_voice.conversation import Conversation
 
-from tests.e2e.voice.test_turn_taking import _talk_to
-from tests.fixtures.voice import QuietVoice, SpeechSynth
+from tests.fixtures.voice import SpeechSynth, Talk
 from tests.fixtures.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -104,11 +103,9 @@ def _finals_after(conversation: Conversation, since: float) -> str:
 
 
 async def test_telephone_band_and_clipped_questions_are_answered(
-    quiet_voice: QuietVoice,
-    speech: SpeechSynth,
+    talk: Talk, speech: SpeechSynth
 ) -> None:
-    harness, _ = quiet_voice
-    caller, conversation = await _talk_to(harness, "gil")
+    caller, conversation = await talk("gil")
 
     answers = await _answers(caller, conversation, *_telephone(speech, "What time is it?"))
     times = [a for a in answers if a.startswith("It's ")]
@@ -123,11 +120,9 @@ async def test_telephone_band_and_clipped_questions_are_answered(
 # decodes: ~4 min on a quiet box, over the suite's 300 s on a CI box twice as slow.
 @pytest.mark.timeout(1200)
 async def test_noise_gets_no_answer_and_a_monologue_is_survived(
-    quiet_voice: QuietVoice,
-    speech: SpeechSynth,
+    talk: Talk, speech: SpeechSynth
 ) -> None:
-    harness, _ = quiet_voice
-    caller, conversation = await _talk_to(harness, "hal")
+    caller, conversation = await talk("hal")
 
     # Four seconds of hiss: nobody said anything, so nothing is asked and nothing is said.
     turns_before = len(conversation.brain.turns)

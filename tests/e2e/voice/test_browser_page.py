@@ -18,7 +18,6 @@ import pytest
 from arc_voice.http_api import default_client_js
 from arc_voice.talk import write_wav
 
-from tests.e2e.voice.test_room_to_room import _conversation
 from tests.fixtures.browser import (
     CHROMIUM,
     FIREFOX,
@@ -126,7 +125,7 @@ async def test_the_browser_page_talks_to_the_agent(
         await tab.call("Page.enable")
         await tab.call("Page.navigate", url=f"{page_url}/#key={API_KEY}")
         await _join(tab, page_url, room, "browser-user")
-        conversation = await _conversation(harness, room, "browser-user")
+        conversation = await harness.conversation(room, "browser-user")
 
         heard = await tab.until(
             f"{_lines('user')}.filter(l => l.final === 'true' && /time/i.test(l.text)).length",
@@ -187,7 +186,7 @@ async def test_the_page_in_firefox_joins_and_answers_a_typed_question(
         firefox(tmp_path / "firefox", url=f"{page_url}/#key={API_KEY}") as tab,
     ):
         await _join(tab, page_url, room, "firefox-user")
-        await _conversation(harness, room, "firefox-user")
+        await harness.conversation(room, "firefox-user")
         await tab.until("!document.getElementById('mute').disabled", "the page joined", 30)
         # The page's meters run on an AudioContext, which Firefox runs only with an audio
         # output: the fixture's null sink is one.

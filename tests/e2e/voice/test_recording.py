@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import aiohttp
-import av
 import numpy as np
 import psycopg
 import pytest
@@ -28,19 +27,18 @@ from arc_voice.caller import speech_bounds
 from arc_voice.models import VoiceModels
 from arc_voice.recording import read_marks, remove_expired
 from arc_voice.sessions_api import store_for_worker
-from arc_voice.ws_client import SocketCaller, SocketTurn
+from arc_voice.ws_client import SocketTurn
 from psycopg_pool import AsyncConnectionPool
 
-from tests.e2e.voice.test_room_to_room import _conversation, _poll_rows, _transcribe
-from tests.fixtures.brain import BrainFactory
-from tests.fixtures.http_auth import AUTH
-from tests.fixtures.tts import TtsWorker
+from tests.fixtures.brain import RunningBrain
+from tests.fixtures.recordings import decode
 from tests.fixtures.voice import (
     SpeechSynth,
     VoiceFactory,
     VoiceHarness,
-    room_name,
     serve_voice_http,
+    socket_call,
+    transcribe,
     voice_process,
 )
 
@@ -51,21 +49,6 @@ OUT_RATE = 24_000
 # and the answer to "Hello" then plays over the rest of the question (a CI run's agent channel
 # was at -25 dBFS while the person spoke), which is not what these tests are about.
 QUESTION = "Hello what can you do?"
-
-
-def decode(path: Path) -> tuple[np.ndarray[Any, Any], int]:
-    """The file as (2 x samples float32, sample rate), decoded with PyAV."""
-    blocks, rate = [], 0
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        assert stream.codec_context.channels == 2, stream.codec_context.layout
-        for frame in container.decode(stream):
-            rate = frame.sample_rate
-            data = frame.to_ndarray()
-            if frame.format.is_packed:
-                data = data.reshape(-1, 2).T
-            blocks.append(data.astype(np.float32))
-    return np.concatenate(blocks, axis=1), rate
 
 
 def level(audio: np.ndarray[Any, Any], rate: int, channel: int, a: float, b: float) -> float:
@@ -94,13 +77,8 @@ def _file_at(uri: str, folder: Path) -> Path:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def recorded_mesh(
-    voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
-    subject_prefix: str,
-    tmp_path: Path,
+    voice_factory: VoiceFactory, voice_brain: RunningBrain, tmp_path: Path
 ) -> AsyncIterator[tuple[VoiceHarness, str, Path]]:
-    await brain_factory(subject_prefix=subject_prefix)
     folder = tmp_path / "recordings"
     # No spoken notice: the client below asks for no greeting and gets the notice in `ready`.
     harness = await voice_factory(
@@ -117,39 +95,25 @@ async def test_a_recorded_conversation_has_both_voices_at_the_right_times(
     pcm, rate = speech.say_plain(QUESTION)
     speech_start, speech_end = speech_bounds(pcm, rate)
     turn = SocketTurn(output_sample_rate=OUT_RATE)
-    async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(url, headers=AUTH, heartbeat=None)
-        caller = SocketCaller(ws, turn)
-        try:
-            await caller.send_json(
-                {
-                    "type": "start",
-                    "user_id": "rita",
-                    "input_sample_rate": rate,
-                    "output_sample_rate": OUT_RATE,
-                    "greeting": False,
-                }
-            )
-            ready = await caller.wait_for("ready", within_s=30)
-            ready_at = turn.events[0][0]
-            await asyncio.sleep(1.0)  # a second of nothing before the person speaks
-            said_at = time.monotonic()
-            mark = len(turn.events)
-            await caller.say(pcm, rate)
-            caller.keep_sending_silence(rate)
-            await caller.wait_for("audio_start", within_s=60, after=mark)
-            await caller.wait_for("audio_end", within_s=120, after=mark)
-            await asyncio.sleep(1.0)  # and a second of silence after the answer
-            await caller.send_json({"type": "end"})
-            ended = await caller.wait_for("ended", within_s=20)
-        finally:
-            await caller.aclose()
-            await ws.close()
+    async with (
+        aiohttp.ClientSession() as http,
+        socket_call(http, url, turn, user_id="rita", input_sample_rate=rate) as (caller, ready),
+    ):
+        ready_at = turn.events[0][0]
+        await asyncio.sleep(1.0)  # a second of nothing before the person speaks
+        said_at = time.monotonic()
+        mark = len(turn.events)
+        await caller.say(pcm, rate)
+        caller.keep_sending_silence(rate)
+        await caller.wait_for("audio_start", within_s=60, after=mark)
+        await caller.wait_for("audio_end", within_s=120, after=mark)
+        await asyncio.sleep(1.0)  # and a second of silence after the answer
+        await caller.send_json({"type": "end"})
+        ended = await caller.wait_for("ended", within_s=20)
 
     assert ready["recording"] is True and ready["notice"] == "", ready
     session_id = ready["session_id"]
-    rows = await _poll_rows(
-        harness,
+    rows = await harness.poll_rows(
         "SELECT uri, mime_type, duration_ms, turn_id FROM agents.recordings "
         "WHERE session_id = %s AND duration_ms IS NOT NULL",
         session_id,
@@ -216,20 +180,10 @@ async def test_a_resumed_session_is_served_as_a_part_per_conversation(
     said: list[float] = []  # where the question starts on each file's timeline
     async with aiohttp.ClientSession() as http:
         for _ in range(2):
-            ws = await http.ws_connect(url, headers=AUTH, heartbeat=None)
             turn = SocketTurn(output_sample_rate=OUT_RATE)
-            caller = SocketCaller(ws, turn)
-            try:
-                start = {
-                    "type": "start",
-                    "user_id": "rita",
-                    "session_id": session_id,
-                    "input_sample_rate": rate,
-                    "output_sample_rate": OUT_RATE,
-                    "greeting": False,
-                }
-                await caller.send_json(start)
-                await caller.wait_for("ready", within_s=30)
+            async with socket_call(
+                http, url, turn, user_id="rita", session_id=session_id, input_sample_rate=rate
+            ) as (caller, _):
                 await asyncio.sleep(0.5)
                 said.append(time.monotonic() - turn.events[0][0] + speech_start)
                 mark = len(turn.events)
@@ -238,12 +192,8 @@ async def test_a_resumed_session_is_served_as_a_part_per_conversation(
                 await caller.wait_for("audio_end", within_s=120, after=mark)
                 await caller.send_json({"type": "end"})
                 await caller.wait_for("ended", within_s=20)
-            finally:
-                await caller.aclose()
-                await ws.close()
 
-    rows = await _poll_rows(
-        harness,
+    rows = await harness.poll_rows(
         "SELECT uri FROM agents.recordings WHERE session_id = %s AND duration_ms IS NOT NULL "
         "ORDER BY created_at",
         session_id,
@@ -269,31 +219,19 @@ async def test_a_socket_can_turn_recording_off_for_its_session(
     recorded_mesh: tuple[VoiceHarness, str, Path],
 ) -> None:
     harness, url, folder = recorded_mesh
-    async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(url, headers=AUTH, heartbeat=None)
-        turn = SocketTurn(output_sample_rate=OUT_RATE)
-        caller = SocketCaller(ws, turn)
-        try:
-            await caller.send_json(
-                {
-                    "type": "start",
-                    "user_id": "quiet",
-                    "input_sample_rate": 16000,
-                    "output_sample_rate": OUT_RATE,
-                    "greeting": False,
-                    "record": False,
-                }
-            )
-            ready = await caller.wait_for("ready", within_s=30)
-            await caller.send_json({"type": "end"})
-            await caller.wait_for("ended", within_s=20)
-        finally:
-            await caller.aclose()
-            await ws.close()
+    turn = SocketTurn(output_sample_rate=OUT_RATE)
+    async with (
+        aiohttp.ClientSession() as http,
+        socket_call(http, url, turn, user_id="quiet", input_sample_rate=16000, record=False) as (
+            caller,
+            ready,
+        ),
+    ):
+        await caller.send_json({"type": "end"})
+        await caller.wait_for("ended", within_s=20)
     assert ready["recording"] is False and ready["notice"] is None
     await asyncio.sleep(0.5)
-    rows = await _poll_rows(
-        harness,
+    rows = await harness.poll_rows(
         "SELECT id FROM agents.recordings WHERE session_id = %s",
         ready["session_id"],
         within_s=1.0,
@@ -306,13 +244,11 @@ async def test_a_worker_killed_mid_answer_leaves_a_playable_file(
     nats_server: NatsServer,
     livekit_server: LiveKitServer,
     migrated_dsn: str,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
+    voice_brain: RunningBrain,
     subject_prefix: str,
     speech: SpeechSynth,
     tmp_path: Path,
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix)
     folder = tmp_path / "recordings"
     pcm, rate = speech.say_plain(QUESTION)
     turn = SocketTurn(output_sample_rate=OUT_RATE)
@@ -330,35 +266,27 @@ async def test_a_worker_killed_mid_answer_leaves_a_playable_file(
             },
         ) as process,
         aiohttp.ClientSession() as http,
+        socket_call(
+            http,
+            process.socket_url,
+            turn,
+            ready_within_s=60,
+            user_id="kim",
+            input_sample_rate=rate,
+            record=True,
+        ) as (caller, ready),
     ):
-        ws = await http.ws_connect(process.socket_url, headers=AUTH, heartbeat=None)
-        caller = SocketCaller(ws, turn)
-        try:
-            await caller.send_json(
-                {
-                    "type": "start",
-                    "user_id": "kim",
-                    "input_sample_rate": rate,
-                    "output_sample_rate": OUT_RATE,
-                    "greeting": False,
-                    "record": True,
-                }
-            )
-            ready = await caller.wait_for("ready", within_s=60)
-            ready_at = turn.events[0][0]
-            mark = len(turn.events)
-            await caller.say(pcm, rate)
-            caller.keep_sending_silence(rate)
-            await caller.wait_for("audio_start", within_s=60, after=mark)
-            starts = [e for _, e in turn.events[mark:] if e["type"] == "audio_start"]
-            await asyncio.sleep(1.5)
-            os.kill(process.pid, signal.SIGKILL)
-            killed_at = time.monotonic()
-            # Reaped here; the fixture then finds it gone.
-            await asyncio.to_thread(os.waitpid, process.pid, 0)
-        finally:
-            await caller.aclose()
-            await ws.close()
+        ready_at = turn.events[0][0]
+        mark = len(turn.events)
+        await caller.say(pcm, rate)
+        caller.keep_sending_silence(rate)
+        await caller.wait_for("audio_start", within_s=60, after=mark)
+        starts = [e for _, e in turn.events[mark:] if e["type"] == "audio_start"]
+        await asyncio.sleep(1.5)
+        os.kill(process.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        # Reaped here; the fixture then finds it gone.
+        await asyncio.to_thread(os.waitpid, process.pid, 0)
 
     assert ready["recording"] is True
     files = list(folder.rglob(f"{ready['session_id']}-*.ogg"))
@@ -384,33 +312,26 @@ async def test_a_worker_killed_mid_answer_leaves_a_playable_file(
 
 async def test_a_room_conversation_is_recorded_with_its_spoken_notice(
     voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
-    subject_prefix: str,
+    voice_brain: RunningBrain,
     speech: SpeechSynth,
     voice_models: VoiceModels,
     tmp_path: Path,
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix)
     folder = tmp_path / "recordings"
     harness = await voice_factory(
         greeting="Hi there.", recording={"enabled": True, "directory": str(folder)}
     )
-    room = room_name()
-    await harness.worker.join(room)
-    caller = await harness.caller(room, "nora")
-    await caller.wait_for_agent()
+    caller, conversation = await harness.talk_to("nora")
     greeting_at = await caller.wait_audible(0.0, within_s=30)
     greeting_end = await caller.wait_quiet(1.0, within_s=30)
-    conversation = await _conversation(harness, room, "nora")
     assert conversation.recording is not None
     t0 = conversation.recording.writer.started_at
     assert t0 is not None
-    attributes = harness.worker.rooms[room].room.local_participant.attributes
+    attributes = harness.worker.rooms[conversation.place].room.local_participant.attributes
     assert attributes.get("arc.recording") == "on", attributes
     # The person hears that they are recorded before the greeting.
     heard = caller.audio_between(greeting_at - 0.05, greeting_end + 0.05)
-    opening = await _transcribe(voice_models, heard, caller.heard_rate)
+    opening = await transcribe(voice_models, heard, caller.heard_rate)
     assert "recorded" in opening.lower(), (opening, len(heard) / 2 / caller.heard_rate)
 
     pcm, rate = speech.say_plain(QUESTION)
@@ -419,8 +340,7 @@ async def test_a_room_conversation_is_recorded_with_its_spoken_notice(
     reply_end = await caller.wait_quiet(1.0, within_s=60)
     await caller.aclose()  # the person leaves: the session, and its file, end
     # The session is marked ended once its file is closed and its duration final.
-    rows = await _poll_rows(
-        harness,
+    rows = await harness.poll_rows(
         "SELECT r.uri, r.mime_type, r.duration_ms FROM agents.recordings r "
         "JOIN agents.sessions s USING (session_id) WHERE session_id = %s AND s.status = 'ended'",
         conversation.session_id,

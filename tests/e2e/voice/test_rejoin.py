@@ -10,9 +10,8 @@ import time
 import pytest
 from arc_voice.models import VoiceModels
 
-from tests.e2e.voice.test_room_to_room import _conversation, _greeted, _transcribe
 from tests.fixtures.tts import TtsWorker
-from tests.fixtures.voice import VoiceFactory, room_name
+from tests.fixtures.voice import VoiceFactory, greeted, room_name, transcribe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,8 +25,8 @@ async def test_a_person_who_leaves_and_rejoins_resumes_their_session(
     room = room_name()
     agent = await harness.worker.join(room)
     first = await harness.caller(room, "rita")
-    await _greeted(first)
-    session_id = (await _conversation(harness, room, "rita")).session_id
+    await greeted(first)
+    session_id = (await harness.conversation(room, "rita")).session_id
 
     await first.room.disconnect()  # the page reloads
     deadline = time.monotonic() + 15
@@ -40,15 +39,15 @@ async def test_a_person_who_leaves_and_rejoins_resumes_their_session(
     await second.wait_for_agent()
     start = await second.wait_audible(joined, within_s=20)
     end = await second.wait_quiet(0.8, within_s=20)
-    heard = await _transcribe(
+    heard = await transcribe(
         voice_models, second.audio_between(start - 0.05, end + 0.05), second.heard_rate
     )
     assert "welcome back" in heard.lower(), heard
     assert "hello there" not in heard.lower(), heard
-    resumed = await _conversation(harness, room, "rita")
+    resumed = await harness.conversation(room, "rita")
     assert resumed.session_id == session_id
 
     # Someone else joining is a new session, greeted as new.
     other = await harness.caller(room, "sam")
-    assert (await _conversation(harness, room, "sam")).session_id != session_id
+    assert (await harness.conversation(room, "sam")).session_id != session_id
     await other.wait_for_agent()

@@ -10,14 +10,11 @@ import msgspec
 import pytest
 from arc_common import subjects
 from arc_voice.models import VoiceModels
-from arc_voice.plugins.stt import to_whisper_audio
-from livekit import rtc
 from nats.aio.client import Client
 
-from tests.e2e.voice.test_room_to_room import _conversation, _poll_rows
-from tests.fixtures.brain import BrainFactory
+from tests.fixtures.brain import RunningBrain
 from tests.fixtures.tts import TtsWorker
-from tests.fixtures.voice import SpeechSynth, VoiceFactory, room_name
+from tests.fixtures.voice import SpeechSynth, VoiceFactory, transcribe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -35,20 +32,15 @@ def _announce(room: str, text: str, category: str, priority: int = 0) -> bytes:
 
 async def test_a_burst_of_announcements_is_spoken_once_and_never_over_the_person(
     voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
+    voice_brain: RunningBrain,
     speech: SpeechSynth,
     voice_models: VoiceModels,
     nc: Client,
     subject_prefix: str,
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix)
     harness = await voice_factory(greeting="", announce_window_s=1.0)
-    room = room_name()
-    await harness.worker.join(room)
-    caller = await harness.caller(room, "frank")
-    await caller.wait_for_agent()
-    await _conversation(harness, room, "frank")
+    caller, conversation = await harness.talk_to("frank")
+    room = conversation.place
 
     # The person is talking when the burst arrives: the agent waits for them. One fixed take
     # with no comma: a random pause after "Hello there," could end the turn there (a CI run
@@ -66,8 +58,7 @@ async def test_a_burst_of_announcements_is_spoken_once_and_never_over_the_person
     first = await caller.wait_audible(published_at, within_s=30)
     assert first > spoken.ended_at, "the agent spoke over the person"
 
-    rows = await _poll_rows(
-        harness,
+    rows = await harness.poll_rows(
         "SELECT payload->>'text', payload->>'category' FROM agents.outbox "
         "WHERE type = 'announcement.spoken' AND payload->>'room' = %s",
         room,
@@ -78,11 +69,8 @@ async def test_a_burst_of_announcements_is_spoken_once_and_never_over_the_person
     assert [a.text for a in agent.announcements.spoken] == ["All systems are ready."]
     # It was heard: Whisper finds the ready announcement in the agent's audio.
     await caller.wait_quiet(1.0, within_s=60)
-    assert voice_models.whisper is not None
     audio = caller.audio_between(spoken.ended_at, time.monotonic())
-    heard = await voice_models.whisper.transcribe(
-        to_whisper_audio(rtc.AudioFrame(audio, caller.heard_rate, 1, len(audio) // 2))
-    )
+    heard = await transcribe(voice_models, audio, caller.heard_rate)
     assert "ready" in heard.lower(), heard
     assert "warming" not in heard.lower() and "caches" not in heard.lower(), heard
 
@@ -92,26 +80,20 @@ async def test_an_idle_session_says_goodbye_and_ends(
     tts_worker: TtsWorker,
 ) -> None:
     harness = await voice_factory(greeting="", idle_timeout_s=2.0, farewell="Goodbye for now.")
-    room = room_name()
-    await harness.worker.join(room)
-    caller = await harness.caller(room, "gina")
-    await caller.wait_for_agent()
-    conversation = await _conversation(harness, room, "gina")
+    caller, conversation = await harness.talk_to("gina")
     joined = time.monotonic()
     farewell_at = await caller.wait_audible(joined, within_s=15)
     assert farewell_at - joined >= 1.5
     await conversation.wait_closed()
     assert conversation.end_reason == "idle"
-    rows = await _poll_rows(
-        harness,
+    rows = await harness.poll_rows(
         "SELECT type, payload->>'reason' FROM agents.outbox WHERE session_id = %s "
         "AND type IN ('session.started', 'session.ended') ORDER BY id",
         conversation.session_id,
         want=2,
     )
     assert rows == [("session.started", None), ("session.ended", "idle")]
-    [(status, reason)] = await _poll_rows(
-        harness,
+    [(status, reason)] = await harness.poll_rows(
         "SELECT status, end_reason FROM agents.sessions WHERE session_id = %s",
         conversation.session_id,
     )
@@ -136,20 +118,14 @@ async def test_leaving_ends_the_session_with_its_events(
     await nc.subscribe(subjects.prefixed(subject_prefix, subjects.SESSION_STARTED), cb=on_started)
     await nc.subscribe(subjects.prefixed(subject_prefix, subjects.SESSION_ENDED), cb=on_ended)
     harness = await voice_factory(greeting="")
-    room = room_name()
-    await harness.worker.join(room)
-    caller = await harness.caller(room, "hugo")
-    await caller.wait_for_agent()
-    conversation = await _conversation(harness, room, "hugo")
+    caller, conversation = await harness.talk_to("hugo")
     await caller.aclose()
     await asyncio.wait_for(conversation.wait_closed(), 15)
-    await _poll_rows(
-        harness,
+    await harness.poll_rows(
         "SELECT 1 FROM agents.outbox WHERE session_id = %s AND type = 'session.ended'",
         conversation.session_id,
     )
-    rows = await _poll_rows(
-        harness,
+    rows = await harness.poll_rows(
         "SELECT type, payload->>'participant', payload->>'reason' FROM agents.outbox "
         "WHERE session_id = %s ORDER BY id",
         conversation.session_id,

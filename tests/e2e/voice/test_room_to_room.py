@@ -6,65 +6,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 import numpy as np
 import pytest
 from arc_stack.livekit import LiveKitServer
-from arc_voice.caller import AUDIBLE_DB, RoomCaller
-from arc_voice.conversation import Conversation
+from arc_voice.caller import AUDIBLE_DB
 from arc_voice.models import VoiceModels
-from arc_voice.plugins.stt import to_whisper_audio
-from livekit import rtc
 
 from tests.fixtures.brain import BrainFactory
 from tests.fixtures.http_auth import API_KEY
 from tests.fixtures.tts import TtsWorker
-from tests.fixtures.voice import QuietVoice, SpeechSynth, VoiceFactory, VoiceHarness, room_name
+from tests.fixtures.voice import (
+    QuietVoice,
+    SpeechSynth,
+    VoiceFactory,
+    greeted,
+    room_name,
+    transcribe,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-async def _conversation(harness: VoiceHarness, room: str, identity: str) -> Conversation:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        agent = harness.worker.rooms.get(room)
-        if agent is not None and identity in agent.conversations:
-            return agent.conversations[identity]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no conversation for {identity}")
-
-
-async def _transcribe(models: VoiceModels, pcm: bytes, rate: int) -> str:
-    assert models.whisper is not None
-    audio = to_whisper_audio(rtc.AudioFrame(pcm, rate, 1, len(pcm) // 2))
-    return await models.whisper.transcribe(audio)
-
-
-async def _rows(harness: VoiceHarness, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    async with harness.pool.connection() as conn:
-        cur = await conn.execute(sql, params)
-        rows: list[tuple[Any, ...]] = await cur.fetchall()
-        return rows
-
-
-async def _poll_rows(
-    harness: VoiceHarness, sql: str, *params: Any, want: int = 1, within_s: float = 10.0
-) -> list[tuple[Any, ...]]:
-    deadline = time.monotonic() + within_s
-    rows: list[tuple[Any, ...]] = []
-    while time.monotonic() < deadline:
-        rows = await _rows(harness, sql, *params)
-        if len(rows) >= want:
-            return rows
-        await asyncio.sleep(0.1)
-    return rows
-
-
-async def _greeted(caller: RoomCaller) -> None:
-    await caller.wait_for_agent()
-    await caller.wait_audible(0.0, within_s=20)
-    await caller.wait_quiet(0.8, within_s=20)
 
 
 async def test_a_spoken_question_gets_a_spoken_answer(
@@ -80,11 +41,8 @@ async def test_a_spoken_question_gets_a_spoken_answer(
     caplog.set_level(logging.INFO)
     await brain_factory(subject_prefix=subject_prefix)
     harness = await voice_factory(greeting="Hi there.")
-    room = room_name()
-    await harness.worker.join(room)
-    caller = await harness.caller(room, "alice")
-    await _greeted(caller)
-    conversation = await _conversation(harness, room, "alice")
+    caller, conversation = await harness.talk_to("alice")
+    await greeted(caller)
 
     pcm, rate = speech.say_plain("Hello what can you do?")  # no comma: no pause to end on
     spoken = await (await caller.say(pcm, rate))
@@ -98,7 +56,7 @@ async def test_a_spoken_question_gets_a_spoken_answer(
         np.sqrt(np.mean(np.frombuffer(reply, np.int16).astype(float) ** 2)) / 32768
     )
     assert level > AUDIBLE_DB
-    heard_text = await _transcribe(voice_models, reply, caller.heard_rate)
+    heard_text = await transcribe(voice_models, reply, caller.heard_rate)
     assert len(heard_text.split()) >= 3, heard_text
 
     # The brain answered this question: its words are the ones that came back as audio.
@@ -124,8 +82,7 @@ async def test_a_spoken_question_gets_a_spoken_answer(
     assert len(answer_words & heard_words) >= 2, (turn.answer, heard_text)
 
     # The turn is stored, and the session's events reached the outbox.
-    rows = await _poll_rows(
-        harness,
+    rows = await harness.poll_rows(
         "SELECT role, content FROM agents.conversations WHERE session_id = %s AND turn_id = %s",
         conversation.session_id,
         turn.turn_id,
@@ -134,8 +91,7 @@ async def test_a_spoken_question_gets_a_spoken_answer(
     assert {role for role, _ in rows} == {"user", "assistant"}
     types = {
         t
-        for (t,) in await _poll_rows(
-            harness,
+        for (t,) in await harness.poll_rows(
             "SELECT type FROM agents.outbox WHERE session_id = %s",
             conversation.session_id,
             want=4,
@@ -149,11 +105,7 @@ async def test_barge_in_stops_the_agent_and_keeps_only_what_was_heard(
     speech: SpeechSynth,
 ) -> None:
     harness, _ = quiet_voice
-    room = room_name()
-    await harness.worker.join(room)
-    caller = await harness.caller(room, "carol")
-    await caller.wait_for_agent()
-    conversation = await _conversation(harness, room, "carol")
+    caller, conversation = await harness.talk_to("carol")
 
     question, rate = speech.say("What can you do?")
     spoken = await (await caller.say(question, rate))
@@ -209,10 +161,10 @@ async def test_barge_in_stops_the_agent_and_keeps_only_what_was_heard(
     )
     ids = (conversation.session_id, interrupted_turn.turn_id)
     deadline = time.monotonic() + 10
-    while (rows := await _rows(harness, answer, *ids)) != [(heard, True)]:
+    while (rows := await harness.rows(answer, *ids)) != [(heard, True)]:
         assert time.monotonic() < deadline, (rows, heard)
         await asyncio.sleep(0.1)
-    last = (await _rows(harness, events, *ids))[-1:]
+    last = (await harness.rows(events, *ids))[-1:]
     assert last == [(heard, True)], last
 
 
@@ -227,8 +179,8 @@ async def test_two_participants_each_get_their_own_conversation(
     bob = await harness.caller(room, "bob")
     await alice.wait_for_agent()
     await bob.wait_for_agent()
-    alice_conv = await _conversation(harness, room, "alice")
-    bob_conv = await _conversation(harness, room, "bob")
+    alice_conv = await harness.conversation(room, "alice")
+    bob_conv = await harness.conversation(room, "bob")
     assert alice_conv.session_id != bob_conv.session_id
 
     for caller, text in ((alice, "Hello there."), (bob, "What time is it?")):
@@ -241,8 +193,7 @@ async def test_two_participants_each_get_their_own_conversation(
     # and only their own agent track carried their answer.
     assert "hello" in alice_conv.log.transcripts[-1].lower()
     assert "time" in bob_conv.log.transcripts[-1].lower()
-    rows = await _poll_rows(
-        harness,
+    rows = await harness.poll_rows(
         "SELECT DISTINCT session_id, user_id FROM agents.conversations "
         "WHERE session_id IN (%s, %s)",
         alice_conv.session_id,

@@ -11,13 +11,10 @@ import time
 import pytest
 from arc_voice.caller import RoomCaller
 from arc_voice.models import VoiceModels
-from arc_voice.plugins.stt import to_whisper_audio
-from livekit import rtc
 
-from tests.e2e.voice.test_room_to_room import _conversation, _poll_rows
-from tests.fixtures.brain import BrainFactory
+from tests.fixtures.brain import RunningBrain
 from tests.fixtures.tts import TtsWorker
-from tests.fixtures.voice import SpeechSynth, VoiceFactory, VoiceHarness, room_name
+from tests.fixtures.voice import SpeechSynth, VoiceFactory, VoiceHarness, transcribe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,20 +23,16 @@ LIMIT_FAREWELL = "That is all the time we have today. Goodbye."
 
 async def _heard(caller: RoomCaller, models: VoiceModels, since: float) -> str:
     await caller.wait_quiet(1.0, within_s=60)
-    assert models.whisper is not None
     audio = caller.audio_between(since, time.monotonic())
-    frame = rtc.AudioFrame(audio, caller.heard_rate, 1, len(audio) // 2)
-    return (await models.whisper.transcribe(to_whisper_audio(frame))).lower()
+    return (await transcribe(models, audio, caller.heard_rate)).lower()
 
 
 async def _ended(harness: VoiceHarness, session_id: str) -> tuple[str, str]:
-    [(status, reason)] = await _poll_rows(
-        harness,
+    [(status, reason)] = await harness.poll_rows(
         "SELECT status, end_reason FROM agents.sessions WHERE session_id = %s AND status = 'ended'",
         session_id,
     )
-    events = await _poll_rows(
-        harness,
+    events = await harness.poll_rows(
         "SELECT payload->>'reason' FROM agents.outbox WHERE session_id = %s "
         "AND type = 'session.ended'",
         session_id,
@@ -50,19 +43,12 @@ async def _ended(harness: VoiceHarness, session_id: str) -> tuple[str, str]:
 
 async def test_at_the_turn_limit_the_answer_ends_then_the_agent_says_why_and_leaves(
     voice_factory: VoiceFactory,
-    brain_factory: BrainFactory,
-    tts_worker: TtsWorker,
+    voice_brain: RunningBrain,
     speech: SpeechSynth,
     voice_models: VoiceModels,
-    subject_prefix: str,
 ) -> None:
-    await brain_factory(subject_prefix=subject_prefix)
     harness = await voice_factory(greeting="", max_turns=1, limit_farewell=LIMIT_FAREWELL)
-    room = room_name()
-    await harness.worker.join(room)
-    caller = await harness.caller(room, "hana")
-    await caller.wait_for_agent()
-    conversation = await _conversation(harness, room, "hana")
+    caller, conversation = await harness.talk_to("hana")
     pcm, rate = speech.say_plain("What time is it?")
     spoken = await (await caller.say(pcm, rate))
     await caller.wait_audible(spoken.ended_at, within_s=30)
@@ -86,11 +72,7 @@ async def test_at_the_time_limit_the_agent_says_why_and_the_session_ends(
     harness = await voice_factory(
         greeting="", max_session_s=3.0, idle_timeout_s=60.0, limit_farewell=LIMIT_FAREWELL
     )
-    room = room_name()
-    await harness.worker.join(room)
-    caller = await harness.caller(room, "ivan")
-    await caller.wait_for_agent()
-    conversation = await _conversation(harness, room, "ivan")
+    caller, conversation = await harness.talk_to("ivan")
     joined = time.monotonic()
     said_at = await caller.wait_audible(joined, within_s=30)
     assert said_at - joined >= 2.0, said_at - joined

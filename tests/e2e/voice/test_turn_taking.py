@@ -10,23 +10,13 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from arc_voice.caller import AUDIBLE_DB, RoomCaller
-from arc_voice.conversation import Conversation
+from arc_voice.caller import AUDIBLE_DB, RoomCaller, Utterance
 
-from tests.e2e.voice.test_room_to_room import _conversation
 from tests.fixtures.brain import RunningBrain
 from tests.fixtures.speakers import Speaker
-from tests.fixtures.voice import QuietVoice, SpeechSynth, VoiceHarness, room_name
+from tests.fixtures.voice import QuietVoice, SpeechSynth, Talk
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-async def _talk_to(harness: VoiceHarness, identity: str) -> tuple[RoomCaller, Conversation]:
-    room = room_name()
-    await harness.worker.join(room)
-    caller = await harness.caller(room, identity)
-    await caller.wait_for_agent()
-    return caller, await _conversation(harness, room, identity)
 
 
 async def _stored_user_turns(brain: RunningBrain, session: str, within_s: float) -> list[str]:
@@ -42,11 +32,10 @@ async def _stored_user_turns(brain: RunningBrain, session: str, within_s: float)
 
 
 async def test_heard_while_speaking_and_answered_right(
-    quiet_voice: QuietVoice,
-    speech: SpeechSynth,
+    quiet_voice: QuietVoice, talk: Talk, speech: SpeechSynth
 ) -> None:
-    harness, brain = quiet_voice
-    caller, conversation = await _talk_to(harness, "dora")
+    caller, conversation = await talk("dora")
+    _, brain = quiet_voice
     pcm, rate = speech.say("Could you please tell me what time it is right now, if you know?")
     spoken = await (await caller.say(pcm, rate))
     await caller.wait_audible(spoken.speech_ended_at, within_s=30)
@@ -66,11 +55,10 @@ async def test_heard_while_speaking_and_answered_right(
 
 
 async def test_a_hesitation_is_one_turn_and_the_guess_is_not_stored(
-    quiet_voice: QuietVoice,
-    speech: SpeechSynth,
+    quiet_voice: QuietVoice, talk: Talk, speech: SpeechSynth
 ) -> None:
-    harness, brain = quiet_voice
-    caller, conversation = await _talk_to(harness, "erin")
+    caller, conversation = await talk("erin")
+    _, brain = quiet_voice
     # One fixed take: Piper's random prosody sometimes puts a second pause of its own at the
     # comma, long enough to end a turn there (the benchmark's hesitation figures count how
     # often such pauses cut a person off); this test holds the 400 ms one.
@@ -109,12 +97,19 @@ def _cough(rate: int = 16000) -> tuple[bytes, int]:
     return (np.clip(burst, -1, 1) * 20000).astype(np.int16).tobytes(), rate
 
 
+def _audible_after(caller: RoomCaller, sound: Utterance) -> list[float]:
+    """When the agent was heard 0.3-3 s after `sound` went out: an answer that resumed."""
+    return [
+        h.at
+        for h in caller.heard
+        if sound.ended_at + 0.3 < h.at < sound.ended_at + 3.0 and h.level > AUDIBLE_DB
+    ]
+
+
 async def test_a_cough_does_not_end_the_answer_but_words_do(
-    quiet_voice: QuietVoice,
-    speech: SpeechSynth,
+    talk: Talk, speech: SpeechSynth
 ) -> None:
-    harness, _ = quiet_voice
-    caller, conversation = await _talk_to(harness, "fay")
+    caller, conversation = await talk("fay")
     question, rate = speech.say("What can you do?")
     spoken = await (await caller.say(question, rate))
     await caller.wait_audible(spoken.speech_ended_at, within_s=30)
@@ -122,12 +117,7 @@ async def test_a_cough_does_not_end_the_answer_but_words_do(
 
     cough = await (await caller.say(*_cough()))
     await asyncio.sleep(3.0)
-    resumed = [
-        h.at
-        for h in caller.heard
-        if cough.ended_at + 0.3 < h.at < cough.ended_at + 3.0 and h.level > AUDIBLE_DB
-    ]
-    assert resumed, "the agent stopped for good at a cough"
+    assert _audible_after(caller, cough), "the agent stopped for good at a cough"
     assert not any(t.turn.interrupted for t in conversation.log.turns)
 
     # "Yeah" over the answer means "go on": the answer resumes and it is not a turn. (Piper
@@ -135,12 +125,7 @@ async def test_a_cough_does_not_end_the_answer_but_words_do(
     turns_before = len(conversation.log.transcripts)
     backchannel = await (await caller.say(*speech.say("Yeah.")))
     await asyncio.sleep(3.0)
-    resumed = [
-        h.at
-        for h in caller.heard
-        if backchannel.ended_at + 0.3 < h.at < backchannel.ended_at + 3.0 and h.level > AUDIBLE_DB
-    ]
-    assert resumed, "the agent stopped for good at a backchannel"
+    assert _audible_after(caller, backchannel), "the agent stopped for good at a backchannel"
     assert len(conversation.log.transcripts) == turns_before, conversation.log.transcripts
 
     # One sentence, one fixed take: with a full stop inside it, the turn may end there and

@@ -16,15 +16,16 @@ import pytest_asyncio
 from arc_voice.caller import AUDIBLE_DB
 from arc_voice.models import VoiceModels
 from arc_voice.noise_floor import level_db
-from arc_voice.ws_client import SocketCaller, SocketTurn, take_turn
+from arc_voice.ws_client import SocketTurn, take_turn
 
-from tests.e2e.voice.test_room_to_room import _poll_rows, _transcribe
 from tests.fixtures.http_auth import AUTH
 from tests.fixtures.voice import (
     QuietVoice,
     SpeechSynth,
     VoiceHarness,
     serve_voice_http,
+    socket_call,
+    transcribe,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -80,7 +81,7 @@ async def test_a_spoken_question_over_the_socket_gets_a_spoken_answer(
     seconds = len(turn.reply) / 2 / OUT_RATE
     assert seconds > 0.8, seconds
     assert level_db(bytes(turn.reply)) > AUDIBLE_DB
-    heard = await _transcribe(voice_models, bytes(turn.reply), OUT_RATE)
+    heard = await transcribe(voice_models, bytes(turn.reply), OUT_RATE)
     said = " ".join(e["text"] for e in turn.of_type("agent_text"))
     heard_words = {w.strip(".,!?'").lower() for w in heard.split()}
     said_words = {w.strip(".,!?'").lower() for w in said.split()}
@@ -93,8 +94,7 @@ async def test_a_spoken_question_over_the_socket_gets_a_spoken_answer(
 
     # The same lifecycle and outbox events as a room conversation.
     session_id = turn.of_type("ready")[0]["session_id"]
-    rows = await _poll_rows(
-        harness,
+    rows = await harness.poll_rows(
         "SELECT type, payload FROM agents.outbox WHERE session_id = %s",
         session_id,
         want=4,
@@ -103,8 +103,7 @@ async def test_a_spoken_question_over_the_socket_gets_a_spoken_answer(
     assert {"session.started", "conversation.turn", "turn.metrics", "session.ended"} <= kinds
     ended = next(payload for kind, payload in rows if kind == "session.ended")
     assert ended["reason"] == "client_end", ended
-    stored = await _poll_rows(
-        harness,
+    stored = await harness.poll_rows(
         "SELECT role FROM agents.conversations WHERE session_id = %s AND turn_id = %s",
         session_id,
         metrics["turn_id"],
@@ -114,57 +113,36 @@ async def test_a_spoken_question_over_the_socket_gets_a_spoken_answer(
     assert not harness.worker.sockets
 
 
-async def _open(
-    http: aiohttp.ClientSession, url: str, turn: SocketTurn, **start: Any
-) -> SocketCaller:
-    ws = await http.ws_connect(url, headers=AUTH, heartbeat=None)
-    caller = SocketCaller(ws, turn)
-    await caller.send_json(
-        {
-            "type": "start",
-            "user_id": start.pop("user_id", "xena"),
-            "input_sample_rate": start.pop("input_sample_rate", 22050),
-            "output_sample_rate": OUT_RATE,
-            "greeting": False,
-            **start,
-        }
-    )
-    await caller.wait_for("ready", within_s=30)
-    return caller
-
-
 async def test_typed_text_is_answered_and_speech_over_the_answer_stops_it(
     socket_mesh: tuple[VoiceHarness, str], speech: SpeechSynth
 ) -> None:
     _, url = socket_mesh
     turn = SocketTurn()
-    async with aiohttp.ClientSession() as http:
-        caller = await _open(http, url, turn)
-        try:
-            caller.keep_sending_silence(22050)
-            await caller.send_json({"type": "text", "text": "What can you do?"})
-            await caller.wait_for("audio_start", within_s=30)
-            await asyncio.sleep(1.2)  # a sentence or so into the answer
-            mark = len(turn.events)
-            await caller.stop_silence()
-            stop, rate = speech.say("Stop, stop. That is enough, thank you.")
-            spoken_at = time.monotonic()
-            sending = asyncio.create_task(caller.say(stop, rate))
-            # A microphone goes on after the words: the end of speech is heard in silence.
-            sending.add_done_callback(lambda _t: caller.keep_sending_silence(rate))
+    async with (
+        aiohttp.ClientSession() as http,
+        socket_call(http, url, turn, user_id="xena", input_sample_rate=22050) as (caller, _),
+    ):
+        caller.keep_sending_silence(22050)
+        await caller.send_json({"type": "text", "text": "What can you do?"})
+        await caller.wait_for("audio_start", within_s=30)
+        await asyncio.sleep(1.2)  # a sentence or so into the answer
+        mark = len(turn.events)
+        await caller.stop_silence()
+        stop, rate = speech.say("Stop, stop. That is enough, thank you.")
+        spoken_at = time.monotonic()
+        sending = asyncio.create_task(caller.say(stop, rate))
+        # A microphone goes on after the words: the end of speech is heard in silence.
+        sending.add_done_callback(lambda _t: caller.keep_sending_silence(rate))
+        interrupted = await caller.wait_for("state", within_s=10, after=mark)
+        while interrupted.get("state") != "interrupted":
+            mark = next(i for i, (_, e) in enumerate(turn.events) if e is interrupted) + 1
             interrupted = await caller.wait_for("state", within_s=10, after=mark)
-            while interrupted.get("state") != "interrupted":
-                mark = next(i for i, (_, e) in enumerate(turn.events) if e is interrupted) + 1
-                interrupted = await caller.wait_for("state", within_s=10, after=mark)
-            interrupted_at = next(at for at, e in turn.events if e is interrupted)
-            end = await caller.wait_for("audio_end", within_s=10)
-            assert end["interrupted"] is True, end
-            ended_at = next(at for at, e in turn.events if e is end)
-            await sending
-            await asyncio.sleep(0.5)
-        finally:
-            await caller.aclose()
-            await caller.ws.close()
+        interrupted_at = next(at for at, e in turn.events if e is interrupted)
+        end = await caller.wait_for("audio_end", within_s=10)
+        assert end["interrupted"] is True, end
+        ended_at = next(at for at, e in turn.events if e is end)
+        await sending
+        await asyncio.sleep(0.5)
     # What the client received stops: the last audible frame arrives within the bound the
     # room test holds (0.25 s after the agent noticed), since only SEND_AHEAD_S is in flight.
     # Frames of the interrupted answer only: the words said over it ("...thank you") may get
@@ -257,23 +235,23 @@ async def test_bad_input_gets_contract_errors_and_the_worker_keeps_serving(
         # A second socket works while this one is open, and then this one goes away abruptly
         # in the middle of a turn.
         other = SocketTurn()
-        second = await _open(http, url, other, user_id="zoe")
-        pcm, rate = speech.say("What can you do?")
-        await asyncio.sleep(1.5)  # let the dropped audio's clock run out
-        await ws.send_bytes(bytes(16000 * 2 // 5))  # 200 ms of silence is accepted
-        session_id = ready["session_id"]
-        sending = asyncio.create_task(_stream(ws, pcm, rate))
-        await asyncio.sleep(len(pcm) / 2 / rate + 0.3)
-        sending.cancel()
-        await ws.close()  # abrupt: no `end`
-        await second.send_json({"type": "end"})
-        ended = await second.wait_for("ended", within_s=10)
-        assert ended["reason"] == "client_end"
-        await second.aclose()
-        await second.ws.close()
+        async with socket_call(http, url, other, user_id="zoe", input_sample_rate=22050) as (
+            second,
+            _,
+        ):
+            pcm, rate = speech.say("What can you do?")
+            await asyncio.sleep(1.5)  # let the dropped audio's clock run out
+            await ws.send_bytes(bytes(16000 * 2 // 5))  # 200 ms of silence is accepted
+            session_id = ready["session_id"]
+            sending = asyncio.create_task(_stream(ws, pcm, rate))
+            await asyncio.sleep(len(pcm) / 2 / rate + 0.3)
+            sending.cancel()
+            await ws.close()  # abrupt: no `end`
+            await second.send_json({"type": "end"})
+            ended = await second.wait_for("ended", within_s=10)
+            assert ended["reason"] == "client_end"
 
-    rows = await _poll_rows(
-        harness,
+    rows = await harness.poll_rows(
         "SELECT payload FROM agents.outbox WHERE session_id = %s AND type = 'session.ended'",
         session_id,
     )

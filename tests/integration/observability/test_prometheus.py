@@ -45,7 +45,6 @@ from arc_voice.latency import WORKER_STAGES, ReplyTiming, worker_stages
 from prometheus_client import REGISTRY, CollectorRegistry
 from pydantic import SecretStr
 
-from tests.e2e.voice.test_turn_taking import _talk_to
 from tests.fixtures.brain import BrainFactory
 from tests.fixtures.prometheus import PrometheusFactory, query, targets_health, wait_for_samples
 from tests.fixtures.tts import TtsWorker
@@ -276,7 +275,7 @@ async def test_every_panel_returns_data_after_a_real_turn(
     prometheus = await prometheus_factory(targets)
 
     # One turn, and a barge-in over its answer.
-    caller, conversation = await _talk_to(harness, "olga")
+    caller, conversation = await harness.talk_to("olga")
     pcm, rate = speech.say("What can you do?")
     spoken = await (await caller.say(pcm, rate))
     await caller.wait_audible(spoken.speech_ended_at, within_s=30)

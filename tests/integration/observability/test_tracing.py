@@ -22,11 +22,9 @@ from arc_stack.livekit import LiveKitServer
 from arc_stack.nats import NatsServer
 from arc_stack.server import free_port
 from arc_stack.service import ServiceProcess
-from arc_voice.caller import RoomCaller, participant_token
-from arc_voice.room_agent import agent_track_name
 
 from tests.fixtures.jaeger import RunningJaeger
-from tests.fixtures.voice import SpeechSynth
+from tests.fixtures.voice import SpeechSynth, join_room
 
 pytestmark = [pytest.mark.integration]
 
@@ -141,14 +139,7 @@ async def test_one_spoken_turn_is_one_trace_across_voice_brain_and_tts(
 ) -> None:
     mesh, room = traced_mesh
     identity = f"tracy-{uuid.uuid4().hex[:6]}"
-    token = participant_token(
-        api_key=livekit_server.api_key,
-        api_secret=livekit_server.api_secret,
-        room=room,
-        identity=identity,
-    )
-    caller = RoomCaller(livekit_server.url, token, agent_track=agent_track_name(identity))
-    await caller.connect()
+    caller = await join_room(livekit_server, room, identity)
     try:
         await caller.wait_for_agent(within_s=60)
         pcm, rate = speech.say("What is two plus two?")

@@ -29,6 +29,8 @@ from livekit.agents.llm import ChatContext
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from tests.fixtures.waiting import wait_until
+
 pytestmark = pytest.mark.integration
 
 NO_RETRY = APIConnectOptions(max_retry=0, retry_interval=0.0, timeout=5.0)
@@ -70,26 +72,29 @@ async def _serve(nc: Client, prefix: str, script: Script) -> AsyncIterator[Strea
             raise
 
     service = StreamingService(nc, name="voice-test-deps", version="1.0.0")
-    service.add(
-        StreamingEndpoint(
-            name="brain",
-            subject=subjects.prefixed(prefix, subjects.BRAIN_REQUEST),
-            queue_group=subjects.BRAIN_QUEUE,
-            cancel_subject=subjects.prefixed(prefix, subjects.BRAIN_CANCEL),
-            request_type=BrainRequest,
-            handler=brain,
-        )
+    # (name, request subject, queue group, cancel subject, request type, handler)
+    contract: tuple[tuple[str, str, str, str, type[Any], Any], ...] = (
+        (
+            "brain",
+            subjects.BRAIN_REQUEST,
+            subjects.BRAIN_QUEUE,
+            subjects.BRAIN_CANCEL,
+            BrainRequest,
+            brain,
+        ),
+        ("tts", subjects.TTS_REQUEST, subjects.TTS_QUEUE, subjects.TTS_CANCEL, TtsRequest, tts),
     )
-    service.add(
-        StreamingEndpoint(
-            name="tts",
-            subject=subjects.prefixed(prefix, subjects.TTS_REQUEST),
-            queue_group=subjects.TTS_QUEUE,
-            cancel_subject=subjects.prefixed(prefix, subjects.TTS_CANCEL),
-            request_type=TtsRequest,
-            handler=tts,
+    for name, request, queue, cancel, request_type, handler in contract:
+        service.add(
+            StreamingEndpoint(
+                name=name,
+                subject=subjects.prefixed(prefix, request),
+                queue_group=queue,
+                cancel_subject=subjects.prefixed(prefix, cancel),
+                request_type=request_type,
+                handler=handler,
+            )
         )
-    )
     async with service:
         yield service
 
@@ -160,10 +165,9 @@ async def test_closing_the_brain_stream_publishes_brain_cancel(
     assert first.delta is not None and first.delta.content == "Sentence 0."
     closed_at = time.monotonic()
     await stream.aclose()
-    deadline = time.monotonic() + 2
-    while not script.cancelled:
-        assert time.monotonic() < deadline, "the brain never saw the cancel"
-        await asyncio.sleep(0.005)
+    await wait_until(
+        lambda: script.cancelled, timeout_s=2, interval_s=0.005, what="the brain seeing the cancel"
+    )
     await sub.unsubscribe()  # type: ignore[attr-defined]
     assert [c.turn_id for c in seen] == [brain.turns[0].turn_id]
     assert script.cancelled[0] - closed_at < 0.05
@@ -226,10 +230,9 @@ async def test_closing_the_tts_stream_publishes_tts_cancel(
     stream.push_text("A long sentence to say.")
     await stream.__anext__()
     await stream.aclose()
-    deadline = time.monotonic() + 2
-    while not script.cancelled:
-        assert time.monotonic() < deadline, "the tts never saw the cancel"
-        await asyncio.sleep(0.005)
+    await wait_until(
+        lambda: script.cancelled, timeout_s=2, interval_s=0.005, what="the tts seeing the cancel"
+    )
     await sub.unsubscribe()  # type: ignore[attr-defined]
     [request] = script.requests
     assert isinstance(request, TtsRequest)

@@ -20,14 +20,12 @@ import msgspec
 import numpy as np
 import pytest
 import pytest_asyncio
-import uvicorn
 from arc_common import subjects
 from arc_common.envelope import headers_for
 from arc_common.nats_connection import connect
 from arc_common.settings import NatsSettings
 from arc_common.wire import SessionDelete, SessionDeleteReply, encode
 from arc_stack.nats import NatsServer
-from arc_stack.server import free_port
 from arc_voice.http_api import Health, create_app
 from arc_voice.models import VoiceModels
 from arc_voice.recording import marks_path
@@ -40,6 +38,7 @@ from pydantic import SecretStr
 from tests.fixtures.brain import BrainFactory
 from tests.fixtures.browser import CHROMIUM, chromium
 from tests.fixtures.http_auth import API_KEY, AUTH, http_guard
+from tests.fixtures.serving import serve_app
 
 pytestmark = [pytest.mark.integration]
 
@@ -117,20 +116,10 @@ async def env(
         lambda: Health(healthy=True, detail={}),
         http_guard(),
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
     try:
-        yield Env(f"http://127.0.0.1:{port}", pool, recordings, uuid.uuid4().hex[:8])
+        async with serve_app(app) as url:
+            yield Env(url, pool, recordings, uuid.uuid4().hex[:8])
     finally:
-        server.should_exit = True
-        await task
         await nc.drain()
         await pool.close()
 
@@ -233,32 +222,14 @@ async def seed(env: Env) -> Seeded:
         "end_of_speech_ms, stt_ms, brain_first_delta_ms, tts_first_chunk_ms, transport_ms, "
         "voice_to_voice_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     )
-    await env.sql(
-        metrics_sql,
-        uuid.uuid4(),
-        s1,
-        "t1",
-        T0 + timedelta(seconds=9),
-        300.0,
-        120.0,
-        250.0,
-        180.0,
-        20.0,
-        870.0,
-    )
-    await env.sql(
-        metrics_sql,
-        uuid.uuid4(),
-        s1,
-        "t2",
-        T0 + timedelta(seconds=21),
-        280.0,
-        110.0,
-        200.0,
-        150.0,
-        None,
-        760.0,
-    )
+    # (turn, seconds after T0, then the stage timings in the columns' order)
+    for turn_id, at_s, *timings in (
+        ("t1", 9, 300.0, 120.0, 250.0, 180.0, 20.0, 870.0),
+        ("t2", 21, 280.0, 110.0, 200.0, 150.0, None, 760.0),
+    ):
+        await env.sql(
+            metrics_sql, uuid.uuid4(), s1, turn_id, T0 + timedelta(seconds=at_s), *timings
+        )
     await env.sql(
         "INSERT INTO agents.recordings (session_id, turn_id, uri, mime_type, duration_ms, "
         "created_at) VALUES (%s, NULL, %s, 'audio/ogg', 24000, %s)",

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 from arc_voice.recording import (
@@ -30,6 +29,8 @@ from arc_voice.recording import (
 from arc_voice.room_agent import room_records
 from livekit import rtc
 
+from tests.fixtures.recordings import decode
+
 RATE_IN = 16_000  # the person's frames, as the VAD hears them
 RATE_OUT = 24_000  # the agent's, as the TTS speaks
 
@@ -42,22 +43,6 @@ def tone(seconds: float, rate: int, hz: float, frame_ms: int = 20) -> list[rtc.A
         rtc.AudioFrame(pcm[i : i + n].tobytes(), rate, 1, len(pcm[i : i + n]))
         for i in range(0, len(pcm), n)
     ]
-
-
-def read(path: Path) -> tuple[np.ndarray[Any, Any], int]:
-    """The file decoded: (channels x samples float32, sample rate)."""
-    blocks = []
-    rate = 0
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        assert stream.codec_context.channels == 2
-        for frame in container.decode(stream):
-            rate = frame.sample_rate
-            data = frame.to_ndarray()
-            if frame.format.is_packed:
-                data = data.reshape(-1, 2).T
-            blocks.append(data.astype(np.float32))
-    return np.concatenate(blocks, axis=1), rate
 
 
 def rms_db(audio: np.ndarray[Any, Any], rate: int, channel: int, a: float, b: float) -> float:
@@ -80,7 +65,7 @@ async def test_each_voice_is_on_its_channel_at_the_time_it_was_heard(tmp_path: P
     seconds = await writer.aclose()
 
     assert seconds == pytest.approx(3.5, abs=0.01)
-    audio, rate = read(writer.path)
+    audio, rate = decode(writer.path)
     assert audio.shape[1] / rate == pytest.approx(3.5, abs=0.05)
     person = [rms_db(audio, rate, 0, a, b) for a, b in ((0.6, 1.4), (2.1, 2.9), (0.0, 0.4))]
     agent = [rms_db(audio, rate, 1, a, b) for a, b in ((0.6, 1.4), (2.1, 2.9), (3.1, 3.5))]
@@ -106,7 +91,7 @@ async def test_audio_that_reports_its_time_too_late_is_dropped_not_misplaced(
         writer.agent(frame, at=0.2 + i * 0.02)  # "played" 0.2-0.7 s: long written
     now[0] += 1.0
     await writer.aclose()
-    audio, rate = read(writer.path)
+    audio, rate = decode(writer.path)
     assert rms_db(audio, rate, 1, 0.0, audio.shape[1] / rate) < -50
 
 
@@ -141,7 +126,7 @@ def test_a_sigkill_leaves_a_playable_file_missing_at_most_two_seconds(tmp_path: 
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
     elapsed = float(done.stdout.strip())
-    audio, rate = read(path)
+    audio, rate = decode(path)
     seconds = audio.shape[1] / rate
     print(f"ran {elapsed:.2f} s, file {seconds:.2f} s")
     assert elapsed - 2.0 <= seconds <= elapsed + 0.1

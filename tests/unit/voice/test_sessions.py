@@ -135,36 +135,40 @@ def test_recording_path_refuses_a_link_out_of_the_directory(tmp_path: Path) -> N
         recording_path((root / "link.ogg").as_uri(), root)
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "Thank you so much, that was really helpful!",
-        "I love it, this is great",
-        "Perfect, thanks a lot",
-        "That's not bad at all",
-        "I was confused at first but now it works great",
-    ],
-)
-def test_positive_phrases(text: str) -> None:
-    found = sentiment([text])
-    assert found.label == "positive", found
-    assert 0.05 <= found.score <= 1
+# Each label's phrases, and the range its score falls in.
+PHRASES = {
+    "positive": (
+        (0.05, 1),
+        (
+            "Thank you so much, that was really helpful!",
+            "I love it, this is great",
+            "Perfect, thanks a lot",
+            "That's not bad at all",
+            "I was confused at first but now it works great",
+        ),
+    ),
+    "negative": (
+        (-1, -0.05),
+        (
+            "This is terrible, you are useless and I am annoyed.",
+            "I hate this, it is broken again",
+            "That is not good at all",
+            "I do not like this",
+            "It was fine but now it is really slow and frustrating and wrong",
+        ),
+    ),
+}
 
 
 @pytest.mark.parametrize(
-    "text",
-    [
-        "This is terrible, you are useless and I am annoyed.",
-        "I hate this, it is broken again",
-        "That is not good at all",
-        "I do not like this",
-        "It was fine but now it is really slow and frustrating and wrong",
-    ],
+    ("label", "text"),
+    [(label, text) for label, (_, texts) in PHRASES.items() for text in texts],
 )
-def test_negative_phrases(text: str) -> None:
+def test_positive_and_negative_phrases(label: str, text: str) -> None:
     found = sentiment([text])
-    assert found.label == "negative", found
-    assert -1 <= found.score <= -0.05
+    assert found.label == label, found
+    low, high = PHRASES[label][0]
+    assert low <= found.score <= high
 
 
 @pytest.mark.parametrize(
