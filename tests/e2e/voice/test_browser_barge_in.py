@@ -15,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.voice.test_browser_page import _join, _lines, needs_browser
-from tests.fixtures.browser import chromium
-from tests.fixtures.http_auth import API_KEY
-from tests.fixtures.voice import QuietVoice, SpeechSynth, room_name, serve_voice_http
+from tests.e2e.voice.test_browser_page import _join, _lines, needs_browser, talk_page
+from tests.fixtures.voice import QuietVoice, SpeechSynth, room_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -63,13 +61,7 @@ async def test_barge_in_cuts_the_agents_transcript_on_the_page(
         encoded = base64.b64encode(pcm).decode()
         await tab.evaluate(f"arcSay({json.dumps(encoded)}, {rate})")
 
-    async with (
-        serve_voice_http(harness) as page_url,
-        chromium(tmp_path / "profile") as tab,
-    ):
-        await tab.call("Page.enable")
-        await tab.call("Page.navigate", url=f"{page_url}/#key={API_KEY}")
-        await tab.until("typeof LivekitClient === 'object'", "the LiveKit client loaded", 20)
+    async with talk_page(harness, tmp_path / "profile") as (tab, page_url):
         await tab.evaluate(_TEST_MICROPHONE)
         await _join(tab, page_url, room, "cutter")
         await tab.until("(window.arcStates || []).includes('listening')", "the agent listening", 30)

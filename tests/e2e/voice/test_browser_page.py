@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ from tests.fixtures.http_auth import API_KEY
 from tests.fixtures.voice import (
     QuietVoice,
     SpeechSynth,
+    VoiceHarness,
     room_name,
     serve_voice_http,
 )
@@ -66,6 +69,23 @@ async def _join(tab: Page, page_url: str, room: str, identity: str) -> None:
         f"document.getElementById('identity').value = {json.dumps(identity)}; true"
     )
     await tab.click("#join")
+
+
+@contextlib.asynccontextmanager
+async def talk_page(
+    harness: VoiceHarness, profile: Path, *, microphone: Path | None = None
+) -> AsyncIterator[tuple[DevTools, str]]:
+    """The worker's talk page in headless Chromium (with `microphone`, a fake one playing that
+    WAV), opened from the link `make run` prints and its LiveKit client loaded; yields the tab
+    and the page's base URL."""
+    async with (
+        serve_voice_http(harness) as page_url,
+        chromium(profile, microphone=microphone) as tab,
+    ):
+        await tab.call("Page.enable")
+        await tab.call("Page.navigate", url=f"{page_url}/#key={API_KEY}")
+        await tab.until("typeof LivekitClient === 'object'", "the LiveKit client loaded", 20)
+        yield tab, page_url
 
 
 async def _ask_typed(tab: Page, agent_lines: int) -> None:
@@ -118,12 +138,7 @@ async def test_the_browser_page_talks_to_the_agent(
     microphone = tmp_path / "question.wav"
     write_wav(microphone, np.zeros(rate, np.int16).tobytes() + pcm + silence, rate)
     room = room_name()
-    async with (
-        serve_voice_http(harness) as page_url,
-        chromium(tmp_path / "p", microphone=microphone) as tab,
-    ):
-        await tab.call("Page.enable")
-        await tab.call("Page.navigate", url=f"{page_url}/#key={API_KEY}")
+    async with talk_page(harness, tmp_path / "p", microphone=microphone) as (tab, page_url):
         await _join(tab, page_url, room, "browser-user")
         conversation = await harness.conversation(room, "browser-user")
 
