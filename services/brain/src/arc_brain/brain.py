@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Coroutine
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -47,9 +47,16 @@ class TurnInput:
     @classmethod
     def of(cls, request: BrainRequest) -> TurnInput:
         """The turn a checked `brain.request` asks for; the HTTP chat builds one too, so
-        both entry points hand the brain the same turn. Each field of the turn is the
-        request's field of the same name."""
-        return cls(**{f.name: getattr(request, f.name) for f in fields(cls)})
+        both entry points hand the brain the same turn."""
+        return cls(
+            session_id=request.session_id,
+            turn_id=request.turn_id,
+            user_id=request.user_id,
+            text=request.text,
+            room=request.room,
+            locale=request.locale,
+            tentative=request.tentative,
+        )
 
 
 @dataclass
