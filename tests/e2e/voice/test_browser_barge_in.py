@@ -8,40 +8,22 @@ agent is speaking however long the answer takes to start on a loaded machine."""
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.voice.test_browser_page import _join, _lines, needs_browser, talk_page
+from tests.e2e.voice.test_browser_page import (
+    TEST_MICROPHONE,
+    _join,
+    _lines,
+    needs_browser,
+    say_into,
+    talk_page,
+)
 from tests.fixtures.voice import QuietVoice, SpeechSynth, room_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-# Installed before the page joins: the microphone LiveKit's client asks for is a stream the
-# test writes speech into with `arcSay(base64 PCM, rate)`, which resolves when it has played.
-_TEST_MICROPHONE = """
-(() => {
-  const ctx = new AudioContext({ sampleRate: 48000 });
-  const out = ctx.createMediaStreamDestination();
-  navigator.mediaDevices.getUserMedia = async () => out.stream;
-  window.arcSay = (b64, rate) => new Promise((done) => {
-    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    const pcm = new Int16Array(bytes.buffer);
-    const buffer = ctx.createBuffer(1, pcm.length, rate);
-    const samples = buffer.getChannelData(0);
-    for (let i = 0; i < pcm.length; i++) samples[i] = pcm[i] / 32768;
-    const source = ctx.createBufferSource();
-    source.buffer = buffer;
-    source.connect(out);
-    source.onended = () => done(true);
-    source.start();
-  });
-  return true;
-})()
-"""
 
 
 def _words(text: str) -> list[str]:
@@ -57,17 +39,13 @@ async def test_barge_in_cuts_the_agents_transcript_on_the_page(
     question = speech.say_plain("What can you do?")
     interruption = speech.say_plain("Please tell me the date instead.")
 
-    async def say(pcm: bytes, rate: int) -> None:
-        encoded = base64.b64encode(pcm).decode()
-        await tab.evaluate(f"arcSay({json.dumps(encoded)}, {rate})")
-
     async with talk_page(harness, tmp_path / "profile") as (tab, page_url):
-        await tab.evaluate(_TEST_MICROPHONE)
+        await tab.evaluate(TEST_MICROPHONE)
         await _join(tab, page_url, room, "cutter")
         await tab.until("(window.arcStates || []).includes('listening')", "the agent listening", 30)
         conversation = harness.worker.rooms[room].conversations["cutter"]
 
-        await say(*question)
+        await say_into(tab, *question)
         # 3.5 s into the answer's audio (its ten-odd seconds list the agent's skills), the
         # person speaks over it. Not sooner: livekit-agents ignores interruptions for the first
         # 3 s of a session's first answer (`aec_warmup_duration`, the time a browser's echo
@@ -78,7 +56,7 @@ async def test_barge_in_cuts_the_agents_transcript_on_the_page(
             within_s=60,
         )
         await tab.evaluate("new Promise((done) => setTimeout(() => done(true), 3500))")
-        await say(*interruption)
+        await say_into(tab, *interruption)
         await tab.until(
             "[...document.querySelectorAll('#latency tbody tr td:first-child')]"
             ".some(td => td.textContent.includes('(cut)'))",

@@ -1,8 +1,8 @@
 """The browser page in headless Chromium with a fake microphone fed from a WAV file: it gets
 a token from the worker, joins the room with the LiveKit JavaScript client, asks a question
 and hears an audible reply. Chromium is driven over the DevTools protocol. In headless
-Firefox (WebDriver BiDi), whose fake microphone can only play a tone, the page joins and a
-typed question is answered aloud."""
+Firefox (WebDriver BiDi), whose fake microphone can only play a tone, the test feeds the
+page's microphone itself; a spoken and a typed question are answered aloud."""
 
 from __future__ import annotations
 
@@ -69,6 +69,40 @@ async def _join(tab: Page, page_url: str, room: str, identity: str) -> None:
         f"document.getElementById('identity').value = {json.dumps(identity)}; true"
     )
     await tab.click("#join")
+
+
+# Installed before the page joins: the microphone LiveKit's client asks for is a stream the
+# test writes speech into with `arcSay(base64 PCM, rate)` (`say_into`), which resolves when it
+# has played. Its AudioContext starts on the page's first click (Firefox keeps one made
+# without a person's gesture suspended).
+TEST_MICROPHONE = """
+(() => {
+  const ctx = new AudioContext({ sampleRate: 48000 });
+  const out = ctx.createMediaStreamDestination();
+  navigator.mediaDevices.getUserMedia = async () => out.stream;
+  document.addEventListener("click", () => ctx.resume(), { capture: true });
+  window.arcSay = (b64, rate) => new Promise((done) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const pcm = new Int16Array(bytes.buffer);
+    const buffer = ctx.createBuffer(1, pcm.length, rate);
+    const samples = buffer.getChannelData(0);
+    for (let i = 0; i < pcm.length; i++) samples[i] = pcm[i] / 32768;
+    const source = ctx.createBufferSource();
+    source.buffer = buffer;
+    source.connect(out);
+    source.onended = () => done(true);
+    source.start();
+  });
+  return true;
+})()
+"""
+
+
+async def say_into(tab: Page, pcm: bytes, rate: int, *, wait: bool = True) -> None:
+    """Speak `pcm` into the page's microphone (`TEST_MICROPHONE` installed); with `wait`,
+    return once it has played."""
+    call = f"arcSay({json.dumps(base64.b64encode(pcm).decode())}, {rate})"
+    await tab.evaluate(call if wait else f"{call}, true")
 
 
 @contextlib.asynccontextmanager
@@ -187,37 +221,52 @@ async def test_the_browser_page_talks_to_the_agent(
 
 
 @needs_firefox
-async def test_the_page_in_firefox_joins_and_answers_a_typed_question(
-    quiet_voice: QuietVoice, tmp_path: Path
+async def test_the_page_in_firefox_hears_a_question_and_answers_a_typed_one(
+    quiet_voice: QuietVoice, speech: SpeechSynth, tmp_path: Path
 ) -> None:
-    """Firefox: the page joins the room (its fake microphone, a tone, muted once joined), its
-    microphone meter moves, the agent comes and listens, a typed question is answered in the
-    transcript and aloud (the page's own meter of the agent's track), and the page fits a
-    phone's width."""
+    """Firefox: the page joins the room, the person asks aloud (the test's microphone) and the
+    page shows their final words, its microphone meter moving, and the agent's answer; muted,
+    a typed question is answered in the transcript and aloud (the page's own meter of the
+    agent's track); and the page fits a phone's width."""
     harness, _ = quiet_voice
     room = room_name()
     async with (
         serve_voice_http(harness) as page_url,
         firefox(tmp_path / "firefox", url=f"{page_url}/#key={API_KEY}") as tab,
     ):
+        await tab.until("typeof LivekitClient === 'object'", "the LiveKit client loaded", 20)
+        await tab.evaluate(TEST_MICROPHONE)
         await _join(tab, page_url, room, "firefox-user")
         await harness.conversation(room, "firefox-user")
         await tab.until("!document.getElementById('mute').disabled", "the page joined", 30)
+        await tab.until("(window.arcStates || []).includes('listening')", "the agent listening", 30)
         # The page's meters run on an AudioContext, which Firefox runs only with an audio
         # output: the fixture's null sink is one.
+        await say_into(tab, *speech.say_plain("What time is it?"), wait=False)
         await tab.until(
             "document.getElementById('mic-level').value > 0.2", "the microphone meter moved", 30
         )
-        await tab.click("#mute")
-        await tab.until("(window.arcStates || []).includes('listening')", "the agent listening", 30)
-        await _ask_typed(tab, 0)
         await tab.until(
-            "arcStates.includes('speaking') && arcStates.slice(-1)[0] === 'listening'",
-            "the agent did not finish speaking",
-            30,
+            f"{_lines('user')}.some(l => l.final === 'true' && /time/i.test(l.text))",
+            "no final transcript of the spoken question",
+            within_s=60,
+        )
+        await tab.until(
+            f"{_lines('agent')}.some(l => /it's|o'clock|UTC/i.test(l.text))",
+            "no answer to the spoken question",
+            within_s=60,
+        )
+        await tab.until(
+            "arcStates.slice(-1)[0] === 'listening'", "the agent did not finish speaking", 30
+        )
+        await tab.click("#mute")
+        agent_lines = len(await tab.evaluate(_lines("agent")))
+        await _ask_typed(tab, agent_lines)
+        await tab.until(
+            "arcStates.slice(-1)[0] === 'listening'", "the agent did not finish speaking", 30
         )
         peak_db = float(await tab.evaluate("window.arcAgentPeakDb"))
-        print(f"\nthe answer's peak on the page's meter in Firefox: {peak_db:.1f} dBFS")
+        print(f"\nthe answers' peak on the page's meter in Firefox: {peak_db:.1f} dBFS")
         assert peak_db > -40.0, peak_db
         assert await tab.evaluate("document.getElementById('mic-level').value") == 0  # muted
         png = await tab.screenshot(390, 844)

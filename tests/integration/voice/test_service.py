@@ -264,6 +264,13 @@ async def test_talk_refuses_a_file_that_is_not_a_wav(
     with contextlib.redirect_stderr(io.StringIO()) as stderr:
         code = await asyncio.to_thread(talk_main, [str(bogus), str(tmp_path / "out.wav")])
     assert code == 2 and "not a WAV file" in stderr.getvalue()
+    # A path that is not there, or a folder: one line, exit 2, no traceback.
+    for unreadable, why in ((tmp_path / "missing.wav", "No such file"), (tmp_path, "directory")):
+        with contextlib.redirect_stderr(io.StringIO()) as stderr:
+            code = await asyncio.to_thread(talk_main, [str(unreadable), str(tmp_path / "o.wav")])
+        said = stderr.getvalue()
+        assert code == 2 and "cannot be read" in said and why in said, said
+        assert "Traceback" not in said
 
 
 def test_generate_token_script_needs_the_servers_keys() -> None:
