@@ -31,7 +31,7 @@ from typing import Any
 from arc_stack.install_lock import exclusive
 from arc_stack.livekit import go_binary
 from arc_stack.paths import cache_dir, repo_root
-from arc_stack.server import ServerStartError, log_tail, run_logged
+from arc_stack.server import ServerStartError, run_step
 
 KUSTOMIZE_VERSION = "v5.8.1"
 KUSTOMIZE_PACKAGE = "sigs.k8s.io/kustomize/kustomize/v5"
@@ -145,18 +145,17 @@ async def _run(
 ) -> int:
     words = [a for a in argv[1:] if not a.startswith("-") and "::" not in a][:2]
     label = " ".join([Path(argv[0]).name, *words])
-    try:
-        code = await run_logged(
-            argv, log_path, label=label, timeout_s=INSTALL_TIMEOUT_S, env=env, cwd=cwd, nice=True
-        )
-    except OSError as exc:
-        raise ServerStartError(f"deploy tools: could not run `{label}` ({exc})") from exc
-    if check and code != 0:
-        raise ServerStartError(
-            f"deploy tools: `{label}` failed with exit code {code}; log: {log_path}\n"
-            f"{log_tail(log_path)}"
-        )
-    return code
+    return await run_step(
+        argv,
+        log_path,
+        what="deploy tools",
+        label=label,
+        timeout_s=INSTALL_TIMEOUT_S,
+        env=env,
+        cwd=cwd,
+        nice=True,
+        check=check,
+    )
 
 
 # -- checks -----------------------------------------------------------------------------------

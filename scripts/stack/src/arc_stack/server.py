@@ -167,10 +167,11 @@ async def run_step(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     nice: bool = False,
-) -> None:
-    """`run_logged` for an install step that must succeed: `ServerStartError`, led by `what`
-    and ending with the log's tail, when the program cannot start or exits non-zero. The
-    message names the step as `command` (default: `label`)."""
+    check: bool = True,
+) -> int:
+    """`run_logged` for an install step: `ServerStartError`, led by `what`, when the program
+    cannot start, and (with `check`) ending with the log's tail when it exits non-zero; its
+    exit code otherwise. The message names the step as `command` (default: `label`)."""
     try:
         code = await run_logged(
             argv,
@@ -184,11 +185,12 @@ async def run_step(
         )
     except OSError as exc:
         raise ServerStartError(f"{what}: could not run `{label}` ({exc}); log: {log_path}") from exc
-    if code != 0:
+    if check and code != 0:
         raise ServerStartError(
             f"{what}: `{command or label}` failed with exit code {code}; log: {log_path}\n"
             f"{log_tail(log_path)}"
         )
+    return code
 
 
 @dataclass
