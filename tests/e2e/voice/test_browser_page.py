@@ -117,9 +117,15 @@ async def talk_page(
         chromium(profile, microphone=microphone) as tab,
     ):
         await tab.call("Page.enable")
-        await tab.call("Page.navigate", url=f"{page_url}/#key={API_KEY}")
-        await tab.until("typeof LivekitClient === 'object'", "the LiveKit client loaded", 20)
+        await open_talk_page(tab, page_url)
         yield tab, page_url
+
+
+async def open_talk_page(tab: DevTools, page_url: str) -> None:
+    """Open the link `make run` prints (the key after `#key=`); return once the page's
+    LiveKit client has loaded."""
+    await tab.call("Page.navigate", url=f"{page_url}/#key={API_KEY}")
+    await tab.until("typeof LivekitClient === 'object'", "the LiveKit client loaded", 20)
 
 
 async def _ask_typed(tab: Page, agent_lines: int) -> None:

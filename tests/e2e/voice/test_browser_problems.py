@@ -11,9 +11,15 @@ from pathlib import Path
 import pytest
 from arc_voice.talk import write_wav
 
-from tests.e2e.voice.test_browser_page import _ask_typed, _join, _lines, needs_browser, talk_page
+from tests.e2e.voice.test_browser_page import (
+    _ask_typed,
+    _join,
+    _lines,
+    needs_browser,
+    open_talk_page,
+    talk_page,
+)
 from tests.fixtures.browser import DevTools, Page, chromium
-from tests.fixtures.http_auth import API_KEY
 from tests.fixtures.voice import QuietVoice, room_name, serve_voice_http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -62,8 +68,7 @@ async def test_a_voice_server_gone_and_an_agent_not_there_are_explained(
     async with chromium(tmp_path / "profile") as tab:
         async with serve_voice_http(harness) as page_url:
             await tab.call("Page.enable")
-            await tab.call("Page.navigate", url=f"{page_url}/#key={API_KEY}")
-            await tab.until("typeof LivekitClient === 'object'", "the LiveKit client loaded", 20)
+            await open_talk_page(tab, page_url)
         # The server stops after the page loaded (`make run` ended): Join says so.
         await _join(tab, page_url, room_name(), "too-late")
         said = await _problem(tab, "Cannot reach the Arc voice server", 15)
@@ -71,8 +76,7 @@ async def test_a_voice_server_gone_and_an_agent_not_there_are_explained(
         assert not await tab.evaluate("document.getElementById('join').disabled")
 
         async with serve_voice_http(harness) as page_url:
-            await tab.call("Page.navigate", url=f"{page_url}/#key={API_KEY}")
-            await tab.until("typeof LivekitClient === 'object'", "the LiveKit client loaded", 20)
+            await open_talk_page(tab, page_url)
             room = room_name()
             await _join(tab, page_url, room, "alone")
             await tab.until("!document.getElementById('leave').disabled", "the page joined", 30)
