@@ -23,7 +23,7 @@ from arc_voice.caller import resample
 from arc_voice.models import VAD_SAMPLE_RATE, VoiceModels
 from arc_voice.noise_floor import GateConfig
 from arc_voice.plugins.gated_vad import GatedVAD
-from arc_voice.plugins.stt import WhisperEngine, WhisperOptions
+from arc_voice.plugins.stt import Recognition, WhisperEngine, WhisperOptions
 from arc_voice.plugins.whisper_stream import StreamingWhisperSTT
 from arc_voice.settings import VoiceOptions
 from livekit import rtc
@@ -458,3 +458,40 @@ async def test_no_interims_when_the_interval_is_zero(
     kinds = [e.type for e in events]
     assert stt.SpeechEventType.INTERIM_TRANSCRIPT not in kinds, kinds
     assert "stop for a moment" in " ".join(_finals(events)).lower(), events
+
+
+async def test_the_words_being_decoded_at_the_end_of_speech_are_the_final(
+    voice_models: VoiceModels, speech: SpeechSynth
+) -> None:
+    """The end-of-turn rule waits on `pending_words()` when the framework asks before the
+    final transcript is delivered: what it gets must be that final's words."""
+    text = "I would like to know the time right now."
+    recogniser = _recogniser(voice_models)
+    stream = recogniser.stream()
+    named: list[asyncio.Future[Recognition]] = []  # each decode named, in order
+    events: list[stt.SpeechEvent] = []
+
+    async def push() -> None:
+        assert recogniser.pending_words() is None  # nobody has spoken yet
+        for frame in _frames(_with_silence(_to_16k(*speech.say(text)))):
+            stream.push_frame(frame)
+            await asyncio.sleep(FRAME / VAD_SAMPLE_RATE)
+            waiter = recogniser.pending_words()
+            if waiter is not None and (not named or named[-1] is not waiter):
+                named.append(waiter)
+        stream.end_input()
+
+    pusher = asyncio.create_task(push())
+    try:
+        async with asyncio.timeout(60):
+            async for event in stream:
+                events.append(event)
+        await pusher
+    finally:
+        pusher.cancel()
+        await stream.aclose()
+    [final] = _finals(events)
+    assert named, "no decode was named while the person was silent after speaking"
+    # the last one named is the one whose words became the final
+    assert (await named[-1]).text == final
+    assert recogniser.pending_words() is None  # delivered: nothing is pending any more

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import (
     UNLIKELY_THRESHOLD,
+    WORDS_WAIT_S,
+    TranscriptAwareStream,
     TranscriptAwareTurnDetector,
     ask_model_after_silence,
     transcript_asks,
@@ -161,3 +165,74 @@ def test_finished_transcripts(text: str) -> None:
 )
 def test_finished_questions(text: str, asks: bool) -> None:
     assert transcript_asks(text) is asks
+
+
+class _Decode:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _AudioModel:
+    """LiveKit's v1-mini stream, as far as the transcript rule asks it (the real model is
+    asked in tests/integration/voice/test_end_of_turn.py)."""
+
+    async def supports_language(self, language: object) -> bool:
+        return True
+
+
+def _stream_with(pending: asyncio.Future[_Decode] | None) -> TranscriptAwareStream:
+    detector = TranscriptAwareTurnDetector()
+    detector.pending_words = lambda: pending
+    return TranscriptAwareStream(detector, _AudioModel())  # type: ignore[arg-type]
+
+
+async def test_words_still_being_decoded_that_cannot_end_a_sentence_make_it_wait() -> None:
+    decode: asyncio.Future[_Decode] = asyncio.get_running_loop().create_future()
+    stream = _stream_with(decode)
+    asked = asyncio.create_task(stream.unlikely_threshold(None))
+    await asyncio.sleep(0.05)
+    assert not asked.done()  # it waits for the words of the speech just ended
+    decode.set_result(_Decode("I would like to know the, um"))
+    threshold = await asyncio.wait_for(asked, 0.1)
+    assert threshold is not None and threshold > 1.0  # out of reach: the turn waits
+
+
+async def test_finished_words_are_judged_once_the_framework_holds_them() -> None:
+    decode: asyncio.Future[_Decode] = asyncio.get_running_loop().create_future()
+    stream = _stream_with(decode)
+    asked = asyncio.create_task(stream.unlikely_threshold(None))
+    decode.set_result(_Decode("What time is it?"))
+    await asyncio.sleep(0.05)
+    # Finished words are not ruled on before they are delivered: the framework commits a turn
+    # with the transcript it holds.
+    assert not asked.done()
+    stream.add_transcript("What time is it?")
+    assert await asyncio.wait_for(asked, 0.1) == 0.0
+
+
+async def test_words_the_person_went_on_from_are_not_judged() -> None:
+    decode: asyncio.Future[_Decode] = asyncio.get_running_loop().create_future()
+    stream = _stream_with(decode)
+    stream.add_transcript("Thank you.")
+    asked = asyncio.create_task(stream.unlikely_threshold(None))
+    await asyncio.sleep(0)
+    decode.cancel()  # the person spoke again: that decode is no one's final
+    # judged at once on what was delivered
+    assert await asyncio.wait_for(asked, 0.1) == UNLIKELY_THRESHOLD
+
+
+async def test_late_words_are_waited_for_only_so_long() -> None:
+    never: asyncio.Future[_Decode] = asyncio.get_running_loop().create_future()
+    stream = _stream_with(never)
+    stream.add_transcript("Thank you.")
+    started = asyncio.get_running_loop().time()
+    threshold = await stream.unlikely_threshold(None)
+    waited = asyncio.get_running_loop().time() - started
+    assert threshold == UNLIKELY_THRESHOLD
+    assert WORDS_WAIT_S - 0.01 <= waited < WORDS_WAIT_S + 0.2
+
+
+async def test_without_words_in_flight_the_transcript_is_judged_at_once() -> None:
+    stream = _stream_with(None)
+    stream.add_transcript("Could you tell me")
+    assert await asyncio.wait_for(stream.unlikely_threshold(None), 0.05) == UNLIKELY_THRESHOLD

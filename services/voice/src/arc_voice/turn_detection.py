@@ -22,11 +22,13 @@ before it runs the end-of-turn check), so the rule sees the words the turn ends 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 from arc_common.logging import said
 from livekit import rtc
@@ -64,6 +66,12 @@ VAD_SILENCE_AFTER_ASK_S = 0.05
 # Returned as the threshold when the words cannot end a sentence: over any probability, so
 # the framework waits max_delay.
 _NEVER_FINISHED = math.nextafter(1.0, 2.0)
+
+# The longest the end-of-turn rule waits for the words of the speech that just fell silent (a
+# Whisper decode started at the first silent VAD window) before it judges the transcript it
+# has. Asked at 100 ms of silence, the words usually are not ready yet; judged without them,
+# "I would like to know the, um" would be ruled on the words of an earlier pause, or none.
+WORDS_WAIT_S = 0.3
 
 FILLERS = frozenset({"um", "umm", "uh", "uhm", "uhh", "erm", "er", "ah"})
 # Words a finished English sentence almost never ends on. Prepositions that double as verb
@@ -176,12 +184,34 @@ def turn_detection_options(
     }
 
 
+@runtime_checkable
+class HearsWordsInFlight(Protocol):
+    """An STT that can hand over the decode of the speech that just fell silent."""
+
+    def pending_words(self) -> asyncio.Future[Any] | None: ...
+
+
+PendingWords = Callable[[], "asyncio.Future[Any] | None"]
+
+
 def follow_transcripts(session: AgentSession[Any]) -> None:
-    """Feed the session's final transcripts to its turn detector (a no-op for the timer).
+    """Feed the session's final transcripts to its turn detector (a no-op for the timer),
+    and let it wait for the words still being decoded when the STT can say which they are.
     Call once, after creating the session and before starting it."""
     detector = session.turn_detection
     if isinstance(detector, TranscriptAwareTurnDetector):
         session.on("user_input_transcribed", detector.on_transcript)
+        if isinstance(session.stt, HearsWordsInFlight):
+            detector.pending_words = session.stt.pending_words
+
+
+async def _text_of(waiter: asyncio.Future[Any], within_s: float) -> str | None:
+    """The decode's text, waited for at most `within_s`; None when it is late, was dropped
+    (the person went on) or failed."""
+    done, _ = await asyncio.wait({waiter}, timeout=max(0.0, within_s))
+    if not done or waiter.cancelled() or waiter.exception() is not None:
+        return None
+    return str(getattr(waiter.result(), "text", "") or "")
 
 
 class TranscriptAwareTurnDetector:
@@ -193,6 +223,7 @@ class TranscriptAwareTurnDetector:
         # conversation that a non-default threshold was given.
         self._audio = TurnDetector(version="v1-mini")
         self.unlikely_threshold = unlikely_threshold
+        self.pending_words: PendingWords | None = None
         self._streams: weakref.WeakSet[TranscriptAwareStream] = weakref.WeakSet()
 
     @property
@@ -234,9 +265,35 @@ class TranscriptAwareStream:
         self._detector = detector
         self._audio = audio
         self.transcript = ""
+        self._delivered = asyncio.Event()
 
     def add_transcript(self, text: str) -> None:
         self.transcript = f"{self.transcript} {text.strip()}".strip()
+        self._delivered.set()
+
+    async def words(self, within_s: float = WORDS_WAIT_S) -> str:
+        """The words the person ended on. The framework may ask before the final transcript
+        of this silence is delivered (at its own VAD's end of speech, a moment before the
+        STT's): then the decode still running holds the words that count. A decode whose
+        words cannot end a sentence is judged at once; otherwise this waits (within the same
+        bound) for those words to be delivered, because the framework commits a turn with the
+        transcript it holds, and delivery starts its check again with them."""
+        pending = self._detector.pending_words
+        waiter = pending() if pending is not None else None
+        if waiter is None:
+            return self.transcript
+        self._delivered.clear()
+        deadline = asyncio.get_running_loop().time() + within_s
+        text = await _text_of(waiter, within_s)
+        if text is None:
+            return self.transcript
+        pending_words = f"{self.transcript} {text}".strip()
+        if transcript_unfinished(pending_words):
+            return pending_words
+        left = deadline - asyncio.get_running_loop().time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._delivered.wait(), max(0.0, left))
+        return self.transcript if self._delivered.is_set() else pending_words
 
     @property
     def model(self) -> str:
@@ -257,10 +314,11 @@ class TranscriptAwareStream:
     async def unlikely_threshold(self, language: LanguageCode | None) -> float | None:
         if not await self._audio.supports_language(language):
             return None
-        if transcript_unfinished(self.transcript):
-            log.debug("transcript sounds unfinished", extra={"transcript": said(self.transcript)})
+        words = await self.words()
+        if transcript_unfinished(words):
+            log.debug("transcript sounds unfinished", extra={"transcript": said(words)})
             return _NEVER_FINISHED
-        if transcript_asks(self.transcript):
+        if transcript_asks(words):
             return _ALWAYS_FINISHED
         return self._detector.unlikely_threshold
 

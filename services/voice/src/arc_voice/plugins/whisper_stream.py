@@ -21,6 +21,7 @@ import itertools
 import logging
 import time
 import uuid
+import weakref
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ class _Utterance:
     interim_mark: int
     in_silence: bool = False
     speculative: _Decode | None = None
+    final: _Decode | None = None  # the decode whose words are the final, once speech ended
     interims: int = 0
     ended: bool = False
     over_agent: bool = False  # it began while the agent was speaking
@@ -111,6 +113,17 @@ class StreamingWhisperSTT(WhisperSTT):
         self.silence_probability = silence_probability
         # Every final of every stream of this recogniser, newest last.
         self.finals: deque[FinalTiming] = deque(maxlen=256)
+        self._streams: weakref.WeakSet[WhisperRecognizeStream] = weakref.WeakSet()
+
+    def pending_words(self) -> asyncio.Future[Recognition] | None:
+        """The decode of the speech that just fell silent, whose words are (or, if the person
+        goes on, were about to be) its final transcript; None while nobody is silent after
+        speech or no such decode has started. The end-of-turn rule waits on it so that it
+        judges the words the person ended on, not the transcript of an earlier pause."""
+        for stream in list(self._streams):
+            if (waiter := stream.pending_words()) is not None:
+                return waiter
+        return None
 
     def stream(
         self,
@@ -118,7 +131,9 @@ class StreamingWhisperSTT(WhisperSTT):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> WhisperRecognizeStream:
-        return WhisperRecognizeStream(self, conn_options=conn_options)
+        stream = WhisperRecognizeStream(self, conn_options=conn_options)
+        self._streams.add(stream)
+        return stream
 
 
 class WhisperRecognizeStream(stt.RecognizeStream):
@@ -132,6 +147,15 @@ class WhisperRecognizeStream(stt.RecognizeStream):
         self._numbers = itertools.count(1)
         self._utterance: _Utterance | None = None
         self._busy: _Decode | None = None
+
+    def pending_words(self) -> asyncio.Future[Recognition] | None:
+        utterance = self._utterance
+        if utterance is None:
+            return None
+        decode = utterance.final if utterance.ended else None
+        if decode is None and utterance.in_silence:
+            decode = utterance.speculative
+        return None if decode is None else decode.waiter
 
     async def _run(self) -> None:
         vad_stream = self._owner.vad.stream()
@@ -221,6 +245,7 @@ class WhisperRecognizeStream(stt.RecognizeStream):
                 self._utterance = None
                 return
             decode = self._submit("final", utterance, [audio])
+        utterance.final = decode
         recognition = await decode.waiter
         ready_at = time.monotonic()
         if self._utterance is utterance:
