@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -272,7 +272,11 @@ def _with_silence(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 async def _stream(
-    recogniser: StreamingWhisperSTT, audio: npt.NDArray[np.float32], *, realtime: bool
+    recogniser: StreamingWhisperSTT,
+    audio: npt.NDArray[np.float32],
+    *,
+    realtime: bool,
+    after_each_frame: Callable[[], None] = lambda: None,
 ) -> list[stt.SpeechEvent]:
     """Every event the stream gives for `audio`, pushed in 20 ms frames (at the pace of a
     microphone when `realtime`)."""
@@ -284,6 +288,7 @@ async def _stream(
             stream.push_frame(frame)
             if realtime:
                 await asyncio.sleep(FRAME / VAD_SAMPLE_RATE)
+            after_each_frame()
         stream.end_input()
 
     pusher = asyncio.create_task(push())
@@ -467,29 +472,15 @@ async def test_the_words_being_decoded_at_the_end_of_speech_are_the_final(
     final transcript is delivered: what it gets must be that final's words."""
     text = "I would like to know the time right now."
     recogniser = _recogniser(voice_models)
-    stream = recogniser.stream()
     named: list[asyncio.Future[Recognition]] = []  # each decode named, in order
-    events: list[stt.SpeechEvent] = []
 
-    async def push() -> None:
-        assert recogniser.pending_words() is None  # nobody has spoken yet
-        for frame in _frames(_with_silence(_to_16k(*speech.say(text)))):
-            stream.push_frame(frame)
-            await asyncio.sleep(FRAME / VAD_SAMPLE_RATE)
-            waiter = recogniser.pending_words()
-            if waiter is not None and (not named or named[-1] is not waiter):
-                named.append(waiter)
-        stream.end_input()
+    def note_pending() -> None:
+        waiter = recogniser.pending_words()
+        if waiter is not None and (not named or named[-1] is not waiter):
+            named.append(waiter)
 
-    pusher = asyncio.create_task(push())
-    try:
-        async with asyncio.timeout(60):
-            async for event in stream:
-                events.append(event)
-        await pusher
-    finally:
-        pusher.cancel()
-        await stream.aclose()
+    audio = _with_silence(_to_16k(*speech.say(text)))
+    events = await _stream(recogniser, audio, realtime=True, after_each_frame=note_pending)
     [final] = _finals(events)
     assert named, "no decode was named while the person was silent after speaking"
     # the last one named is the one whose words became the final
