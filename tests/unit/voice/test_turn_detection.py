@@ -118,6 +118,10 @@ def test_a_livekit_without_the_constant_fails_at_start_up(
         "And then I",
         "It\u2019s",
         "What's the best way to get to the",
+        "Could you tell me?",
+        "Can you give us",
+        "Please show me.",
+        "Please repeat after me.",
     ],
 )
 def test_unfinished_transcripts(text: str) -> None:
@@ -142,6 +146,10 @@ def test_unfinished_transcripts(text: str) -> None:
         "I think so.",
         "Yes, I can.",
         "I'd like to book a table",
+        "Tell me.",
+        "Can you help me?",
+        "Could you tell me more?",
+        "Please repeat after me: the weather is nice.",
     ],
 )
 def test_finished_transcripts(text: str) -> None:
@@ -157,6 +165,7 @@ def test_finished_transcripts(text: str) -> None:
         # these among the cut-offs the rule costs.
         ("Could you check the weather?", True),
         ("Is there a pharmacy near?", False),  # ends on a word no sentence ends on
+        ("Could you tell me?", False),  # the request has not said what yet
         ("What's the best way to get to the?", False),
         ("Set a timer for ten minutes.", False),
         ("What time is it", False),
@@ -234,5 +243,5 @@ async def test_late_words_are_waited_for_only_so_long() -> None:
 
 async def test_without_words_in_flight_the_transcript_is_judged_at_once() -> None:
     stream = _stream_with(None)
-    stream.add_transcript("Could you tell me")
+    stream.add_transcript("Set a timer for ten minutes.")
     assert await asyncio.wait_for(stream.unlikely_threshold(None), 0.05) == UNLIKELY_THRESHOLD

@@ -94,6 +94,16 @@ CONTINUATIONS = frozenset(
         "it's", "that's", "there's",
     }
 )  # fmt: skip
+# Verbs that need a thing as well as a person: "Could you tell me" and "Can you give us" are
+# the first half of a request, however Whisper punctuates them ("Could you tell me?" cut
+# the room bench's "Could you tell me ... what time it is?" in two). An utterance of only the
+# verb and the person ("Tell me.") is left to the audio model.
+NEEDS_A_THING = frozenset(
+    {"tell", "give", "show", "send", "bring", "find", "get", "book", "buy", "hand", "teach"}
+)
+_PERSON = frozenset({"me", "us"})
+# "Repeat after me" announces the words to repeat; Whisper drops the "um" that follows it.
+_ANNOUNCES_WORDS = (("repeat", "after", "me"), ("say", "after", "me"))
 # A question strands its preposition ("Who is it for?", "Where are you from?").
 WH_WORDS = frozenset({"what", "what's", "who", "who's", "where", "where's", "which", "whom"})
 _STRANDABLE = frozenset({"to", "for", "of", "with", "from", "at", "into", "near", "than"})
@@ -114,6 +124,10 @@ def transcript_unfinished(text: str) -> bool:
         return False
     last = words[-1]
     if last in FILLERS:
+        return True
+    if len(words) > 2 and last in _PERSON and words[-2] in NEEDS_A_THING:
+        return True
+    if tuple(words[-3:]) in _ANNOUNCES_WORDS:
         return True
     if last not in CONTINUATIONS:
         return False
