@@ -306,7 +306,10 @@ class TranscriptAwareStream:
             return pending_words
         left = deadline - asyncio.get_running_loop().time()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._delivered.wait(), max(0.0, left))
+            # asyncio.timeout, not 3.11's wait_for, which can lose the framework's
+            # cancellation of this check when the person speaks again.
+            async with asyncio.timeout(max(0.0, left)):
+                await self._delivered.wait()
         return self.transcript if self._delivered.is_set() else pending_words
 
     @property
