@@ -52,6 +52,36 @@ needs_firefox = pytest.mark.skipif(
 )
 
 
+# Installed before the page joins: records, for the person's own transcript, every stream
+# LiveKit sends (`lk.transcription_final` "true" or "false") and every state of the person's
+# lines on the page, so a test can tell interim transcripts were shown before the final one.
+_WATCH_USER_LINES = """
+window.arcUserStreams = [];
+window.arcUserLineStates = [];
+const register = LivekitClient.Room.prototype.registerTextStreamHandler;
+LivekitClient.Room.prototype.registerTextStreamHandler = function (topic, handler) {
+  const room = this;
+  return register.call(this, topic, (reader, from) => {
+    const attributes = reader.info.attributes || {};
+    const mine = [...room.localParticipant.trackPublications.values()]
+      .some((p) => p.trackSid === attributes["lk.transcribed_track_id"]);
+    if (topic === "lk.transcription" && mine) {
+      window.arcUserStreams.push(attributes["lk.transcription_final"]);
+    }
+    return handler(reader, from);
+  });
+};
+new MutationObserver(() => {
+  for (const li of document.querySelectorAll('#transcript li[data-role="user"]')) {
+    const state = li.dataset.final + ":" + li.textContent;
+    if (!window.arcUserLineStates.includes(state)) window.arcUserLineStates.push(state);
+  }
+}).observe(document.getElementById("transcript"),
+  { subtree: true, childList: true, characterData: true, attributes: true });
+true
+"""
+
+
 def _lines(role: str) -> str:
     return (
         f"[...document.querySelectorAll('#transcript li[data-role=\"{role}\"]')]"
@@ -172,13 +202,15 @@ async def test_the_browser_page_talks_to_the_agent(
     transcript, the agent's words, the agent's states in order and a latency row, and the
     typed question is answered too."""
     harness, _ = quiet_voice
-    pcm, rate = speech.say("What time is it?")
+    # Long enough for interim transcripts (one every 0.3 s of speech) before the final.
+    pcm, rate = speech.say("Could you please tell me what time it is right now?")
     # Chromium loops the file: a question, then a pause long enough for the rest of the test.
     silence = np.zeros(rate * 40, np.int16).tobytes()
     microphone = tmp_path / "question.wav"
     write_wav(microphone, np.zeros(rate, np.int16).tobytes() + pcm + silence, rate)
     room = room_name()
     async with talk_page(harness, tmp_path / "p", microphone=microphone) as (tab, page_url):
+        await tab.evaluate(_WATCH_USER_LINES)
         await _join(tab, page_url, room, "browser-user")
         conversation = await harness.conversation(room, "browser-user")
 
@@ -188,6 +220,13 @@ async def test_the_browser_page_talks_to_the_agent(
             within_s=60,
         )
         assert heard
+        # Interim transcripts reached the page while the person spoke, and their words were
+        # on the page, marked not final, before the final line.
+        streams: list[str] = await tab.evaluate("window.arcUserStreams")
+        assert "false" in streams and streams.index("false") < streams.index("true"), streams
+        shown: list[str] = await tab.evaluate("window.arcUserLineStates")
+        first_final = next(i for i, s in enumerate(shown) if s.startswith("true:"))
+        assert any(s.startswith("false:") and s != "false:" for s in shown[:first_final]), shown
         await tab.until(
             "document.querySelectorAll('#latency tbody tr td.heard').length &&"
             " !document.querySelector('#latency tbody tr td.heard').textContent.includes('—')",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from arc_stack.server import free_port
 from arc_voice.talk import write_wav
 
 from tests.e2e.voice.test_browser_page import (
@@ -85,6 +86,28 @@ async def test_a_voice_server_gone_and_an_agent_not_there_are_explained(
             assert await harness.worker.leave(room)
             said = await _problem(tab, "did not join the room within 10 s", 30)
             assert "make status" in said, said
+
+
+@needs_browser
+async def test_a_livekit_server_out_of_reach_is_explained(
+    quiet_voice: QuietVoice, tmp_path: Path
+) -> None:
+    """The voice server answers, but the LiveKit URL its token gives cannot be reached (a
+    LiveKit server that is down, a URL the browser cannot route to): the page names that
+    server, not the voice server, and Join can be tried again."""
+    harness, _ = quiet_voice
+    nowhere = harness.worker.livekit.model_copy(update={"url": f"ws://127.0.0.1:{free_port()}"})
+    async with (
+        chromium(tmp_path / "profile") as tab,
+        serve_voice_http(harness, livekit=nowhere) as page_url,
+    ):
+        await tab.call("Page.enable")
+        await open_talk_page(tab, page_url)
+        await _join(tab, page_url, room_name(), "no-livekit")
+        said = await _problem(tab, "Cannot reach the LiveKit server", 60)
+        assert nowhere.url in said and "Arc voice server" not in said, said
+        assert not await tab.evaluate("document.getElementById('join').disabled")
+        assert await tab.evaluate("document.getElementById('leave').disabled")
 
 
 async def _press(tab: DevTools, key: str) -> None:
