@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from arc_voice.http_api import default_client_js
+from arc_voice.settings import LiveKitSettings
 from arc_voice.talk import write_wav
 
 from tests.fixtures.browser import (
@@ -137,13 +138,17 @@ async def say_into(tab: Page, pcm: bytes, rate: int, *, wait: bool = True) -> No
 
 @contextlib.asynccontextmanager
 async def talk_page(
-    harness: VoiceHarness, profile: Path, *, microphone: Path | None = None
+    harness: VoiceHarness,
+    profile: Path,
+    *,
+    microphone: Path | None = None,
+    livekit: LiveKitSettings | None = None,
 ) -> AsyncIterator[tuple[DevTools, str]]:
     """The worker's talk page in headless Chromium (with `microphone`, a fake one playing that
-    WAV), opened from the link `make run` prints and its LiveKit client loaded; yields the tab
-    and the page's base URL."""
+    WAV; with `livekit`, tokens that send the browser there), opened from the link `make run`
+    prints and its LiveKit client loaded; yields the tab and the page's base URL."""
     async with (
-        serve_voice_http(harness) as page_url,
+        serve_voice_http(harness, livekit=livekit) as page_url,
         chromium(profile, microphone=microphone) as tab,
     ):
         await tab.call("Page.enable")

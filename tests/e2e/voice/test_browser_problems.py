@@ -97,12 +97,7 @@ async def test_a_livekit_server_out_of_reach_is_explained(
     server, not the voice server, and Join can be tried again."""
     harness, _ = quiet_voice
     nowhere = harness.worker.livekit.model_copy(update={"url": f"ws://127.0.0.1:{free_port()}"})
-    async with (
-        chromium(tmp_path / "profile") as tab,
-        serve_voice_http(harness, livekit=nowhere) as page_url,
-    ):
-        await tab.call("Page.enable")
-        await open_talk_page(tab, page_url)
+    async with talk_page(harness, tmp_path / "profile", livekit=nowhere) as (tab, page_url):
         await _join(tab, page_url, room_name(), "no-livekit")
         said = await _problem(tab, "Cannot reach the LiveKit server", 60)
         assert nowhere.url in said and "Arc voice server" not in said, said

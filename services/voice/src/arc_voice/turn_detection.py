@@ -14,9 +14,10 @@ threshold: docs/voice.md, "End of turn", and `tests/bench/turn.py`.
 
 The combination follows LiveKit's streaming turn-detector protocol: the audio model's
 stream does the predicting; the transcript rule only raises the bar (`unlikely_threshold`)
-for a turn whose words so far cannot end a sentence. The framework reads the threshold after
-the final transcript of the segment has been delivered (`user_input_transcribed` is emitted
-before it runs the end-of-turn check), so the rule sees the words the turn ends with.
+for a turn whose words so far cannot end a sentence. The framework reads the threshold when
+a final transcript is delivered (`user_input_transcribed` is emitted before that check) and
+also at its own VAD's end of speech, which can come before the STT has delivered the words
+of that speech: then the rule waits for them (`TranscriptAwareStream.words`).
 """
 
 from __future__ import annotations
