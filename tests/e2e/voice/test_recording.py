@@ -68,6 +68,24 @@ def onset(audio: np.ndarray[Any, Any], rate: int, channel: int, after: float = 0
     return after + float(loud[0]) * win / rate
 
 
+async def _file_start(harness: VoiceHarness, session_id: str) -> float:
+    """When the session's file starts (monotonic): the worker runs in this process, so its
+    clock is the caller's. `ready`'s arrival is not used: on a loaded machine it reached the
+    caller 0.37 s after the file had started (CI, 2026-12-05)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [
+            c for c in harness.worker.sockets if c.session_id == session_id and not c.end_reason
+        ]
+        # `ready` goes out before the file's row is written; the recording is set after it.
+        if found and found[0].recording is not None:
+            started_at = found[0].recording.writer.started_at
+            assert started_at is not None
+            return started_at
+        assert time.monotonic() < deadline, f"session {session_id} is not being recorded"
+        await asyncio.sleep(0.01)
+
+
 def _file_at(uri: str, folder: Path) -> Path:
     """The file a row's uri names: absolute, inside the recordings folder, and there."""
     path = Path(urlparse(uri).path)
@@ -99,7 +117,7 @@ async def test_a_recorded_conversation_has_both_voices_at_the_right_times(
         aiohttp.ClientSession() as http,
         socket_call(http, url, turn, user_id="rita", input_sample_rate=rate) as (caller, ready),
     ):
-        ready_at = turn.events[0][0]
+        started_at = await _file_start(harness, ready["session_id"])
         await asyncio.sleep(1.0)  # a second of nothing before the person speaks
         said_at = time.monotonic()
         mark = len(turn.events)
@@ -142,12 +160,12 @@ async def test_a_recorded_conversation_has_both_voices_at_the_right_times(
         for a, b in zip(answers[::2], answers[1::2], strict=False)
     ]
     reply_from, reply_to = played[-1]
-    # The person: loud from where their speech was sent (client clock, ready as zero),
-    # within 0.3 s; and on their channel only.
-    expected = said_at - ready_at + speech_start / 2 / rate
+    # The person: loud from where their speech was sent (the shared clock, the file's start
+    # as zero), within 0.3 s; and on their channel only.
+    expected = said_at - started_at + speech_start / 2 / rate
     person_onset = onset(audio, out_rate, 0)
     assert abs(person_onset - expected) < 0.3, (person_onset, expected)
-    speaking = (expected + 0.1, said_at - ready_at + speech_end / 2 / rate - 0.1)
+    speaking = (expected + 0.1, said_at - started_at + speech_end / 2 / rate - 0.1)
     assert level(audio, out_rate, 0, *speaking) > -30
     assert level(audio, out_rate, 1, *speaking) < -50
     assert level(audio, out_rate, 0, 0.0, 0.9) < -50  # before they spoke: nothing
@@ -183,9 +201,10 @@ async def test_a_resumed_session_is_served_as_a_part_per_conversation(
             turn = SocketTurn(output_sample_rate=OUT_RATE)
             async with socket_call(
                 http, url, turn, user_id="rita", session_id=session_id, input_sample_rate=rate
-            ) as (caller, _):
+            ) as (caller, ready):
+                started_at = await _file_start(harness, ready["session_id"])
                 await asyncio.sleep(0.5)
-                said.append(time.monotonic() - turn.events[0][0] + speech_start)
+                said.append(time.monotonic() - started_at + speech_start)
                 mark = len(turn.events)
                 await caller.say(pcm, rate)
                 caller.keep_sending_silence(rate)
