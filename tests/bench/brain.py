@@ -3,7 +3,7 @@ turns with the HNSW index, and the LLM path's own overhead on top of the endpoin
 token.
 
 Everything is real except the LLM: a private NATS server and Postgres + pgvector, the brain
-in-process with the numpy MiniLM embedder, and a local server speaking OpenAI's streaming
+in-process with the MiniLM embedder (onnxruntime), and a local server speaking OpenAI's streaming
 protocol over HTTP (tests/integration/brain/openai_double.py).
 """
 
@@ -289,7 +289,7 @@ def render(
     lines += [
         f"| LLM path: first delta minus endpoint's first token | {llm.n} | {llm.p50:.2f} | "
         f"{llm.p95:.2f} | {llm.mean:.2f} | ≤ 5 ({_verdict(llm.p95, 5)}) |",
-        f"| MiniLM embedding of one short sentence (numpy) | {embed.n} | {embed.p50:.2f} | "
+        f"| MiniLM embedding of one short sentence (onnxruntime) | {embed.n} | {embed.p50:.2f} | "
         f"{embed.p95:.2f} | {embed.mean:.2f} | — |",
         "",
         f"Recall data: {STORED_TURNS:,} user turns with 384-d embeddings (COPY in "

