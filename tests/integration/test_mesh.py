@@ -58,6 +58,30 @@ def _status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*ARC, "status"], env=env, capture_output=True, text=True, timeout=60)
 
 
+QUESTION = "What time is it?"
+
+
+def _secrets_in_logs(state: Path, said: list[str]) -> list[str]:
+    """Which of the mesh's secrets, or of the words of a conversation, a log of the running
+    mesh holds: every part's own log under the state directory (docs/security.md, "Logs")."""
+    passwords = json.loads((state / "nats-users.json").read_text())
+    livekit = json.loads((state / "livekit-keys.json").read_text())
+    secrets = {
+        **{f"NATS password of {user}": password for user, password in passwords.items()},
+        "LiveKit secret": livekit["secret"],
+        "API key": (state / "api-key").read_text().strip(),
+        **{f"words said: {text!r}": text for text in said},
+    }
+    logs = sorted((state / "logs").glob("*.log"))
+    assert len(logs) >= 8, logs  # the servers' and the services' logs are all there
+    return [
+        f"{what} in {log.name}"
+        for log in logs
+        for what, value in secrets.items()
+        if value in log.read_text(errors="replace")
+    ]
+
+
 async def _ask_as_voice(state: Path, env: dict[str, str]) -> str:
     url = f"nats://127.0.0.1:{env['ARC_NATS_PORT']}"
     with pytest.raises(nats.errors.Error, match=r"(?i)authorization"):
@@ -66,9 +90,7 @@ async def _ask_as_voice(state: Path, env: dict[str, str]) -> str:
     nc = await nats.connect(url, user="voice", password=password, allow_reconnect=False)
     try:
         async with StreamingClient(nc) as client:
-            chunks = await ask(
-                client, "", request("What time is it?", session_id="mesh", user_id="mesh")
-            )
+            chunks = await ask(client, "", request(QUESTION, session_id="mesh", user_id="mesh"))
     finally:
         await nc.close()
     return "".join(c.text or "" for c in chunks)
@@ -146,6 +168,8 @@ def test_run_status_and_ctrl_c_stop_the_whole_mesh(tmp_path: Path, state: Path) 
         assert run.wait(timeout=120) == 0
         text = Path(log.name).read_text()
         assert "Arc stopped." in text
+        # Nothing secret, and nothing the person or the agent said, reached a log.
+        assert _secrets_in_logs(state, [QUESTION, answer]) == []
         after = _status(env)
         assert after.returncode == 1
         assert "healthy" not in after.stdout.replace("not answering", "")
