@@ -122,3 +122,45 @@ def test_spoken_text_ends_after_the_sentence_limit(
             break
     said += speaker.flush()
     assert said == spoken
+
+
+@pytest.mark.parametrize(
+    ("pieces", "spoken"),
+    [
+        # The local model's loop from the voice_llm benchmark, as its tokens streamed: the
+        # second copy began in a piece already said, so nothing more is said once it ends.
+        (
+            ["The original", " text is:", ' "The original text', " is:", ' "The original'],
+            'The original text is: "The original text',
+        ),
+        # A loop of a whole sentence, case and punctuation aside, within one piece: cut
+        # before its second copy.
+        (["I like the sea. i like the sea", ". I like"], "I like the sea."),
+        (["Once upon a time", " once upon a", " time there was"], "Once upon a time once upon a"),
+    ],
+)
+def test_spoken_text_ends_where_the_model_starts_to_loop(pieces: list[str], spoken: str) -> None:
+    speaker = Spoken()
+    said = ""
+    for piece in pieces:
+        said += speaker.feed(piece)
+        if speaker.done:
+            break
+    said += speaker.flush()
+    assert speaker.done
+    assert said == spoken
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No, no, no. Very, very good.",
+        "I love sailing. I love the sea. I love the wind.",
+        "It is what it is, and it is what it is.",
+        "Row, row, row your boat, gently down the stream.",
+    ],
+)
+def test_spoken_text_keeps_repetition_that_is_not_a_loop(text: str) -> None:
+    speaker = Spoken()
+    assert speaker.feed(text) + speaker.flush() == text
+    assert not speaker.done

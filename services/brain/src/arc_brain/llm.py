@@ -246,6 +246,14 @@ _EMOJI = re.compile(
 _NEWLINES = re.compile(r"\s*\n+\s*")
 # A sentence's end as it streams: the mark and the space after it (a decimal point has none).
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
+# A word as a loop is recognised: case and the punctuation around it do not count.
+_WORD = re.compile(r"\S+")
+_WORD_EDGES = "\"'\u201c\u201d\u2018\u2019.,;:!?()[]\u2026-"
+# A run of this many words said twice in a row is a loop (SmolLM2-135M, greedy, answered
+# "Who wrote Romeo and Juliet?" with "The original text is:" over and over until its token
+# limit). Shorter runs repeat in real speech ("no, no", "very, very").
+LOOP_MIN_WORDS = 3
+LOOP_MAX_WORDS = 16
 
 
 class Spoken:
@@ -253,7 +261,8 @@ class Spoken:
     go, line breaks become spaces. A piece ending in a line break is held until the next one
     shows whether a list marker follows it. With `max_sentences`, the answer ends after that
     many sentences (`done` turns true; the caller stops the model): a small model asked for
-    one or two sentences may still talk for a minute."""
+    one or two sentences may still talk for a minute. The answer also ends where the model
+    starts saying again, word for word, the run of words it has just said (a loop)."""
 
     def __init__(self, max_sentences: int | None = None) -> None:
         self._held = ""
@@ -261,6 +270,7 @@ class Spoken:
         self._max_sentences = max_sentences
         self._sentences = 0
         self._last = ""  # the last character said, for a sentence end split across pieces
+        self._said = ""  # everything said so far, to hear the model loop
         self.done = False
 
     def feed(self, piece: str) -> str:
@@ -270,13 +280,35 @@ class Spoken:
         self._held = ""
         if match := _OPEN_LINE.search(text):
             text, self._held = text[: match.start()], text[match.start() :]
-        return self._limit(self._clean(text))
+        return self._said_once(self._limit(self._clean(text)))
 
     def flush(self) -> str:
         if self.done:
             return ""
         text, self._held = self._held, ""
-        return self._limit(self._clean(text))
+        return self._said_once(self._limit(self._clean(text)))
+
+    def _said_once(self, text: str) -> str:
+        """`text` up to where the answer starts saying again the words it has just said (then
+        `done`): a small model that loops would otherwise talk until its token limit."""
+        if not text:
+            return text
+        before = len(self._said)
+        said = self._said + text
+        words = [(m.start(), m.group().strip(_WORD_EDGES).lower()) for m in _WORD.finditer(said)]
+        # Only runs whose second copy ends in the new text: earlier ones were checked before.
+        new_from = sum(1 for start, _ in words if start < before)
+        for end in range(max(new_from, 2 * LOOP_MIN_WORDS), len(words) + 1):
+            for size in range(LOOP_MIN_WORDS, min(LOOP_MAX_WORDS, end // 2) + 1):
+                first = [w for _, w in words[end - 2 * size : end - size]]
+                if all(first) and first == [w for _, w in words[end - size : end]]:
+                    self.done = True
+                    cut = max(words[end - size][0] - before, 0)
+                    kept = text[:cut].rstrip()
+                    self._said += kept
+                    return kept
+        self._said = said
+        return text
 
     def _limit(self, text: str) -> str:
         if self._max_sentences is None or not text:
