@@ -101,6 +101,16 @@ def test_spoken_text_drops_markup_lists_and_emoji(pieces: list[str], spoken: str
     assert "".join(speaker.feed(p) for p in pieces) + speaker.flush() == spoken
 
 
+def _speak(speaker: Spoken, pieces: list[str]) -> str:
+    """What the speaker lets through of the streamed pieces, stopping the model once done."""
+    said = ""
+    for piece in pieces:
+        said += speaker.feed(piece)
+        if speaker.done:
+            break
+    return said + speaker.flush()
+
+
 @pytest.mark.parametrize(
     ("pieces", "limit", "spoken"),
     [
@@ -114,14 +124,7 @@ def test_spoken_text_drops_markup_lists_and_emoji(pieces: list[str], spoken: str
 def test_spoken_text_ends_after_the_sentence_limit(
     pieces: list[str], limit: int, spoken: str
 ) -> None:
-    speaker = Spoken(limit)
-    said = ""
-    for piece in pieces:
-        said += speaker.feed(piece)
-        if speaker.done:
-            break
-    said += speaker.flush()
-    assert said == spoken
+    assert _speak(Spoken(limit), pieces) == spoken
 
 
 @pytest.mark.parametrize(
@@ -141,14 +144,8 @@ def test_spoken_text_ends_after_the_sentence_limit(
 )
 def test_spoken_text_ends_where_the_model_starts_to_loop(pieces: list[str], spoken: str) -> None:
     speaker = Spoken()
-    said = ""
-    for piece in pieces:
-        said += speaker.feed(piece)
-        if speaker.done:
-            break
-    said += speaker.flush()
+    assert _speak(speaker, pieces) == spoken
     assert speaker.done
-    assert said == spoken
 
 
 @pytest.mark.parametrize(
