@@ -25,7 +25,7 @@ from arc_stack.livekit import LiveKitServer
 from arc_stack.nats import NatsServer
 from arc_voice.caller import speech_bounds
 from arc_voice.models import VoiceModels
-from arc_voice.recording import read_marks, remove_expired
+from arc_voice.recording import SessionRecording, read_marks, remove_expired
 from arc_voice.sessions_api import store_for_worker
 from arc_voice.ws_client import SocketTurn
 from psycopg_pool import AsyncConnectionPool
@@ -41,6 +41,7 @@ from tests.fixtures.voice import (
     transcribe,
     voice_process,
 )
+from tests.fixtures.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -72,18 +73,18 @@ async def _file_start(harness: VoiceHarness, session_id: str) -> float:
     """When the session's file starts (monotonic): the worker runs in this process, so its
     clock is the caller's. `ready`'s arrival is not used: on a loaded machine it reached the
     caller 0.37 s after the file had started (CI, 2026-12-05)."""
-    deadline = time.monotonic() + 10
-    while True:
-        found = [
-            c for c in harness.worker.sockets if c.session_id == session_id and not c.end_reason
-        ]
-        # `ready` goes out before the file's row is written; the recording is set after it.
-        if found and found[0].recording is not None:
-            started_at = found[0].recording.writer.started_at
-            assert started_at is not None
-            return started_at
-        assert time.monotonic() < deadline, f"session {session_id} is not being recorded"
-        await asyncio.sleep(0.01)
+
+    def recording() -> SessionRecording | None:
+        for c in harness.worker.sockets:
+            if c.session_id == session_id and not c.end_reason:
+                return c.recording
+        return None
+
+    # `ready` goes out before the file's row is written; the recording is set after it.
+    await wait_until(recording, timeout_s=10, what=f"session {session_id} being recorded")
+    found = recording()
+    assert found is not None and found.writer.started_at is not None
+    return found.writer.started_at
 
 
 def _file_at(uri: str, folder: Path) -> Path:
