@@ -486,3 +486,67 @@ async def test_the_words_being_decoded_at_the_end_of_speech_are_the_final(
     # the last one named is the one whose words became the final
     assert (await named[-1]).text == final
     assert recogniser.pending_words() is None  # delivered: nothing is pending any more
+
+
+async def test_in_a_session_the_recogniser_follows_the_sessions_vad(
+    voice_models: VoiceModels, speech: SpeechSynth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One Silero per conversation: the recogniser reads the events of the stream the session
+    runs on its `GatedVAD` (fed the same frames, as LiveKit feeds the STT and the VAD) and
+    starts no VAD stream of its own, with the same interims, final and pending words."""
+    text = "Could you please stop for a moment?"
+    session_vad = GatedVAD(voice_models.vad, GateConfig())
+    streams_opened: list[object] = []
+    opened = session_vad.stream
+
+    def counting_stream() -> object:
+        streams_opened.append(object())
+        return opened()
+
+    monkeypatch.setattr(session_vad, "stream", counting_stream)
+    recogniser = voice_models.recogniser(VoiceOptions(), session_vad, shared_vad=True)
+    assert isinstance(recogniser, StreamingWhisperSTT)
+    session_stream = session_vad.stream()  # the session's: LiveKit's own VAD task opens it
+    session_events: list[str] = []
+
+    async def session() -> None:
+        async for event in session_stream:
+            session_events.append(event.type.value)
+
+    follower = asyncio.create_task(session())
+    named: list[asyncio.Future[Recognition]] = []
+
+    def feed_the_session(frame: rtc.AudioFrame) -> None:
+        session_stream.push_frame(frame)
+        waiter = recogniser.pending_words()
+        if waiter is not None and (not named or named[-1] is not waiter):
+            named.append(waiter)
+
+    audio = _with_silence(_to_16k(*speech.say(text)))
+    frames = iter(_frames(audio))
+    try:
+        events = await _stream(
+            recogniser,
+            audio,
+            realtime=True,
+            after_each_frame=lambda: feed_the_session(next(frames)),
+        )
+    finally:
+        session_stream.end_input()
+        await session_stream.aclose()
+        follower.cancel()
+    assert len(streams_opened) == 1, "the recogniser opened a VAD stream of its own"
+    assert not session_vad._subscribers  # the finished stream let go of the session's VAD
+    assert "end_of_speech" in session_events, session_events
+    kinds = [e.type for e in events]
+    assert stt.SpeechEventType.INTERIM_TRANSCRIPT in kinds or (
+        stt.SpeechEventType.PREFLIGHT_TRANSCRIPT in kinds
+    ), kinds
+    [final] = _finals(events)
+    assert "stop for a moment" in final.lower(), final
+    assert named and (await named[-1]).text == final
+
+
+def test_only_a_gated_vad_is_shared(voice_models: VoiceModels) -> None:
+    with pytest.raises(ValueError, match="GatedVAD"):
+        voice_models.recogniser(VoiceOptions(), voice_models.vad, shared_vad=True)

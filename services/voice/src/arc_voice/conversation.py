@@ -229,7 +229,7 @@ class Conversation:
         self.vad.listeners.append(self._on_speech_detected)
         self.vad.loud_listeners.append(self._on_loud)
         self.session: AgentSession[None] = AgentSession(
-            stt=deps.models.recogniser(opts, self.vad, deps.http),
+            stt=deps.models.recogniser(opts, self.vad, deps.http, shared_vad=True),
             vad=self.vad,
             llm=self.brain,
             tts=self.tts,

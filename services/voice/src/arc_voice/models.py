@@ -55,10 +55,14 @@ class VoiceModels:
         options: VoiceOptions,
         session_vad: VAD,
         http: aiohttp.ClientSession | None = None,
+        *,
+        shared_vad: bool = False,
     ) -> stt.STT[Any]:
-        """The STT for one conversation. Whisper streams by running the session's VAD itself
-        (interims while the person speaks, the final at the VAD's end of speech). Deepgram
-        needs the worker's HTTP session (outside a LiveKit job there is no ambient one)."""
+        """The STT for one conversation. Whisper streams along the session's VAD (interims
+        while the person speaks, the final at the VAD's end of speech): with `shared_vad`
+        (a `GatedVAD` the session runs) it reads that stream's events, otherwise it runs a
+        stream of `session_vad` itself. Deepgram needs the worker's HTTP session (outside a
+        LiveKit job there is no ambient one)."""
         if options.stt_engine == "deepgram":
             if options.deepgram_api_key is None or http is None:
                 raise ValueError("Deepgram needs an API key and an HTTP session")
@@ -76,6 +80,7 @@ class VoiceModels:
             session_vad,
             interim_interval_s=options.stt_interim_interval_s,
             speculative_final=options.stt_interim_interval_s > 0,
+            shared_vad=shared_vad,
         )
 
     def close(self) -> None:

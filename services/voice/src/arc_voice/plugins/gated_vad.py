@@ -7,11 +7,16 @@ agent) is reported to `listeners` with its monotonic time, which is how barge-in
 are measured. Sooner than that, a sound loud enough to pass the gate while the agent speaks,
 for `pause_on_loud_s` in a row, is reported to `loud_listeners`: the worker pauses the agent
 on it and lets the VAD confirm (or not) that it was speech.
+
+The session's stream also hands every event to whoever called `subscribe()`: the streaming
+recogniser follows the session's VAD instead of running a second Silero and noise gate on
+the same frames (one VAD per conversation).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -43,6 +48,7 @@ class GatedVAD(vad.VAD):
         self.pause_on_loud_s = pause_on_loud_s
         self.listeners: list[SpeechDetected] = []
         self.loud_listeners: list[SpeechDetected] = []
+        self._subscribers: set[utils.aio.Chan[vad.VADEvent]] = set()
 
     @property
     def model(self) -> str:
@@ -64,6 +70,23 @@ class GatedVAD(vad.VAD):
 
     def stream(self) -> GatedVADStream:
         return GatedVADStream(self, self._inner.stream(), NoiseGate(self._gate))
+
+    def subscribe(self) -> utils.aio.Chan[vad.VADEvent]:
+        """A channel that receives every event of this VAD's streams from now on, until
+        `unsubscribe`. Only one stream should run while anyone subscribes (the session's):
+        two would interleave their events."""
+        channel: utils.aio.Chan[vad.VADEvent] = utils.aio.Chan()
+        self._subscribers.add(channel)
+        return channel
+
+    def unsubscribe(self, channel: utils.aio.Chan[vad.VADEvent]) -> None:
+        self._subscribers.discard(channel)
+        channel.close()
+
+    def _publish(self, event: vad.VADEvent) -> None:
+        for channel in list(self._subscribers):
+            with contextlib.suppress(utils.aio.ChanClosed):
+                channel.send_nowait(event)
 
     def _detected(self, at: float) -> None:
         for listener in list(self.listeners):
@@ -138,4 +161,7 @@ class GatedVADStream(vad.VADStream):
             ):
                 confirmed = True
                 self._owner._detected(time.monotonic())
+            # Subscribers first: the recogniser then sees the end of speech before the
+            # session's turn check asks it for the words just spoken.
+            self._owner._publish(event)
             self._event_ch.send_nowait(event)

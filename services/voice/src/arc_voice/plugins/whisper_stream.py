@@ -1,16 +1,19 @@
 """`StreamingWhisperSTT`: local Whisper that recognises while the person speaks.
 
-The stream runs the session's VAD itself (as LiveKit's `StreamAdapter` does) and keeps the
-growing utterance. While the person speaks it re-recognises the utterance after every
-`interim_interval_s` of new speech and emits INTERIM_TRANSCRIPT. When the VAD first hears
-silence after speech it starts a *speculative final* on the utterance so far; if no speech
-follows before the VAD's END_OF_SPEECH, that result is the FINAL_TRANSCRIPT, so the words
-are ready at (or very soon after) the end of speech instead of one decode later. Otherwise
-the final is decoded from the VAD's whole utterance.
+The stream follows the session's VAD events and keeps the growing utterance: with
+`shared_vad` it reads the events of the session's own `GatedVAD` stream (one Silero per
+conversation); without it, it runs a stream of the VAD itself (as LiveKit's `StreamAdapter`
+does), which is how it works outside a session. While the person speaks it re-recognises
+the utterance after every `interim_interval_s` of new speech and emits INTERIM_TRANSCRIPT.
+When the VAD first hears silence after speech it starts a *speculative final* on the
+utterance so far; if no speech follows before the VAD's END_OF_SPEECH, that result is the
+FINAL_TRANSCRIPT, so the words are ready at (or very soon after) the end of speech instead
+of one decode later. Otherwise the final is decoded from the VAD's whole utterance.
 
-All decodes run on the engine's one thread. A stream has at most one decode in flight: a new
-interim waits for the running one to end (and then takes the newest audio), stale work that
-has not started is cancelled, so the final waits behind at most the one already running.
+All decodes run on the engine's one thread. A stream has at most one decode in flight: a
+new interim waits for the running one to end (and then takes the newest audio), stale work
+that has not started is cancelled, so the final waits behind at most the one already
+running.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 import uuid
 import weakref
 from collections import deque
+from collections.abc import AsyncIterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Literal
@@ -31,7 +35,7 @@ from arc_common.logging import said
 from livekit import rtc
 from livekit.agents import APIConnectOptions, stt, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
-from livekit.agents.vad import VAD, VADEvent, VADEventType
+from livekit.agents.vad import VAD, VADEvent, VADEventType, VADStream
 
 from arc_voice.backchannel import is_backchannel
 from arc_voice.plugins.gated_vad import GatedVAD
@@ -103,11 +107,15 @@ class StreamingWhisperSTT(WhisperSTT):
         interim_interval_s: float = 0.3,
         speculative_final: bool = True,
         silence_probability: float = SILERO_SILENCE_PROBABILITY,
+        shared_vad: bool = False,
     ) -> None:
         super().__init__(engine, streaming=True)
         if interim_interval_s < 0:
             raise ValueError("interim_interval_s cannot be negative")
+        if shared_vad and not isinstance(vad, GatedVAD):
+            raise ValueError("only a GatedVAD shares its session stream's events")
         self.vad = vad
+        self.shared_vad = shared_vad
         self.interim_interval_s = interim_interval_s
         self.speculative_final = speculative_final
         self.silence_probability = silence_probability
@@ -158,20 +166,39 @@ class WhisperRecognizeStream(stt.RecognizeStream):
         return None if decode is None else decode.waiter
 
     async def _run(self) -> None:
-        vad_stream = self._owner.vad.stream()
+        vad = self._owner.vad
+        if self._owner.shared_vad and isinstance(vad, GatedVAD):
+            events = vad.subscribe()
+            try:
+                await self._follow(events, own=None)
+            finally:
+                vad.unsubscribe(events)
+        else:
+            vad_stream = vad.stream()
+            try:
+                await self._follow(vad_stream, own=vad_stream)
+            finally:
+                await vad_stream.aclose()
+
+    async def _follow(self, events: AsyncIterable[VADEvent], *, own: VADStream | None) -> None:
+        """Recognise along `events`; the input frames feed `own`, the stream this recogniser
+        runs itself (None: the session's VAD hears the same frames already)."""
 
         async def forward_input() -> None:
             async for item in self._input_ch:
                 if isinstance(item, self._FlushSentinel):
                     # The VAD forgets a half-heard utterance on flush; so does this stream.
-                    vad_stream.flush()
+                    if own is not None:
+                        own.flush()
                     self._abandon()
                     continue
-                vad_stream.push_frame(item)
-            vad_stream.end_input()
+                if own is not None:
+                    own.push_frame(item)
+            if own is not None:
+                own.end_input()
 
         async def recognise() -> None:
-            async for event in vad_stream:
+            async for event in events:
                 if event.type == VADEventType.START_OF_SPEECH:
                     self._on_start(event)
                 elif event.type == VADEventType.INFERENCE_DONE:
@@ -179,17 +206,18 @@ class WhisperRecognizeStream(stt.RecognizeStream):
                 elif event.type == VADEventType.END_OF_SPEECH:
                     await self._on_end(event)
 
-        tasks = [
-            asyncio.create_task(forward_input(), name="whisper_stream.forward_input"),
-            asyncio.create_task(recognise(), name="whisper_stream.recognise"),
-        ]
+        forward = asyncio.create_task(forward_input(), name="whisper_stream.forward_input")
+        recognising = asyncio.create_task(recognise(), name="whisper_stream.recognise")
         try:
-            await asyncio.gather(*tasks)
+            if own is None:
+                # The session's VAD outlives this stream: its input ending is the end.
+                await forward
+            else:
+                await asyncio.gather(forward, recognising)
         finally:
-            await utils.aio.cancel_and_wait(*tasks)
+            await utils.aio.cancel_and_wait(forward, recognising)
             self._abandon()
             self._drop(self._busy)
-            await vad_stream.aclose()
 
     # -- VAD events ---------------------------------------------------------------------------
 
