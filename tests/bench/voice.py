@@ -22,7 +22,9 @@ over the answer (does the agent stop for good?).
 The brain and the TTS run as their own processes (`python -m arc_brain`, `python -m arc_tts`,
 as `make run` starts them), so the NATS variants cross NATS and process boundaries as a user's
 turn does; the in-process variant's brain and TTS live in this process, on a subject prefix of
-their own. The voice workers and the scripted people share this process.
+their own. The voice workers live in this process; the scripted people in one of their own
+(`tests.bench.people`), so that their microphones and WebRTC stacks do not load the workers'
+event loop and GIL as no user's would.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from arc_tts.metrics import TtsMetrics
 from arc_tts.settings import TtsOptions
 from arc_tts.synthesizer import open_synthesizer
 from arc_tts.worker import tts_endpoint
-from arc_voice.caller import AUDIBLE_DB, RoomCaller, participant_token
+from arc_voice.caller import participant_token
 from arc_voice.conversation import Conversation
 from arc_voice.latency import STAGES, Breakdown, breakdown
 from arc_voice.models import VoiceModels
@@ -66,6 +68,7 @@ from arc_voice.worker import VoiceWorker
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
+from tests.bench.people import People, RemoteCaller, start_people
 from tests.bench.report import Stats, load_average, section_header, write_section
 from tests.fixtures.brain import brain_settings, model_dir, start_brain
 from tests.fixtures.speakers import Speaker, speakers
@@ -110,7 +113,7 @@ class Rig:
 
     name: str
     worker: VoiceWorker
-    caller: RoomCaller
+    caller: RemoteCaller
     conversation: Conversation
 
 
@@ -229,7 +232,7 @@ async def _hesitations(rigs: list[Rig], voices: list[Speaker]) -> dict[str, Hesi
                 with contextlib.suppress(TimeoutError):
                     await rig.caller.wait_audible(spoken.speech_started_at, within_s=15)
                 await rig.caller.wait_quiet(0.8, within_s=60)
-                early = rig.caller.first_audible_after(spoken.speech_started_at)
+                early = await rig.caller.first_audible_after(spoken.speech_started_at)
                 await asyncio.sleep(0.3)  # the kept turn is resolved as its audio starts
                 kept = [t for t in conv.brain.turns[turns_before:] if t.verdict]
                 asked = _words(kept[-1].user_text) if kept else set()
@@ -251,8 +254,8 @@ async def _long_answer(rig: Rig, voice: Speaker) -> float:
     return await rig.caller.wait_audible(spoken.speech_ended_at, within_s=20)
 
 
-def _audible(rig: Rig, start: float, end: float) -> list[float]:
-    return [h.at for h in rig.caller.heard if start < h.at < end and h.level > AUDIBLE_DB]
+async def _audible(rig: Rig, start: float, end: float) -> list[float]:
+    return await rig.caller.audible_between(start, end)
 
 
 @dataclass
@@ -279,7 +282,7 @@ async def _barge_ins(rigs: list[Rig], voices: list[Speaker]) -> dict[str, list[I
             spoken = await (await rig.caller.say(pcm, rate))
             onset = spoken.speech_started_at
             # The answer to the interruption cannot start before the interruption ends.
-            heard = _audible(rig, onset, spoken.speech_ended_at)
+            heard = await _audible(rig, onset, spoken.speech_ended_at)
             marks = [b for b in rig.conversation.log.barge_ins if b.detected_at >= onset - 0.1]
             first = marks[0] if marks else None
             pauses = [
@@ -334,7 +337,7 @@ async def _backchannels(rig: Rig, voices: list[Speaker]) -> Backchannels:
         pcm, rate = make()
         spoken = await (await rig.caller.say(pcm, rate))
         await asyncio.sleep(3.2)
-        after = _audible(rig, spoken.ended_at + 0.3, spoken.ended_at + 3.0)
+        after = await _audible(rig, spoken.ended_at + 0.3, spoken.ended_at + 3.0)
         result.tried[label] = result.tried.get(label, 0) + 1
         if not after:
             result.stopped[label] = result.stopped.get(label, 0) + 1
@@ -350,6 +353,7 @@ async def _rig(
     nats_url: str,
     livekit: LiveKitServer,
     pool: AsyncConnectionPool[Any],
+    people: People,
     prefix: str,
     models: VoiceModels | None = None,
     in_process: list[StreamingEndpoint[Any]] | None = None,
@@ -375,8 +379,7 @@ async def _rig(
     token = participant_token(
         api_key=livekit.api_key, api_secret=livekit.api_secret, room=room, identity=identity
     )
-    caller = RoomCaller(livekit.url, token, agent_track=agent_track_name(identity))
-    await caller.connect()
+    caller = await people.caller(livekit.url, token, agent_track_name(identity))
     stack.push_async_callback(caller.aclose)
     await caller.wait_for_agent(within_s=30)
     conv = await _conversation(worker, room, identity)
@@ -394,7 +397,8 @@ async def _mesh(
     stack: AsyncExitStack,
 ) -> tuple[Path, NatsServer, PostgresServer, LiveKitServer, AsyncConnectionPool[Any]]:
     """The run's folder (`run_dir`), the servers every voice benchmark runs on, private to this
-    run, and a Postgres pool for the voice workers; all stopped by `stack`."""
+    run, and a Postgres pool for the voice workers; all stopped by `stack`. The scripted people
+    come from `_people`."""
     root = run_dir(stack)
     nats = NatsServer(root / "nats", root / "nats-logs", port=free_port(), monitor_port=free_port())
     pg = PostgresServer(root / "pgdata", root / "pg-logs", port=free_port(), database="arc")
@@ -415,6 +419,13 @@ async def _mesh(
     await pool.open(wait=True)
     stack.push_async_callback(pool.close)
     return root, nats, pg, livekit, pool
+
+
+async def _people(stack: AsyncExitStack) -> People:
+    """The process the scripted people live in, ended by `stack` after their rooms."""
+    people = await start_people()
+    stack.push_async_callback(people.aclose)
+    return people
 
 
 async def _start_services(
@@ -503,7 +514,10 @@ async def measure() -> str:
             stack, brain_settings(nats.url, pg.dsn(), subject_prefix=IN_PROCESS), embedder
         )
         synthesizer = await stack.enter_async_context(open_synthesizer(TtsOptions(), TtsMetrics()))
-        rig = partial(_rig, stack, nats_url=nats.url, livekit=livekit, pool=pool, prefix=prefix)
+        people = await _people(stack)
+        rig = partial(
+            _rig, stack, nats_url=nats.url, livekit=livekit, pool=pool, people=people, prefix=prefix
+        )
 
         # A person silent for longer than the idle timeout is left by the agent, and a rig
         # waits through the other variants' turns for many minutes.
@@ -570,8 +584,9 @@ async def measure() -> str:
         "interleaved turn by turn. Times from the person's side: the frame holding their last "
         "audible speech leaving the microphone → the first audible frame of the answer "
         "arriving. The brain and the TTS are processes of their own, as `make run` starts them; "
-        "the voice workers and the scripted people share the benchmark's process (and the "
-        "in-process variant's brain and TTS with them).\n\n"
+        "the voice workers share the benchmark's process (and the in-process variant's brain "
+        "and TTS with them); the scripted people live in a process of their own "
+        "(`tests/bench/people.py`; before 2026-12-05 they shared the workers' process).\n\n"
         f"**Voice to voice, as shipped: p50 {after_v2v.p50:.0f} ms, p95 {after_v2v.p95:.0f} ms** "
         f"(targets p50 ≤ 450: {_met(after_v2v.p50, 450)}; p95 ≤ 600: "
         f"{_met(after_v2v.p95, 600)}). Before issue 9's changes, same run: p50 "

@@ -20,6 +20,7 @@ from tests.bench.voice import (
     BENCH_IDLE_TIMEOUT_S,
     Results,
     _mesh,
+    _people,
     _record,
     _rig,
     _row,
@@ -56,7 +57,8 @@ async def measure() -> str:
             await _start_services(
                 stack, root, f"bench-{prefix}", nats_url=nats.url, dsn=pg.dsn(), brain_env=brain_env
             )
-        rig = partial(_rig, stack, nats_url=nats.url, livekit=livekit, pool=pool)
+        people = await _people(stack)
+        rig = partial(_rig, stack, nats_url=nats.url, livekit=livekit, pool=pool, people=people)
         options = VoiceOptions(greeting="", idle_timeout_s=BENCH_IDLE_TIMEOUT_S)
         skills = await rig("skills", options, prefix="bench-skills")
         model = await rig("model", options, prefix="bench-model", models=skills.worker.deps.models)
