@@ -161,7 +161,7 @@ class GatedVADStream(vad.VADStream):
             ):
                 confirmed = True
                 self._owner._detected(time.monotonic())
-            # Subscribers first: the recogniser then sees the end of speech before the
-            # session's turn check asks it for the words just spoken.
+            # Subscribers first, so that the recogniser's task wakes before the session's:
+            # the session's turn check asks it for the words of the speech just ended.
             self._owner._publish(event)
             self._event_ch.send_nowait(event)

@@ -210,8 +210,13 @@ class WhisperRecognizeStream(stt.RecognizeStream):
         recognising = asyncio.create_task(recognise(), name="whisper_stream.recognise")
         try:
             if own is None:
-                # The session's VAD outlives this stream: its input ending is the end.
-                await forward
+                # The session's VAD outlives this stream: its input ending is the end, and a
+                # recognition that fails ends it too.
+                done, _ = await asyncio.wait(
+                    (forward, recognising), return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    task.result()
             else:
                 await asyncio.gather(forward, recognising)
         finally:
