@@ -550,3 +550,29 @@ async def test_in_a_session_the_recogniser_follows_the_sessions_vad(
 def test_only_a_gated_vad_is_shared(voice_models: VoiceModels) -> None:
     with pytest.raises(ValueError, match="GatedVAD"):
         voice_models.recogniser(VoiceOptions(), voice_models.vad, shared_vad=True)
+
+
+async def test_two_workers_decode_two_utterances_side_by_side(
+    voice_models: VoiceModels, speech: SpeechSynth
+) -> None:
+    """Two people who stop at the same moment: with the default two workers the second decode
+    does not wait for the first; with one worker (before) it does."""
+    assert voice_models.whisper is not None
+    assert voice_models.whisper.options.workers == VoiceOptions().whisper_workers == 2
+    audio = _to_16k(*speech.say("Could you please stop for a moment?"))
+
+    async def both(engine: WhisperEngine) -> tuple[Recognition, Recognition]:
+        first, second = await asyncio.gather(engine.recognise(audio), engine.recognise(audio))
+        assert "stop for a moment" in first.text.lower() and first.text == second.text
+        return first, second
+
+    first, second = await both(voice_models.whisper)
+    assert second.started_at < first.finished_at and first.started_at < second.finished_at
+    one = WhisperEngine(
+        WhisperOptions(model_dir=voice_models.whisper.options.model_dir, workers=1, cpu_threads=2)
+    )
+    try:
+        first, second = await both(one)
+        assert second.started_at >= first.finished_at
+    finally:
+        one.close()

@@ -71,6 +71,8 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         ("ARC_VOICE__MAX_TURNS", "-1"),
         ("ARC_VOICE__HOLD_ON_AFTER_S", "-0.5"),
         ("ARC_VOICE__APOLOGY", "x" * 2001),
+        ("ARC_VOICE__WHISPER_WORKERS", "0"),
+        ("ARC_VOICE__WHISPER_THREADS", "0"),
     ):
         with monkeypatch.context() as env:
             env.setenv(name, value)

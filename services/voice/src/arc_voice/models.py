@@ -44,6 +44,8 @@ class VoiceModels:
                     model_dir=options.whisper_model_dir or bundled_model_dir(),
                     beam_size=options.whisper_beam_size,
                     full_window=options.whisper_full_window,
+                    workers=options.whisper_workers,
+                    cpu_threads=options.whisper_threads,
                 )
             )
         prewarm_turn_detection(options)

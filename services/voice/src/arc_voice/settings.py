@@ -98,6 +98,11 @@ class VoiceOptions(BaseModel):
     # Whisper encodes only the audio it has (rounded up to `whisper_window_step_s`) instead of
     # a padded 30 s window; `whisper_full_window` brings the padded window back.
     whisper_full_window: bool = False
+    # Decodes at once (each conversation has at most one in flight) and threads per decode.
+    # Two of one thread answered two people who stopped at the same moment sooner than one
+    # of two threads, and one person no slower (docs/voice.md, "Whisper's workers").
+    whisper_workers: int = Field(default=2, ge=1, le=8)
+    whisper_threads: int = Field(default=1, ge=1, le=16)
     # While the person speaks, the growing utterance is recognised again after this much new
     # speech (interim transcripts); 0 recognises only at the end of speech.
     stt_interim_interval_s: float = Field(default=0.3, ge=0.0, le=5.0)
@@ -185,6 +190,8 @@ class VoiceOptions(BaseModel):
         a 0.35 s silence timer, no preemptive generation): the benchmark's baseline."""
         old: dict[str, object] = {
             "whisper_full_window": True,
+            "whisper_workers": 1,
+            "whisper_threads": 2,
             "stt_interim_interval_s": 0.0,
             "vad_min_silence_s": 0.35,
             "turn_detection": "vad",

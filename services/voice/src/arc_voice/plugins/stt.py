@@ -1,7 +1,9 @@
 """Local speech-to-text on faster-whisper's CTranslate2 model (`tiny.en`, bundled).
 
-`WhisperEngine` owns the loaded model and the one thread every decode runs on, so the event
-loop never waits on inference and two decodes never fight over the two cores. It encodes
+`WhisperEngine` owns the loaded model and the threads decodes run on (`workers` of them,
+each decoding on `cpu_threads`), so the event loop never waits on inference. Two workers of
+one thread each, the default, let two conversations that stop speaking at the same moment
+decode side by side instead of one after the other, with the two cores shared. It encodes
 only the audio it is given (rounded up to a short window, see `arc_voice.whisper_window`)
 rather than Whisper's padded 30 s window, which is several times faster on an utterance of a
 few seconds; `WhisperOptions.full_window` brings the padded window back for comparison.
@@ -64,7 +66,8 @@ class WhisperOptions:
     model_dir: Path
     language: str = "en"
     beam_size: int = 1
-    cpu_threads: int = 2
+    cpu_threads: int = 1  # each decode's
+    workers: int = 2  # decodes at once
     # The padded 30 s window instead of the audio's own length.
     full_window: bool = False
     # The short window is the audio plus at least `window_tail_s` of padding, rounded up to
@@ -124,6 +127,7 @@ class WhisperEngine:
             device="cpu",
             compute_type="int8",
             cpu_threads=options.cpu_threads,
+            num_workers=options.workers,
             local_files_only=True,
         )
         self._tokenizer = Tokenizer(
@@ -134,7 +138,9 @@ class WhisperEngine:
         )
         self._prompt: list[int] = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
         self._suppress: list[int] = list(get_suppressed_tokens(self._tokenizer, (-1,)))
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        self._executor = ThreadPoolExecutor(
+            max_workers=options.workers, thread_name_prefix="whisper"
+        )
         self.last_inference_s = 0.0
         # `(finished_at, seconds)` of the decode behind each final transcript, newest last:
         # metrics and the benchmark read it (see `record_final` for streamed finals). Interim
@@ -241,7 +247,7 @@ class WhisperEngine:
     # -- scheduling --------------------------------------------------------------------------
 
     def submit(self, audio: npt.NDArray[np.float32] | AudioBuffer) -> Future[Recognition]:
-        """Queue a decode on the engine's thread. A future that has not started can still be
+        """Queue a decode on the engine's threads. A future that has not started can still be
         cancelled (`Future.cancel()`), one that has started runs to its end."""
         submitted = time.monotonic()
         return self._executor.submit(self._recognise_job, audio, submitted)

@@ -10,7 +10,7 @@ utterance so far; if no speech follows before the VAD's END_OF_SPEECH, that resu
 FINAL_TRANSCRIPT, so the words are ready at (or very soon after) the end of speech instead
 of one decode later. Otherwise the final is decoded from the VAD's whole utterance.
 
-All decodes run on the engine's one thread. A stream has at most one decode in flight: a
+All decodes run on the engine's threads. A stream has at most one decode in flight: a
 new interim waits for the running one to end (and then takes the newest audio), stale work
 that has not started is cancelled, so the final waits behind at most the one already
 running.
