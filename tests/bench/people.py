@@ -22,11 +22,10 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
-from arc_voice.caller import AUDIBLE_DB, RoomCaller, Utterance
+from arc_voice.caller import RoomCaller, Utterance
 
 LINE_LIMIT = 64 * 1024 * 1024  # a request carries a whole utterance's PCM
 
@@ -182,31 +181,27 @@ class _Host:
         if op == "join":
             return await self.join(request["url"], request["token"], request.get("agent_track"))
         caller = self._caller(request)
-        ops: dict[str, Callable[[], Awaitable[Any]]] = {
-            "wait_for_agent": lambda: caller.wait_for_agent(float(request["within_s"])),
-            "say": lambda: self._say(caller, request),
-            "wait_audible": lambda: caller.wait_audible(
-                float(request["after"]), float(request["within_s"])
-            ),
-            "wait_quiet": lambda: caller.wait_quiet(
-                float(request["quiet_s"]), float(request["within_s"])
-            ),
-            "first_audible_after": lambda: _now(
-                caller.first_audible_after(float(request["after"]))
-            ),
-            "audible_between": lambda: _now(
-                [
-                    h.at
-                    for h in caller.heard
-                    if float(request["start"]) < h.at < float(request["end"])
-                    and h.level > AUDIBLE_DB
-                ]
-            ),
-            "leave": lambda: self._leave(request["key"]),
-        }
-        if op not in ops:
-            raise ValueError(f"unknown op {op!r}")
-        return await ops[op]()
+        match op:
+            case "wait_for_agent":
+                return await caller.wait_for_agent(float(request["within_s"]))
+            case "say":
+                return await self._say(caller, request)
+            case "wait_audible":
+                return await caller.wait_audible(
+                    float(request["after"]), float(request["within_s"])
+                )
+            case "wait_quiet":
+                return await caller.wait_quiet(
+                    float(request["quiet_s"]), float(request["within_s"])
+                )
+            case "first_audible_after":
+                return caller.first_audible_after(float(request["after"]))
+            case "audible_between":
+                return caller.audible_between(float(request["start"]), float(request["end"]))
+            case "leave":
+                return await self._leave(request["key"])
+            case _:
+                raise ValueError(f"unknown op {op!r}")
 
     async def _say(self, caller: RoomCaller, request: dict[str, Any]) -> dict[str, float]:
         spoken = await (await caller.say(base64.b64decode(request["pcm"]), int(request["rate"])))
@@ -234,10 +229,6 @@ class _Host:
             task.add_done_callback(self.tasks.discard)
         for caller in list(self.callers.values()):
             await caller.aclose()
-
-
-async def _now(value: Any) -> Any:
-    return value
 
 
 async def _main(reply_fd: int) -> None:

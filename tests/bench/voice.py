@@ -254,10 +254,6 @@ async def _long_answer(rig: Rig, voice: Speaker) -> float:
     return await rig.caller.wait_audible(spoken.speech_ended_at, within_s=20)
 
 
-async def _audible(rig: Rig, start: float, end: float) -> list[float]:
-    return await rig.caller.audible_between(start, end)
-
-
 @dataclass
 class Interruption:
     """One barge-in, from the person's side, with the worker's own marks in between."""
@@ -282,7 +278,7 @@ async def _barge_ins(rigs: list[Rig], voices: list[Speaker]) -> dict[str, list[I
             spoken = await (await rig.caller.say(pcm, rate))
             onset = spoken.speech_started_at
             # The answer to the interruption cannot start before the interruption ends.
-            heard = await _audible(rig, onset, spoken.speech_ended_at)
+            heard = await rig.caller.audible_between(onset, spoken.speech_ended_at)
             marks = [b for b in rig.conversation.log.barge_ins if b.detected_at >= onset - 0.1]
             first = marks[0] if marks else None
             pauses = [
@@ -337,7 +333,7 @@ async def _backchannels(rig: Rig, voices: list[Speaker]) -> Backchannels:
         pcm, rate = make()
         spoken = await (await rig.caller.say(pcm, rate))
         await asyncio.sleep(3.2)
-        after = await _audible(rig, spoken.ended_at + 0.3, spoken.ended_at + 3.0)
+        after = await rig.caller.audible_between(spoken.ended_at + 0.3, spoken.ended_at + 3.0)
         result.tried[label] = result.tried.get(label, 0) + 1
         if not after:
             result.stopped[label] = result.stopped.get(label, 0) + 1

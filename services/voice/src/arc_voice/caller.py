@@ -232,6 +232,10 @@ class RoomCaller:
                 return heard.at
         return None
 
+    def audible_between(self, start: float, end: float) -> list[float]:
+        """When each audible frame of the agent's arrived, strictly between the two times."""
+        return [h.at for h in self.heard if start < h.at < end and h.level > AUDIBLE_DB]
+
     def last_audible(self) -> float | None:
         for heard in reversed(self.heard):
             if heard.level > AUDIBLE_DB:
