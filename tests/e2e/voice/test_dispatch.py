@@ -128,6 +128,13 @@ async def dispatch_workers(
         yield list(started)
 
 
+def dispatch_lines(worker: VoiceProcess) -> str:
+    """The worker's log lines about dispatch: jobs joined, re-dispatches, resumed sessions."""
+    marks = ("re-dispatch", "dispatching again", "joined room", "resuming session", "job ")
+    lines = worker.log_path.read_text().splitlines()
+    return "\n".join(line for line in lines if any(m in line for m in marks))
+
+
 async def dispatch_detail(client: httpx.AsyncClient, worker: VoiceProcess) -> dict[str, Any]:
     """The worker's dispatch state once it is registered, else {}."""
     detail: dict[str, Any] = (await client.get(f"{worker.url}/healthz")).json()["detail"]
@@ -246,7 +253,11 @@ async def test_rooms_spread_over_two_workers_and_come_back_when_one_is_killed(
                     back_after[room] = time.monotonic() - killed_at
             return len(back_after) == len(victim_rooms)
 
-        await wait_for("an agent in every room of the killed worker", agents_back, 60)
+        try:
+            await wait_for("an agent in every room of the killed worker", agents_back, 60)
+        except AssertionError as exc:
+            # What the survivor did about it is the diagnosis (its log goes with the tmp dir).
+            raise AssertionError(f"{exc}\n{dispatch_lines(survivor)}") from None
         worst = max(back_after.values())
         print(
             f"re-dispatch after SIGKILL: worst {worst:.2f} s over {len(back_after)} rooms "
@@ -300,37 +311,41 @@ async def test_rooms_spread_over_two_workers_and_come_back_when_one_is_killed(
     survivor_log = survivor.log_path.read_text()
     assert "resuming session" in survivor_log, survivor_log[-3000:]
     # Where the re-dispatch time went, from the survivor's side.
-    marks = ("re-dispatch", "joined room", "resuming session")
-    print("\n".join(line for line in survivor_log.splitlines() if any(m in line for m in marks)))
+    print(dispatch_lines(survivor))
 
 
 async def test_a_worker_at_its_cap_is_full_and_takes_no_more_rooms(
     spawn_workers: SpawnWorkers, livekit_server: LiveKitServer, subject_prefix: str
 ) -> None:
-    """One worker capped at one session: the first room is served, the second is declined (no
-    agent comes), and the worker reports itself full."""
+    """One worker capped at four sessions: four rooms are served, a fifth is declined (no
+    agent comes), and the worker reports itself full. The fourth is the one a stock server
+    refuses a worker that reports three quarters of its cap as its load (above the server's
+    `agents.target_load`, 0.7)."""
+    cap = 4
     async with (
-        spawn_workers(1, max_sessions=1) as (worker,),
+        spawn_workers(1, max_sessions=cap) as (worker,),
         AsyncExitStack() as stack,
         httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client,
     ):
         agent_name = f"arc-{subject_prefix}"
         callers = []
-        for i in range(2):
+        for i in range(cap + 1):
             caller = await open_room(stack, livekit_server, f"person-{i}", agent_name)
             callers.append(caller)
-            if i == 0:
-                await wait_for("the first room's agent", lambda c=caller: _has_agent(c), 30)
+            if i < cap:
+                await wait_for(f"room {i + 1}'s agent", lambda c=caller: _has_agent(c), 30)
 
         async def full() -> bool:
             detail = await dispatch_detail(client, worker)
-            return detail.get("load") == 1.0 and detail.get("sessions") == 1
+            return detail.get("load") == 1.0 and detail.get("sessions") == cap
 
         await wait_for("the worker to report itself full", full, 15)
-        # LiveKit asked, was declined, and has no other worker: the second room stays empty.
+        # LiveKit asked, was declined, and has no other worker: the last room stays empty.
         await asyncio.sleep(5.0)
-        assert agent_sid(callers[1]) is None
-        assert list(await served_rooms(client, worker)) == [callers[0].room.name]
+        assert agent_sid(callers[cap]) is None
+        assert sorted(await served_rooms(client, worker)) == sorted(
+            c.room.name for c in callers[:cap]
+        )
 
 
 async def _has_agent(caller: RoomCaller) -> bool:

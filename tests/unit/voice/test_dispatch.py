@@ -38,6 +38,27 @@ def test_load_is_the_share_of_the_cap_and_full_at_the_cap() -> None:
     assert cap.full(2) and not cap.accepts(2)
 
 
+def test_the_load_livekit_is_told_stays_under_its_target_until_the_cap() -> None:
+    """LiveKit offers no job to a worker whose reported load is at or above the server's
+    `agents.target_load` (0.7): a worker with a free slot must report less, whatever its cap."""
+    for max_sessions in (1, 2, 4, 6, 50):
+        cap = Capacity(max_sessions=max_sessions, server_target_load=0.7)
+        for sessions in range(max_sessions):
+            assert cap.reported_load(sessions) < 0.7, (max_sessions, sessions)
+        assert cap.reported_load(max_sessions) == 1.0
+    # a busier worker still reports more, so the server's weighting prefers the idler one
+    cap = Capacity(max_sessions=6, server_target_load=0.7)
+    assert [round(cap.reported_load(n), 3) for n in range(7)] == [
+        0.0,
+        0.117,
+        0.233,
+        0.35,
+        0.467,
+        0.583,
+        1.0,
+    ]
+
+
 def test_sessions_count_people_sockets_and_promised_slots() -> None:
     # a room whose person has not arrived yet still holds a slot
     assert count_sessions([0, 1, 3], sockets=2, reserved=1) == 1 + 1 + 3 + 2 + 1

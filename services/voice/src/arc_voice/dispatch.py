@@ -94,9 +94,22 @@ class Capacity:
     of the cap in use, FULL at the cap, and no new job past it."""
 
     max_sessions: int
+    # The server offers a job only where the load a worker last reported is under its
+    # `agents.target_load` (JobRequestAffinity: sum of target - load; nothing above 0 and the
+    # dispatch fails "no servers available"). Reporting the share of the cap itself would
+    # take a worker out at 70 % of it: a survivor holding five rooms of six took no sixth
+    # after a kill (CI, 2026-12-05). So the share is reported scaled to stay under it.
+    server_target_load: float = 0.7
 
     def load(self, sessions: int) -> float:
         return min(1.0, sessions / self.max_sessions)
+
+    def reported_load(self, sessions: int) -> float:
+        """What LiveKit is told: below the server's target while a slot is free, 1 at the cap
+        (where the FULL status keeps jobs away anyway)."""
+        if self.full(sessions):
+            return 1.0
+        return self.server_target_load * sessions / self.max_sessions
 
     def full(self, sessions: int) -> bool:
         return sessions >= self.max_sessions
@@ -308,7 +321,7 @@ class DispatchClient:
         self.http_url = http_url
         self.settings = settings
         self.livekit = livekit
-        self.capacity = Capacity(settings.max_sessions)
+        self.capacity = Capacity(settings.max_sessions, settings.server_target_load)
         self.id = uuid.uuid4().hex
         self.peers = PeerTable(self.id)
         self.livekit_worker_id: str | None = None
@@ -417,7 +430,7 @@ class DispatchClient:
             if self.capacity.full(sessions)
             else agent.WorkerStatus.WS_AVAILABLE
         )
-        key = (status, self.capacity.load(sessions))
+        key = (status, self.capacity.reported_load(sessions))
         if not force and key == self._last_status:
             return
         self._last_status = key

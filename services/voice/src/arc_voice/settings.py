@@ -78,6 +78,10 @@ class DispatchSettings(BaseModel):
     # Conversations at once before the worker reports itself full and LiveKit dispatches
     # elsewhere: 2 per worker process kept voice to voice p95 under 1 s (docs/load.md).
     max_sessions: int = Field(default=2, ge=1, le=1000)
+    # The LiveKit server's `agents.target_load` (its config; 0.7 unless set): a worker that
+    # reports a load above it is offered no job, so the load reported stays under it until
+    # the cap (docs/dispatch.md).
+    server_target_load: float = Field(default=0.7, gt=0.0, le=1.0)
 
 
 class VoiceOptions(BaseModel):
