@@ -111,7 +111,8 @@ async def test_stream_is_intelligible_speech_of_plausible_length(
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def exact_synthesizer() -> AsyncIterator[Synthesizer]:
-    options = TtsOptions(noise_scale=0.0, noise_w_scale=0.0)
+    # The opening silence kept: the length is Piper's own (its cut: test_opening_silence.py).
+    options = TtsOptions(noise_scale=0.0, noise_w_scale=0.0, trim_opening_silence=False)
     async with open_synthesizer(options, TtsMetrics()) as synthesizer:
         yield synthesizer
 

@@ -23,6 +23,7 @@ from opentelemetry import trace
 from arc_tts.framing import Framer
 from arc_tts.inference_pool import InferencePool
 from arc_tts.metrics import TtsMetrics
+from arc_tts.onset import OnsetTrim
 from arc_tts.resampling import StreamResampler, to_pcm16
 from arc_tts.segmentation import pieces
 from arc_tts.settings import TtsOptions
@@ -142,6 +143,8 @@ class Synthesizer:
                 framer = Framer(
                     request.sample_rate, request.frame_ms, self.options.frames_per_chunk
                 )
+                trim = self.options.trim_opening_silence
+                onset = OnsetTrim(request.sample_rate) if trim else None
                 first = True
                 # When the listener will need the next piece: stream start + audio sent so far.
                 play_clock = time.monotonic()
@@ -159,6 +162,8 @@ class Synthesizer:
                         if out is None:
                             break
                         pcm, timing = out
+                        if onset is not None:
+                            pcm = onset.push(pcm)
                         play_clock += len(pcm) / 2 / request.sample_rate
                         self._observe(timing, voice.sample_rate)
                         for chunk in framer.push(pcm):
@@ -175,6 +180,9 @@ class Synthesizer:
                     if piece_span is not None:
                         piece_span.end()
                         piece_span = None
+                if onset is not None:
+                    for chunk in framer.push(onset.flush()):
+                        yield chunk
                 for chunk in framer.flush():
                     yield chunk
             outcome = "completed"
