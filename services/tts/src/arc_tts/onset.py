@@ -1,4 +1,4 @@
-"""Where the speech of a stream starts: Piper opens a sentence with 0-50 ms of near-silence
+"""Where the speech of a stream starts: Piper opens a sentence with 0-70 ms of near-silence
 (its noise floor, under -60 dBFS), which the listener waits through before the first word.
 A stream's opening silence is cut, down to a short margin before the first sound; the pauses
 between its sentences are the voice's own and stay."""

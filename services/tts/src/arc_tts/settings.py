@@ -50,7 +50,7 @@ class TtsOptions(BaseModel):
     # Frames per audio message: small enough to start playback early, large enough that the
     # per-message cost stays negligible.
     frames_per_chunk: int = Field(default=5, ge=1)
-    # Cut a stream's opening near-silence (Piper's 0-50 ms before the first sound), which the
+    # Cut a stream's opening near-silence (Piper's 0-70 ms before the first sound), which the
     # listener would wait through before the first word (docs/tts.md, "First audio").
     trim_opening_silence: bool = True
     warmup_text: str = "Warming up."
