@@ -211,6 +211,9 @@ async def _concurrent(rigs: tuple[Rig, Rig], voices: list[Speaker], results: Res
 class Hesitation:
     cut: int = 0
     whole: int = 0
+    # One line per cut: the voice, the sentence, how it was cut and the words the brain kept,
+    # so that a run says why (the words Whisper wrote, or the timing).
+    cuts: list[str] = field(default_factory=list)
 
 
 def _words(text: str) -> set[str]:
@@ -242,6 +245,15 @@ async def _hesitations(rigs: list[Rig], voices: list[Speaker]) -> dict[str, Hesi
                 ) * 2 < len(first_half)
                 if cut:
                     counts[rig.name].cut += 1
+                    how = (
+                        "spoke into the pause"
+                        if early is not None and early < spoken.speech_ended_at
+                        else "answered the second half"
+                    )
+                    counts[rig.name].cuts.append(
+                        f"{voice.name}: “{first} … {second}”: {how}; the brain kept "
+                        + (" / ".join(f"“{t.user_text}”" for t in kept) or "nothing")
+                    )
                 else:
                     counts[rig.name].whole += 1
     return counts
@@ -626,6 +638,9 @@ async def measure() -> str:
     for name, count in hesitations.items():
         total = count.cut + count.whole
         body += f"| {name} | {count.cut} ({count.cut / max(1, total):.0%}) | {count.whole} |\n"
+    for name, count in hesitations.items():
+        if count.cuts:
+            body += f"\nCut off, {name}:\n" + "".join(f"- {line}\n" for line in count.cuts)
     body += (
         f"\n**Barge-in, {BARGE_INS} interruptions per variant, from the person's side** (onset "
         "of their speech leaving the microphone → last audible frame of the agent's answer "
