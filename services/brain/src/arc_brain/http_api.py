@@ -7,7 +7,6 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from arc_common.errors import ArcError, BadRequest, Busy
@@ -23,7 +22,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from arc_brain import __version__
 from arc_brain.brain import Brain, TurnInput, TurnOutcome
-from arc_brain.memory import MemoryUnavailable
+from arc_brain.memory import MemoryUnavailable, TranscriptLine
 from arc_brain.runtime import BrainRuntime
 from arc_brain.settings import BrainSettings
 
@@ -57,18 +56,9 @@ class TruncateRequest(BaseModel):
     heard: str = Field(max_length=16_000, description="the part of the answer that was heard")
 
 
-class TranscriptEntry(BaseModel):
-    turn_id: str
-    user_id: str
-    role: str
-    content: str
-    interrupted: bool
-    created_at: datetime
-
-
 class Transcript(BaseModel):
     session_id: str
-    turns: list[TranscriptEntry]
+    turns: list[TranscriptLine]  # the store's rows as they are
 
 
 class ErrorBody(BaseModel):
@@ -194,7 +184,7 @@ def build_app(
             return PlainTextResponse(text)
         transcript = Transcript(
             session_id=session_id,
-            turns=[TranscriptEntry.model_validate(line, from_attributes=True) for line in lines],
+            turns=lines,
         )
         return JSONResponse(transcript.model_dump(mode="json"))
 
