@@ -121,6 +121,27 @@ async def test_a_finished_question_is_done_whatever_the_audio_model_says(
     assert threshold == 0.0, (threshold, p)
 
 
+async def test_a_question_ending_on_it_is_is_answered_at_once(
+    detector: TranscriptAwareTurnDetector,
+    detector_vad: vad.VAD,
+    speech: SpeechSynth,
+    voice_models: VoiceModels,
+) -> None:
+    # The voice bench's "Do you know what time it is?" waited the full max_delay in every
+    # run while "is" counted as a copula waiting for its complement.
+    assert voice_models.whisper is not None
+    text = "Do you know what time it is?"
+    spoken = _pcm(speech, text, plain=True)
+    transcript = await voice_models.whisper.transcribe(spoken.astype(np.float32) / 32768.0)
+    stream = detector.stream()
+    try:
+        p = await _probability(stream, detector_vad, _utterance(speech, text, plain=True))
+        detector.on_transcript(UserInputTranscribedEvent(transcript=transcript, is_final=True))
+        assert await stream.unlikely_threshold(ENGLISH) == 0.0, (transcript, p)
+    finally:
+        await stream.aclose()
+
+
 async def test_complete_sentence_is_likely_done(
     detector: TranscriptAwareTurnDetector, detector_vad: vad.VAD, speech: SpeechSynth
 ) -> None:

@@ -122,6 +122,10 @@ def test_a_livekit_without_the_constant_fails_at_start_up(
         "Can you give us",
         "Please show me.",
         "Please repeat after me.",
+        "The address is",
+        "What I want is",
+        "Hi, this is",
+        "The problem was",
     ],
 )
 def test_unfinished_transcripts(text: str) -> None:
@@ -150,6 +154,11 @@ def test_unfinished_transcripts(text: str) -> None:
         "Can you help me?",
         "Could you tell me more?",
         "Please repeat after me: the weather is nice.",
+        # A copula after a personal pronoun closes its clause.
+        "Do you know what time it is?",
+        "I know where they are.",
+        "Yes, it is.",
+        "That's who you were",
     ],
 )
 def test_finished_transcripts(text: str) -> None:
@@ -169,6 +178,7 @@ def test_finished_transcripts(text: str) -> None:
         ("What's the best way to get to the?", False),
         ("Set a timer for ten minutes.", False),
         ("What time is it", False),
+        ("Do you know what time it is?", True),
         ("", False),
     ],
 )

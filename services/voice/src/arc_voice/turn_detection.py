@@ -103,6 +103,12 @@ NEEDS_A_THING = frozenset(
     {"tell", "give", "show", "send", "bring", "find", "get", "book", "buy", "hand", "teach"}
 )
 _PERSON = frozenset({"me", "us"})
+# A copula after a personal pronoun closes a clause that asks or tells what something is
+# ("Do you know what time it is?", "I know where they are", "Yes, it is."), where after a
+# noun it introduces the details ("My name is"). Not "this"/"that": "Hi, this is" opens an
+# introduction.
+_COPULAS = frozenset({"is", "are", "was", "were"})
+_SUBJECTS = frozenset({"it", "he", "she", "they", "we", "you"})
 # "Repeat after me" announces the words to repeat; Whisper drops the "um" that follows it.
 _ANNOUNCES_WORDS = (("repeat", "after", "me"), ("say", "after", "me"))
 # A question strands its preposition ("Who is it for?", "Where are you from?").
@@ -131,6 +137,8 @@ def transcript_unfinished(text: str) -> bool:
     if tuple(words[-3:]) in _ANNOUNCES_WORDS:
         return True
     if last not in CONTINUATIONS:
+        return False
+    if last in _COPULAS and len(words) > 1 and words[-2] in _SUBJECTS:
         return False
     return not (words[0] in WH_WORDS and last in _STRANDABLE)
 
