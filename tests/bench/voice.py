@@ -216,42 +216,41 @@ class Hesitation:
     cuts: list[str] = field(default_factory=list)
 
 
-def _words(text: str) -> set[str]:
-    return {w.strip(".,;:!?'\"").lower() for w in text.split()} - {"um", "uh", ""}
-
-
 async def _hesitations(rigs: list[Rig], voices: list[Speaker]) -> dict[str, Hesitation]:
-    """A sentence with a 400 ms pause in it is answered as one. It was cut off when the agent
-    spoke into the pause, or when the answer the person heard was to a question without the
-    sentence's first half (the brain's kept turn lacks most of its words)."""
+    """A sentence with a 400 ms pause in it is answered as one turn. It was cut off when the
+    agent spoke into the pause, or when the worker committed more than one turn of the
+    person's for it (the first half answered on its own, whether or not that answer was
+    heard). Counted on the turns the framework committed, not on the words: Whisper mishearing
+    a half (espeak's "What I want is" as "Well, type 1 is...") is not a cut."""
     counts = {rig.name: Hesitation() for rig in rigs}
     for voice in voices:
         for first, second in HESITATIONS:
             pcm, rate = voice.say_with_pause(first, second, 0.4)
             for rig in rigs:
                 conv = rig.conversation
+                # The last sentence's answers all told (a cut one has two), so none of them
+                # plays into this one.
+                await rig.caller.wait_quiet(2.0, within_s=60)
                 turns_before = len(conv.brain.turns)
+                committed_before = len(conv.log.transcripts)
                 spoken = await (await rig.caller.say(pcm, rate))
+                # The answer to the sentence's end, not only what was said into the pause: an
+                # answer left to come would play into the next sentence and count it as cut.
                 with contextlib.suppress(TimeoutError):
-                    await rig.caller.wait_audible(spoken.speech_started_at, within_s=15)
+                    await rig.caller.wait_audible(spoken.speech_ended_at, within_s=15)
                 await rig.caller.wait_quiet(0.8, within_s=60)
                 early = await rig.caller.first_audible_after(spoken.speech_started_at)
                 await asyncio.sleep(0.3)  # the kept turn is resolved as its audio starts
-                kept = [t for t in conv.brain.turns[turns_before:] if t.verdict]
-                asked = _words(kept[-1].user_text) if kept else set()
-                first_half = _words(first)
-                cut = (early is not None and early < spoken.speech_ended_at) or len(
-                    first_half & asked
-                ) * 2 < len(first_half)
-                if cut:
+                committed = conv.log.transcripts[committed_before:]
+                spoke_early = early is not None and early < spoken.speech_ended_at
+                if spoke_early or len(committed) > 1:
                     counts[rig.name].cut += 1
-                    how = (
-                        "spoke into the pause"
-                        if early is not None and early < spoken.speech_ended_at
-                        else "answered the second half"
-                    )
+                    how = "spoke into the pause" if spoke_early else "two turns"
+                    kept = [t for t in conv.brain.turns[turns_before:] if t.verdict]
                     counts[rig.name].cuts.append(
-                        f"{voice.name}: “{first} … {second}”: {how}; the brain kept "
+                        f"{voice.name}: “{first} … {second}”: {how}; committed "
+                        + (" / ".join(f"“{text}”" for text in committed) or "nothing")
+                        + "; the brain kept "
                         + (" / ".join(f"“{t.user_text}”" for t in kept) or "nothing")
                     )
                 else:
@@ -632,7 +631,7 @@ async def measure() -> str:
         f"{two.p95 / quiet.p95:.2f} (target ≤ 1.3: {_met(two.p95 / quiet.p95, 1.3)}).\n"
     )
     body += "\n**End of turn, sentences with a 400 ms hesitation** (cut off: the agent spoke "
-    body += "into the pause, or answered without the sentence's first half):\n\n"
+    body += "into the pause, or the worker committed the sentence as two turns):\n\n"
     body += "| variant | cut off | whole |\n"
     body += "|---|---:|---:|\n"
     for name, count in hesitations.items():
