@@ -121,6 +121,13 @@ async def test_a_finished_question_is_done_whatever_the_audio_model_says(
     assert threshold == 0.0, (threshold, p)
 
 
+async def _heard(speech: SpeechSynth, voice_models: VoiceModels, text: str) -> str:
+    """Whisper's transcript of Piper's fixed take of `text`."""
+    assert voice_models.whisper is not None
+    spoken = _pcm(speech, text, plain=True)
+    return await voice_models.whisper.transcribe(spoken.astype(np.float32) / 32768.0)
+
+
 async def test_a_question_ending_on_it_is_is_answered_at_once(
     detector: TranscriptAwareTurnDetector,
     detector_vad: vad.VAD,
@@ -129,10 +136,8 @@ async def test_a_question_ending_on_it_is_is_answered_at_once(
 ) -> None:
     # The voice bench's "Do you know what time it is?" waited the full max_delay in every
     # run while "is" counted as a copula waiting for its complement.
-    assert voice_models.whisper is not None
     text = "Do you know what time it is?"
-    spoken = _pcm(speech, text, plain=True)
-    transcript = await voice_models.whisper.transcribe(spoken.astype(np.float32) / 32768.0)
+    transcript = await _heard(speech, voice_models, text)
     stream = detector.stream()
     try:
         p = await _probability(stream, detector_vad, _utterance(speech, text, plain=True))
@@ -176,12 +181,10 @@ async def test_cut_sentence_waits_the_bounded_delay(
     speech: SpeechSynth,
     voice_models: VoiceModels,
 ) -> None:
-    assert voice_models.whisper is not None
     # One fixed take: in one run of Piper's random ones Whisper heard "...a table for it.",
     # which ends no sentence early, and the test judged Whisper instead of the rule.
     audio = _utterance(speech, "I'd like to book a table for", plain=True)
-    spoken = _pcm(speech, "I'd like to book a table for", plain=True)
-    transcript = await voice_models.whisper.transcribe(spoken.astype(np.float32) / 32768.0)
+    transcript = await _heard(speech, voice_models, "I'd like to book a table for")
     stream = detector.stream()
     try:
         p = await _probability(stream, detector_vad, audio)
