@@ -115,6 +115,8 @@ class Rig:
     worker: VoiceWorker
     caller: RemoteCaller
     conversation: Conversation
+    # One line per turn that got no audible answer: what the worker heard and did with it.
+    misses: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -146,10 +148,19 @@ async def _turn(rig: Rig, pcm: bytes, rate: int) -> Breakdown | None:
     """One question and its answer; None when nothing audible came back."""
     conv = rig.conversation
     before = len(conv.log.replies)
+    committed_before = len(conv.log.transcripts)
+    turns_before = len(conv.brain.turns)
     spoken = await (await rig.caller.say(pcm, rate))
     try:
         heard = await rig.caller.wait_audible(spoken.speech_ended_at, within_s=20)
     except TimeoutError:
+        since = spoken.speech_started_at
+        stt = [text for at, final, text in conv.log.heard if final and at >= since]
+        rig.misses.append(
+            f"STT finals {stt}; committed {conv.log.transcripts[committed_before:]}; brain turns "
+            f"{[(t.user_text, t.verdict) for t in conv.brain.turns[turns_before:]]}; agent state "
+            f"{conv.session.agent_state}"
+        )
         return None
     await rig.caller.wait_quiet(0.6, within_s=60)
     await _until(lambda: len(conv.log.replies) > before, within_s=10)
@@ -570,6 +581,7 @@ async def measure() -> str:
         stops = await _barge_ins([after, on_loudness], voices)
         backchannels = {r.name: await _backchannels(r, voices) for r in (after, on_loudness)}
         preemptive = list(after.conversation.log.preemptive)
+        rigs_of_run = (after, before, in_process, second, on_loudness)
 
     after_v2v = Stats.of([v * 1000 for v in _v2v(results, "after")])
     before_v2v = Stats.of([v * 1000 for v in _v2v(results, "before")])
@@ -611,6 +623,8 @@ async def measure() -> str:
     if results.missing:
         missing = ", ".join(f"{k}: {v}" for k, v in results.missing.items())
         body += f"\nTurns with no audible answer within 20 s (left out above): {missing}.\n"
+        for ran in rigs_of_run:
+            body += "".join(f"- {ran.name}: {line}\n" for line in ran.misses)
     hits = sum(preemptive)
     body += (
         "\nWhere the time went, as shipped (stages overlap: the brain and the first TTS piece "
