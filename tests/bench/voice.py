@@ -220,7 +220,6 @@ async def _concurrent(rigs: tuple[Rig, Rig], voices: list[Speaker], results: Res
 
 @dataclass
 class Hesitation:
-    cut: int = 0
     whole: int = 0
     # One line per cut: the voice, the sentence, how it was cut and the words the brain kept,
     # so that a run says why (the words Whisper wrote, or the timing).
@@ -255,7 +254,6 @@ async def _hesitations(rigs: list[Rig], voices: list[Speaker]) -> dict[str, Hesi
                 committed = conv.log.transcripts[committed_before:]
                 spoke_early = early is not None and early < spoken.speech_ended_at
                 if spoke_early or len(committed) > 1:
-                    counts[rig.name].cut += 1
                     how = "spoke into the pause" if spoke_early else "two turns"
                     kept = [t for t in conv.brain.turns[turns_before:] if t.verdict]
                     counts[rig.name].cuts.append(
@@ -649,8 +647,8 @@ async def measure() -> str:
     body += "| variant | cut off | whole |\n"
     body += "|---|---:|---:|\n"
     for name, count in hesitations.items():
-        total = count.cut + count.whole
-        body += f"| {name} | {count.cut} ({count.cut / max(1, total):.0%}) | {count.whole} |\n"
+        cut = len(count.cuts)
+        body += f"| {name} | {cut} ({cut / max(1, cut + count.whole):.0%}) | {count.whole} |\n"
     for name, count in hesitations.items():
         if count.cuts:
             body += f"\nCut off, {name}:\n" + "".join(f"- {line}\n" for line in count.cuts)

@@ -75,6 +75,7 @@ _NEVER_FINISHED = math.nextafter(1.0, 2.0)
 WORDS_WAIT_S = 0.3
 
 FILLERS = frozenset({"um", "umm", "uh", "uhm", "uhh", "erm", "er", "ah"})
+_COPULAS = frozenset({"is", "are", "was", "were"})
 # Words a finished English sentence almost never ends on. Prepositions that double as verb
 # particles ("check me in", "turn it on", "stop by", "what is it about") are left out, and
 # so are modals ("yes, I can"). The copulas are in: "my name is", "the address is" are how
@@ -88,13 +89,11 @@ CONTINUATIONS = frozenset(
         # prepositions that are not particles
         "to", "for", "of", "with", "from", "at", "into", "onto", "near", "between",
         "towards", "toward", "via", "per", "than",
-        # copulas
-        "is", "are", "was", "were",
         # a subject, or a contraction, that still needs the rest of its clause
         "i", "i'm", "i'd", "i'll", "i've", "we're", "we'll", "we'd", "you're", "they're",
         "it's", "that's", "there's",
     }
-)  # fmt: skip
+) | _COPULAS  # fmt: skip
 # Verbs that need a thing as well as a person: "Could you tell me" and "Can you give us" are
 # the first half of a request, however Whisper punctuates them ("Could you tell me?" cut
 # the room bench's "Could you tell me ... what time it is?" in two). An utterance of only the
@@ -107,7 +106,6 @@ _PERSON = frozenset({"me", "us"})
 # ("Do you know what time it is?", "I know where they are", "Yes, it is."), where after a
 # noun it introduces the details ("My name is"). Not "this"/"that": "Hi, this is" opens an
 # introduction.
-_COPULAS = frozenset({"is", "are", "was", "were"})
 _SUBJECTS = frozenset({"it", "he", "she", "they", "we", "you"})
 # "Repeat after me" announces the words to repeat; Whisper drops the "um" that follows it.
 _ANNOUNCES_WORDS = (("repeat", "after", "me"), ("say", "after", "me"))
