@@ -225,12 +225,14 @@ async def measure() -> str:
         double, double_server, double_task = await start_double()
         async with AsyncExitStack() as stack:
             await start_brain(
-                stack, brain_settings(nats.url, pg.dsn(), subject_prefix="sk"), embedder
+                stack,
+                brain_settings(NatsSettings(url=nats.url), pg.dsn(), subject_prefix="sk"),
+                embedder,
             )
             llm = LlmSettings(base_url=double.base_url, model="sentence-first")
             await start_brain(
                 stack,
-                brain_settings(nats.url, pg.dsn(), subject_prefix="llm", llm=llm),
+                brain_settings(NatsSettings(url=nats.url), pg.dsn(), subject_prefix="llm", llm=llm),
                 embedder,
             )
             nc = await connect(NatsSettings(url=nats.url), name="bench-client")

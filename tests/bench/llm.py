@@ -125,7 +125,10 @@ async def measure() -> str:
         async with AsyncExitStack() as stack:
             for variant, server in servers.items():
                 settings = brain_settings(
-                    nats.url, pg.dsn(), subject_prefix=_prefix(variant), llm=local_llm(server)
+                    NatsSettings(url=nats.url),
+                    pg.dsn(),
+                    subject_prefix=_prefix(variant),
+                    llm=local_llm(server),
                 )
                 await start_brain(stack, settings, embedder)
             nc = await connect(NatsSettings(url=nats.url), name="bench-client")

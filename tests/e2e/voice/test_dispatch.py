@@ -21,8 +21,8 @@ import httpx
 import psycopg
 import pytest
 import pytest_asyncio
+from arc_common.settings import NatsSettings
 from arc_stack.livekit import LiveKitServer
-from arc_stack.nats import NatsServer
 from arc_voice.caller import RoomCaller, participant_token
 from arc_voice.dispatch import BEAT_INTERVAL_S
 from arc_voice.room_agent import agent_track_name
@@ -31,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tests.fixtures.brain import BrainFactory
 from tests.fixtures.http_auth import AUTH
+from tests.fixtures.nats import SessionNats
 from tests.fixtures.tts import TtsWorker
 from tests.fixtures.voice import SpeechSynth, VoiceProcess, room_name, voice_process
 
@@ -89,7 +90,7 @@ async def dispatch_workers(
     count: int,
     *,
     max_sessions: int,
-    nats_url: str,
+    nats: NatsSettings,
     livekit: LiveKitServer,
     dsn: str,
     subject_prefix: str,
@@ -111,7 +112,7 @@ async def dispatch_workers(
             *(
                 stack.enter_async_context(
                     voice_process(
-                        nats_url=nats_url,
+                        nats=nats,
                         subject_prefix=subject_prefix,
                         dsn=dsn,
                         livekit=livekit,
@@ -147,7 +148,7 @@ SpawnWorkers = Callable[..., AbstractAsyncContextManager[list[VoiceProcess]]]
 
 @pytest.fixture
 def spawn_workers(
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     livekit_server: LiveKitServer,
     migrated_dsn: str,
     subject_prefix: str,
@@ -156,7 +157,7 @@ def spawn_workers(
     """`dispatch_workers` on this test's servers and subjects: `spawn_workers(count, ...)`."""
     return functools.partial(
         dispatch_workers,
-        nats_url=nats_server.url,
+        nats=nats_server.settings("voice"),
         livekit=livekit_server,
         dsn=migrated_dsn,
         subject_prefix=subject_prefix,

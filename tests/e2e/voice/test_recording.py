@@ -22,7 +22,6 @@ import psycopg
 import pytest
 import pytest_asyncio
 from arc_stack.livekit import LiveKitServer
-from arc_stack.nats import NatsServer
 from arc_voice.caller import speech_bounds
 from arc_voice.models import VoiceModels
 from arc_voice.recording import SessionRecording, read_marks, remove_expired
@@ -31,6 +30,7 @@ from arc_voice.ws_client import SocketTurn
 from psycopg_pool import AsyncConnectionPool
 
 from tests.fixtures.brain import RunningBrain
+from tests.fixtures.nats import SessionNats
 from tests.fixtures.recordings import decode
 from tests.fixtures.voice import (
     SpeechSynth,
@@ -261,7 +261,7 @@ async def test_a_socket_can_turn_recording_off_for_its_session(
 
 
 async def test_a_worker_killed_mid_answer_leaves_a_playable_file(
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     livekit_server: LiveKitServer,
     migrated_dsn: str,
     voice_brain: RunningBrain,
@@ -274,7 +274,7 @@ async def test_a_worker_killed_mid_answer_leaves_a_playable_file(
     turn = SocketTurn(output_sample_rate=OUT_RATE)
     async with (
         voice_process(
-            nats_url=nats_server.url,
+            nats=nats_server.settings("voice"),
             subject_prefix=subject_prefix,
             dsn=migrated_dsn,
             livekit=livekit_server,

@@ -13,12 +13,12 @@ import pytest_asyncio
 from arc_brain.embedding import MiniLmEmbedder
 from arc_common.streaming import StreamingClient
 from arc_stack.llm import LlamaServer
-from arc_stack.nats import NatsServer
 from arc_stack.postgres import PostgresServer
 from nats.aio.client import Client
 
 from tests.fixtures.brain import BrainFactory, RunningBrain, brain_settings, start_brain
 from tests.fixtures.llm import local_llm
+from tests.fixtures.nats import SessionNats
 from tests.integration.brain.helpers import Say, StartBrain, answer_text, new_id
 from tests.integration.brain.openai_double import OpenAiDouble, start_double
 
@@ -39,13 +39,15 @@ async def openai_double() -> AsyncIterator[OpenAiDouble]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def module_brain(
-    nats_server: NatsServer, postgres_server: PostgresServer, brain_embedder: MiniLmEmbedder
+    nats_server: SessionNats, postgres_server: PostgresServer, brain_embedder: MiniLmEmbedder
 ) -> AsyncIterator[RunningBrain]:
     """One skills brain for a whole module, on a subject namespace of its own; tests that
     use it keep apart by their own session and user ids."""
     async with AsyncExitStack() as stack:
         settings = brain_settings(
-            nats_server.url, postgres_server.dsn(), subject_prefix=f"m{uuid.uuid4().hex[:10]}"
+            nats_server.settings("brain"),
+            postgres_server.dsn(),
+            subject_prefix=f"m{uuid.uuid4().hex[:10]}",
         )
         yield await start_brain(stack, settings, brain_embedder)
 

@@ -11,12 +11,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+from arc_common.settings import NatsSettings
 from arc_common.streaming import StreamingClient
 from arc_common.subjects import BRAIN_CANCEL, BRAIN_REQUEST, prefixed
 from arc_common.wire import BrainRequest, ReplyChunk
 from arc_stack.server import free_port
 
 from tests.fixtures.brain import RunningBrain
+from tests.fixtures.nats import nats_env
 
 # What the `double_brain` and `local_brain` fixtures give: a brain on the test's namespace.
 StartBrain = Callable[..., Awaitable[RunningBrain]]
@@ -61,14 +63,14 @@ async def answer_text(
 
 
 async def spawn_brain(
-    *, nats_url: str, dsn: str, subject_prefix: str, llm_url: str, model: str, log_path: Path
+    *, nats: NatsSettings, dsn: str, subject_prefix: str, llm_url: str, model: str, log_path: Path
 ) -> asyncio.subprocess.Process:
     """`python -m arc_brain` as `make run` starts it, on the given language model, once its
     `/healthz` says ok; the caller stops (or kills) it."""
     port = free_port()
     env = dict(
         os.environ,
-        ARC_NATS__URL=nats_url,
+        **nats_env(nats),
         ARC_NATS__SUBJECT_PREFIX=subject_prefix,
         ARC_POSTGRES__DSN=dsn,
         ARC_BRAIN__HTTP_PORT=str(port),

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from arc_common.streaming import StreamingClient
 from arc_common.subjects import BRAIN_CANCEL, BRAIN_REQUEST, prefixed
-from arc_stack.nats import NatsServer
 from arc_stack.postgres import PostgresServer
 
+from tests.fixtures.nats import SessionNats
 from tests.integration.brain.helpers import new_id, request, spawn_brain
 from tests.integration.brain.openai_double import OpenAiDouble
 
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
 async def test_python_m_arc_brain_serves_and_drains_on_a_stop_signal(
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     postgres_server: PostgresServer,
     openai_double: OpenAiDouble,
     client: StreamingClient,
@@ -33,7 +33,7 @@ async def test_python_m_arc_brain_serves_and_drains_on_a_stop_signal(
     log_path = tmp_path / "brain.log"
     # The model streams a piece every 20 ms for ~15 s: a turn still in flight at the signal.
     proc = await spawn_brain(
-        nats_url=nats_server.url,
+        nats=nats_server.settings("brain"),
         dsn=postgres_server.dsn(),
         subject_prefix=subject_prefix,
         llm_url=openai_double.base_url,

@@ -27,7 +27,6 @@ from arc_common.wire import Announcement, decode_announcement
 from arc_events.settings import Role
 from arc_stack.go_sdk import go_environment, go_sdk_dir, staticcheck_binary
 from arc_stack.livekit import LiveKitServer, go_binary
-from arc_stack.nats import NatsServer
 from arc_voice.caller import AUDIBLE_DB
 from arc_voice.lifecycle import EventRecorder
 from nats.aio.client import Client
@@ -36,6 +35,7 @@ from pydantic import SecretStr
 
 from tests.fixtures.brain import BrainFactory
 from tests.fixtures.events import SettingsFactory, running
+from tests.fixtures.nats import SessionNats
 from tests.fixtures.tts import TtsWorker
 from tests.fixtures.voice import VoiceFactory, room_name
 from tests.integration.brain.openai_double import OpenAiDouble, start_double
@@ -131,7 +131,7 @@ async def slow_llm() -> AsyncIterator[OpenAiDouble]:
 
 
 async def test_go_streaming_client_against_real_brain_and_tts(
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     brain_factory: BrainFactory,
     tts_worker: TtsWorker,
     slow_llm: OpenAiDouble,
@@ -148,7 +148,8 @@ async def test_go_streaming_client_against_real_brain_and_tts(
     code, out = await run_go(
         *go_test("./streaming/", "Integration"),
         env={
-            "ARC_TEST_NATS_URL": nats_server.url,
+            # Some of these tests also play the server (a brain that fails on purpose).
+            "ARC_TEST_NATS_URL": nats_server.url_as("operator"),
             "ARC_TEST_BRAIN_PREFIX": brain.subject_prefix,
             "ARC_TEST_SLOW_BRAIN_PREFIX": slow.subject_prefix,
             "ARC_TEST_TTS_PREFIX": tts_worker.subject_prefix,
@@ -173,7 +174,7 @@ async def test_go_streaming_client_against_real_brain_and_tts(
 
 
 async def test_go_announcement_decodes_with_the_voice_workers_code(
-    nats_server: NatsServer, nc: Client, subject_prefix: str
+    nats_server: SessionNats, nc: Client, subject_prefix: str
 ) -> None:
     received: list[Announcement] = []
 
@@ -187,7 +188,7 @@ async def test_go_announcement_decodes_with_the_voice_workers_code(
     code, out = await run_go(
         *go_test("./events/", "TestIntegrationAnnounce"),
         env={
-            "ARC_TEST_NATS_URL": nats_server.url,
+            "ARC_TEST_NATS_URL": nats_server.url_as("announcer"),
             "ARC_TEST_ANNOUNCE_PREFIX": subject_prefix,
             "ARC_TEST_ANNOUNCE_ROOM": "go-lobby",
         },
@@ -208,7 +209,7 @@ async def _true(value: bool) -> bool:
 
 
 async def test_go_lifecycle_subscription_reads_the_voice_workers_events(
-    nats_server: NatsServer, nc: Client, subject_prefix: str
+    nats_server: SessionNats, nc: Client, subject_prefix: str
 ) -> None:
     session = f"s-{uuid.uuid4().hex[:8]}"
     ready = asyncio.Event()
@@ -222,7 +223,8 @@ async def test_go_lifecycle_subscription_reads_the_voice_workers_events(
         run_go(
             *go_test("./events/", "TestIntegrationLifecycleFromVoiceRecorder"),
             env={
-                "ARC_TEST_NATS_URL": nats_server.url,
+                # It also signals the test on a subject of its own: beyond any service's grants.
+                "ARC_TEST_NATS_URL": nats_server.url_as("operator"),
                 "ARC_TEST_LIFECYCLE_PREFIX": subject_prefix,
                 "ARC_TEST_LIFECYCLE_SESSION": session,
             },
@@ -316,7 +318,7 @@ async def test_go_tokens_against_livekit(livekit_server: LiveKitServer) -> None:
 
 
 async def test_go_example_asks_and_speaks(
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     brain_factory: BrainFactory,
     tts_worker: TtsWorker,
     subject_prefix: str,
@@ -325,7 +327,7 @@ async def test_go_example_asks_and_speaks(
     await brain_factory(subject_prefix=subject_prefix)
     wav = tmp_path / "answer.wav"
     code, out = await run_go(
-        "run", "./examples/ask", "-nats", nats_server.url, "-prefix", subject_prefix,
+        "run", "./examples/ask", "-nats", nats_server.url_as("voice"), "-prefix", subject_prefix,
         "-speak", str(wav), "hello there",
     )  # fmt: skip
     assert code == 0, out
@@ -337,7 +339,7 @@ async def test_go_example_asks_and_speaks(
 
 @pytest.mark.e2e
 async def test_go_announcement_is_spoken_into_a_room(
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     voice_factory: VoiceFactory,
     tts_worker: TtsWorker,
     migrated_dsn: str,
@@ -355,7 +357,7 @@ async def test_go_announcement_is_spoken_into_a_room(
     code, out = await run_go(
         *go_test("./events/", "TestIntegrationAnnounce"),
         env={
-            "ARC_TEST_NATS_URL": nats_server.url,
+            "ARC_TEST_NATS_URL": nats_server.url_as("announcer"),
             "ARC_TEST_ANNOUNCE_PREFIX": harness.subject_prefix,
             "ARC_TEST_ANNOUNCE_ROOM": room,
         },

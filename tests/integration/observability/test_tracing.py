@@ -19,11 +19,11 @@ import pytest_asyncio
 from arc_common.settings import TelemetrySettings
 from arc_common.tracing import build_provider
 from arc_stack.livekit import LiveKitServer
-from arc_stack.nats import NatsServer
 from arc_stack.server import free_port
 from arc_stack.service import ServiceProcess
 
 from tests.fixtures.jaeger import RunningJaeger
+from tests.fixtures.nats import SessionNats, nats_env
 from tests.fixtures.voice import SpeechSynth, join_room
 
 pytestmark = [pytest.mark.integration]
@@ -88,7 +88,7 @@ class Mesh:
 @pytest_asyncio.fixture(loop_scope="session")
 async def traced_mesh(
     tmp_path: Path,
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     livekit_server: LiveKitServer,
     migrated_dsn: str,
     jaeger_server: RunningJaeger,
@@ -113,12 +113,20 @@ async def traced_mesh(
     mesh = Mesh(tmp_path, env)
     processes = [
         # Debug: the streaming server logs each turn's end (inside its span) at that level.
-        mesh.process("brain", "arc_brain", {"ARC_LOG__LEVEL": "DEBUG"}),
-        mesh.process("tts", "arc_tts", {}),
+        mesh.process(
+            "brain",
+            "arc_brain",
+            {**nats_env(nats_server.settings("brain")), "ARC_LOG__LEVEL": "DEBUG"},
+        ),
+        mesh.process("tts", "arc_tts", nats_env(nats_server.settings("tts"))),
         mesh.process(
             "voice",
             "arc_voice",
-            {"ARC_VOICE__ROOMS": json.dumps([room]), "ARC_VOICE__GREETING": ""},
+            {
+                **nats_env(nats_server.settings("voice")),
+                "ARC_VOICE__ROOMS": json.dumps([room]),
+                "ARC_VOICE__GREETING": "",
+            },
         ),
     ]
     async with AsyncExitStack() as stack:

@@ -16,13 +16,13 @@ from arc_common.errors import Busy, TooLarge, Unsupported
 from arc_common.streaming import ReplyStream, StreamingClient
 from arc_common.subjects import TTS_CANCEL, TTS_REQUEST, prefixed
 from arc_common.wire import Cancel, ReplyChunk, TtsRequest, encode
-from arc_stack.nats import NatsServer
 from arc_tts.metrics import TtsMetrics
 from arc_tts.settings import TtsOptions
 from arc_tts.synthesizer import Synthesizer, open_synthesizer
 from nats.aio.client import Client
 
 from tests.fixtures.contract import FRAME_UNIT_SAMPLES
+from tests.fixtures.nats import SessionNats
 from tests.fixtures.tts import EXTRA_VOICE, TtsProcess, TtsWorker, running_worker
 from tests.fixtures.waiting import wait_until
 from tests.integration.tts.audio_checks import assert_speech_like, samples
@@ -139,14 +139,14 @@ def piper_native_samples() -> int:
 @pytest.mark.parametrize("sample_rate", [8000, 16000, 22050, 24000, 48000])
 async def test_every_rate_and_frame_size_gives_whole_frames_and_exact_length(
     nc: Client,
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     exact_synthesizer: Synthesizer,
     piper_native_samples: int,
     subject_prefix: str,
     sample_rate: int,
     frame_ms: int,
 ) -> None:
-    async with running_worker(nats_server.url, exact_synthesizer, subject_prefix):
+    async with running_worker(nats_server, exact_synthesizer, subject_prefix):
         chunks, end = await speak(
             nc,
             subject_prefix,
@@ -314,11 +314,11 @@ async def srv_responses(nc: Client, subject: str, wait: float = 0.5) -> list[dic
 
 
 async def test_two_workers_share_requests_and_are_discoverable(
-    nc: Client, nats_server: NatsServer, tts_worker: TtsWorker
+    nc: Client, nats_server: SessionNats, tts_worker: TtsWorker
 ) -> None:
     prefix = tts_worker.subject_prefix
     subject = prefixed(prefix, TTS_REQUEST)
-    async with running_worker(nats_server.url, tts_worker.synthesizer, prefix):
+    async with running_worker(nats_server, tts_worker.synthesizer, prefix):
         for batch in range(2):
             results = await asyncio.gather(
                 *(

@@ -20,7 +20,6 @@ import pytest
 import pytest_asyncio
 from arc_brain.settings import LlmSettings
 from arc_common.streaming import StreamingClient
-from arc_stack.nats import NatsServer
 from arc_stack.postgres import PostgresServer
 from arc_voice.plugins.brain_llm import BrainOptions, NatsBrainLLM
 from livekit.agents import APIConnectOptions
@@ -29,6 +28,7 @@ from nats.aio.client import Client
 from pydantic import SecretStr
 
 from tests.fixtures.brain import BrainFactory
+from tests.fixtures.nats import SessionNats
 from tests.integration.brain.helpers import spawn_brain
 from tests.integration.brain.openai_double import LATE_S, OpenAiDouble, start_double
 
@@ -67,7 +67,7 @@ StartBrain = Callable[[str], Awaitable[BrainProcess]]
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def brain_process(
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     postgres_server: PostgresServer,
     double: OpenAiDouble,
     subject_prefix: str,
@@ -80,7 +80,7 @@ async def brain_process(
     async def start(model: str) -> BrainProcess:
         log_path = tmp_path / f"brain-{len(started)}.log"
         proc = await spawn_brain(
-            nats_url=nats_server.url,
+            nats=nats_server.settings("brain"),
             dsn=postgres_server.dsn(),
             subject_prefix=subject_prefix,
             llm_url=double.base_url,

@@ -21,7 +21,6 @@ import pytest
 import pytest_asyncio
 from arc_common import subjects
 from arc_stack.livekit import LiveKitServer
-from arc_stack.nats import NatsServer
 from arc_stack.postgres import PostgresServer
 from arc_tts.synthesizer import Synthesizer
 from arc_voice.models import VoiceModels
@@ -33,6 +32,7 @@ from nats.aio.client import Client
 
 from tests.fixtures.brain import BrainFactory
 from tests.fixtures.http_auth import API_KEY, AUTH
+from tests.fixtures.nats import SessionNats
 from tests.fixtures.tts import running_worker
 from tests.fixtures.voice import SpeechSynth, VoiceProcess, room_name
 from tests.fixtures.voice import voice_process as start_voice_process
@@ -45,14 +45,14 @@ PREFIX = f"t{uuid.uuid4().hex[:10]}"
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def voice_process(
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     livekit_server: LiveKitServer,
     postgres_server: PostgresServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[VoiceProcess]:
     """One worker process for the module (start-up loads the models: seconds)."""
     async with start_voice_process(
-        nats_url=nats_server.url,
+        nats=nats_server.settings("voice"),
         subject_prefix=PREFIX,
         dsn=postgres_server.dsn(),
         livekit=livekit_server,
@@ -205,7 +205,7 @@ def test_generate_token_script(livekit_server: LiveKitServer) -> None:
 
 async def test_talk_takes_one_turn_from_a_file(
     voice_process: VoiceProcess,
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     tts_synthesizer: Synthesizer,
     brain_factory: BrainFactory,
     speech: SpeechSynth,
@@ -218,7 +218,7 @@ async def test_talk_takes_one_turn_from_a_file(
     # A recording's trailing silence is not part of the question: the agent answers during it,
     # and the latency must count from the end of the speech, not from the end of the file.
     write_wav(question, pcm + bytes(2 * rate), rate)
-    async with running_worker(nats_server.url, tts_synthesizer, PREFIX):
+    async with running_worker(nats_server, tts_synthesizer, PREFIX):
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

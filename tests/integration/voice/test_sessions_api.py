@@ -23,9 +23,7 @@ import pytest_asyncio
 from arc_common import subjects
 from arc_common.envelope import headers_for
 from arc_common.nats_connection import connect
-from arc_common.settings import NatsSettings
 from arc_common.wire import SessionDelete, SessionDeleteReply, encode
-from arc_stack.nats import NatsServer
 from arc_voice.http_api import Health, create_app
 from arc_voice.models import VoiceModels
 from arc_voice.recording import marks_path
@@ -38,6 +36,7 @@ from pydantic import SecretStr
 from tests.fixtures.brain import BrainFactory
 from tests.fixtures.browser import CHROMIUM, chromium
 from tests.fixtures.http_auth import API_KEY, AUTH, http_guard
+from tests.fixtures.nats import SessionNats
 from tests.fixtures.serving import serve_app
 
 pytestmark = [pytest.mark.integration]
@@ -83,7 +82,7 @@ class Env:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def env(
-    nats_server: NatsServer,
+    nats_server: SessionNats,
     migrated_dsn: str,
     brain_factory: BrainFactory,
     subject_prefix: str,
@@ -99,7 +98,7 @@ async def env(
         migrated_dsn, min_size=1, max_size=4, open=False
     )
     await pool.open(wait=True)
-    nc = await connect(NatsSettings(url=nats_server.url), name="arc-voice-sessions-test")
+    nc = await connect(nats_server.settings(), name="arc-voice-sessions-test")
     options = VoiceOptions(recording=RecordingSettings(directory=recordings))
     worker = VoiceWorker(
         options=options,
@@ -584,10 +583,10 @@ async def test_delete(env: Env) -> None:
 
 
 async def test_brain_answers_session_delete_with_contract_errors(
-    env: Env, nats_server: NatsServer, subject_prefix: str
+    env: Env, nats_server: SessionNats, subject_prefix: str
 ) -> None:
     """The brain's half alone: bad input gets `bad_request`, a good request its count."""
-    nc = await connect(NatsSettings(url=nats_server.url), name="arc-test-delete")
+    nc = await connect(nats_server.settings(), name="arc-test-delete")
     subject = subjects.prefixed(subject_prefix, subjects.BRAIN_SESSION_DELETE)
     decode = msgspec.msgpack.Decoder(SessionDeleteReply).decode
     try:
