@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := uv
 PYTEST_ARGS ?=
 
-.PHONY: setup run stop status install test test-unit bench chaos load lint format talk talk-ws images compose-config k8s-validate
+.PHONY: setup run stop status install test test-unit bench chaos load lint format talk talk-ws audit images compose-config k8s-validate
 
 setup:
 	@scripts/bootstrap.sh
@@ -64,6 +64,12 @@ lint: setup
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen mypy
 	@$(UV) run --frozen bandit -q -r services libs/python-sdk scripts -ll -x '*/node_modules/*'
+	@$(UV) run --frozen arc audit
+
+# The lock against the known vulnerabilities, failing unless every package was checked
+# (where the vulnerability service is reachable: docs/security.md, "Supply chain").
+audit: setup
+	@$(UV) run --frozen arc audit --strict
 
 format: setup
 	@$(UV) run --frozen ruff format .

@@ -14,6 +14,8 @@ from arc_common.settings import NatsSettings
 from arc_common.wire import VoiceAdminReply
 from pydantic import SecretStr
 
+from arc_stack.audit import AuditError
+from arc_stack.audit import audit as audit_lock
 from arc_stack.deploy_tools import install_deploy_tools
 from arc_stack.go_sdk import install_go_sdk
 from arc_stack.nats_auth import local_passwords, write_production_secrets
@@ -172,6 +174,25 @@ def nats_secrets(
         "The services read their password as uid 10001: chown 10001 the nats_password_* "
         "files (docs/deployment.md)."
     )
+
+
+@app.command()
+def audit(
+    strict: Annotated[
+        bool, typer.Option(help="fail (exit 3) when any locked package could not be checked")
+    ] = False,
+) -> None:
+    """Check every locked package against the known vulnerabilities (pip-audit), less the
+    allow-list in security/audit-allowlist.toml. Exit 1: an advisory applies; exit 3: the
+    vulnerability service could check nothing (or, with --strict, not everything)."""
+    try:
+        code, lines = audit_lock(strict=strict)
+    except AuditError as exc:
+        typer.echo(f"✗ audit: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(code)
 
 
 @app.command()
