@@ -15,6 +15,7 @@ from arc_voice.turn_detection import (
     transcript_asks,
     transcript_unfinished,
     turn_detection_options,
+    unlikely_threshold,
     vad_min_silence_s,
 )
 from livekit.agents.voice import audio_recognition
@@ -54,6 +55,12 @@ def test_threshold_and_delays_come_from_the_settings() -> None:
     assert isinstance(detection, TranscriptAwareTurnDetector)
     assert detection.unlikely_threshold == 0.4
     assert endpointing == {"min_delay": 0.05, "max_delay": 1.5}
+
+
+def test_the_default_threshold_follows_where_the_model_is_asked() -> None:
+    assert unlikely_threshold(VoiceOptions(turn_model_after_silence_s=0.1)) == 0.2
+    assert unlikely_threshold(VoiceOptions(turn_model_after_silence_s=0.2)) == 0.36
+    assert unlikely_threshold(VoiceOptions(turn_unlikely_threshold=0.5)) == 0.5
 
 
 def test_each_conversation_gets_its_own_detector() -> None:

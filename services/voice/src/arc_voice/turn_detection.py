@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 # against 17 %, the same 0.35 s mean end of turn) and fewer turns are cut off (incomplete 33 %
 # against 40 %, paused 9 % against 12 %), on the run of 2026-12-02 23:34 UTC.
 UNLIKELY_THRESHOLD = 0.36
+# The same rule's choice for the model asked after 100 ms of silence instead of 200 (the turn
+# bench of 2026-12-02 11:38 UTC): less trailing silence, lower probabilities at true ends.
+UNLIKELY_THRESHOLD_ASKED_EARLY = 0.2
 # Returned as the threshold when the words are a finished question: under any probability,
 # so the framework answers after min_delay.
 _ALWAYS_FINISHED = 0.0
@@ -187,6 +190,15 @@ def prewarm(options: VoiceOptions) -> None:
         ask_model_after_silence(options.turn_model_after_silence_s)
 
 
+def unlikely_threshold(options: VoiceOptions) -> float:
+    """The threshold set, or the one the turn bench chose for where the model is asked."""
+    if options.turn_unlikely_threshold is not None:
+        return options.turn_unlikely_threshold
+    if options.turn_model_after_silence_s < 0.2:
+        return UNLIKELY_THRESHOLD_ASKED_EARLY
+    return UNLIKELY_THRESHOLD
+
+
 def turn_detection_options(
     options: VoiceOptions,
 ) -> tuple[TurnDetectionMode, EndpointingOptions]:
@@ -198,8 +210,7 @@ def turn_detection_options(
             "min_delay": options.endpointing_min_delay_s,
             "max_delay": options.endpointing_max_delay_s,
         }
-    threshold = options.turn_unlikely_threshold or UNLIKELY_THRESHOLD
-    return TranscriptAwareTurnDetector(threshold), {
+    return TranscriptAwareTurnDetector(unlikely_threshold(options)), {
         "min_delay": options.endpointing_min_delay_s,
         "max_delay": options.endpointing_max_delay_s,
     }
