@@ -165,6 +165,12 @@ async def _turn(rig: Rig, pcm: bytes, rate: int) -> Breakdown | None:
     await rig.caller.wait_quiet(0.6, within_s=60)
     await _until(lambda: len(conv.log.replies) > before, within_s=10)
     if len(conv.log.replies) == before:
+        # Heard, but the worker kept no timing of a reply for it (nothing to time it by).
+        rig.misses.append(
+            f"audible {(heard - spoken.speech_ended_at) * 1000:.0f} ms after the speech, but "
+            f"no reply record; committed {conv.log.transcripts[committed_before:]}; brain "
+            f"turns {[(t.user_text, t.verdict) for t in conv.brain.turns[turns_before:]]}"
+        )
         return None
     timing = conv.log.replies[-1]
     return breakdown(timing, speech_ended_at=spoken.speech_ended_at, heard_at=heard)
@@ -622,7 +628,10 @@ async def measure() -> str:
     )
     if results.missing:
         missing = ", ".join(f"{k}: {v}" for k, v in results.missing.items())
-        body += f"\nTurns with no audible answer within 20 s (left out above): {missing}.\n"
+        body += (
+            "\nTurns left out above (no audible answer within 20 s, or an answer the worker "
+            f"kept no reply record of): {missing}.\n"
+        )
         for ran in rigs_of_run:
             body += "".join(f"- {ran.name}: {line}\n" for line in ran.misses)
     hits = sum(preemptive)
