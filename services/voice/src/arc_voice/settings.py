@@ -117,8 +117,8 @@ class VoiceOptions(BaseModel):
     # With turn_detection "model": ask LiveKit's end-of-turn model after this much silence
     # (LiveKit's own point, 0.2 s, unless set); the VAD ends speech 50 ms later. 0.1 answered
     # ~140 ms sooner at the p50 in the room, but Whisper then hears "...know the, um" as
-    # "...know that" and the room test's 400 ms hesitation is answered in the pause 3 runs in
-    # 5, so it is not the default (docs/voice.md, "Asking the model sooner"). One value per
+    # "...know that" and the room test's 400 ms hesitation is answered in the pause 4 runs in
+    # 6, so it is not the default (docs/voice.md, "Asking the model sooner"). One value per
     # process: it is LiveKit's module-wide constant.
     turn_model_after_silence_s: float = Field(default=0.2, ge=0.05, le=0.2)
     # "model": LiveKit's audio end-of-turn model plus a rule on the transcript decide between
