@@ -226,13 +226,13 @@ async def measure() -> str:
         async with AsyncExitStack() as stack:
             await start_brain(
                 stack,
-                brain_settings(NatsSettings(url=nats.url), pg.dsn(), subject_prefix="sk"),
+                brain_settings(NatsSettings(url=nats.url, subject_prefix="sk"), pg.dsn()),
                 embedder,
             )
             llm = LlmSettings(base_url=double.base_url, model="sentence-first")
             await start_brain(
                 stack,
-                brain_settings(NatsSettings(url=nats.url), pg.dsn(), subject_prefix="llm", llm=llm),
+                brain_settings(NatsSettings(url=nats.url, subject_prefix="llm"), pg.dsn(), llm=llm),
                 embedder,
             )
             nc = await connect(NatsSettings(url=nats.url), name="bench-client")

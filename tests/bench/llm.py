@@ -125,9 +125,8 @@ async def measure() -> str:
         async with AsyncExitStack() as stack:
             for variant, server in servers.items():
                 settings = brain_settings(
-                    NatsSettings(url=nats.url),
+                    NatsSettings(url=nats.url, subject_prefix=_prefix(variant)),
                     pg.dsn(),
-                    subject_prefix=_prefix(variant),
                     llm=local_llm(server),
                 )
                 await start_brain(stack, settings, embedder)

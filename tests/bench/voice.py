@@ -534,7 +534,7 @@ async def measure() -> str:
         stack.callback(embedder.close)
         brain = await start_brain(
             stack,
-            brain_settings(NatsSettings(url=nats.url), pg.dsn(), subject_prefix=IN_PROCESS),
+            brain_settings(NatsSettings(url=nats.url, subject_prefix=IN_PROCESS), pg.dsn()),
             embedder,
         )
         synthesizer = await stack.enter_async_context(open_synthesizer(TtsOptions(), TtsMetrics()))

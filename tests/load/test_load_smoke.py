@@ -65,9 +65,8 @@ async def unthrottled_brain(
     k6's virtual users, all on one address, as one abusive client; on subjects of its own."""
     async with AsyncExitStack() as stack:
         settings = brain_settings(
-            nats_server.settings("brain"),
+            nats_server.settings("brain", subject_prefix=f"load{uuid.uuid4().hex[:8]}"),
             postgres_server.dsn(),
-            subject_prefix=f"load{uuid.uuid4().hex[:8]}",
         )
         settings = settings.model_copy(
             update={"http": http_settings(rate_limit_per_minute=1_000_000)}
@@ -108,7 +107,6 @@ async def voice_url(
     and TTS worker answer; its `/v1/voice` URL."""
     async with voice_process(
         nats=nats_server.settings("voice"),
-        subject_prefix="",
         dsn=postgres_server.dsn(),
         livekit=livekit_server,
         log_path=tmp_path / "arc_voice.log",

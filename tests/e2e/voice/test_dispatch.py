@@ -93,7 +93,6 @@ async def dispatch_workers(
     nats: NatsSettings,
     livekit: LiveKitServer,
     dsn: str,
-    subject_prefix: str,
     logs: Path,
     agent_name: str | None = None,
 ) -> AsyncIterator[list[VoiceProcess]]:
@@ -103,7 +102,7 @@ async def dispatch_workers(
     env = {
         "ARC_VOICE__DISPATCH__MODE": "livekit",
         "ARC_VOICE__DISPATCH__AGENT_NAME": (
-            f"arc-{subject_prefix}" if agent_name is None else agent_name
+            f"arc-{nats.subject_prefix}" if agent_name is None else agent_name
         ),
         "ARC_VOICE__DISPATCH__MAX_SESSIONS": str(max_sessions),
     }
@@ -113,7 +112,6 @@ async def dispatch_workers(
                 stack.enter_async_context(
                     voice_process(
                         nats=nats,
-                        subject_prefix=subject_prefix,
                         dsn=dsn,
                         livekit=livekit,
                         log_path=logs / f"voice-{i}.log",
@@ -157,10 +155,9 @@ def spawn_workers(
     """`dispatch_workers` on this test's servers and subjects: `spawn_workers(count, ...)`."""
     return functools.partial(
         dispatch_workers,
-        nats=nats_server.settings("voice"),
+        nats=nats_server.settings("voice", subject_prefix=subject_prefix),
         livekit=livekit_server,
         dsn=migrated_dsn,
-        subject_prefix=subject_prefix,
         logs=tmp_path_factory.mktemp("dispatch"),
     )
 

@@ -274,8 +274,7 @@ async def test_a_worker_killed_mid_answer_leaves_a_playable_file(
     turn = SocketTurn(output_sample_rate=OUT_RATE)
     async with (
         voice_process(
-            nats=nats_server.settings("voice"),
-            subject_prefix=subject_prefix,
+            nats=nats_server.settings("voice", subject_prefix=subject_prefix),
             dsn=migrated_dsn,
             livekit=livekit_server,
             log_path=tmp_path / "voice.log",

@@ -45,9 +45,8 @@ async def module_brain(
     use it keep apart by their own session and user ids."""
     async with AsyncExitStack() as stack:
         settings = brain_settings(
-            nats_server.settings("brain"),
+            nats_server.settings("brain", subject_prefix=f"m{uuid.uuid4().hex[:10]}"),
             postgres_server.dsn(),
-            subject_prefix=f"m{uuid.uuid4().hex[:10]}",
         )
         yield await start_brain(stack, settings, brain_embedder)
 

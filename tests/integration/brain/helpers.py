@@ -63,7 +63,7 @@ async def answer_text(
 
 
 async def spawn_brain(
-    *, nats: NatsSettings, dsn: str, subject_prefix: str, llm_url: str, model: str, log_path: Path
+    *, nats: NatsSettings, dsn: str, llm_url: str, model: str, log_path: Path
 ) -> asyncio.subprocess.Process:
     """`python -m arc_brain` as `make run` starts it, on the given language model, once its
     `/healthz` says ok; the caller stops (or kills) it."""
@@ -71,7 +71,6 @@ async def spawn_brain(
     env = dict(
         os.environ,
         **nats_env(nats),
-        ARC_NATS__SUBJECT_PREFIX=subject_prefix,
         ARC_POSTGRES__DSN=dsn,
         ARC_BRAIN__HTTP_PORT=str(port),
         ARC_BRAIN__LLM__BASE_URL=llm_url,

@@ -33,9 +33,8 @@ async def test_python_m_arc_brain_serves_and_drains_on_a_stop_signal(
     log_path = tmp_path / "brain.log"
     # The model streams a piece every 20 ms for ~15 s: a turn still in flight at the signal.
     proc = await spawn_brain(
-        nats=nats_server.settings("brain"),
+        nats=nats_server.settings("brain", subject_prefix=subject_prefix),
         dsn=postgres_server.dsn(),
-        subject_prefix=subject_prefix,
         llm_url=openai_double.base_url,
         model="slow",
         log_path=log_path,

@@ -5,6 +5,7 @@ with `ARC_TELEMETRY__OTLP_ENDPOINT` pointing at Jaeger)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import uuid
@@ -95,9 +96,8 @@ async def traced_mesh(
     subject_prefix: str,
 ) -> AsyncIterator[tuple[Mesh, str]]:
     room = f"arc-trace-{uuid.uuid4().hex[:8]}"
+    nats_of = functools.partial(nats_server.settings, subject_prefix=subject_prefix)
     env = {
-        "ARC_NATS__URL": nats_server.url,
-        "ARC_NATS__SUBJECT_PREFIX": subject_prefix,
         "ARC_POSTGRES__DSN": migrated_dsn,
         "ARC_LIVEKIT__URL": livekit_server.url,
         "ARC_LIVEKIT__API_KEY": livekit_server.api_key,
@@ -116,14 +116,14 @@ async def traced_mesh(
         mesh.process(
             "brain",
             "arc_brain",
-            {**nats_env(nats_server.settings("brain")), "ARC_LOG__LEVEL": "DEBUG"},
+            {**nats_env(nats_of("brain")), "ARC_LOG__LEVEL": "DEBUG"},
         ),
-        mesh.process("tts", "arc_tts", nats_env(nats_server.settings("tts"))),
+        mesh.process("tts", "arc_tts", nats_env(nats_of("tts"))),
         mesh.process(
             "voice",
             "arc_voice",
             {
-                **nats_env(nats_server.settings("voice")),
+                **nats_env(nats_of("voice")),
                 "ARC_VOICE__ROOMS": json.dumps([room]),
                 "ARC_VOICE__GREETING": "",
             },

@@ -80,9 +80,8 @@ async def brain_process(
     async def start(model: str) -> BrainProcess:
         log_path = tmp_path / f"brain-{len(started)}.log"
         proc = await spawn_brain(
-            nats=nats_server.settings("brain"),
+            nats=nats_server.settings("brain", subject_prefix=subject_prefix),
             dsn=postgres_server.dsn(),
-            subject_prefix=subject_prefix,
             llm_url=double.base_url,
             model=model,
             log_path=log_path,

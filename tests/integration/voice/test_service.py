@@ -52,8 +52,7 @@ async def voice_process(
 ) -> AsyncIterator[VoiceProcess]:
     """One worker process for the module (start-up loads the models: seconds)."""
     async with start_voice_process(
-        nats=nats_server.settings("voice"),
-        subject_prefix=PREFIX,
+        nats=nats_server.settings("voice", subject_prefix=PREFIX),
         dsn=postgres_server.dsn(),
         livekit=livekit_server,
         log_path=tmp_path_factory.mktemp("voice") / "arc_voice.log",

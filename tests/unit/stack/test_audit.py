@@ -66,6 +66,15 @@ def test_an_allow_list_entry_excuses_its_advisory_by_id_or_alias_and_says_why() 
     assert "allow-list entry CVE-2024-22195 (markupsafe) matched nothing: remove it" in lines
 
 
+def test_an_allow_list_entry_names_its_package_as_pep_503_does() -> None:
+    # pip-audit reports the name as the lock spells it; an entry may spell it another way.
+    spelled = {"name": "zope.interface", "version": "5.0", "vulns": [_vuln("PYSEC-1")]}
+    entry = Allowed("PYSEC-1", "Zope_Interface", "not reachable here")
+    code, lines = verdict(read_report(_report(spelled), [entry]), strict=True)
+    assert code == CLEAN
+    assert "allowed: zope.interface PYSEC-1: not reachable here" in lines
+
+
 def test_a_run_that_checked_nothing_is_never_called_clean() -> None:
     unchecked = _report({"name": "aiofiles", "skip_reason": SKIPPED})
     code, lines = verdict(read_report(unchecked, []), strict=False)

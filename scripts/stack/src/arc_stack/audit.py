@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from arc_stack.paths import repo_root
 
 ALLOWLIST = Path("security") / "audit-allowlist.toml"
@@ -47,7 +49,7 @@ class Finding:
     fix_versions: tuple[str, ...]
 
     def allowed_by(self, entry: Allowed) -> bool:
-        return entry.package.lower() == self.package.lower() and (
+        return canonicalize_name(entry.package) == canonicalize_name(self.package) and (
             entry.id == self.id or entry.id in self.aliases
         )
 

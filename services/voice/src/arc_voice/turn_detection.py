@@ -62,6 +62,9 @@ UNLIKELY_THRESHOLD = 0.36
 # The same rule's choice for the model asked after 100 ms of silence instead of 200 (the turn
 # bench of 2026-12-02 11:38 UTC): less trailing silence, lower probabilities at true ends.
 UNLIKELY_THRESHOLD_ASKED_EARLY = 0.2
+# Where LiveKit itself asks the end-of-turn model: after 200 ms of the VAD's silence
+# (`audio_recognition.MIN_SILENCE_DURATION_MS`); the two thresholds above split at it.
+LIVEKIT_ASKS_AFTER_S = 0.2
 # Returned as the threshold when the words are a finished question: under any probability,
 # so the framework answers after min_delay.
 _ALWAYS_FINISHED = 0.0
@@ -167,7 +170,8 @@ def vad_min_silence_s(options: VoiceOptions) -> float:
 
 
 def ask_model_after_silence(seconds: float) -> None:
-    """Make LiveKit ask the end-of-turn model after `seconds` of silence instead of its 200 ms.
+    """Make LiveKit ask the end-of-turn model after `seconds` of silence instead of its own
+    `LIVEKIT_ASKS_AFTER_S`.
     LiveKit reads the point from a module constant (`AudioRecognition` asks once the VAD's raw
     silence reaches it, and refuses a VAD silence under it + 50 ms), with no option for it;
     the turn bench measured the model asked after 100 ms to tell ends as well as after 200
@@ -194,7 +198,7 @@ def unlikely_threshold(options: VoiceOptions) -> float:
     """The threshold set, or the one the turn bench chose for where the model is asked."""
     if options.turn_unlikely_threshold is not None:
         return options.turn_unlikely_threshold
-    if options.turn_model_after_silence_s < 0.2:
+    if options.turn_model_after_silence_s < LIVEKIT_ASKS_AFTER_S:
         return UNLIKELY_THRESHOLD_ASKED_EARLY
     return UNLIKELY_THRESHOLD
 
