@@ -419,6 +419,26 @@ async def test_noise_and_silence_give_no_words(
     assert [e for e in events if e.alternatives and e.alternatives[0].text] == []
 
 
+async def test_a_question_said_from_the_first_frame_is_heard_whole(
+    voice_models: VoiceModels, speech: SpeechSynth
+) -> None:
+    """A socket client that sends its recording at once gives the noise gate no background
+    to learn before the words. The gate used to take the first words for the room's floor
+    and shut on the rest, so the VAD ended the utterance early: "What can you do?" came out
+    as "What can you" in 8 of 30 renditions (2026-12-06). Six fresh renditions, each from
+    its first frame."""
+    heard = []
+    for _ in range(6):
+        audio = _to_16k(*speech.say_afresh("What can you do?"))
+        events = await _stream(
+            _recogniser(voice_models),
+            np.concatenate([audio, np.zeros(VAD_SAMPLE_RATE, np.float32)]),
+            realtime=False,
+        )
+        heard.append(_finals(events))
+    assert all(len(f) == 1 and "what can you do" in f[0].lower() for f in heard), heard
+
+
 async def test_interims_come_while_the_person_speaks(
     voice_models: VoiceModels, speech: SpeechSynth
 ) -> None:

@@ -34,6 +34,13 @@ def _voice(seconds: float, rms: float) -> np.ndarray:
     return voiced / _rms(voiced) * rms
 
 
+def _vowel(seconds: float, rms: float) -> np.ndarray:
+    """A held vowel: voiced sound at one level, no gaps to learn a floor from."""
+    t = np.arange(int(RATE * seconds)) / RATE
+    voiced = np.sin(2 * np.pi * 180 * t) + 0.5 * np.sin(2 * np.pi * 360 * t)
+    return voiced / _rms(voiced) * rms
+
+
 def _frames(samples: np.ndarray) -> list[bytes]:
     return [_pcm(samples[i : i + FRAME]) for i in range(0, len(samples) - FRAME + 1, FRAME)]
 
@@ -64,7 +71,9 @@ def test_floor_tracks_the_quietest_recent_level() -> None:
 
 def test_a_fan_alone_keeps_the_gate_shut_once_learned() -> None:
     gate = NoiseGate(GateConfig())
-    _open_fraction(gate, _fan(3.0, 300))  # learning
+    # Learning: one window, then the hangover of the gate it held open meanwhile (until a
+    # window is heard the floor is at most a quiet room's level, so the fan passed then).
+    _open_fraction(gate, _fan(3.5, 300))
     assert _open_fraction(gate, _fan(5.0, 300, seed=2)) < 0.05
 
 
@@ -89,7 +98,36 @@ def test_speech_over_a_fan_passes_and_needs_more_while_the_agent_speaks() -> Non
     gate_quiet = NoiseGate(config)
     gate_busy = NoiseGate(config)
     for g in (gate_quiet, gate_busy):
-        _open_fraction(g, _fan(3.0, 1500))
+        _open_fraction(g, _fan(3.5, 1500))
     soft = _fan(2.0, 1500, seed=5) + _voice(2.0, 3500)
     assert _open_fraction(gate_quiet, soft) > 0.5
     assert _open_fraction(gate_busy, soft, speaking=True) < 0.2
+
+
+def test_speech_from_the_first_frame_is_not_taken_for_the_floor() -> None:
+    # No background before the words (a socket client sending a recording): the floor stays
+    # at a quiet room's level until a whole window has been heard, so the gate stays open
+    # on the voice. Taking its first blocks for the floor shut the gate after the hangover.
+    gate = NoiseGate(GateConfig())
+    assert _open_fraction(gate, _vowel(2.0, 3000)) == 1.0
+    assert not gate.floor.learned
+    # Without the ceiling (0 dBFS never binds) the voice became the floor and was gated away.
+    assert _open_fraction(NoiseGate(GateConfig(learning_ceiling_db=0.0)), _vowel(2.0, 3000)) < 0.5
+
+
+def test_once_a_window_is_heard_the_floor_is_the_rooms_even_above_the_ceiling() -> None:
+    gate = NoiseGate(GateConfig(floor_window_s=3.0, learning_ceiling_db=-60.0))
+    _open_fraction(gate, _fan(3.5, 1500))  # -27 dBFS, far over the ceiling
+    assert gate.floor.learned
+    # the quietest 100 ms of the fan: just under its overall level
+    assert gate.floor.db == pytest.approx(20 * np.log10(1500 / 32768), abs=2.0)
+    assert _open_fraction(gate, _fan(3.0, 1500, seed=6)) < 0.05
+
+
+def test_over_the_agent_the_floor_is_what_was_heard_even_before_a_window() -> None:
+    # A fan from the first frame of a greeting: the higher bar over the agent stands on what
+    # was heard (the ceiling is for the person's own first words), so only the first frame's
+    # hangover passes, as before the ceiling; with the agent quiet the fan passes until the
+    # floor has learned it.
+    assert _open_fraction(NoiseGate(GateConfig()), _fan(2.0, 300), speaking=True) < 0.2
+    assert _open_fraction(NoiseGate(GateConfig()), _fan(2.0, 300)) > 0.9

@@ -221,6 +221,7 @@ class Conversation:
                 speaking_margin_db=barge.speaking_margin_db,
                 floor_window_s=barge.floor_window_s,
                 hangover_s=barge.hangover_s,
+                learning_ceiling_db=barge.learning_ceiling_db,
             ),
             agent_speaking=lambda: self.state.state is State.SPEAKING,
             min_speech_s=barge.min_speech_s,

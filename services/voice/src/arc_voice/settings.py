@@ -44,6 +44,10 @@ class BargeInSettings(BaseModel):
     floor_window_s: float = Field(default=3.0, ge=0.2, le=60.0)
     # The gate stays open this long after the last loud frame so word endings are kept.
     hangover_s: float = Field(default=0.35, ge=0.0, le=2.0)
+    # Until one window has been heard the floor is at most this (dBFS, a quiet room): a session
+    # that opens with speech has no background yet, and its quietest words would otherwise
+    # become the floor and be gated away ("What can you do?" heard as "What can you").
+    learning_ceiling_db: float = Field(default=-60.0, ge=-96.0, le=0.0)
     # Speech that long (VAD seconds) while the agent talks interrupts it.
     min_speech_s: float = Field(default=0.12, ge=0.0, le=2.0)
     # A sound over the gate's bar for this long while the agent talks pauses it at once (the
