@@ -21,7 +21,7 @@ import pytest
 from arc_common.streaming import StreamingClient
 from arc_stack.paths import state_dir
 from arc_stack.server import free_port
-from arc_voice.ws_client import take_turn
+from arc_voice.ws_client import describe, take_turn
 
 from tests.fixtures.voice import SpeechSynth
 from tests.integration.brain.helpers import ask, request
@@ -112,7 +112,9 @@ async def _speak_to_the_worker(state: Path, env: dict[str, str]) -> list[str]:
     )
     heard = [e["text"] for e in turn.of_type("transcript") if e["final"]]
     said = [e["text"] for e in turn.of_type("agent_text")]
-    assert heard and "what can you do" in heard[-1].lower() and said, turn.events
+    # The whole exchange as text: a repr of the events is cut short in pytest's report.
+    exchange = describe(turn, turn.events[0][0]) if turn.events else "no events"
+    assert heard and "what can you do" in heard[-1].lower() and said, exchange
     return [*heard, *said]
 
 
