@@ -10,6 +10,7 @@ import time
 
 import pytest
 from arc_voice.caller import RoomCaller
+from arc_voice.conversation import Conversation
 from arc_voice.models import VoiceModels
 
 from tests.fixtures.brain import RunningBrain
@@ -25,6 +26,26 @@ async def _heard(caller: RoomCaller, models: VoiceModels, since: float) -> str:
     await caller.wait_quiet(1.0, within_s=60)
     audio = caller.audio_between(since, time.monotonic())
     return (await transcribe(models, audio, caller.heard_rate)).lower()
+
+
+def _what_was_sent(caller: RoomCaller, conversation: Conversation, since: float) -> str:
+    """For a failed assertion: the units the agent synthesised and how much audio came back
+    for each, against the audible stretches the caller received (a lost word is then either
+    never sent, sent and not heard, or heard and not recognised)."""
+    sent = [
+        (unit, round(stream.audio_bytes / 2 / conversation.tts.sample_rate, 2))
+        for stream in conversation.tts.streams
+        for unit in stream.units
+    ]
+    frames = caller.audible_between(since, time.monotonic())
+    stretches: list[list[float]] = []
+    for at in frames:
+        if stretches and at - stretches[-1][1] < 0.3:
+            stretches[-1][1] = at
+        else:
+            stretches.append([at, at])
+    heard = [(round(a - since, 2), round(b - since, 2)) for a, b in stretches]
+    return f"sent (unit, seconds of its stream): {sent}; audible (s after join): {heard}"
 
 
 async def _ended(harness: VoiceHarness, session_id: str) -> tuple[str, str]:
@@ -59,7 +80,9 @@ async def test_at_the_turn_limit_the_answer_ends_then_the_agent_says_why_and_lea
     # The answer ("It's 6:36 PM UTC.") first, then the farewell. Whisper is loose with both:
     # "It's" came out as "At", Piper's "Goodbye" as "good bye" or "bye bye"; so the answer is
     # matched by its digits and the farewell by its first sentence and "bye".
-    assert "time we have" in heard and "bye" in heard, heard
+    assert "time we have" in heard and "bye" in heard, (
+        f"heard {heard!r}; {_what_was_sent(caller, conversation, spoken.ended_at)}"
+    )
     answer = re.search(r"\d", heard)
     assert answer is not None and answer.start() < heard.index("time we have"), heard
     assert conversation.end_reason == "turn_limit"
@@ -78,6 +101,8 @@ async def test_at_the_time_limit_the_agent_says_why_and_the_session_ends(
     assert said_at - joined >= 2.0, said_at - joined
     await asyncio.wait_for(conversation.wait_closed(), timeout=60)
     heard = await _heard(caller, voice_models, joined)
-    assert "time we have" in heard and "bye" in heard, heard
+    assert "time we have" in heard and "bye" in heard, (
+        f"heard {heard!r}; {_what_was_sent(caller, conversation, joined)}"
+    )
     assert conversation.end_reason == "time_limit"
     assert await _ended(harness, conversation.session_id) == ("ended", "time_limit")
