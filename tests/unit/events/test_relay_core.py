@@ -4,12 +4,14 @@ shared, and the names it derives."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from arc_events.consumer import dead_letter_topic
 from arc_events.leases import BUCKETS, fair_share, preferred_order
 from arc_events.outbox_store import OutboxRow
+from arc_events.publisher import sending_order
 from arc_events.pulsar_admin import namespace_of, topic_path
 from arc_events.relay import split_acknowledged
 
@@ -71,3 +73,32 @@ def test_topic_names() -> None:
     for bad in ("arc/events/conversation", "persistent://arc/conversation", "http://a/b/c"):
         with pytest.raises(ValueError):
             topic_path(bad)
+
+
+def _on(topic: str, id_: int, session: str) -> OutboxRow:
+    return replace(_row(id_, session), topic=f"persistent://arc/events/{topic}")
+
+
+def test_a_session_with_several_rows_in_a_pass_goes_out_as_one_batch_in_order() -> None:
+    a = [_row(i, "a") for i in (1, 3, 5, 8)]
+    rows = [a[0], _row(2, "b"), a[1], _row(4, "c"), a[2], _row(6, "b"), _row(7, "d"), a[3]]
+    order = sending_order(rows, batching=True)
+    assert sorted(index for index, _ in order) == list(range(len(rows)))  # each row once
+    sent = [(rows[index].id, batched) for index, batched in order]
+    # b (two rows), c and d go plain in their order; a's four rows side by side, batched.
+    assert sent == [(2, False), (4, False), (6, False), (7, False)] + [(row.id, True) for row in a]
+
+
+def test_a_session_is_grouped_per_topic_and_keeps_its_order_in_each() -> None:
+    rows = [_on("conversation", 1, "a"), _on("analytics", 2, "a")] * 4
+    rows = [replace(row, id=i) for i, row in enumerate(rows)]
+    sent = [(rows[index].topic.rsplit("/", 1)[1], rows[index].id, batched)
+            for index, batched in sending_order(rows, batching=True)]  # fmt: skip
+    assert sent == [("analytics", 1, True), ("analytics", 3, True), ("analytics", 5, True),
+                    ("analytics", 7, True), ("conversation", 0, True), ("conversation", 2, True),
+                    ("conversation", 4, True), ("conversation", 6, True)]  # fmt: skip
+
+
+def test_without_batching_every_row_goes_plain_in_pass_order() -> None:
+    rows = [_row(i, "a") for i in range(6)]
+    assert sending_order(rows, batching=False) == [(i, False) for i in range(6)]

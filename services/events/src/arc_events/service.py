@@ -7,10 +7,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine, Iterable
+from functools import partial
 from typing import Any
 
 import httpx
-import pulsar
 from arc_common.errors import ArcError
 from arc_common.events import TOPICS
 from psycopg_pool import AsyncConnectionPool
@@ -22,6 +22,7 @@ from arc_events.consumer import EventConsumer, Sink
 from arc_events.metrics import EventsMetrics
 from arc_events.publisher import PulsarPublisher
 from arc_events.pulsar_admin import PulsarAdmin
+from arc_events.pulsar_client import new_client
 from arc_events.relay import OutboxRelay
 from arc_events.settings import EventsSettings, Role
 
@@ -79,6 +80,7 @@ class EventsService:
                     send_timeout_s=options.relay_send_timeout_s,
                     max_pending=max(options.relay_batch_size * 2, 1000),
                     topic_suffix=options.topic_suffix,
+                    batching=options.relay_producer_batching,
                 )
                 relay = OutboxRelay(dsn, self._pool, publisher, options, self.metrics)
                 self._publishers.append(publisher)
@@ -90,16 +92,11 @@ class EventsService:
             )
         sinks = sinks_for(self.roles)
         if sinks:
-
-            def new_client() -> pulsar.Client:
-                return pulsar.Client(
-                    s.pulsar.service_url,
-                    operation_timeout_seconds=s.pulsar.operation_timeout_s,
-                    logger=logging.getLogger("pulsar"),
-                )
-
+            client = partial(
+                new_client, s.pulsar.service_url, operation_timeout_s=s.pulsar.operation_timeout_s
+            )
             for sink in sinks:
-                consumer = EventConsumer(new_client, self._pool, sink, options, self.metrics)
+                consumer = EventConsumer(client, self._pool, sink, options, self.metrics)
                 self.consumers.append(consumer)
                 self._spawn(f"consumer-{sink.name}", consumer.run())
                 self._spawn(f"backlog-{sink.name}", self._watch_backlog(sink))

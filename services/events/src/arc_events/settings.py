@@ -36,6 +36,9 @@ class EventsOptions(BaseModel):
     relay_workers: int = Field(default=2, ge=1, le=8)
     # Rows read, published and marked sent per round trip.
     relay_batch_size: int = Field(default=2000, ge=1, le=20_000)
+    # Key-based producer batching, a pass's rows grouped by session: one broker entry per
+    # session and pass instead of one per event (docs/events.md has the measurements).
+    relay_producer_batching: bool = True
     # LISTEN/NOTIFY wakes the relay at once; this poll catches anything a lost notification
     # (a dropped connection) would otherwise leave waiting.
     relay_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
