@@ -47,6 +47,7 @@ INSERT_CHUNK = 5_000
 BATCH_SIZES = (2000, 5000)
 RELAY_WORKERS = (1, 2)
 PRODUCER_BATCHING = (False, True)
+DEFAULTS = EventsOptions()
 ROUNDS = 3  # relay variants interleaved, each measured this many times; medians reported
 LATENCY_EVENTS = 300
 LATENCY_GAP_S = 0.05
@@ -236,7 +237,10 @@ async def _run() -> str:
         variants = [
             RelayVariant(b, w, k) for b in BATCH_SIZES for w in RELAY_WORKERS
             for k in PRODUCER_BATCHING
-        ] + [RelayVariant(2000, 2, k, MANY_SESSIONS) for k in PRODUCER_BATCHING]  # fmt: skip
+        ] + [
+        RelayVariant(DEFAULTS.relay_batch_size, DEFAULTS.relay_workers, k, MANY_SESSIONS)
+        for k in PRODUCER_BATCHING
+    ]  # fmt: skip
         runs: dict[RelayVariant, list[tuple[float, float]]] = {v: [] for v in variants}
         for _ in range(ROUNDS):
             for variant in variants:
@@ -300,9 +304,8 @@ async def _run() -> str:
         "",
         f"Key-batched against unbatched, steady events/s, interleaved: {batched_vs_not}.",
     ]
-    defaults = EventsOptions()
     default = RelayVariant(
-        defaults.relay_batch_size, defaults.relay_workers, defaults.relay_producer_batching
+        DEFAULTS.relay_batch_size, DEFAULTS.relay_workers, DEFAULTS.relay_producer_batching
     )
     best = max(variants, key=steady_of)
     publish_share = steps["publish"] / step_total
