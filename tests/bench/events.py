@@ -152,7 +152,8 @@ async def _relay_steps(pg: PostgresServer, pulsar: PulsarServer, batch: int) -> 
     await _fill(dsn, BACKLOG)
     publisher = PulsarPublisher(
         pulsar.service_url, operation_timeout_s=30, send_timeout_s=30,
-        max_pending=batch * 2, topic_suffix=f"-s{uuid.uuid4().hex[:6]}", batching=True,
+        max_pending=batch * 2, topic_suffix=f"-s{uuid.uuid4().hex[:6]}",
+        batching=DEFAULTS.relay_producer_batching,
     )  # fmt: skip
     spent = {"read": 0.0, "publish": 0.0, "mark sent": 0.0}
     everything = frozenset(range(64))
@@ -238,9 +239,9 @@ async def _run() -> str:
             RelayVariant(b, w, k) for b in BATCH_SIZES for w in RELAY_WORKERS
             for k in PRODUCER_BATCHING
         ] + [
-        RelayVariant(DEFAULTS.relay_batch_size, DEFAULTS.relay_workers, k, MANY_SESSIONS)
-        for k in PRODUCER_BATCHING
-    ]  # fmt: skip
+            RelayVariant(DEFAULTS.relay_batch_size, DEFAULTS.relay_workers, k, MANY_SESSIONS)
+            for k in PRODUCER_BATCHING
+        ]  # fmt: skip
         runs: dict[RelayVariant, list[tuple[float, float]]] = {v: [] for v in variants}
         for _ in range(ROUNDS):
             for variant in variants:
@@ -249,7 +250,7 @@ async def _run() -> str:
             v: (statistics.median(r for r, _ in rs), statistics.median(s for _, s in rs))
             for v, rs in runs.items()
         }
-        steps = await _relay_steps(pg, pulsar, 2000)
+        steps = await _relay_steps(pg, pulsar, DEFAULTS.relay_batch_size)
         both_relay, both_consumer = await _consumer_throughput(pg, pulsar)
         latencies = await _latency(pg, pulsar)
         load_after = os.getloadavg()[0]
@@ -279,7 +280,7 @@ async def _run() -> str:
         f"| end-to-end latency, commit → applied by the consumer, {lat.n} events at 20/s "
         f"| p50 {lat.p50:.1f} ms, p95 {lat.p95:.1f} ms |",
         "",
-        "Relay steps timed by hand (batch 2000, same backlog): "
+        f"Relay steps timed by hand (batch {DEFAULTS.relay_batch_size}, same backlog): "
         + ", ".join(f"{k} {v / step_total:.0%} ({BACKLOG / v:,.0f}/s alone)"
                     for k, v in steps.items())
         + f"; together {BACKLOG / step_total:,.0f} events/s.",
@@ -316,11 +317,11 @@ async def _run() -> str:
         f"events/s steady. Best variant in this run: {best.describe()}, "
         f"{steady_of(best):,.0f} events/s steady. What limits it: the publish step, "
         f"{publish_share:.0%} of the relay's time, most of it waiting for the broker's "
-        "acknowledgements (a profile of the relay process showed it under one core, its loop "
-        "idle in `epoll` for 85% of the time): the broker's JVM, Postgres and the relay share "
-        f"these 2 cores. Load average (1 min) {load_before:.1f} at the start and "
-        f"{load_after:.1f} at the end of this run (other engineers' test runs share the "
-        "machine).",
+        "acknowledgements (a cProfile of these hand-run steps on 2026-12-06 showed the process "
+        "under one core, its loop idle in `epoll` for 85% of the time): the broker's JVM, "
+        "Postgres and the relay share these 2 cores. Load average (1 min) "
+        f"{load_before:.1f} at the start and {load_after:.1f} at the end of this run (other "
+        "engineers' test runs share the machine).",
     ]
     body = "\n".join(lines) + "\n"
     write_section("events", body)

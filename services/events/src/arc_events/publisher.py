@@ -65,8 +65,8 @@ class PulsarPublisher:
         operation_timeout_s: int,
         send_timeout_s: float,
         max_pending: int,
+        batching: bool,
         topic_suffix: str = "",
-        batching: bool = False,
     ) -> None:
         self._service_url = service_url
         self._operation_timeout_s = operation_timeout_s
@@ -120,10 +120,12 @@ class PulsarPublisher:
         broker is unreachable)."""
         if not rows:
             return []
-        plan = [
-            (index, await self._producer(rows[index].topic, batched=batched))
-            for index, batched in sending_order(rows, batching=self._batching)
-        ]
+        order = sending_order(rows, batching=self._batching)
+        producers = {
+            (topic, batched): await self._producer(topic, batched=batched)
+            for topic, batched in {(rows[index].topic, batched) for index, batched in order}
+        }
+        plan = [(index, producers[rows[index].topic, batched]) for index, batched in order]
         acks = _BatchAcks(len(rows), asyncio.get_running_loop())
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-publish")

@@ -32,10 +32,11 @@ class EventsOptions(BaseModel):
     # Relays this process runs, each with its own bucket leases (a fair share of the outbox,
     # disjoint from the others') and its own broker connection. A relay waits for the broker's
     # acknowledgements of one batch before the next; two overlap those waits (1.5-1.9x the
-    # steady events/s of one on the 2-core box: `make bench`, docs/events.md).
+    # steady events/s of one on the Intel 2-core box of 2026-12-03; 0.8-1.5x on the AMD one of
+    # 2026-12-06, where the broker shares the cores: `make bench`, docs/events.md).
     relay_workers: int = Field(default=2, ge=1, le=8)
-    # Rows read, published and marked sent per round trip. 5000 beat 2000 in every `make bench`
-    # run with two key-batched relays (1.21-1.24x, docs/events.md).
+    # Rows read, published and marked sent per round trip. 5000 beat 2000 in each of four
+    # `make bench` runs with two key-batched relays (1.2-2.0x, docs/events.md).
     relay_batch_size: int = Field(default=5000, ge=1, le=20_000)
     # Key-based producer batching, a pass's rows grouped by session: one broker entry per
     # session and pass instead of one per event (docs/events.md has the measurements).
