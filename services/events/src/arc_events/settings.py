@@ -36,7 +36,7 @@ class EventsOptions(BaseModel):
     # 2026-12-06, where the broker shares the cores: `make bench`, docs/events.md).
     relay_workers: int = Field(default=2, ge=1, le=8)
     # Rows read, published and marked sent per round trip. 5000 beat 2000 in each of five
-    # `make bench` runs with two key-batched relays (1.1-2.0x, docs/events.md).
+    # `make bench` runs with two key-batched relays (1.05-1.98x, docs/events.md).
     relay_batch_size: int = Field(default=5000, ge=1, le=20_000)
     # Key-based producer batching, a pass's rows grouped by session: one broker entry per
     # session and pass instead of one per event (docs/events.md has the measurements).
