@@ -146,14 +146,17 @@ async def _relay_throughput(
     return BACKLOG / elapsed, await _steady_rate(dsn)
 
 
-async def _relay_steps(pg: PostgresServer, pulsar: PulsarServer, batch: int) -> dict[str, float]:
-    """The relay's read / publish / mark-sent steps on one backlog, timed separately."""
+async def _relay_steps(
+    pg: PostgresServer, pulsar: PulsarServer, options: EventsOptions
+) -> dict[str, float]:
+    """The relay's read / publish / mark-sent steps on one backlog, timed separately, with
+    the batch size and producer the relay would have under `options`."""
     dsn = await _fresh_db(pg)
     await _fill(dsn, BACKLOG)
     publisher = PulsarPublisher(
         pulsar.service_url, operation_timeout_s=30, send_timeout_s=30,
-        max_pending=batch * 2, topic_suffix=f"-s{uuid.uuid4().hex[:6]}",
-        batching=DEFAULTS.relay_producer_batching,
+        max_pending=options.relay_max_pending, topic_suffix=f"-s{uuid.uuid4().hex[:6]}",
+        batching=options.relay_producer_batching,
     )  # fmt: skip
     spent = {"read": 0.0, "publish": 0.0, "mark sent": 0.0}
     everything = frozenset(range(64))
@@ -161,7 +164,7 @@ async def _relay_steps(pg: PostgresServer, pulsar: PulsarServer, batch: int) -> 
         await publisher.publish(await outbox_store.fetch_unsent(conn, everything, 1))  # warm-up
         while True:
             t0 = time.perf_counter()
-            rows = await outbox_store.fetch_unsent(conn, everything, batch)
+            rows = await outbox_store.fetch_unsent(conn, everything, options.relay_batch_size)
             t1 = time.perf_counter()
             if not rows:
                 break
@@ -250,7 +253,7 @@ async def _run() -> str:
             v: (statistics.median(r for r, _ in rs), statistics.median(s for _, s in rs))
             for v, rs in runs.items()
         }
-        steps = await _relay_steps(pg, pulsar, DEFAULTS.relay_batch_size)
+        steps = await _relay_steps(pg, pulsar, DEFAULTS)
         both_relay, both_consumer = await _consumer_throughput(pg, pulsar)
         latencies = await _latency(pg, pulsar)
         load_after = os.getloadavg()[0]

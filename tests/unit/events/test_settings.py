@@ -34,6 +34,15 @@ def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.pulsar.service_url == "pulsar://broker:6650"
 
 
+@pytest.mark.parametrize(("batch", "pending"), [(5000, 10_000), (700, 1400), (100, 1000)])
+def test_a_relay_producer_has_room_for_two_batches(
+    monkeypatch: pytest.MonkeyPatch, batch: int, pending: int
+) -> None:
+    """The service and the bench read one value: two batches' worth, at least 1000."""
+    monkeypatch.setenv("ARC_EVENTS__RELAY_BATCH_SIZE", str(batch))
+    assert EventsSettings().events.relay_max_pending == pending
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

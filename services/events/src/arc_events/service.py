@@ -78,7 +78,7 @@ class EventsService:
                     s.pulsar.service_url,
                     operation_timeout_s=s.pulsar.operation_timeout_s,
                     send_timeout_s=options.relay_send_timeout_s,
-                    max_pending=max(options.relay_batch_size * 2, 1000),
+                    max_pending=options.relay_max_pending,
                     topic_suffix=options.topic_suffix,
                     batching=options.relay_producer_batching,
                 )

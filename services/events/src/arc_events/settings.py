@@ -60,6 +60,12 @@ class EventsOptions(BaseModel):
     # How often backlog, oldest-unsent age and consumer lag are refreshed for /metrics.
     stats_interval_s: float = Field(default=5.0, gt=0, le=300)
 
+    @property
+    def relay_max_pending(self) -> int:
+        """Sends a relay's producer may hold unacknowledged: a whole batch twice over, so
+        one pass never waits for room behind the last one's acknowledgements."""
+        return max(self.relay_batch_size * 2, 1000)
+
 
 class EventsSettings(ServiceSettings):
     service_name: str = "arc-events"
