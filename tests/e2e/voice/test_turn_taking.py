@@ -14,7 +14,7 @@ from arc_voice.caller import AUDIBLE_DB, RoomCaller, Utterance
 
 from tests.fixtures.brain import RunningBrain
 from tests.fixtures.speakers import Speaker
-from tests.fixtures.voice import QuietVoice, SpeechSynth, Talk
+from tests.fixtures.voice import QuietVoice, SpeechSynth, Talk, VoiceFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -138,6 +138,45 @@ async def test_a_cough_does_not_end_the_answer_but_words_do(
     while not any(t.turn.interrupted for t in conversation.log.turns):
         assert time.monotonic() < deadline, "words over the answer did not interrupt it"
         await asyncio.sleep(0.05)
+    late = [
+        h.at - interruption.speech_started_at
+        for h in caller.heard
+        if interruption.speech_started_at < h.at < interruption.speech_ended_at
+        and h.level > AUDIBLE_DB
+    ]
+    assert max(late, default=0.0) < 0.5, max(late)
+
+
+async def test_with_pause_on_loudness_a_cough_pauses_the_answer_and_words_end_it(
+    voice_factory: VoiceFactory, voice_brain: RunningBrain, speech: SpeechSynth
+) -> None:
+    """With the early pause on (`pause_on_loud_s`): a cough pauses the agent at once, and the
+    answer goes on once the VAD has heard past the cough without confirming speech; words
+    over the answer are confirmed, and end it. Both over the answer after LiveKit's AEC
+    warm-up (the first 3 s the agent speaks), during which nothing pauses it."""
+    harness = await voice_factory(greeting="", barge_in={"pause_on_loud_s": 0.04})
+    caller, conversation = await harness.talk_to("gus")
+    question, rate = speech.say("What can you do?")
+    spoken = await (await caller.say(question, rate))
+    await caller.wait_audible(spoken.speech_ended_at, within_s=30)
+    await asyncio.sleep(3.3)
+
+    cough = await (await caller.say(*_cough()))
+    await asyncio.sleep(2.0)
+    assert _audible_after(caller, cough), "the agent stopped for good at a cough"
+    assert [resumed for _, resumed in conversation.log.loud_pauses] == [True], (
+        conversation.log.loud_pauses
+    )
+    assert not any(t.turn.interrupted for t in conversation.log.turns)
+
+    words, rate = speech.say_plain("Please tell me the date instead.")
+    interruption = await (await caller.say(words, rate))
+    await caller.wait_quiet(0.8, within_s=60)
+    deadline = time.monotonic() + 10
+    while not any(t.turn.interrupted for t in conversation.log.turns):
+        assert time.monotonic() < deadline, "words over the answer did not interrupt it"
+        await asyncio.sleep(0.05)
+    assert [resumed for _, resumed in conversation.log.loud_pauses][1:] == [False]
     late = [
         h.at - interruption.speech_started_at
         for h in caller.heard

@@ -4,13 +4,14 @@ VAD behind the adaptive noise gate, on Piper speech and synthetic room noise."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
 from arc_voice.caller import resample
 from arc_voice.models import VAD_SAMPLE_RATE, VoiceModels
 from arc_voice.noise_floor import GateConfig
-from arc_voice.plugins.gated_vad import GatedVAD
+from arc_voice.plugins.gated_vad import GatedVAD, LoudSound
 from arc_voice.plugins.stt import WhisperSTT
 from arc_voice.settings import VoiceOptions
 from livekit import rtc
@@ -149,6 +150,49 @@ async def _loud_reports(detector: GatedVAD, samples: np.ndarray) -> list[float]:
         stream._gated(frame)
     await stream.aclose()
     return reports
+
+
+async def test_a_loud_sound_is_judged_once_the_vad_has_heard_past_it(
+    voice_models: VoiceModels, speech: SpeechSynth
+) -> None:
+    """On a loaded box Silero runs behind the gate. Here all of the audio is handed over at
+    once, so the gate reports the speech (after 8 s of fan) while Silero has heard almost
+    none of it: the judgement waits, however far behind the VAD is, until it has run 0.5 s
+    past the sound, and by then it has confirmed the speech."""
+    pcm, rate = speech.say_plain("Stop please, what time is it?")
+    said = np.frombuffer(resample(pcm, rate, VAD_SAMPLE_RATE), np.int16).astype(np.float64)
+    mix = _fan(8.0 + len(said) / VAD_SAMPLE_RATE + 1.0, 300, 3)
+    mix[8 * VAD_SAMPLE_RATE : 8 * VAD_SAMPLE_RATE + len(said)] += said
+    detector = GatedVAD(
+        voice_models.vad, GateConfig(), agent_speaking=lambda: True, pause_on_loud_s=0.04
+    )
+    sounds: list[LoudSound] = []
+    reported = asyncio.Event()
+    confirmed: list[float] = []
+
+    def loud(sound: LoudSound) -> None:
+        sounds.append(sound)
+        reported.set()
+
+    detector.loud_listeners.append(loud)
+    detector.listeners.append(confirmed.append)
+    stream = detector.stream()
+    for frame in _frames(mix):
+        stream.push_frame(frame)
+    await asyncio.wait_for(reported.wait(), timeout=30)
+    sound = sounds[0]
+    assert 8.0 <= sound.audio_s <= 8.3, sound.audio_s
+    assert sound.stream.heard_s < 4.0, sound.stream.heard_s  # the VAD is seconds behind
+    assert not confirmed
+    assert await sound.judged(0.5, at_most_s=60.0)
+    assert sound.stream.heard_s >= sound.audio_s + 0.5
+    assert confirmed, "the VAD had heard 0.5 s of the speech and not confirmed it"
+    # A VAD that never gets there (the input ended) gives up at the bound, in wall time.
+    stream.end_input()
+    began = time.monotonic()
+    assert not await sound.judged(len(mix) / VAD_SAMPLE_RATE, at_most_s=0.3)
+    assert 0.25 <= time.monotonic() - began < 5.0
+    await stream.aclose()
 
 
 async def test_a_loud_sound_over_the_agent_is_reported_within_its_first_frames(

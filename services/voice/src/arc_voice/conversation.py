@@ -37,7 +37,7 @@ from arc_voice.lifecycle import EventRecorder, HeardTurn
 from arc_voice.models import VoiceModels
 from arc_voice.noise_floor import GateConfig
 from arc_voice.plugins.brain_llm import BrainOptions, BrainTurn, NatsBrainLLM
-from arc_voice.plugins.gated_vad import GatedVAD
+from arc_voice.plugins.gated_vad import GatedVAD, LoudSound
 from arc_voice.plugins.tts import NatsTTS, TtsOptions
 from arc_voice.recording import RecordingRows, RecordingWriter, SessionRecording, recording_path
 from arc_voice.returning import ReturningPeople
@@ -348,20 +348,24 @@ class Conversation:
             self.state.interrupted()
             self.transport.interrupted()
 
-    def _on_loud(self, at: float) -> None:
+    def _on_loud(self, sound: LoudSound) -> None:
         if self.state.state is not State.SPEAKING:
             return
-        if self._warm_up_ends_at is None or at < self._warm_up_ends_at:
+        if self._warm_up_ends_at is None or sound.at < self._warm_up_ends_at:
             # Paused now, the person's words would not be heard (the framework withholds
             # them from the STT during its warm-up) and the answer would sit paused.
             return
-        paused = pause_agent_audio(self.session, at)
-        self._spawn(self._confirm_or_resume(paused), name=f"confirm:{self.identity}")
+        paused = pause_agent_audio(self.session, sound.at)
+        self._spawn(self._confirm_or_resume(paused, sound), name=f"confirm:{self.identity}")
 
-    async def _confirm_or_resume(self, paused: BargeIn) -> None:
-        """The loud sound that paused the agent must be confirmed as speech by the VAD soon;
-        if it is not, the answer goes on (what was queued in the room's source is lost)."""
-        await asyncio.sleep(self.deps.options.barge_in.confirm_within_s)
+    async def _confirm_or_resume(self, paused: BargeIn, sound: LoudSound) -> None:
+        """The loud sound that paused the agent must be confirmed as speech by the VAD within
+        `confirm_within_s` of the audio after it; if it is not, the answer goes on (what was
+        queued in the room's source is lost). Counted in audio, not wall time: on a loaded
+        box Silero runs behind the gate ("VAD inference is slower than realtime"), and a
+        wall-clock wait can resume the agent over the person before the VAD has heard them."""
+        window = self.deps.options.barge_in.confirm_within_s
+        await sound.judged(window, at_most_s=window + _VAD_LAG_AT_MOST_S)
         confirmed = any(b.detected_at >= paused.detected_at for b in self.log.barge_ins)
         resumed = not confirmed and resume_stuck_output(self.session)
         if resumed:
@@ -587,6 +591,9 @@ class Conversation:
 
 
 _FAREWELL_TAIL_S = 0.5
+# How far behind the gate Silero may run before a loud pause is judged without it: beyond
+# this the VAD is stalled, and the agent must not stay silent for it.
+_VAD_LAG_AT_MOST_S = 3.0
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -51,9 +51,10 @@ class BargeInSettings(BaseModel):
     # Speech that long (VAD seconds) while the agent talks interrupts it.
     min_speech_s: float = Field(default=0.12, ge=0.0, le=2.0)
     # A sound over the gate's bar for this long while the agent talks pauses it at once (the
-    # VAD needs ~0.3 s to confirm speech); unconfirmed within `confirm_within_s`, the answer
-    # goes on. 0 (the default): only confirmed speech pauses the agent. Off by default: with
-    # it on, the room test lost the person's words in 3 of 21 runs (docs/voice.md).
+    # VAD needs ~0.3 s to confirm speech); unconfirmed within `confirm_within_s` of the audio
+    # after it (audio the VAD has run over: it can lag on a loaded box), the answer goes on.
+    # 0 (the default): only confirmed speech pauses the agent. Off by default: with it on,
+    # the room test lost the person's words in 3 of 21 runs (docs/voice.md).
     pause_on_loud_s: float = Field(default=0.0, ge=0.0, le=1.0)
     confirm_within_s: float = Field(default=0.5, gt=0.0, le=5.0)
 

@@ -5,8 +5,10 @@ turn or interrupts the agent, and the bar is higher while the agent speaks. Ever
 speech onset (speech lasting `min_speech_s`, the point where the session interrupts the
 agent) is reported to `listeners` with its monotonic time, which is how barge-in stop times
 are measured. Sooner than that, a sound loud enough to pass the gate while the agent speaks,
-for `pause_on_loud_s` in a row, is reported to `loud_listeners`: the worker pauses the agent
-on it and lets the VAD confirm (or not) that it was speech.
+for `pause_on_loud_s` in a row, is reported to `loud_listeners` as a `LoudSound`: the worker
+pauses the agent on it and lets the VAD confirm (or not) that it was speech. The gate runs as
+frames arrive, Silero behind it as fast as the CPU allows (on a loaded box seconds behind), so
+the VAD's verdict on a loud sound is awaited in the audio it has run over, not in wall time.
 
 The session's stream also hands every event to whoever called `subscribe()`: the streaming
 recogniser follows the session's VAD instead of running a second Silero and noise gate on
@@ -19,6 +21,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from livekit import rtc
 from livekit.agents import utils, vad
@@ -28,6 +31,24 @@ from arc_voice.noise_floor import GateConfig, NoiseGate
 
 AgentSpeaking = Callable[[], bool]
 SpeechDetected = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class LoudSound:
+    """A sound over the agent loud enough to pause it."""
+
+    at: float  # monotonic time the gate heard it
+    audio_s: float  # where in the stream's audio: seconds the gate had passed on by then
+    stream: GatedVADStream
+
+    async def judged(self, after_s: float, *, at_most_s: float) -> bool:
+        """Return once the VAD has run over `after_s` of audio past the sound, so that had it
+        been speech, the VAD would have confirmed it by now: True; False when `at_most_s` of
+        wall time passed first (a stream that ended, a VAD that stalled)."""
+        return await self.stream.heard_through(self.audio_s + after_s, at_most_s=at_most_s)
+
+
+LoudHeard = Callable[[LoudSound], None]
 
 
 class GatedVAD(vad.VAD):
@@ -47,7 +68,7 @@ class GatedVAD(vad.VAD):
         self.min_speech_s = min_speech_s
         self.pause_on_loud_s = pause_on_loud_s
         self.listeners: list[SpeechDetected] = []
-        self.loud_listeners: list[SpeechDetected] = []
+        self.loud_listeners: list[LoudHeard] = []
         self._subscribers: set[utils.aio.Chan[vad.VADEvent]] = set()
 
     @property
@@ -92,9 +113,9 @@ class GatedVAD(vad.VAD):
         for listener in list(self.listeners):
             listener(at)
 
-    def _loud(self, at: float) -> None:
+    def _loud(self, sound: LoudSound) -> None:
         for listener in list(self.loud_listeners):
-            listener(at)
+            listener(sound)
 
 
 class GatedVADStream(vad.VADStream):
@@ -104,6 +125,11 @@ class GatedVADStream(vad.VADStream):
         self.gate = gate
         self._loud_s = 0.0  # consecutive loud audio over the agent
         self._loud_reported = False
+        self.pushed_s = 0.0  # audio handed to Silero
+        # Audio Silero has run inference over. A flush (LiveKit does one only with STT turn
+        # detection, which Arc does not use) drops a partial window, up to 32 ms behind.
+        self.heard_s = 0.0
+        self._heard_more = asyncio.Event()
         super().__init__(owner)
 
     async def _main_task(self) -> None:
@@ -124,6 +150,7 @@ class GatedVADStream(vad.VADStream):
 
     def _gated(self, frame: rtc.AudioFrame) -> rtc.AudioFrame:
         duration = frame.samples_per_channel / frame.sample_rate
+        self.pushed_s += duration
         speaking = self._owner.agent_speaking()
         passes = self.gate.process(frame.data, duration, agent_speaking=speaking)
         self._watch_loudness(duration, speaking=speaking)
@@ -144,11 +171,27 @@ class GatedVADStream(vad.VADStream):
         wanted = self._owner.pause_on_loud_s
         if wanted > 0 and not self._loud_reported and self._loud_s >= wanted:
             self._loud_reported = True
-            self._owner._loud(time.monotonic())
+            self._owner._loud(LoudSound(time.monotonic(), self.pushed_s, self))
+
+    async def heard_through(self, audio_s: float, *, at_most_s: float) -> bool:
+        """Wait until Silero has run over the stream's audio up to `audio_s`; False if
+        `at_most_s` pass first."""
+        deadline = time.monotonic() + at_most_s
+        while self.heard_s < audio_s:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._heard_more.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._heard_more.wait(), timeout=left)
+        return True
 
     async def _relay(self) -> None:
         confirmed = False
         async for event in self._inner:
+            if event.type == vad.VADEventType.INFERENCE_DONE:
+                self.heard_s += sum(f.samples_per_channel / f.sample_rate for f in event.frames)
+                self._heard_more.set()
             if (
                 event.type == vad.VADEventType.START_OF_SPEECH
                 or event.type == vad.VADEventType.END_OF_SPEECH
