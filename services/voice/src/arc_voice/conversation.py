@@ -348,12 +348,20 @@ class Conversation:
             self.state.interrupted()
             self.transport.interrupted()
 
+    @property
+    def warmed_up(self) -> bool:
+        """Whether LiveKit's AEC warm-up is over: before it, nothing the person says or does
+        interrupts or pauses the agent."""
+        return self._warm_up_ends_at is not None and time.monotonic() >= self._warm_up_ends_at
+
     def _on_loud(self, sound: LoudSound) -> None:
         if self.state.state is not State.SPEAKING:
+            log.debug("a loud sound while %s does not pause anything", self.state.state)
             return
         if self._warm_up_ends_at is None or sound.at < self._warm_up_ends_at:
             # Paused now, the person's words would not be heard (the framework withholds
             # them from the STT during its warm-up) and the answer would sit paused.
+            log.debug("a loud sound in the AEC warm-up does not pause the agent")
             return
         paused = pause_agent_audio(self.session, sound.at)
         self._spawn(self._confirm_or_resume(paused, sound), name=f"confirm:{self.identity}")
