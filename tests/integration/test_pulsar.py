@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pulsar
@@ -14,7 +15,7 @@ from arc_common import subjects
 from arc_common.events import TOPICS
 from arc_common.subjects import PULSAR_NAMESPACES, PULSAR_TENANT
 from arc_events.pulsar_admin import PulsarAdmin
-from arc_stack.pulsar import PulsarServer, ensure_tenant
+from arc_stack.pulsar import CLUSTER, PulsarServer, ensure_tenant
 from pulsar import asyncio as pulsar_aio
 
 pytestmark = pytest.mark.integration
@@ -22,6 +23,20 @@ pytestmark = pytest.mark.integration
 TENANT = PULSAR_TENANT
 # What the contract asks of each namespace, written out here rather than read from the code.
 RETENTION = {"events": (7 * 24 * 60, 1024), "analytics": (30 * 24 * 60, 1024)}
+
+
+def _configured_cluster() -> str:
+    conf = Path(__file__).parents[2] / "deployments" / "pulsar" / "standalone.conf"
+    [name] = [
+        line.split("=", 1)[1].strip()
+        for line in conf.read_text().splitlines()
+        if line.startswith("clusterName=")
+    ]
+    return name
+
+
+def test_up_waits_for_the_cluster_the_broker_is_configured_with() -> None:
+    assert _configured_cluster() == CLUSTER
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -39,6 +54,9 @@ async def test_tenant_and_namespaces(pulsar_server: PulsarServer) -> None:
     async with httpx.AsyncClient(base_url=pulsar_server.admin_url, timeout=10) as admin:
         tenants = (await admin.get("/admin/v2/tenants")).json()
         assert TENANT in tenants
+        # Created once standalone had registered its cluster, not before (then it has none).
+        tenant = (await admin.get(f"/admin/v2/tenants/{TENANT}")).json()
+        assert tenant["allowedClusters"] == [_configured_cluster()], tenant
         namespaces = (await admin.get(f"/admin/v2/namespaces/{TENANT}")).json()
         assert sorted(namespaces) == sorted(f"{TENANT}/{ns}" for ns in RETENTION)
         for ns, (minutes, megabytes) in RETENTION.items():

@@ -127,8 +127,13 @@ async def _a_cough_does_not_stop_it(
 ) -> None:
     cough = await (await caller.say(*_cough()))
     await asyncio.sleep(listen_s)
-    assert _audible_after(caller, cough), "the agent stopped for good at a cough"
-    assert not any(t.turn.interrupted for t in conversation.log.turns)
+    assert _audible_after(caller, cough), (
+        "the agent stopped for good at a cough",
+        _story(conversation, cough.speech_started_at),
+    )
+    assert not any(t.turn.interrupted for t in conversation.log.turns), _story(
+        conversation, cough.speech_started_at
+    )
 
 
 async def _words_end_it(
@@ -161,7 +166,7 @@ async def test_a_cough_does_not_end_the_answer_but_words_do(
     # which no sound can interrupt it): the cough below must come when one could.
     await _answer_under_way(caller, *speech.say_plain("What time is it?"))
     await caller.wait_quiet(0.8, within_s=60)
-    await _answer_under_way(caller, *speech.say("What can you do?"))
+    await _answer_under_way(caller, *speech.say_plain("What can you do?"))
     await asyncio.sleep(1.0)
     await _a_cough_does_not_stop_it(caller, conversation, listen_s=3.0)
 

@@ -21,6 +21,8 @@ from arc_stack.paths import cache_dir, repo_root
 from arc_stack.server import ManagedServer, ServerStartError, http_ok, run_step
 
 DEPLOYMENT_DIR = Path("deployments") / "pulsar"
+# `clusterName` in deployments/pulsar/standalone.conf.
+CLUSTER = "standalone"
 # A cold download of the distribution (about 245 MB) on a slow link.
 INSTALL_TIMEOUT_S = 1800.0
 
@@ -184,8 +186,13 @@ class PulsarServer(ManagedServer):
 
     async def healthy(self) -> bool:
         # The broker's own health check writes and reads a heartbeat topic: it passes only
-        # when the bookie, the metadata store and the broker all work.
-        return await http_ok(f"{self.admin_url}/admin/v2/brokers/health", timeout_s=5.0, body="ok")
+        # when the bookie, the metadata store and the broker all work. Standalone registers
+        # its cluster through its own admin API only after the broker is up, so the health
+        # check can pass first, and a tenant created then names no cluster (a CI run: HTTP
+        # 412 "Clusters cannot be empty or blank"): up means the cluster is there too.
+        health = f"{self.admin_url}/admin/v2/brokers/health"
+        cluster = f"{self.admin_url}/admin/v2/clusters/{CLUSTER}"
+        return await http_ok(health, timeout_s=5.0, body="ok") and await http_ok(cluster)
 
     async def after_start(self) -> None:
         await ensure_tenant(self.admin_url)
