@@ -192,7 +192,8 @@ class PulsarServer(ManagedServer):
         # 412 "Clusters cannot be empty or blank"): up means the cluster is there too.
         health = f"{self.admin_url}/admin/v2/brokers/health"
         cluster = f"{self.admin_url}/admin/v2/clusters/{CLUSTER}"
-        return await http_ok(health, timeout_s=5.0, body="ok") and await http_ok(cluster)
+        broker_up = await http_ok(health, timeout_s=5.0, body="ok")
+        return broker_up and await http_ok(cluster, timeout_s=5.0)
 
     async def after_start(self) -> None:
         await ensure_tenant(self.admin_url)
