@@ -76,6 +76,33 @@ async def test_each_voice_is_on_its_channel_at_the_time_it_was_heard(tmp_path: P
     assert abs(loud[0] / rate - 0.5) < 0.03 and abs(loud[-1] / rate - 1.5) < 0.03
 
 
+async def test_agent_audio_dropped_before_it_played_leaves_the_file(tmp_path: Path) -> None:
+    """A barge-in drops what the room's source still held: the agent's channel ends where the
+    drop was, the person's is untouched, and an answer resumed later is kept."""
+    now = [1000.0]
+    writer = RecordingWriter(tmp_path / "cut.ogg", clock=lambda: now[0], hold_s=10.0)
+    writer.start()
+    t0 = 1000.0
+    for i, frame in enumerate(tone(1.0, RATE_IN, 300)):
+        writer.person(frame, at=t0 + 2.2 + i * 0.02)
+    # Queued to play 2.0-3.0 s; dropped at 2.5 s; the answer resumes at 3.5 s for 0.5 s.
+    for i, frame in enumerate(tone(1.0, RATE_OUT, 500)):
+        writer.agent(frame, at=t0 + 2.0 + i * 0.02)
+    writer.agent_unheard(t0 + 2.5)
+    for i, frame in enumerate(tone(0.5, RATE_OUT, 500)):
+        writer.agent(frame, at=t0 + 3.5 + i * 0.02)
+    now[0] = t0 + 4.5
+    await writer.aclose()
+
+    audio, rate = decode(writer.path)
+    agent = [rms_db(audio, rate, 1, a, b) for a, b in ((2.05, 2.45), (2.55, 3.45), (3.55, 3.95))]
+    assert agent[0] > -20 and agent[1] < -50 and agent[2] > -20, agent
+    assert rms_db(audio, rate, 0, 2.3, 3.1) > -20
+    # The agent's voice stops within 30 ms of the drop.
+    loud = np.flatnonzero(np.abs(audio[1, : round(3.4 * rate)]) > 0.05)
+    assert abs(loud[-1] / rate - 2.5) < 0.03, loud[-1] / rate
+
+
 async def test_audio_that_reports_its_time_too_late_is_dropped_not_misplaced(
     tmp_path: Path,
 ) -> None:

@@ -13,8 +13,8 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
-from livekit import rtc
 from livekit.agents import AgentSession
 from livekit.agents.voice import io
 
@@ -33,12 +33,78 @@ class BargeIn:
         return None if self.stopped_at is None else (self.stopped_at - self.detected_at) * 1000
 
 
-def _room_source(output: io.AudioOutput) -> rtc.AudioSource | None:
-    # The room output keeps up to 200 ms queued in its `rtc.AudioSource`, and clears that
-    # queue only once its playout task notices the interruption; reaching the source (a
-    # private attribute of LiveKit's room output) drops it now.
-    source = getattr(output, "_audio_source", None)
-    return source if isinstance(source, rtc.AudioSource) else None
+@runtime_checkable
+class QueuedAudio(Protocol):
+    """What barge-in needs of the room's audio source: an `rtc.AudioSource`, or the
+    recording's tap around one."""
+
+    @property
+    def queued_duration(self) -> float: ...
+
+    def clear_queue(self) -> None: ...
+
+
+# The room output's own bookkeeping of a dropped queue, which `drop_queued_audio` keeps as its
+# playout task would (livekit-agents 1.8, `room_io/_output.py`).
+_BOOKKEEPING = ("_source_pushed_duration", "_source_discarded_duration")
+
+
+def room_output(output: io.AudioOutput | None) -> Any | None:
+    """The link of a session's audio output chain that feeds the room: LiveKit's room output,
+    which holds an `rtc.AudioSource` at its private `_audio_source`, found under whatever
+    wraps it (the framework's transcript synchroniser, on by default). None where the chain
+    has no room output (a WebSocket session)."""
+    link: Any = output
+    while link is not None:
+        if isinstance(getattr(link, "_audio_source", None), QueuedAudio):
+            return link
+        link = getattr(link, "next_in_chain", None)
+    return None
+
+
+def check_room_output(output: io.AudioOutput | None) -> None:
+    """Fail a room session at its start when LiveKit's room output no longer has what
+    barge-in reaches into: without it the agent would go on talking for the up to 200 ms
+    queued in the room's source each time the person interrupts, and nothing would say so
+    (it did, silently, until 2026-12-06: the synchroniser hid the source)."""
+    link = room_output(output)
+    if link is None:
+        missing = ["_audio_source"]
+    else:
+        missing = [n for n in _BOOKKEEPING if not isinstance(getattr(link, n, None), float)]
+        if not callable(getattr(link, "_report_run", None)):
+            missing.append("_report_run")
+    if missing:
+        raise RuntimeError(
+            "livekit-agents changed: the room's audio output has no "
+            f"{', '.join(missing)}, so barge-in cannot drop the audio queued for the room "
+            "(arc_voice.barge_in)"
+        )
+
+
+def drop_queued_audio(output: io.AudioOutput | None) -> float:
+    """Drop what the room's source still holds, now, and return its seconds.
+
+    The room output keeps up to 200 ms queued in its source and drops that queue only when
+    its playout task next wakes (a paused output: with the next frame, which may not come).
+    This keeps the output's own bookkeeping of a dropped queue, as that task does: the
+    dropped audio counts as discarded, so the position the framework reports as heard (and
+    the answer kept as heard) leaves it out, and a resumed answer goes on after it."""
+    link = room_output(output)
+    if link is None:
+        return 0.0
+    source: QueuedAudio = link._audio_source
+    queued = source.queued_duration
+    if queued <= 0:
+        return 0.0
+    link._source_discarded_duration += queued
+    link._report_run(
+        offset=link._source_pushed_duration - queued,
+        ended_at=time.time(),
+        resumes_at=link._source_pushed_duration,
+    )
+    source.clear_queue()
+    return queued
 
 
 def _output(session: AgentSession[None]) -> io.AudioOutput | None:
@@ -55,17 +121,15 @@ def pause_agent_audio(session: AgentSession[None], detected_at: float) -> BargeI
     callback that confirmed the speech, rather than waiting for the framework's own pause: in
     a room test that pause came only with the first final transcript, 0.7 s later.
 
-    The up to 200 ms queued in the room's source are dropped, not held: they would play.
+    The up to 200 ms queued in the room's source are dropped, not held: they would play
+    (a resumed answer goes on after them).
     `resume_stuck_output` is the safety net should the framework never take the pause over.
     """
     barge_in = BargeIn(detected_at=detected_at)
     chain = session.output.audio
     if chain is not None:
         chain.pause()
-    output = _output(session)
-    source = None if output is None else _room_source(output)
-    if source is not None:
-        source.clear_queue()
+    drop_queued_audio(_output(session))
     barge_in.stopped_at = time.monotonic()
     return barge_in
 
@@ -86,9 +150,7 @@ def stop_agent_audio(session: AgentSession[None], detected_at: float) -> BargeIn
     output = _output(session)
     if output is not None:
         output.clear_buffer()
-        source = _room_source(output)
-        if source is not None:
-            source.clear_queue()
+        drop_queued_audio(output)
     barge_in.stopped_at = time.monotonic()
     try:
         done = session.interrupt()

@@ -42,6 +42,8 @@ from livekit import rtc
 from livekit.agents.voice import io
 from psycopg_pool import AsyncConnectionPool
 
+from arc_voice.barge_in import room_output
+
 log = logging.getLogger(__name__)
 
 MIME_TYPE = "audio/ogg"
@@ -96,6 +98,12 @@ class _Close:
     at: float
 
 
+@dataclass
+class _Unheard:
+    channel: int
+    at: float  # monotonic: audio placed from here on was dropped before it played
+
+
 class _Channel:
     """One voice on the file's timeline: runs of audio placed where they were heard."""
 
@@ -130,6 +138,16 @@ class _Channel:
             self._place([mono])
         else:
             self._place(self._resampler.push(mono))
+
+    def unheard_from(self, start: int) -> None:
+        """Take out what was placed from sample `start` on: it never played. What is already
+        written stays (it is older than the hold, so it had played)."""
+        self.end_run()
+        kept: list[tuple[int, np.ndarray[Any, np.dtype[np.float32]]]] = []
+        for pos, samples in self.placed:
+            if pos < start:
+                kept.append((pos, samples[: start - pos]))
+        self.placed = kept
 
     def end_run(self) -> None:
         if self._resampler is not None:
@@ -193,7 +211,7 @@ class RecordingWriter:
         self._interval = flush_interval_s
         self._hold = hold_s
         self._clock = clock
-        self._queue: queue.SimpleQueue[_Audio | _Mark | _Close] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Audio | _Mark | _Unheard | _Close] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.started_at: float | None = None
         # Samples written to the file so far (read from the loop: one int, no lock needed).
@@ -221,6 +239,12 @@ class RecordingWriter:
     def agent(self, frame: rtc.AudioFrame, at: float) -> None:
         """The agent's audio, played to the person from `at` (monotonic)."""
         self._put(AGENT, frame, at)
+
+    def agent_unheard(self, at: float) -> None:
+        """The agent's audio placed from `at` (monotonic) on was dropped before it played
+        (a barge-in dropped the room's queue): it leaves the file."""
+        if self._thread is not None and not self.failed:
+            self._queue.put(_Unheard(AGENT, at))
 
     def mark(self, turn_id: str, role: str, at: float) -> None:
         """A transcript line of `role` ("user" or "assistant") of a turn began at `at`
@@ -286,6 +310,8 @@ class RecordingWriter:
                         break
                     if isinstance(item, _Mark):
                         self._write_mark(item, t0)
+                    elif isinstance(item, _Unheard):
+                        channels[item.channel].unheard_from(round((item.at - t0) * self._rate))
                     elif item is not None:
                         channels[item.channel].push(item.at - t0, item.frame)
                     if self._clock() >= next_flush:
@@ -383,6 +409,9 @@ class SessionRecording:
     def agent(self, frame: rtc.AudioFrame, at: float) -> None:
         self.writer.agent(frame, at)
 
+    def agent_unheard(self, at: float) -> None:
+        self.writer.agent_unheard(at)
+
     def mark(self, turn_id: str, role: str, at: float) -> None:
         self.writer.mark(turn_id, role, at)
 
@@ -466,6 +495,15 @@ class RecordedSource:
         self._recording.agent(frame, time.monotonic() + self._source.queued_duration)
         await self._source.capture_frame(frame)
 
+    @property
+    def queued_duration(self) -> float:
+        return self._source.queued_duration
+
+    def clear_queue(self) -> None:
+        # What was queued never plays (a barge-in, or the framework dropping a paused queue).
+        self._recording.agent_unheard(time.monotonic())
+        self._source.clear_queue()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._source, name)
 
@@ -474,14 +512,8 @@ def tap_room_output(output: io.AudioOutput | None, recording: SessionRecording) 
     """Record what LiveKit's room output sends. The framework has no public hook at the
     point where audio leaves for the room, so this wraps its private source; when that
     moves, the recording keeps only the person (and says so, loudly)."""
-    # The room output may sit under wrappers (transcript sync, the framework's sink proxy).
-    sink: Any = output
-    while sink is not None and not isinstance(
-        getattr(sink, "_audio_source", None), rtc.AudioSource
-    ):
-        sink = getattr(sink, "next_in_chain", None)
-    source = None if sink is None else sink._audio_source
-    if not isinstance(source, rtc.AudioSource):
+    sink = room_output(output)
+    if sink is None or not isinstance(source := sink._audio_source, rtc.AudioSource):
         log.error(
             "the room's audio output has no rtc.AudioSource at `_audio_source` any more "
             "(livekit-agents changed): recording %s without the agent's voice",

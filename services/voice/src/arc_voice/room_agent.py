@@ -28,6 +28,7 @@ from tenacity import (
 
 from arc_voice import metrics
 from arc_voice.announcements import AnnouncementQueue, DropReason, Outcome
+from arc_voice.barge_in import check_room_output
 from arc_voice.conversation import Conversation, ConversationDeps
 from arc_voice.lifecycle import HeardTurn
 from arc_voice.models import VAD_SAMPLE_RATE
@@ -161,6 +162,7 @@ class RoomTransport:
             session_host=False,
             record=False,
         )
+        check_room_output(session.output.audio)
         if recording is None:
             return
         # The room I/O exists only once the session has started; the framework's own recorder
