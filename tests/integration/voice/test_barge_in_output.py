@@ -57,3 +57,25 @@ async def test_a_chain_without_a_room_output_fails_the_check() -> None:
     with pytest.raises(RuntimeError, match="livekit-agents changed"):
         check_room_output(None)
     assert drop_queued_audio(None) == 0.0
+
+
+async def test_a_room_output_without_the_bookkeeping_fails_the_check() -> None:
+    """What a livekit-agents that renamed the counters or changed `_report_run` would give."""
+
+    class Renamed:
+        next_in_chain = None
+
+        def __init__(self) -> None:
+            self._audio_source = rtc.AudioSource(RATE, 1)
+            self._source_pushed_duration = 0.0
+
+        def _report_run(self, *, offset: float, ended_at: float) -> None: ...
+
+    output = Renamed()
+    try:
+        with pytest.raises(RuntimeError) as failed:
+            check_room_output(output)  # type: ignore[arg-type]
+        assert "_source_discarded_duration" in str(failed.value)
+        assert "_report_run(offset, ended_at, resumes_at)" in str(failed.value)
+    finally:
+        await output._audio_source.aclose()

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +46,32 @@ def tone(seconds: float, rate: int, hz: float, frame_ms: int = 20) -> list[rtc.A
     ]
 
 
+def play(put: Callable[..., None], seconds: float, rate: int, hz: float, at: float) -> None:
+    """Hand `put` (a writer's `person` or `agent`) a tone in 20 ms frames heard from `at` on."""
+    for i, frame in enumerate(tone(seconds, rate, hz)):
+        put(frame, at=at + i * 0.02)
+
+
+def held_writer(path: Path, now: list[float]) -> RecordingWriter:
+    """A started writer on the test's clock (`now[0]`) that settles nothing before the end
+    (hold_s): the fake clock jumps, real arrival does not."""
+    writer = RecordingWriter(path, clock=lambda: now[0], hold_s=10.0)
+    writer.start()
+    return writer
+
+
 def rms_db(audio: np.ndarray[Any, Any], rate: int, channel: int, a: float, b: float) -> float:
     part = audio[channel, round(a * rate) : round(b * rate)]
     return float(20 * np.log10(np.sqrt(np.mean(part**2)) + 1e-9))
 
 
 async def test_each_voice_is_on_its_channel_at_the_time_it_was_heard(tmp_path: Path) -> None:
-    now = [1000.0]
-    # Nothing is settled before the end (hold_s): the fake clock jumps, real arrival does not.
-    writer = RecordingWriter(tmp_path / "a.ogg", clock=lambda: now[0], hold_s=10.0)
-    writer.start()
     t0 = 1000.0
+    now = [t0]
+    writer = held_writer(tmp_path / "a.ogg", now)
     # The person speaks 0.5-1.5 s (frames arriving one by one), the agent answers 2.0-3.0 s.
-    for i, frame in enumerate(tone(1.0, RATE_IN, 300)):
-        writer.person(frame, at=t0 + 0.5 + i * 0.02)
-    for i, frame in enumerate(tone(1.0, RATE_OUT, 500)):
-        writer.agent(frame, at=t0 + 2.0 + i * 0.02)
+    play(writer.person, 1.0, RATE_IN, 300, at=t0 + 0.5)
+    play(writer.agent, 1.0, RATE_OUT, 500, at=t0 + 2.0)
     now[0] = t0 + 3.5
     seconds = await writer.aclose()
 
@@ -79,18 +90,14 @@ async def test_each_voice_is_on_its_channel_at_the_time_it_was_heard(tmp_path: P
 async def test_agent_audio_dropped_before_it_played_leaves_the_file(tmp_path: Path) -> None:
     """A barge-in drops what the room's source still held: the agent's channel ends where the
     drop was, the person's is untouched, and an answer resumed later is kept."""
-    now = [1000.0]
-    writer = RecordingWriter(tmp_path / "cut.ogg", clock=lambda: now[0], hold_s=10.0)
-    writer.start()
     t0 = 1000.0
-    for i, frame in enumerate(tone(1.0, RATE_IN, 300)):
-        writer.person(frame, at=t0 + 2.2 + i * 0.02)
+    now = [t0]
+    writer = held_writer(tmp_path / "cut.ogg", now)
+    play(writer.person, 1.0, RATE_IN, 300, at=t0 + 2.2)
     # Queued to play 2.0-3.0 s; dropped at 2.5 s; the answer resumes at 3.5 s for 0.5 s.
-    for i, frame in enumerate(tone(1.0, RATE_OUT, 500)):
-        writer.agent(frame, at=t0 + 2.0 + i * 0.02)
+    play(writer.agent, 1.0, RATE_OUT, 500, at=t0 + 2.0)
     writer.agent_unheard(t0 + 2.5)
-    for i, frame in enumerate(tone(0.5, RATE_OUT, 500)):
-        writer.agent(frame, at=t0 + 3.5 + i * 0.02)
+    play(writer.agent, 0.5, RATE_OUT, 500, at=t0 + 3.5)
     now[0] = t0 + 4.5
     await writer.aclose()
 
@@ -114,8 +121,7 @@ async def test_audio_that_reports_its_time_too_late_is_dropped_not_misplaced(
         assert time.monotonic() < deadline, writer.written
         now[0] += 0.1
         await asyncio.sleep(0.05)
-    for i, frame in enumerate(tone(0.5, RATE_OUT, 500)):
-        writer.agent(frame, at=0.2 + i * 0.02)  # "played" 0.2-0.7 s: long written
+    play(writer.agent, 0.5, RATE_OUT, 500, at=0.2)  # "played" 0.2-0.7 s: long written
     now[0] += 1.0
     await writer.aclose()
     audio, rate = decode(writer.path)
@@ -219,8 +225,7 @@ async def test_turn_marks_are_placed_on_the_files_timeline(tmp_path: Path) -> No
     first of a (turn, role) standing; a torn or foreign line is skipped."""
     now = [500.0]
     path = tmp_path / "s.ogg"
-    writer = RecordingWriter(path, clock=lambda: now[0], hold_s=10.0)
-    writer.start()
+    writer = held_writer(path, now)
     writer.mark("t1", "user", 501.25)
     writer.mark("t1", "assistant", 503.5)
     writer.mark("t1", "user", 509.0)  # a second start of the same line: the first stands

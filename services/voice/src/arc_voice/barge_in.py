@@ -10,6 +10,7 @@ so publishes `brain.cancel` / `tts.cancel`) follow.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from dataclasses import dataclass
@@ -47,6 +48,17 @@ class QueuedAudio(Protocol):
 # The room output's own bookkeeping of a dropped queue, which `drop_queued_audio` keeps as its
 # playout task would (livekit-agents 1.8, `room_io/_output.py`).
 _BOOKKEEPING = ("_source_pushed_duration", "_source_discarded_duration")
+_REPORT_RUN_ARGS = ("offset", "ended_at", "resumes_at")
+
+
+def _takes(method: object, names: tuple[str, ...]) -> bool:
+    if not callable(method):
+        return False
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return all(name in parameters for name in names)
 
 
 def room_output(output: io.AudioOutput | None) -> Any | None:
@@ -71,9 +83,9 @@ def check_room_output(output: io.AudioOutput | None) -> None:
     if link is None:
         missing = ["_audio_source"]
     else:
-        missing = [n for n in _BOOKKEEPING if not isinstance(getattr(link, n, None), float)]
-        if not callable(getattr(link, "_report_run", None)):
-            missing.append("_report_run")
+        missing = [n for n in _BOOKKEEPING if not isinstance(getattr(link, n, None), int | float)]
+        if not _takes(getattr(link, "_report_run", None), _REPORT_RUN_ARGS):
+            missing.append(f"_report_run({', '.join(_REPORT_RUN_ARGS)})")
     if missing:
         raise RuntimeError(
             "livekit-agents changed: the room's audio output has no "
