@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pulsar
@@ -15,7 +14,7 @@ from arc_common import subjects
 from arc_common.events import TOPICS
 from arc_common.subjects import PULSAR_NAMESPACES, PULSAR_TENANT
 from arc_events.pulsar_admin import PulsarAdmin
-from arc_stack.pulsar import CLUSTER, PulsarServer, ensure_tenant
+from arc_stack.pulsar import PulsarServer, ensure_tenant
 from pulsar import asyncio as pulsar_aio
 
 pytestmark = pytest.mark.integration
@@ -25,18 +24,14 @@ TENANT = PULSAR_TENANT
 RETENTION = {"events": (7 * 24 * 60, 1024), "analytics": (30 * 24 * 60, 1024)}
 
 
-def _configured_cluster() -> str:
-    conf = Path(__file__).parents[2] / "deployments" / "pulsar" / "standalone.conf"
+def _configured_cluster(server: PulsarServer) -> str:
+    """The cluster named in the configuration the running broker was started with."""
     [name] = [
         line.split("=", 1)[1].strip()
-        for line in conf.read_text().splitlines()
+        for line in server.config_path.read_text().splitlines()
         if line.startswith("clusterName=")
     ]
     return name
-
-
-def test_up_waits_for_the_cluster_the_broker_is_configured_with() -> None:
-    assert _configured_cluster() == CLUSTER
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -56,7 +51,7 @@ async def test_tenant_and_namespaces(pulsar_server: PulsarServer) -> None:
         assert TENANT in tenants
         # Created once standalone had registered its cluster, not before (then it has none).
         tenant = (await admin.get(f"/admin/v2/tenants/{TENANT}")).json()
-        assert tenant["allowedClusters"] == [_configured_cluster()], tenant
+        assert tenant["allowedClusters"] == [_configured_cluster(pulsar_server)], tenant
         namespaces = (await admin.get(f"/admin/v2/namespaces/{TENANT}")).json()
         assert sorted(namespaces) == sorted(f"{TENANT}/{ns}" for ns in RETENTION)
         for ns, (minutes, megabytes) in RETENTION.items():

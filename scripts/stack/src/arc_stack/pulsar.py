@@ -21,7 +21,8 @@ from arc_stack.paths import cache_dir, repo_root
 from arc_stack.server import ManagedServer, ServerStartError, http_ok, run_step
 
 DEPLOYMENT_DIR = Path("deployments") / "pulsar"
-# `clusterName` in deployments/pulsar/standalone.conf.
+# The cluster standalone registers (`clusterName` of the configuration it is given), which the
+# stack waits for and the tenant allows.
 CLUSTER = "standalone"
 # A cold download of the distribution (about 245 MB) on a slow link.
 INSTALL_TIMEOUT_S = 1800.0
@@ -148,6 +149,7 @@ class PulsarServer(ManagedServer):
     def config_text(self) -> str:
         template = string.Template((deployment_dir() / "standalone.conf").read_text())
         return template.substitute(
+            cluster=CLUSTER,
             broker_port=self.broker_port,
             web_port=self.web_port,
             data_dir=self.data_dir,
