@@ -119,13 +119,6 @@ def drop_queued_audio(output: io.AudioOutput | None) -> float:
     return queued
 
 
-def _output(session: AgentSession[None]) -> io.AudioOutput | None:
-    try:
-        return session.room_io.audio_output
-    except RuntimeError:
-        return session.output.audio
-
-
 def pause_agent_audio(session: AgentSession[None], detected_at: float) -> BargeIn:
     """Silence the session's room audio now and leave the speech paused, for the framework to
     decide: it interrupts the speech once the person's words are transcribed, or resumes it
@@ -141,7 +134,7 @@ def pause_agent_audio(session: AgentSession[None], detected_at: float) -> BargeI
     chain = session.output.audio
     if chain is not None:
         chain.pause()
-    drop_queued_audio(_output(session))
+    drop_queued_audio(chain)
     barge_in.stopped_at = time.monotonic()
     return barge_in
 
@@ -159,7 +152,9 @@ def resume_stuck_output(session: AgentSession[None]) -> bool:
 def stop_agent_audio(session: AgentSession[None], detected_at: float) -> BargeIn:
     """Silence the session's room audio now, then interrupt the current speech."""
     barge_in = BargeIn(detected_at=detected_at)
-    output = _output(session)
+    # A room session's chain is the room I/O's own output (the room output under the
+    # transcript synchroniser); a WebSocket session's, the socket's.
+    output = session.output.audio
     if output is not None:
         output.clear_buffer()
         drop_queued_audio(output)
