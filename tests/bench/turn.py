@@ -42,7 +42,7 @@ import numpy.typing as npt
 from arc_voice.caller import resample
 from arc_voice.plugins.stt import WhisperEngine, WhisperOptions, bundled_model_dir
 from arc_voice.settings import VoiceOptions
-from arc_voice.turn_detection import transcript_asks, transcript_unfinished
+from arc_voice.turn_detection import transcript_asks, transcript_unfinished, turn_unfinished
 from livekit import rtc
 from livekit.agents import vad
 from livekit.agents.inference.eot.base import MIN_SILENCE_DURATION_MS
@@ -361,7 +361,7 @@ async def collect(smart_turn_wheel: Path | None = None) -> Collected:
                 row.scores[name] = audio_models[name](pcm[:at])
                 times[name].append(time.perf_counter() - started)
             started = time.perf_counter()
-            unfinished = transcript_unfinished(transcripts[i])
+            unfinished = turn_unfinished(transcripts[i])
             times["text rule"].append(time.perf_counter() - started)
             row.scores["text rule"] = 0.0 if unfinished else 1.0
             row.scores["text rule on the written text"] = (
@@ -534,7 +534,7 @@ def report(c: Collected) -> str:
     misses = [
         f'- {u.kind}: "{u.text}" ({u.voice}) heard as "{c.transcripts[i]}"'
         for i, u in enumerate(c.utterances)
-        if (u.kind == "complete") == transcript_unfinished(c.transcripts[i])
+        if (u.kind == "complete") == turn_unfinished(c.transcripts[i])
     ]
     lines += ["", "### Text rule misses (on Whisper's transcript)", "", *misses]
     if c.undecided:

@@ -8,13 +8,16 @@ import pytest
 from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import (
     UNLIKELY_THRESHOLD,
+    UNLIKELY_THRESHOLD_ASKED_EARLY,
     WORDS_WAIT_S,
     TranscriptAwareStream,
     TranscriptAwareTurnDetector,
     ask_model_after_silence,
     transcript_asks,
+    transcript_open,
     transcript_unfinished,
     turn_detection_options,
+    turn_unfinished,
     unlikely_threshold,
     vad_min_silence_s,
 )
@@ -38,7 +41,8 @@ def test_model_is_a_streaming_detector_with_the_measured_threshold() -> None:
     assert isinstance(detection, TranscriptAwareTurnDetector)
     # The framework takes the audio path (and the bounded wait) only for this protocol.
     assert isinstance(detection, _StreamingTurnDetector)
-    assert detection.unlikely_threshold == UNLIKELY_THRESHOLD
+    # Asked after 100 ms of silence by default: the turn bench's threshold for that point.
+    assert detection.unlikely_threshold == UNLIKELY_THRESHOLD_ASKED_EARLY
     assert detection.model == "turn-detector-v1-mini+transcript-rule"
     defaults = VoiceOptions()
     assert endpointing == {
@@ -58,7 +62,7 @@ def test_threshold_and_delays_come_from_the_settings() -> None:
 
 
 def test_the_default_threshold_follows_where_the_model_is_asked() -> None:
-    assert unlikely_threshold(VoiceOptions(turn_model_after_silence_s=0.1)) == 0.2
+    assert unlikely_threshold(VoiceOptions(turn_model_after_silence_s=0.1)) == 0.25
     assert unlikely_threshold(VoiceOptions(turn_model_after_silence_s=0.2)) == 0.36
     assert unlikely_threshold(VoiceOptions(turn_unlikely_threshold=0.5)) == 0.5
 
@@ -72,8 +76,8 @@ def test_each_conversation_gets_its_own_detector() -> None:
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        ({"turn_detection": "model", "vad_min_silence_s": 0.1}, 0.25),
-        ({"turn_detection": "model", "turn_model_after_silence_s": 0.1}, 0.15),
+        ({"turn_detection": "model", "vad_min_silence_s": 0.1}, 0.15),
+        ({"turn_detection": "model", "turn_model_after_silence_s": 0.2}, 0.25),
         ({"turn_detection": "model", "vad_min_silence_s": 0.5}, 0.5),
         ({"turn_detection": "vad", "vad_min_silence_s": 0.1}, 0.1),
     ],
@@ -193,6 +197,34 @@ def test_finished_questions(text: str, asks: bool) -> None:
     assert transcript_asks(text) is asks
 
 
+@pytest.mark.parametrize(
+    ("text", "open_"),
+    [
+        # What Whisper wrote for "I would like to know the, um" and "Tell me the time and",
+        # decoded 100-150 ms into the pause: words a sentence can end on, left open.
+        ("I would like to know that", True),
+        ("Tell me the time in", True),
+        ("I would like to know that.", False),
+        ("What time is it?", False),
+        ("Yes!", False),
+        ('He said "go."', False),
+        ("It\u2019s fine.\u2019", False),
+        ("(Okay.)", False),
+        ("", False),
+        ("   ", False),
+    ],
+)
+def test_a_sentence_the_stt_left_open(text: str, open_: bool) -> None:
+    assert transcript_open(text) is open_
+
+
+def test_the_turn_waits_on_open_sentences_and_on_unfinished_words() -> None:
+    assert turn_unfinished("I would like to know that")  # open, its words could end it
+    assert turn_unfinished("I want to go to the.")  # closed, its words cannot end it
+    assert not turn_unfinished("I would like to know that.")
+    assert not turn_unfinished("")
+
+
 class _Decode:
     def __init__(self, text: str) -> None:
         self.text = text
@@ -256,6 +288,15 @@ async def test_late_words_are_waited_for_only_so_long() -> None:
     waited = asyncio.get_running_loop().time() - started
     assert threshold == UNLIKELY_THRESHOLD
     assert WORDS_WAIT_S - 0.01 <= waited < WORDS_WAIT_S + 0.2
+
+
+async def test_open_words_still_being_decoded_make_it_wait() -> None:
+    decode: asyncio.Future[_Decode] = asyncio.get_running_loop().create_future()
+    stream = _stream_with(decode)
+    asked = asyncio.create_task(stream.unlikely_threshold(None))
+    decode.set_result(_Decode("I would like to know that"))
+    threshold = await asyncio.wait_for(asked, 0.1)  # judged at once, not delivered first
+    assert threshold is not None and threshold > 1.0
 
 
 async def test_without_words_in_flight_the_transcript_is_judged_at_once() -> None:

@@ -68,8 +68,11 @@ EXAMPLES: dict[Route, tuple[str, ...]] = {
         "tell me the time",
         "do you know what time it is?",
         # Said with a hesitation in it, Whisper may hear "I would like to know that, um... time
-        # right now" (0.51 from the nearest example above, 0.57 from this one).
+        # right now" (0.51 from the nearest example above, 0.57 from this one) or "I would
+        # like to know that... Time right now." (0.54 from this one, 0.57 from the next; "I
+        # don't have time right now" is 0.46 from it).
         "I'd like to know the time",
+        "I want to know the time right now",
     ),
     Route.DATE: (
         "what's the date today?",

@@ -59,9 +59,10 @@ log = logging.getLogger(__name__)
 # against 17 %, the same 0.35 s mean end of turn) and fewer turns are cut off (incomplete 33 %
 # against 40 %, paused 9 % against 12 %), on the run of 2026-12-02 23:34 UTC.
 UNLIKELY_THRESHOLD = 0.36
-# The same rule's choice for the model asked after 100 ms of silence instead of 200 (the turn
-# bench of 2026-12-02 11:38 UTC): less trailing silence, lower probabilities at true ends.
-UNLIKELY_THRESHOLD_ASKED_EARLY = 0.2
+# The same rule's choice for the model asked after 100 ms of silence instead of 200, with the
+# question rule (turn bench of 2026-12-07 00:44 UTC, as of 2026-12-02 23:34): less trailing
+# silence, lower probabilities at true ends.
+UNLIKELY_THRESHOLD_ASKED_EARLY = 0.25
 # Where LiveKit itself asks the end-of-turn model: after 200 ms of the VAD's silence
 # (`audio_recognition.MIN_SILENCE_DURATION_MS`); the two thresholds above split at it.
 LIVEKIT_ASKS_AFTER_S = 0.2
@@ -121,6 +122,12 @@ _STRANDABLE = frozenset({"to", "for", "of", "with", "from", "at", "into", "near"
 # Whisper writes a trailing-off voice as "...", a dash or a comma.
 _TRAILING_OFF = re.compile(r"(\.\.\.|\u2026|,|-|\u2014|\u2013|:)\s*$")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# Whisper closes a sentence it heard end with ".", "?" or "!" (Deepgram too, with the
+# plugin's default `punctuate=True`), and leaves one it heard go on open: decoded 100-150 ms
+# into a pause, "I would like to know the, um" comes out as "I would like to know that",
+# and "Tell me the time and" as "Tell me the time in", words a sentence can end on, written
+# without the full stop (docs/voice.md, "A sentence left open").
+_SENTENCE_END = re.compile(r"[.?!][\"'\u201d\u2019)\]]*$")
 
 
 def transcript_unfinished(text: str) -> bool:
@@ -145,6 +152,19 @@ def transcript_unfinished(text: str) -> bool:
     if last in _COPULAS and len(words) > 1 and words[-2] in _SUBJECTS:
         return False
     return not (words[0] in WH_WORDS and last in _STRANDABLE)
+
+
+def transcript_open(text: str) -> bool:
+    """True when the STT wrote the words so far without a sentence's end: it heard a voice
+    that goes on. Empty text is left to the audio model."""
+    stripped = text.strip()
+    return bool(stripped) and _SENTENCE_END.search(stripped) is None
+
+
+def turn_unfinished(text: str) -> bool:
+    """True when the transcript cannot end the turn: its words cannot end a sentence, or the
+    STT left the sentence open."""
+    return transcript_unfinished(text) or transcript_open(text)
 
 
 def transcript_asks(text: str) -> bool:
@@ -324,7 +344,7 @@ class TranscriptAwareStream:
         if text is None:
             return self.transcript
         pending_words = f"{self.transcript} {text}".strip()
-        if transcript_unfinished(pending_words):
+        if turn_unfinished(pending_words):
             return pending_words
         left = deadline - asyncio.get_running_loop().time()
         with contextlib.suppress(TimeoutError):
@@ -354,7 +374,7 @@ class TranscriptAwareStream:
         if not await self._audio.supports_language(language):
             return None
         words = await self.words()
-        if transcript_unfinished(words):
+        if turn_unfinished(words):
             log.debug("transcript sounds unfinished", extra={"transcript": said(words)})
             return _NEVER_FINISHED
         if transcript_asks(words):
