@@ -120,12 +120,12 @@ class VoiceOptions(BaseModel):
     # still hears speech, so a shorter VAD silence would end every turn before it is asked.
     vad_min_silence_s: float = Field(default=0.15, gt=0.0, le=3.0)
     # With turn_detection "model": ask LiveKit's end-of-turn model after this much silence
-    # (LiveKit's own point is 0.2 s); the VAD ends speech 50 ms later. 0.1 answers ~140 ms
-    # sooner than 0.2; it became the default once the transcript rule waited on a sentence
-    # Whisper leaves open ("...know the, um" decoded in the pause as "...know that"), which
-    # had the room test's 400 ms hesitation answered in the pause (docs/voice.md, "A sentence
-    # left open"). One value per process: it is LiveKit's module-wide constant.
-    turn_model_after_silence_s: float = Field(default=0.1, ge=0.05, le=0.2)
+    # (LiveKit's own point, 0.2 s, unless set); the VAD ends speech 50 ms later. 0.1 answered
+    # ~140 ms sooner at the p50 on 2026-12-06, but not on 2026-12-07 (806 against 762 ms,
+    # alternating turn by turn): the end of turn then waits for Whisper's final, which 0.2
+    # hides under its wait (docs/voice.md, "A sentence left open"). One value per process: it
+    # is LiveKit's module-wide constant.
+    turn_model_after_silence_s: float = Field(default=0.2, ge=0.05, le=0.2)
     # "model": LiveKit's audio end-of-turn model plus a rule on the transcript decide between
     # the two delays below (docs/voice.md, "End of turn"); "vad": the plain silence timer.
     turn_detection: Literal["model", "vad"] = "model"
