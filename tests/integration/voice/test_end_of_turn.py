@@ -171,7 +171,7 @@ async def test_filler_pauses_are_unlikely_done(
         await stream.aclose()
     # Per utterance the model is right about 4 times in 5 here, so the middle of the set. Not
     # so when it is asked after 100 ms (ARC_VOICE__TURN_MODEL_AFTER_SILENCE_S=0.1): the median
-    # then sits around its 0.25 bar (0.21-0.27 in five runs; docs/voice.md, "A sentence left
+    # then sits around its 0.25 bar (0.22-0.28 in five runs; docs/voice.md, "A sentence left
     # open").
     assert statistics.median(pauses) < detector.unlikely_threshold, pauses
     assert statistics.median(pauses) < question, (pauses, question)
