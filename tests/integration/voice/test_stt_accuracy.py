@@ -596,3 +596,30 @@ async def test_two_workers_decode_two_utterances_side_by_side(
         assert second.started_at >= first.finished_at
     finally:
         one.close()
+
+
+async def test_the_speculative_final_does_not_wait_for_a_running_interim(
+    voice_models: VoiceModels, speech: SpeechSynth
+) -> None:
+    """With interims back to back one is always running when the person falls silent: the
+    decode whose words may end the turn starts at that first silent window, beside it on the
+    engine's other worker, instead of after it (it waited up to a whole interim before)."""
+    recogniser = _recogniser(voice_models, stt_interim_interval_s=0.05)
+    texts = (
+        "Can you remind me to call my mother at six?",
+        "Please turn off the lights in the kitchen.",
+        "How far is it from London to Edinburgh?",
+    )
+    timings = []
+    for text in texts:
+        audio = _with_silence(_to_16k(*speech.say(text)))
+        [final] = _finals(await _stream(recogniser, audio, realtime=True))
+        assert word_error_rate([(text, final)]) <= 0.25, final
+        timings.append(recogniser.finals[-1])
+        assert timings[-1].recognition.text == final
+    speculative = [t for t in timings if t.speculative]
+    assert speculative, timings
+    for timing in speculative:
+        assert timing.decode_waited_s is not None and timing.decode_waited_s < 0.01, timing
+    # what the test is about happened: an interim was running at the first silent window
+    assert any(t.superseded for t in speculative), timings

@@ -107,7 +107,8 @@ class VoiceOptions(BaseModel):
     # Whisper encodes only the audio it has (rounded up to `whisper_window_step_s`) instead of
     # a padded 30 s window; `whisper_full_window` brings the padded window back.
     whisper_full_window: bool = False
-    # Decodes at once (each conversation has at most one in flight) and threads per decode.
+    # Decodes at once (a conversation has one in flight, and for a moment two when its
+    # speculative final starts beside a running interim) and threads per decode.
     # Two of one thread answered two people who stopped at the same moment sooner than one
     # of two threads, and one person no slower (docs/voice.md, "Whisper's workers").
     whisper_workers: int = Field(default=2, ge=1, le=8)

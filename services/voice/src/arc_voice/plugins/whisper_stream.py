@@ -10,10 +10,11 @@ utterance so far; if no speech follows before the VAD's END_OF_SPEECH, that resu
 FINAL_TRANSCRIPT, so the words are ready at (or very soon after) the end of speech instead
 of one decode later. Otherwise the final is decoded from the VAD's whole utterance.
 
-All decodes run on the engine's threads. A stream has at most one decode in flight: a
-new interim waits for the running one to end (and then takes the newest audio), stale work
-that has not started is cancelled, so the final waits behind at most the one already
-running.
+All decodes run on the engine's threads. A new interim waits for the stream's running
+decode to end (and then takes the newest audio); the speculative final does not wait: it
+starts at the first silent window beside an interim still running (on the engine's other
+worker), whose older words then go unreported. Stale work that has not started is
+cancelled.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class FinalTiming:
     recognition: Recognition
     speculative: bool
     interims: int
+    # For a speculative final: from the first silent window to the start of its decode
+    # (0 unless something held it back), and how many running interims it replaced.
+    decode_waited_s: float | None = None
+    superseded: int = 0
 
     @property
     def after_speech_end_s(self) -> float:
@@ -74,6 +79,8 @@ class _Decode:
     utterance: int
     future: Future[Recognition]
     waiter: asyncio.Future[Recognition]
+    submitted_at: float
+    superseded: bool = False  # a newer decode of the same utterance replaced it
 
 
 @dataclass
@@ -85,6 +92,8 @@ class _Utterance:
     sample_rate: int
     interim_mark: int
     in_silence: bool = False
+    silent_at: float = 0.0  # time.monotonic() of the first silent window of this silence
+    superseded: int = 0
     speculative: _Decode | None = None
     final: _Decode | None = None  # the decode whose words are the final, once speech ended
     interims: int = 0
@@ -252,6 +261,7 @@ class WhisperRecognizeStream(stt.RecognizeStream):
         silent = event.probability <= self._owner.silence_probability
         if silent and not utterance.in_silence:
             utterance.in_silence = True
+            utterance.silent_at = time.monotonic()
         elif not silent and utterance.in_silence:
             # The person went on: a decode of the words so far is no longer the final.
             utterance.in_silence = False
@@ -289,19 +299,24 @@ class WhisperRecognizeStream(stt.RecognizeStream):
     # -- decodes ------------------------------------------------------------------------------
 
     def _pump(self) -> None:
-        """Start the most useful decode when none of this stream's is in flight."""
+        """Start the most useful decode: the speculative final as soon as the person falls
+        silent, an interim when none of this stream's decodes is in flight."""
         utterance = self._utterance
-        if self._busy is not None or utterance is None or utterance.ended:
+        if utterance is None or utterance.ended:
             return
         if utterance.samples == 0 or utterance.seconds >= FULL_WINDOW_S:
             return
         if utterance.in_silence:
             if self._owner.speculative_final and utterance.speculative is None:
+                if self._supersede(self._busy):
+                    utterance.superseded += 1
                 # It doubles as an interim if the person goes on.
                 utterance.interim_mark = utterance.samples
                 utterance.speculative = self._submit(
                     "speculative", utterance, list(utterance.frames)
                 )
+            return
+        if self._busy is not None:
             return
         interval = self._owner.interim_interval_s
         if interval > 0 and utterance.samples - utterance.interim_mark >= (
@@ -322,6 +337,7 @@ class WhisperRecognizeStream(stt.RecognizeStream):
             utterance=utterance.number,
             future=future,
             waiter=asyncio.wrap_future(future),
+            submitted_at=time.monotonic(),
         )
         self._busy = decode
         decode.waiter.add_done_callback(lambda _: self._done(decode))
@@ -345,6 +361,7 @@ class WhisperRecognizeStream(stt.RecognizeStream):
             and utterance.number == decode.utterance
             and not utterance.ended
             and decode.purpose != "final"
+            and not decode.superseded
             and self._owner.interim_interval_s > 0
         )
         if fresh and utterance is not None and recognition.text:
@@ -367,6 +384,18 @@ class WhisperRecognizeStream(stt.RecognizeStream):
                 alternatives=[speech_data(self._engine, recognition)],
             )
         self._pump()
+
+    def _supersede(self, decode: _Decode | None) -> bool:
+        """Give up `decode` for a decode of newer audio that must not wait for it: the
+        speculative final, whose words may end the turn. One not started is cancelled; one
+        running finishes on its worker (a decode cannot be stopped) while the newer one runs
+        on the engine's other, and its words, older, are not reported. True if `decode` was
+        running."""
+        if decode is None or decode.purpose == "final":
+            return False
+        decode.superseded = True
+        self._drop(decode)
+        return decode.future.running()
 
     def _drop(self, decode: _Decode | None) -> None:
         """Cancel `decode` if it has not started; one already running finishes unused."""
@@ -392,12 +421,15 @@ class WhisperRecognizeStream(stt.RecognizeStream):
         ready_at: float,
         speech_end_time: float,
     ) -> None:
+        speculative = decode.purpose == "speculative"
         timing = FinalTiming(
             speech_ended_at=ended_at,
             ready_at=ready_at,
             recognition=recognition,
-            speculative=decode.purpose == "speculative",
+            speculative=speculative,
             interims=utterance.interims,
+            decode_waited_s=decode.submitted_at - utterance.silent_at if speculative else None,
+            superseded=utterance.superseded,
         )
         self._owner.finals.append(timing)
         if utterance.over_agent and is_backchannel(recognition.text):
