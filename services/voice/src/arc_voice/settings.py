@@ -122,10 +122,10 @@ class VoiceOptions(BaseModel):
     vad_min_silence_s: float = Field(default=0.15, gt=0.0, le=3.0)
     # With turn_detection "model": ask LiveKit's end-of-turn model after this much silence
     # (LiveKit's own point, 0.2 s, unless set); the VAD ends speech 50 ms later. 0.1 answered
-    # ~140 ms sooner at the p50 on 2026-12-06, but not on 2026-12-07 (806 against 762 ms,
-    # alternating turn by turn): the end of turn then waits for Whisper's final, which 0.2
-    # hides under its wait (docs/voice.md, "A sentence left open"). One value per process: it
-    # is LiveKit's module-wide constant.
+    # ~140 ms sooner at the p50 on 2026-12-06; on 2026-12-07 two A/Bs, alternating turn by
+    # turn, disagreed (806 against 762 ms, then 806 against 898): not settled, so LiveKit's
+    # point stays (docs/voice.md, "A sentence left open", "The speculative final at once").
+    # One value per process: it is LiveKit's module-wide constant.
     turn_model_after_silence_s: float = Field(default=0.2, ge=0.05, le=0.2)
     # "model": LiveKit's audio end-of-turn model plus a rule on the transcript decide between
     # the two delays below (docs/voice.md, "End of turn"); "vad": the plain silence timer.
