@@ -17,6 +17,23 @@ from arc_common.settings import NatsSettings
 log = logging.getLogger(__name__)
 
 
+class _Client(Client):
+    """nats.py's client, with one defect mended: its `_process_pong` sets the result of the
+    oldest PING's future, and a flush cancelled while it waited (a periodic task stopped
+    mid-flush, or flush's own timeout) left that future cancelled. The InvalidStateError
+    ended the read loop, so the connection stopped receiving while it still reported itself
+    connected, and the next flush or drain timed out (nats-io/nats.py#624 is the same defect
+    in the flusher). PONGs answer PINGs in order, so the oldest entry is this PONG's."""
+
+    async def _process_pong(self) -> None:
+        if self._pongs and self._pongs[0].done():
+            self._pongs.pop(0)
+            self._pongs_received += 1
+            self._pings_outstanding = 0
+            return
+        await super()._process_pong()
+
+
 def _options(settings: NatsSettings, name: str) -> dict[str, Any]:
     options: dict[str, Any] = {
         "servers": [settings.url],
@@ -73,7 +90,9 @@ async def connect(settings: NatsSettings, *, name: str) -> Client:
         reraise=True,
     ):
         with attempt:
-            return await nats.connect(**options)
+            nc = _Client()
+            await nc.connect(**options)
+            return nc
     raise AssertionError("unreachable")  # pragma: no cover
 
 
