@@ -63,15 +63,24 @@ def quantile(q: float, metric: str, by: str = "", where: str = "") -> str:
     return f"histogram_quantile({q}, sum by ({group}) (rate({selector}[{RATE}])))"
 
 
+def percentile_name(q: float) -> str:
+    return f"p{int(q * 100)}"
+
+
+def percentiles(metric: str, where: str, qs: tuple[float, ...]) -> list[Query]:
+    """One line per quantile of the series `where` picks, each legend named after it."""
+    return [Query(quantile(q, metric, where=where), percentile_name(q)) for q in qs]
+
+
 STAGE = "arc_voice_turn_stage_seconds"
 
 
 def turn_latency() -> Dashboard:
     per_stage = [
         Panel(
-            f"Per-stage p{int(q * 100)}",
+            f"Per-stage {percentile_name(q)}",
             [Query(quantile(q, STAGE, by="stage"), "{{stage}}")],
-            description=f"p{int(q * 100)} of each stage of a turn as the voice worker times "
+            description=f"{percentile_name(q)} of each stage of a turn as the voice worker times "
             "it (docs/observability.md lists what each stage measures).",
             unit="s",
             width=8,
@@ -112,11 +121,7 @@ def turn_latency() -> Dashboard:
         panels=[
             Panel(
                 "Voice to voice",
-                [
-                    Query(quantile(0.5, STAGE, where='stage="voice_to_voice"'), "p50"),
-                    Query(quantile(0.95, STAGE, where='stage="voice_to_voice"'), "p95"),
-                    Query(quantile(0.99, STAGE, where='stage="voice_to_voice"'), "p99"),
-                ],
+                percentiles(STAGE, 'stage="voice_to_voice"', (0.5, 0.95, 0.99)),
                 description="From the end of the person's speech to the agent's first audio "
                 "frame. HighLatency fires when p95 stays above 500 ms for 5 minutes.",
                 unit="s",
@@ -155,10 +160,7 @@ def turn_latency() -> Dashboard:
             ),
             Panel(
                 "Barge-in stop",
-                [
-                    Query(quantile(0.5, STAGE, where='stage="barge_in_stop"'), "p50"),
-                    Query(quantile(0.95, STAGE, where='stage="barge_in_stop"'), "p95"),
-                ],
+                percentiles(STAGE, 'stage="barge_in_stop"', (0.5, 0.95)),
                 description="From the person's speech over the agent being confirmed to the "
                 "agent's audio stopping.",
                 unit="s",

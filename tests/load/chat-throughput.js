@@ -12,13 +12,14 @@
 // thresholds P95_FIRST_DELTA_MS (2500), P95_STREAM_MS (10000), MAX_ERROR_RATE (0.01).
 import http from 'k6/http';
 import { check, sleep } from 'k6';
-import { Counter, Gauge, Rate, Trend } from 'k6/metrics';
+import { Counter, Rate, Trend } from 'k6/metrics';
 import exec from 'k6/execution';
 import {
   apiKey,
   env,
   envFloat,
   envInt,
+  histogramGauges,
   reportHistogram,
   scenario,
   scrapeHistogram,
@@ -43,9 +44,7 @@ const chatOk = new Counter('chat_ok');
 // 429s: the brain's per-client rate limit (ARC_HTTP__RATE_LIMIT_PER_MINUTE, 120 by default)
 // counts every virtual user as one client, so a load test needs it raised (docs/load.md).
 const rateLimited = new Counter('chat_rate_limited');
-const serverFirstDeltaP50 = new Gauge('brain_first_delta_p50_ms');
-const serverFirstDeltaP95 = new Gauge('brain_first_delta_p95_ms');
-const serverTurns = new Gauge('brain_turns_observed');
+const serverFirstDelta = histogramGauges('brain_first_delta', 'brain_turns_observed');
 
 export const options = {
   scenarios: { chat: scenario('chat', { vus: 2, duration: '30s', gracefulStop: '30s' }) },
@@ -115,9 +114,5 @@ export function chat(data) {
 }
 
 export function teardown(data) {
-  reportHistogram(`${BRAIN_URL}/metrics`, FIRST_DELTA, data.before, {
-    count: serverTurns,
-    p50: serverFirstDeltaP50,
-    p95: serverFirstDeltaP95,
-  });
+  reportHistogram(`${BRAIN_URL}/metrics`, FIRST_DELTA, data.before, serverFirstDelta);
 }

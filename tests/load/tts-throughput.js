@@ -12,12 +12,13 @@
 // P95_FIRST_CHUNK_MS (1000), P5_REALTIME_MARGIN (1.0), MAX_ERROR_RATE (0.01).
 import http from 'k6/http';
 import { check } from 'k6';
-import { Counter, Gauge, Rate, Trend } from 'k6/metrics';
+import { Counter, Rate, Trend } from 'k6/metrics';
 import {
   apiKey,
   env,
   envFloat,
   envInt,
+  histogramGauges,
   reportHistogram,
   scenario,
   scrapeHistogram,
@@ -41,9 +42,7 @@ const audioS = new Trend('tts_audio_s');
 const margin = new Trend('tts_realtime_margin');
 const ttsErrors = new Rate('tts_errors');
 const ttsOk = new Counter('tts_ok');
-const serverFirstChunkP50 = new Gauge('tts_first_chunk_p50_ms');
-const serverFirstChunkP95 = new Gauge('tts_first_chunk_p95_ms');
-const serverStreams = new Gauge('tts_streams_observed');
+const serverFirstChunk = histogramGauges('tts_first_chunk', 'tts_streams_observed');
 
 export const options = {
   scenarios: { tts: scenario('tts', { vus: 2, duration: '30s', gracefulStop: '30s' }) },
@@ -89,9 +88,5 @@ export function tts() {
 }
 
 export function teardown(data) {
-  reportHistogram(`${TTS_URL}/metrics`, FIRST_CHUNK, data.before, {
-    count: serverStreams,
-    p50: serverFirstChunkP50,
-    p95: serverFirstChunkP95,
-  });
+  reportHistogram(`${TTS_URL}/metrics`, FIRST_CHUNK, data.before, serverFirstChunk);
 }

@@ -1,6 +1,7 @@
 // Helpers shared by the k6 scripts in tests/load: settings from the environment, stages,
 // and server-side latency from the services' Prometheus histograms.
 import http from 'k6/http';
+import { Gauge } from 'k6/metrics';
 
 export function env(name, fallback) {
   const value = __ENV[name];
@@ -123,8 +124,19 @@ export function observationCount(pairs) {
   return pairs.reduce((sum, [, count]) => sum + count, 0);
 }
 
-// The service's histogram since `before` (from setup), reported into three k6 Gauges: how
-// many it observed during the run, and its p50 and p95 in ms.
+// The three Gauges `reportHistogram` fills: `<prefix>_p50_ms`, `<prefix>_p95_ms` and `count`
+// (how many observations the service made during the run). Made in the init context, where
+// k6 requires custom metrics to be created.
+export function histogramGauges(prefix, count) {
+  return {
+    p50: new Gauge(`${prefix}_p50_ms`),
+    p95: new Gauge(`${prefix}_p95_ms`),
+    count: new Gauge(count),
+  };
+}
+
+// The service's histogram since `before` (from setup), reported into the Gauges of
+// `histogramGauges`: how many it observed during the run, and its p50 and p95 in ms.
 export function reportHistogram(metricsUrl, name, before, gauges) {
   const pairs = bucketDiff(before, scrapeHistogram(metricsUrl, name));
   gauges.count.add(observationCount(pairs));

@@ -4,6 +4,7 @@ first piece (2-5 words at a natural boundary) that never breaks a unit of speech
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import pytest
 from arc_brain.sentences import UNDECIDED, SpeakableChunker, first_cut, speakable_chunks
@@ -11,21 +12,21 @@ from arc_brain.sentences import UNDECIDED, SpeakableChunker, first_cut, speakabl
 pytestmark = pytest.mark.unit
 
 
-def streamed(text: str, piece: int) -> list[str]:
+def fed(pieces: Iterable[str]) -> list[str]:
     chunker = SpeakableChunker()
     chunks: list[str] = []
-    for i in range(0, len(text), piece):
-        chunks.extend(chunker.feed(text[i : i + piece]))
+    for piece in pieces:
+        chunks.extend(chunker.feed(piece))
     return chunks + chunker.flush()
+
+
+def streamed(text: str, piece: int) -> list[str]:
+    return fed(text[i : i + piece] for i in range(0, len(text), piece))
 
 
 def token_streamed(text: str) -> list[str]:
     """Fed as an LLM streams: words with their leading space, punctuation runs apart."""
-    chunker = SpeakableChunker()
-    chunks: list[str] = []
-    for token in re.findall(r"\s*(?:\w+|[^\w\s]+)", text):
-        chunks.extend(chunker.feed(token))
-    return chunks + chunker.flush()
+    return fed(re.findall(r"\s*(?:\w+|[^\w\s]+)", text))
 
 
 @pytest.mark.parametrize(

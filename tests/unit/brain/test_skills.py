@@ -6,15 +6,32 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from arc_brain.memory import HistoryTurn, Memory
-from arc_brain.skills import HELP_TEXT, Route, Routed, Router, SkillInput, answer, second_person
+from arc_brain.skills import (
+    HELP_TEXT,
+    Route,
+    Routed,
+    Router,
+    SkillAnswer,
+    SkillInput,
+    answer,
+    second_person,
+)
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 22, 13, 5, tzinfo=UTC)
 
 
+def skill_answer(route: Route, payload: str | None = None, **kw: object) -> SkillAnswer:
+    return answer(SkillInput(text="", routed=Routed(route, payload), now=NOW, **kw))  # type: ignore[arg-type]
+
+
 def skill(route: Route, payload: str | None = None, **kw: object) -> str:
-    return answer(SkillInput(text="", routed=Routed(route, payload), now=NOW, **kw)).text  # type: ignore[arg-type]
+    return skill_answer(route, payload, **kw).text
+
+
+def _router() -> Router:
+    return Router(example_routes=[], example_vectors=None)  # type: ignore[arg-type]
 
 
 def test_second_person() -> None:
@@ -35,14 +52,12 @@ def test_second_person() -> None:
     ],
 )
 def test_rules(text: str, route: Route, payload: str | None) -> None:
-    router = Router(example_routes=[], example_vectors=None)  # type: ignore[arg-type]
-    routed = router.by_rule(text)
+    routed = _router().by_rule(text)
     assert routed is not None and routed.route is route and routed.payload == payload
 
 
 def test_no_rule_for_plain_questions() -> None:
-    router = Router(example_routes=[], example_vectors=None)  # type: ignore[arg-type]
-    assert router.by_rule("what time is it?") is None
+    assert _router().by_rule("what time is it?") is None
 
 
 def test_answers() -> None:
@@ -56,17 +71,10 @@ def test_answers() -> None:
 
 
 def test_remember_keeps_the_fact_as_said() -> None:
-    result = answer(SkillInput(text="", routed=Routed(Route.REMEMBER, "my car is blue"), now=NOW))
+    result = skill_answer(Route.REMEMBER, "my car is blue")
     assert result.text == "Okay, I'll remember that your car is blue."
     assert result.fact == "my car is blue"
-    offline = answer(
-        SkillInput(
-            text="",
-            routed=Routed(Route.REMEMBER, "my car is blue"),
-            now=NOW,
-            memory_available=False,
-        )
-    )
+    offline = skill_answer(Route.REMEMBER, "my car is blue", memory_available=False)
     assert "offline" in offline.text and offline.fact == "my car is blue"
 
 
@@ -92,10 +100,6 @@ def test_summary_of_history() -> None:
         'is blue, and asked "what time is it?".'
     )
     assert skill(Route.SUMMARISE).startswith("We've only just started")
-
-
-def _router() -> Router:
-    return Router(example_routes=[], example_vectors=None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +160,7 @@ def test_recall_answers_only_from_a_close_fact() -> None:
 
 
 def test_help_says_what_the_brain_can_do_with_and_without_a_model() -> None:
-    plain = answer(SkillInput(text="", routed=Routed(Route.HELP), now=NOW)).text
+    plain = skill(Route.HELP)
     assert "do sums" in plain and "chat" not in plain
-    with_model = answer(SkillInput(text="", routed=Routed(Route.HELP), now=NOW, with_model=True))
-    assert "chat" in with_model.text and "offline" in with_model.text
+    with_model = skill(Route.HELP, with_model=True)
+    assert "chat" in with_model and "offline" in with_model

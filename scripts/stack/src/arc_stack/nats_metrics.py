@@ -24,8 +24,9 @@ import httpx
 from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
-from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from arc_stack.settings import Port
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class NatsMetricsSettings(BaseSettings):
 
     nats_monitor_url: str = "http://127.0.0.1:8222"
     nats_metrics_host: str = "127.0.0.1"
-    nats_metrics_port: int = Field(default=7777, gt=0, lt=65536)
+    nats_metrics_port: Port = 7777
 
 
 class NatsCollector(Collector):

@@ -546,17 +546,16 @@ def _age(clause: str) -> Statement | None:
     return Statement(clause, "age")
 
 
+# "I've got a severe", "I have an": how both phrasings of an allergy start, the one that names
+# it after the word ("... allergy to peanuts") and the one that names it before ("... peanut
+# allergy").
+_I_HAVE_AN = r"I(?:\s+have(?:\s+got)?|'ve\s+got)\s+(?:an?\s+)?(?:(?:severe|mild|bad)\s+)?"
 _ALLERGIC = re.compile(
     rf"^(?:{_IM}\s+(?:(?:very|really|severely|highly|quite|mildly|deathly|so|a\s+bit|a\s+little)"
-    r"\s+)*allergic\s+to|I(?:\s+have(?:\s+got)?|'ve\s+got)\s+(?:an?\s+)?(?:(?:severe|mild|bad)"
-    r"\s+)?allergy\s+to)\s+(?P<what>.+)$",
+    rf"\s+)*allergic\s+to|{_I_HAVE_AN}allergy\s+to)\s+(?P<what>.+)$",
     _I,
 )
-_X_ALLERGY = re.compile(
-    r"^I(?:\s+have(?:\s+got)?|'ve\s+got)\s+(?:an?\s+)?(?:(?:severe|mild|bad)\s+)?"
-    r"(?P<what>[a-z]+(?:\s+[a-z]+)?)\s+allergy$",
-    _I,
-)
+_X_ALLERGY = re.compile(rf"^{_I_HAVE_AN}(?P<what>[a-z]+(?:\s+[a-z]+)?)\s+allergy$", _I)
 
 
 def _allergy(clause: str) -> Statement | None:
@@ -604,20 +603,23 @@ def _home(clause: str) -> Statement | None:
     return Statement(clause, "home") if _is_plain_value(place) else None
 
 
+# The two halves of "works as a nurse" and "is a nurse at Acme" that `_work` reads, the same
+# after "I" as after "my sister".
+_WORKS_AS = r"\s+(?:as|at|for|in)\s+(?P<what>.+)$"
+_IS_A_JOB = (
+    r"\s+(?:an?\s+)(?P<what>[\w\-]+(?:\s+[\w\-]+){0,3}?)"
+    r"(?:\s+(?:at|for|in|with)\s+(?P<where>.+))?$"
+)
 _WORK = re.compile(
     rf"^(?:I\s+(?:(?:currently|now|still|also)\s+)?work|{_IM}\s+(?:currently\s+|now\s+)?working"
-    r"(?=\s+as\b))\s+(?P<prep>as|at|for|in)\s+(?P<what>.+)$",
+    rf"(?=\s+as\b)){_WORKS_AS}",
     _I,
 )
 _NOT_WORKPLACES = _wordset(
     "morning mornings evening evenings afternoon afternoons night nights weekend weekends day"
     " days shifts today tomorrow home garden remotely bed"
 )
-_IM_A = re.compile(
-    rf"^{_IM}\s+(?:an?\s+)(?P<what>[\w\-]+(?:\s+[\w\-]+){{0,3}}?)"
-    r"(?:\s+(?:at|for|in|with)\s+(?P<where>.+))?$",
-    _I,
-)
+_IM_A = re.compile(rf"^{_IM}{_IS_A_JOB}", _I)
 _NOT_EMPLOYED = re.compile(rf"^{_IM}\s+(?:retired|unemployed|self[-\s]employed)$", _I)
 
 
@@ -747,12 +749,8 @@ _SUBJECT_PLACE = re.compile(
     r"|comes?\s+from)\s+(?P<place>.+)$",
     _I,
 )
-_SUBJECT_WORK = re.compile(r"^\s+(?:works?|is\s+working)\s+(?:as|at|for|in)\s+(?P<what>.+)$", _I)
-_SUBJECT_IS_A = re.compile(
-    r"^(?:\s+is|'s)\s+(?:an?\s+)(?P<what>[\w\-]+(?:\s+[\w\-]+){0,3}?)"
-    r"(?:\s+(?:at|for|in|with)\s+(?P<where>.+))?$",
-    _I,
-)
+_SUBJECT_WORK = re.compile(rf"^\s+(?:works?|is\s+working){_WORKS_AS}", _I)
+_SUBJECT_IS_A = re.compile(rf"^(?:\s+is|'s){_IS_A_JOB}", _I)
 _SUBJECT_AGE = re.compile(
     rf"^(?:\s+is|'s|\s+just\s+turned|\s+turned)\s+(?:(?P<n>\d{{1,3}})(?:\s+years?\s+old)?"
     rf"|{_NUMBER_WORD}\s+years?\s+old)$",

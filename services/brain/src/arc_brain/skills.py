@@ -96,14 +96,15 @@ EXAMPLES: dict[Route, tuple[str, ...]] = {
     ),
 }
 
+# The commands that carry a payload may be asked for alike: "please ...", "can you ...".
+_ASKED = r"^\s*(?:please\s+|can you\s+|could you\s+)?"
 _REPEAT = re.compile(
-    r"^\s*(?:please\s+|can you\s+|could you\s+)?(?:repeat after me|say after me|repeat)"
-    r"\s*[:,]?\s+(?P<text>.+)$",
+    rf"{_ASKED}(?:repeat after me|say after me|repeat)\s*[:,]?\s+(?P<text>.+)$",
     re.IGNORECASE | re.DOTALL,
 )
 _REMEMBER = re.compile(
-    r"^\s*(?:please\s+|can you\s+|could you\s+)?(?:remember|note|keep in mind|don't forget)"
-    r"(?:\s+that)?\s*[:,]?\s+(?P<fact>.+?)[.!]?\s*$",
+    rf"{_ASKED}(?:remember|note|keep in mind|don't forget)(?:\s+that)?\s*[:,]?\s+"
+    r"(?P<fact>.+?)[.!]?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
 _SUMMARISE = re.compile(r"\b(summari[sz]e|summary|recap)\b", re.IGNORECASE)
