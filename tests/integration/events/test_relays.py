@@ -41,3 +41,19 @@ async def test_two_relays_share_buckets_and_keep_session_order(
     conversation = {s: ids[0::2] for s, ids in written.items()}  # turn, metrics, turn, ...
     assert await audit_order(events_dsn) == conversation
     assert await scalar(events_dsn, "SELECT count(*) FROM agents.outbox WHERE sent_at IS NULL") == 0
+
+
+async def test_the_relays_of_one_process_split_the_buckets_at_their_first_rebalance(
+    events_settings: SettingsFactory,
+) -> None:
+    # The next rebalance is a minute away: only the first can have split the buckets here.
+    # Before the relays of a process waited for each other's member slots, the first to
+    # count its peers could find itself alone and take all 64 buckets.
+    settings = events_settings(relay_workers=2, relay_rebalance_interval_s=60)
+    async with running(settings, Role.RELAY) as service:
+        one, two = service.relays
+
+        async def split() -> bool:
+            return one.health.buckets == two.health.buckets == 32
+
+        await wait_until(split, timeout_s=10)

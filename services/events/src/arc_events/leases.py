@@ -79,15 +79,21 @@ class BucketLeases:
         await conn.close()
         raise RuntimeError(f"more than {MAX_MEMBERS} relays share this outbox")
 
+    async def join(self) -> None:
+        """Takes this relay's member slot, if it holds none: from then on its peers count it.
+        On a database error it holds nothing and raises."""
+        if self._conn is None or self._conn.closed:
+            self._held.clear()
+            self._conn = await self._connect()
+
     async def rebalance(self) -> frozenset[int]:
         """Takes free buckets up to this relay's fair share, gives back any above it, and
         returns what it holds. Call it only between batches: a bucket given back here may be
         published by a peer at once. On a lost connection it holds nothing and raises."""
         try:
-            if self._conn is None or self._conn.closed:
-                self._held.clear()
-                self._conn = await self._connect()
+            await self.join()
             conn = self._conn
+            assert conn is not None
             cur = await conn.execute(_COUNT_MEMBERS, (MEMBER_SPACE,))
             row = await cur.fetchone()
             share = fair_share(int(row[0]) if row else 1)

@@ -73,6 +73,7 @@ class EventsService:
         self._admin = PulsarAdmin(s.pulsar.admin_url)
         self._spawn("topics", self._ensure_topics())
         if Role.RELAY in self.roles:
+            starting = asyncio.Barrier(options.relay_workers) if options.relay_workers > 1 else None
             for number in range(options.relay_workers):
                 publisher = PulsarPublisher(
                     s.pulsar.service_url,
@@ -85,7 +86,7 @@ class EventsService:
                 relay = OutboxRelay(dsn, self._pool, publisher, options, self.metrics)
                 self._publishers.append(publisher)
                 self.relays.append(relay)
-                self._spawn(f"relay-{number}", relay.run())
+                self._spawn(f"relay-{number}", relay.run(starting_with=starting))
             relays = self.relays
             self.metrics.relay_buckets.set_function(
                 lambda: float(sum(r.health.buckets for r in relays))
