@@ -317,7 +317,15 @@ async def test_a_service_streams_its_answer_to_the_reply_subject_only(
         await voice.client.subscribe(inbox, cb=hear)
         await brain.client.flush()
         await voice.client.publish("brain.request", b"question", reply=inbox)
-        await asyncio.wait_for(done.wait(), timeout=15)
+        try:
+            await asyncio.wait_for(done.wait(), timeout=15)
+        except TimeoutError:
+            # Seen once in CI (2026-12-07) and not reproduced: which side lost the chunks.
+            pytest.fail(
+                f"{len(answers)} of 50 chunks in 15 s; violations: brain {brain.violations},"
+                f" voice {voice.violations}; brain {brain.client.stats}, voice"
+                f" {voice.client.stats}"
+            )
         assert answers == [str(n).encode() for n in range(50)]
 
         await brain.client.publish("_INBOX.not-asked", b"spoof")

@@ -144,9 +144,8 @@ class OutboxRelay:
 
     async def _join(self, peers: asyncio.Barrier | None) -> None:
         """Takes a member slot, then waits (bounded) until the relays starting with this one
-        have theirs. Without the wait the first to count its peers finds itself alone, takes
-        all the buckets, and the others idle until its next rebalance: the events bench's two
-        relays relayed 7,842 events/s from start-up against 10,779/s once both did."""
+        have theirs. Without the wait the first to count its peers could find itself alone,
+        take all the buckets, and leave the others idle until its next rebalance."""
         try:
             await self._leases.join()
         except psycopg.Error as error:
