@@ -112,7 +112,10 @@ async def test_telephone_band_and_clipped_questions_are_answered(
     assert times, _turns(conversation)
     assert datetime.now().astimezone().strftime("%p") in times[0], times
 
-    answers = await _answers(caller, conversation, *_clipped(speech, "What day is it today?"))
+    # Not "What day is it today?": Whisper tiny.en hears that as "What they is it today?" even
+    # unclipped, and once (CI, 2026-12-07) through the room as "What there is it to be?",
+    # which no skill answers. This one it hears right clean and clipped.
+    answers = await _answers(caller, conversation, *_clipped(speech, "What's the date today?"))
     assert any(WEEKDAY.search(a) for a in answers), _turns(conversation)
 
 
