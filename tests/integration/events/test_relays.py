@@ -3,7 +3,10 @@ of order, and a survivor takes over the buckets of a relay that stops."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from arc_events.leases import MEMBER_SPACE
 from arc_events.settings import Role
 
 from tests.fixtures.events import SettingsFactory, running
@@ -57,3 +60,23 @@ async def test_the_relays_of_one_process_split_the_buckets_at_their_first_rebala
             return one.health.buckets == two.health.buckets == 32
 
         await wait_until(split, timeout_s=10)
+
+
+async def test_a_relay_stopped_while_it_starts_leaves_no_member_lock(
+    events_settings: SettingsFactory, events_dsn: str
+) -> None:
+    # A member lock that outlived its relay would be counted as a peer holding no buckets,
+    # and its share of the outbox would go unrelayed.
+    settings = events_settings(relay_workers=2)
+    members = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s"
+        " AND objsubid = 2 AND database = (SELECT oid FROM pg_database WHERE datname ="
+        " current_database())"
+    )
+    for delay_s in (0.0, 0.002, 0.005, 0.01, 0.02, 0.05):
+        async with running(settings, Role.RELAY) as service:
+            await asyncio.sleep(delay_s)
+            relays = service.relays
+        # `relays` keeps the stopped relays (and whatever connection they kept) alive.
+        assert len(relays) == 2
+        assert await scalar(events_dsn, members, MEMBER_SPACE) == 0, f"stopped after {delay_s} s"

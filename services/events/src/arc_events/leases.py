@@ -70,12 +70,19 @@ class BucketLeases:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
-        for slot in range(MAX_MEMBERS):
-            cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (MEMBER_SPACE, slot))
-            row = await cur.fetchone()
-            if row is not None and row[0]:
-                self._slot = slot
-                return conn
+        try:
+            for slot in range(MAX_MEMBERS):
+                cur = await conn.execute(
+                    "SELECT pg_try_advisory_lock(%s, %s)", (MEMBER_SPACE, slot)
+                )
+                row = await cur.fetchone()
+                if row is not None and row[0]:
+                    self._slot = slot
+                    return conn
+        except BaseException:
+            # Cancelled or failed between its locks: a member lock must not outlive this.
+            await conn.close()
+            raise
         await conn.close()
         raise RuntimeError(f"more than {MAX_MEMBERS} relays share this outbox")
 

@@ -133,13 +133,17 @@ class OutboxRelay:
     async def run(self, starting_with: asyncio.Barrier | None = None) -> None:
         """Runs until cancelled; owns its listener and maintenance tasks. `starting_with`:
         the barrier of the relays of this process that start together."""
-        await self._join(starting_with)
-        listener = asyncio.create_task(self._listen(), name="outbox-listen")
-        maintenance = asyncio.create_task(self._maintain(), name="outbox-maintain")
         try:
-            await self._relay_loop()
+            await self._join(starting_with)
+            listener = asyncio.create_task(self._listen(), name="outbox-listen")
+            maintenance = asyncio.create_task(self._maintain(), name="outbox-maintain")
+            try:
+                await self._relay_loop()
+            finally:
+                await cancel_and_wait(listener, maintenance)
         finally:
-            await cancel_and_wait(listener, maintenance)
+            # Also when stopped while joining: a member lock left open would be counted as a
+            # peer that takes no buckets, and its share would go unrelayed.
             await self._leases.close()
 
     async def _join(self, peers: asyncio.Barrier | None) -> None:
