@@ -5,6 +5,7 @@ trace, and only words, not a cough, stop the agent."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from arc_voice.session_state import State
 from tests.fixtures.brain import RunningBrain
 from tests.fixtures.speakers import Speaker
 from tests.fixtures.voice import QuietVoice, SpeechSynth, Talk, VoiceFactory
+from tests.fixtures.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -201,6 +203,11 @@ async def test_with_pause_on_loudness_a_cough_pauses_the_answer_and_words_end_it
     cough_at = time.monotonic()
     assert conversation.state.state is State.SPEAKING, _story(conversation, cough_at)
     await _a_cough_does_not_stop_it(caller, conversation, listen_s=2.0)
+    # A pause is logged once Silero has judged 0.5 s of the audio after the sound, which on a
+    # loaded box runs seconds behind the gate (the worker waits up to 3.5 s of wall time for
+    # it): asserted at once, a CI run found none logged yet (2026-12-07, and once before).
+    with contextlib.suppress(AssertionError):
+        await wait_until(lambda: conversation.log.loud_pauses, timeout_s=5.0, interval_s=0.05)
     assert [resumed for _, resumed in conversation.log.loud_pauses] == [True], (
         conversation.log.loud_pauses,
         _story(conversation, cough_at),
