@@ -42,7 +42,14 @@ import numpy.typing as npt
 from arc_voice.caller import resample
 from arc_voice.plugins.stt import WhisperEngine, WhisperOptions, bundled_model_dir
 from arc_voice.settings import VoiceOptions
-from arc_voice.turn_detection import transcript_asks, transcript_unfinished, turn_unfinished
+from arc_voice.turn_detection import (
+    UNLIKELY_THRESHOLD,
+    UnsureWait,
+    transcript_asks,
+    transcript_unfinished,
+    turn_unfinished,
+    unsure_wait,
+)
 from livekit import rtc
 from livekit.agents import vad
 from livekit.agents.inference.eot.base import MIN_SILENCE_DURATION_MS
@@ -78,6 +85,8 @@ _OLD = VoiceOptions.before_latency_work()
 # End of turn after the last speech with the silence timer the model replaces (0.35 + 0.1 s).
 OLD_END_OF_TURN_S = _OLD.vad_min_silence_s + _OLD.endpointing_min_delay_s
 MAX_DELAY_S = VoiceOptions().endpointing_max_delay_s
+UNSURE = unsure_wait(VoiceOptions())
+SHIPPED = "v1-mini + text rule + question"
 # The share of complete sentences allowed to wait max_delay: one in five keeps their mean end
 # of turn (~0.4 s) under the old timer's while the model catches what it can.
 FALSE_WAIT_BUDGET = 0.2
@@ -167,6 +176,12 @@ class Scored:
     condition: str
     decision_at: int | None  # samples into the audio where the model is asked
     scores: dict[str, float] = field(default_factory=dict)  # candidate -> P(end of turn)
+    # A paused utterance at its first pause (before the filler): where the model is asked,
+    # the shipped candidate's score there, and where the VAD reports the filler (samples).
+    first_at: int | None = None
+    first_score: float | None = None
+    first_said: str = ""  # Whisper's words for the part before the filler
+    resumed_at: int | None = None
 
 
 def trim(pcm: Pcm) -> Pcm:
@@ -221,6 +236,29 @@ def load_vad() -> vad.VAD:
         sample_rate=RATE,
         force_cpu=True,
     )
+
+
+async def first_pause(detector: vad.VAD, pcm: Pcm) -> tuple[int | None, int | None]:
+    """Where `AudioRecognition` first asks the turn detector, and where the VAD next reports
+    a start of speech after it (the moment the framework cancels its wait for the end of the
+    turn); samples into `pcm`, None where it does not happen."""
+    stream = detector.stream()
+    for i in range(0, len(pcm) - FRAME + 1, FRAME):
+        stream.push_frame(rtc.AudioFrame(pcm[i : i + FRAME].tobytes(), RATE, 1, FRAME))
+    stream.end_input()
+    speaking, asked, resumed = False, None, None
+    async for ev in stream:
+        if ev.type == vad.VADEventType.START_OF_SPEECH:
+            speaking = True
+            if asked is not None and resumed is None:
+                resumed = ev.samples_index
+        elif ev.type == vad.VADEventType.END_OF_SPEECH:
+            speaking = False
+        elif ev.type == vad.VADEventType.INFERENCE_DONE and asked is None and speaking:
+            silent = ev.raw_accumulated_silence >= MIN_SILENCE_DURATION_MS / 1000
+            asked = ev.samples_index if silent else None
+    await stream.aclose()
+    return asked, resumed
 
 
 async def decision_point(
@@ -338,9 +376,11 @@ async def collect(smart_turn_wheel: Path | None = None) -> Collected:
     times: dict[str, list[float]] = {name: [] for name in [*audio_models, EARLY, "text rule"]}
     # Each spoken piece is recognised on its own, as the worker's VAD-cut utterances are.
     transcripts = []
+    first_pieces = []
     for u in utterances:
         heard = [await whisper.transcribe(p.astype(np.float32) / 32768.0) for p in u.pieces]
         transcripts.append(" ".join(t for t in heard if t))
+        first_pieces.append(heard[0])
     whisper.close()
 
     results: list[Scored] = []
@@ -353,6 +393,17 @@ async def collect(smart_turn_wheel: Path | None = None) -> Collected:
                 undecided += 1
                 continue
             row = Scored(u, condition, at)
+            if u.kind == "paused":
+                row.first_at, row.resumed_at = await first_pause(detector, pcm)
+                if row.first_at is not None:
+                    said = row.first_said = first_pieces[i]
+                    row.first_score = (
+                        0.0
+                        if turn_unfinished(said)
+                        else 1.0
+                        if transcript_asks(said)
+                        else audio_models["v1-mini"](pcm[: row.first_at])
+                    )
             # Interleaved, in a rotating order, so load spikes spread over every candidate.
             names = list(audio_models)
             k = (i + ci) % len(names)
@@ -531,6 +582,8 @@ def report(c: Collected) -> str:
                 f"| {voice} | {condition} | {pct(r['complete'])} | {pct(r['incomplete'])} "
                 f"| {pct(r['paused'])} |"
             )
+    if UNSURE is not None:
+        lines += ["", *unsure_report(c.results, UNSURE)]
     misses = [
         f'- {u.kind}: "{u.text}" ({u.voice}) heard as "{c.transcripts[i]}"'
         for i, u in enumerate(c.utterances)
@@ -540,6 +593,88 @@ def report(c: Collected) -> str:
     if c.undecided:
         lines.append(f"\n{c.undecided} utterance(s) never reached a decision point (left out).")
     return "\n".join(lines) + "\n"
+
+
+def unsure_report(rows: Sequence[Scored], unsure: UnsureWait) -> list[str]:
+    """The shipped candidate with and without the shorter wait for unsure scores: how long
+    complete sentences wait, whether a paused utterance's filler comes within the wait at
+    its first pause, and how many utterances wait less after their filler."""
+    threshold, delay = UNLIKELY_THRESHOLD, unsure.delay_s
+
+    def band(p: float) -> bool:
+        return unsure.threshold <= p < threshold
+
+    complete = [r for r in rows if r.utterance.kind == "complete"]
+    paused = [r for r in rows if r.utterance.kind == "paused"]
+    out = [
+        f"### The shorter wait for unsure scores ({SHIPPED}, threshold {threshold:g})",
+        "",
+        f"A score at or over {unsure.threshold:g} and under {threshold:g}, on words that can end "
+        f"a sentence, waits {delay:g} s after the last speech instead of {MAX_DELAY_S:g} s. "
+        f"Paused utterances are judged twice: in their {PAUSE_S:g} s pause before the filler "
+        "(cut when the model calls it done, or when the VAD reports the filler after the "
+        "shorter wait ends: audio time, counted as the worker counts it, from where the model "
+        f"is asked less {unsure.asked_after_s:g} s), and after the filler, where the score in "
+        "the band only shortens the pause the person may take before going on.",
+        "",
+        "| variant | complete: at once / shorter wait / max wait | mean end of turn, complete "
+        f"| paused, in the {PAUSE_S:g} s pause: cut at once / cut by the shorter wait "
+        "| paused, after the filler: shorter wait | n complete / paused |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, on in (("without", False), ("with", True)):
+        waits = [
+            VAD_MIN_SILENCE_S
+            if r.scores[SHIPPED] >= threshold
+            else delay
+            if on and band(r.scores[SHIPPED])
+            else MAX_DELAY_S
+            for r in complete
+        ]
+        cut_now = cut_unsure = 0
+        for r in paused:
+            if r.first_score is None or r.first_at is None:
+                continue
+            if r.first_score >= threshold:
+                cut_now += 1
+            elif on and band(r.first_score):
+                deadline = r.first_at + round((delay - unsure.asked_after_s) * RATE)
+                cut_unsure += r.resumed_at is None or r.resumed_at > deadline
+        after_filler = sum(on and band(r.scores[SHIPPED]) for r in paused)
+        shares = [
+            sum(w == VAD_MIN_SILENCE_S for w in waits) / len(complete),
+            sum(on and w == delay for w in waits) / len(complete),
+            sum(w == MAX_DELAY_S for w in waits) / len(complete),
+        ]
+        out.append(
+            f"| {name} | {' / '.join(pct(x) for x in shares)} | {sum(waits) / len(waits):.2f} s "
+            f"| {cut_now} / {cut_unsure} | {after_filler} | {len(complete)} / {len(paused)} |"
+        )
+    cut = sorted(
+        {
+            f'"{r.utterance.text}" ({r.utterance.voice}), heard as "{r.first_said}"'
+            for r in paused
+            if r.first_score is not None and r.first_score >= threshold
+        }
+    )
+    if cut:
+        out += ["", "Cut at once in the pause before the filler (either condition):", ""]
+        out += [f"- {line}" for line in cut]
+    margins = sorted(
+        (r.resumed_at - r.first_at) / RATE + unsure.asked_after_s
+        for r in paused
+        if r.resumed_at is not None and r.first_at is not None
+    )
+    if margins:
+        out += [
+            "",
+            f"The filler after the {PAUSE_S:g} s pause reached the VAD {margins[0]:.2f}-"
+            f"{margins[-1]:.2f} s after the last speech (median "
+            f"{margins[len(margins) // 2]:.2f} s; n {len(margins)}). In band at the first pause: "
+            f"{sum(band(r.first_score) for r in paused if r.first_score is not None)} of "
+            f"{len(paused)}.",
+        ]
+    return out
 
 
 def main() -> str:

@@ -183,9 +183,16 @@ def _record(results: Results, key: str, result: Breakdown | None) -> None:
         results.turns.setdefault(key, []).append(result)
 
 
+def _voice_of(turn: int, voices: list[Speaker]) -> Speaker:
+    """The voice of the `turn`th question: alternating, and shifted by one after each pass
+    over the questions, so each question is heard in every voice (with as many questions as
+    voices' multiples, plain alternation gave each question one voice for the whole run)."""
+    return voices[(turn + turn // len(QUESTIONS)) % len(voices)]
+
+
 async def _interleaved(rigs: list[Rig], voices: list[Speaker], results: Results) -> None:
     for i in range(ROUNDS):
-        voice = voices[i % len(voices)]
+        voice = _voice_of(i, voices)
         pcm, rate = voice.say(QUESTIONS[i % len(QUESTIONS)])
         order = rigs[i % len(rigs) :] + rigs[: i % len(rigs)]
         for rig in order:
@@ -206,7 +213,7 @@ async def _busy_core() -> AsyncIterator[None]:
 
 async def _contention(rig: Rig, voices: list[Speaker], results: Results) -> None:
     for i in range(CONTENTION_ROUNDS):
-        voice = voices[i % len(voices)]
+        voice = _voice_of(i, voices)
         pcm, rate = voice.say(QUESTIONS[(i * 3) % len(QUESTIONS)])
         _record(results, "quiet", await _turn(rig, pcm, rate))
         async with _busy_core():

@@ -66,6 +66,8 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         ("ARC_VOICE__TURN_DETECTION", "silence"),
         ("ARC_VOICE__ENDPOINTING_MAX_DELAY_S", "-1"),
         ("ARC_VOICE__TURN_UNLIKELY_THRESHOLD", "1.5"),
+        ("ARC_VOICE__TURN_UNSURE_THRESHOLD", "1"),
+        ("ARC_VOICE__ENDPOINTING_UNSURE_DELAY_S", "0.9"),  # over the max delay (0.8)
         ("ARC_VOICE__STT_INTERIM_INTERVAL_S", "-0.1"),
         ("ARC_VOICE__MAX_SESSION_S", "-1"),
         ("ARC_VOICE__MAX_TURNS", "-1"),
@@ -111,6 +113,9 @@ def test_latency_settings_and_the_old_pipeline(monkeypatch: pytest.MonkeyPatch) 
     assert old.turn_detection == "vad" and not old.preemptive_generation
     with pytest.raises(ValidationError):
         VoiceOptions(endpointing_min_delay_s=1.0, endpointing_max_delay_s=0.5)
+    with pytest.raises(ValidationError, match="endpointing_unsure_delay_s"):
+        VoiceOptions(endpointing_min_delay_s=0.3, endpointing_unsure_delay_s=0.2)
+    assert VoiceOptions(endpointing_unsure_delay_s=0).endpointing_unsure_delay_s == 0  # off
 
 
 def test_turn_handling_follows_the_settings() -> None:

@@ -11,6 +11,7 @@ from arc_voice.turn_detection import (
     WORDS_WAIT_S,
     TranscriptAwareStream,
     TranscriptAwareTurnDetector,
+    UnsureWait,
     ask_model_after_silence,
     transcript_asks,
     transcript_open,
@@ -18,10 +19,11 @@ from arc_voice.turn_detection import (
     turn_detection_options,
     turn_unfinished,
     unlikely_threshold,
+    unsure_wait,
     vad_min_silence_s,
 )
 from livekit.agents.voice import audio_recognition
-from livekit.agents.voice.turn import _StreamingTurnDetector
+from livekit.agents.voice.turn import TurnDetectionEvent, _StreamingTurnDetector
 
 pytestmark = pytest.mark.unit
 
@@ -230,16 +232,41 @@ class _Decode:
 
 class _AudioModel:
     """LiveKit's v1-mini stream, as far as the transcript rule asks it (the real model is
-    asked in tests/integration/voice/test_end_of_turn.py)."""
+    asked in tests/integration/voice/test_end_of_turn.py): `predict` answers `probability`."""
+
+    def __init__(self, probability: float | None = None) -> None:
+        self.probability = probability
 
     async def supports_language(self, language: object) -> bool:
         return True
 
+    def predict(self) -> asyncio.Future[TurnDetectionEvent]:
+        fut: asyncio.Future[TurnDetectionEvent] = asyncio.get_running_loop().create_future()
+        if self.probability is not None:
+            fut.set_result(
+                TurnDetectionEvent(
+                    type="eot_prediction",
+                    end_of_turn_probability=self.probability,
+                    last_speaking_time=0.0,
+                )
+            )
+        return fut
 
-def _stream_with(pending: asyncio.Future[_Decode] | None) -> TranscriptAwareStream:
-    detector = TranscriptAwareTurnDetector()
+    def cancel_inference(self, *, timed_out: bool = False) -> None:
+        pass
+
+    def flush(self, reason: str | None = None) -> None:
+        pass
+
+
+def _stream_with(
+    pending: asyncio.Future[_Decode] | None,
+    probability: float | None = None,
+    unsure: UnsureWait | None = None,
+) -> TranscriptAwareStream:
+    detector = TranscriptAwareTurnDetector(unsure=unsure)
     detector.pending_words = lambda: pending
-    return TranscriptAwareStream(detector, _AudioModel())  # type: ignore[arg-type]
+    return TranscriptAwareStream(detector, _AudioModel(probability))  # type: ignore[arg-type]
 
 
 async def test_words_still_being_decoded_that_cannot_end_a_sentence_make_it_wait() -> None:
@@ -301,3 +328,92 @@ async def test_without_words_in_flight_the_transcript_is_judged_at_once() -> Non
     stream = _stream_with(None)
     stream.add_transcript("Set a timer for ten minutes.")
     assert await asyncio.wait_for(stream.unlikely_threshold(None), 0.05) == UNLIKELY_THRESHOLD
+
+
+# The model asked 0.2 s after the last speech; unsure between 0.2 and the threshold (0.36).
+_UNSURE = UnsureWait(threshold=0.2, delay_s=0.55, asked_after_s=0.2)
+
+
+def test_the_unsure_wait_comes_from_the_settings() -> None:
+    assert unsure_wait(VoiceOptions()) == UnsureWait(0.2, 0.55, 0.2)
+    assert unsure_wait(VoiceOptions(endpointing_unsure_delay_s=0)) is None
+    detection, _ = turn_detection_options(
+        VoiceOptions(turn_unsure_threshold=0.1, endpointing_unsure_delay_s=0.4)
+    )
+    assert isinstance(detection, TranscriptAwareTurnDetector)
+    assert detection.unsure == UnsureWait(0.1, 0.4, 0.2)
+
+
+async def _judged(stream: TranscriptAwareStream) -> tuple[float | None, float]:
+    """The threshold the framework gets, and how long after the model was asked."""
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    stream.predict()
+    await asyncio.sleep(0)
+    threshold = await asyncio.wait_for(stream.unlikely_threshold(None), 2.0)
+    return threshold, loop.time() - asked
+
+
+async def test_words_that_can_end_scored_a_little_under_wait_the_shorter_delay() -> None:
+    stream = _stream_with(None, probability=0.3, unsure=_UNSURE)
+    stream.add_transcript("Hello there.")
+    threshold, waited = await _judged(stream)
+    # Under any probability after the wait: the framework commits, its min delay long past.
+    assert threshold == 0.0
+    # 0.55 s after the last speech, which was 0.2 s before the model was asked.
+    assert 0.34 <= waited < 0.5
+
+
+@pytest.mark.parametrize(
+    ("probability", "text", "expected"),
+    [
+        (0.1, "Hello there.", UNLIKELY_THRESHOLD),  # far under: the max delay, as before
+        (0.5, "Hello there.", UNLIKELY_THRESHOLD),  # over: done at once, as before
+        (0.3, "Hello there", 1.0),  # left open by Whisper: the max delay
+        (0.3, "I want to go to the.", 1.0),  # cannot end a sentence: the max delay
+        (0.3, "What time is it?", 0.0),  # a finished question: at once
+        (None, "Hello there.", UNLIKELY_THRESHOLD),  # no score: the framework decides
+    ],
+)
+async def test_other_calls_are_answered_at_once(
+    probability: float | None, text: str, expected: float
+) -> None:
+    stream = _stream_with(None, probability=probability, unsure=_UNSURE)
+    stream.add_transcript(text)
+    threshold, waited = await _judged(stream)
+    assert threshold is not None
+    assert threshold == expected if expected < 1.0 else threshold > 1.0
+    assert waited < 0.1
+
+
+async def test_without_the_setting_an_unsure_score_waits_the_max_delay() -> None:
+    stream = _stream_with(None, probability=0.3, unsure=None)
+    stream.add_transcript("Hello there.")
+    threshold, waited = await _judged(stream)
+    assert threshold == UNLIKELY_THRESHOLD  # 0.3 under it: the framework waits max_delay
+    assert waited < 0.1
+
+
+async def test_a_person_who_goes_on_cancels_the_shorter_wait() -> None:
+    stream = _stream_with(None, probability=0.3, unsure=_UNSURE)
+    stream.add_transcript("Hello there.")
+    stream.predict()
+    check = asyncio.create_task(stream.unlikely_threshold(None))
+    await asyncio.sleep(0.05)
+    assert not check.done()
+    # What the framework does on the VAD's start of speech: cancel the end-of-turn check.
+    check.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await check
+    stream.cancel_inference()
+    # The next check, before the model is asked again, has no score to be unsure of.
+    assert await asyncio.wait_for(stream.unlikely_threshold(None), 0.1) == UNLIKELY_THRESHOLD
+
+
+async def test_a_committed_turn_forgets_its_score() -> None:
+    stream = _stream_with(None, probability=0.3, unsure=_UNSURE)
+    stream.add_transcript("Hello there.")
+    stream.predict()
+    stream.flush()
+    stream.add_transcript("Thank you.")
+    assert await asyncio.wait_for(stream.unlikely_threshold(None), 0.1) == UNLIKELY_THRESHOLD

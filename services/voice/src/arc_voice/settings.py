@@ -137,6 +137,13 @@ class VoiceOptions(BaseModel):
     endpointing_min_delay_s: float = Field(default=0.0, ge=0.0, le=5.0)
     # The longest the model can make the agent wait after the end of speech.
     endpointing_max_delay_s: float = Field(default=0.8, ge=0.0, le=10.0)
+    # With turn_detection "model": words Whisper closed that can end a sentence, which the
+    # audio model scores under the threshold but at or over `turn_unsure_threshold`, wait
+    # this long after the last speech instead of the max delay (docs/voice.md, "Unsure: a
+    # shorter wait"); 0: they wait the max delay. A 400 ms hesitation's next sound reaches
+    # the VAD 0.32-0.48 s after the last speech, inside 0.55 s.
+    endpointing_unsure_delay_s: float = Field(default=0.55, ge=0.0, le=10.0)
+    turn_unsure_threshold: float = Field(default=0.2, ge=0.0, lt=1.0)
     # Start the brain (and the first TTS piece) on the transcript at the end of speech, before
     # the turn is confirmed; a guess that turns out wrong is cancelled and not stored.
     preemptive_generation: bool = True
@@ -193,6 +200,15 @@ class VoiceOptions(BaseModel):
             raise ValueError("stt=deepgram needs ARC_VOICE__DEEPGRAM_API_KEY")
         if self.endpointing_max_delay_s < self.endpointing_min_delay_s:
             raise ValueError("endpointing_max_delay_s must be at least endpointing_min_delay_s")
+        if self.endpointing_unsure_delay_s and not (
+            self.endpointing_min_delay_s
+            <= self.endpointing_unsure_delay_s
+            <= self.endpointing_max_delay_s
+        ):
+            raise ValueError(
+                "endpointing_unsure_delay_s must be 0 (off) or between endpointing_min_delay_s "
+                "and endpointing_max_delay_s"
+            )
         return self
 
     @classmethod

@@ -8,8 +8,10 @@ and rules on the transcript: words that cannot end a sentence (a filler, a conju
 article, a preposition...) make the agent wait, a finished question ("...?") makes it answer
 whatever the audio model says (it often hears a question's rising end as a voice going on).
 The wait is never more than `endpointing_max_delay_s`: under the threshold the framework
-waits `max_delay`, otherwise `min_delay`. A wrong "not finished" costs at most that wait; a
-wrong "finished" is what the timer would have done anyway. Numbers and the choice of
+waits `max_delay`, otherwise `min_delay`; words that can end a sentence scored only a little
+under the threshold (at or over `turn_unsure_threshold`) wait `endpointing_unsure_delay_s`
+instead. A wrong "not finished" costs at most that wait; a wrong "finished" is what the timer
+would have done anyway. Numbers and the choice of
 threshold: docs/voice.md, "End of turn", and `tests/bench/turn.py`.
 
 The combination follows LiveKit's streaming turn-detector protocol: the audio model's
@@ -27,8 +29,10 @@ import contextlib
 import logging
 import math
 import re
+import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from arc_common.logging import said
@@ -223,6 +227,29 @@ def unlikely_threshold(options: VoiceOptions) -> float:
     return UNLIKELY_THRESHOLD
 
 
+@dataclass(frozen=True)
+class UnsureWait:
+    """The shorter wait for words that can end a sentence scored a little under the threshold:
+    `delay_s` after the last speech for a P(end) at or over `threshold`. The model is asked
+    `asked_after_s` after the last speech, so the wait is counted from when it was asked: the
+    VAD's own clock, which lags the wall clock on a loaded box by as much for the person's next
+    sound as for their silence."""
+
+    threshold: float
+    delay_s: float
+    asked_after_s: float
+
+
+def unsure_wait(options: VoiceOptions) -> UnsureWait | None:
+    if not options.endpointing_unsure_delay_s:
+        return None
+    return UnsureWait(
+        options.turn_unsure_threshold,
+        options.endpointing_unsure_delay_s,
+        options.turn_model_after_silence_s,
+    )
+
+
 def turn_detection_options(
     options: VoiceOptions,
 ) -> tuple[TurnDetectionMode, EndpointingOptions]:
@@ -234,7 +261,7 @@ def turn_detection_options(
             "min_delay": options.endpointing_min_delay_s,
             "max_delay": options.endpointing_max_delay_s,
         }
-    return TranscriptAwareTurnDetector(unlikely_threshold(options)), {
+    return TranscriptAwareTurnDetector(unlikely_threshold(options), unsure_wait(options)), {
         "min_delay": options.endpointing_min_delay_s,
         "max_delay": options.endpointing_max_delay_s,
     }
@@ -274,11 +301,14 @@ class TranscriptAwareTurnDetector:
     """LiveKit's v1-mini audio model with the transcript rule on top (LiveKit's streaming
     turn-detector protocol: `model`, `provider`, `stream()`)."""
 
-    def __init__(self, unlikely_threshold: float = UNLIKELY_THRESHOLD) -> None:
+    def __init__(
+        self, unlikely_threshold: float = UNLIKELY_THRESHOLD, unsure: UnsureWait | None = None
+    ) -> None:
         # The threshold stays ours rather than LiveKit's override, which warns on every
         # conversation that a non-default threshold was given.
         self._audio = TurnDetector(version="v1-mini")
         self.unlikely_threshold = unlikely_threshold
+        self.unsure = unsure
         self.pending_words: PendingWords | None = None
         self._streams: weakref.WeakSet[TranscriptAwareStream] = weakref.WeakSet()
 
@@ -307,6 +337,8 @@ class TranscriptAwareTurnDetector:
             "model": self.model,
             "provider": self.provider,
             "unlikely_threshold": self.unlikely_threshold,
+            "unsure_threshold": self.unsure.threshold if self.unsure else None,
+            "unsure_delay_s": self.unsure.delay_s if self.unsure else None,
         }
 
 
@@ -322,6 +354,9 @@ class TranscriptAwareStream:
         self._audio = audio
         self.transcript = ""
         self._delivered = asyncio.Event()
+        # The framework's latest ask of the audio model and when it was made (monotonic).
+        self._prediction: asyncio.Future[TurnDetectionEvent] | None = None
+        self._asked_at = 0.0
 
     def add_transcript(self, text: str) -> None:
         self.transcript = f"{self.transcript} {text.strip()}".strip()
@@ -379,7 +414,35 @@ class TranscriptAwareStream:
             return _NEVER_FINISHED
         if transcript_asks(words):
             return _ALWAYS_FINISHED
-        return self._detector.unlikely_threshold
+        threshold = self._detector.unlikely_threshold
+        if await self._waited_unsure(threshold):
+            # The shorter wait is over: the framework commits after its min delay, already
+            # past (it counts from the last speech).
+            return _ALWAYS_FINISHED
+        return threshold
+
+    async def _waited_unsure(self, threshold: float) -> bool:
+        """Waits out the shorter wait when the audio model scored these words a little under
+        `threshold`; False (at once) when it scored them elsewhere or there is no score. The
+        framework cancels this wait, with its end-of-turn check, when the person goes on."""
+        unsure = self._detector.unsure
+        probability = self._probability()
+        if unsure is None or probability is None or not unsure.threshold <= probability < threshold:
+            return False
+        left = self._asked_at - unsure.asked_after_s + unsure.delay_s - time.monotonic()
+        log.debug(
+            "end of turn unsure: shorter wait",
+            extra={"probability": round(probability, 3), "wait_s": round(max(left, 0.0), 3)},
+        )
+        if left > 0:
+            await asyncio.sleep(left)
+        return True
+
+    def _probability(self) -> float | None:
+        fut = self._prediction
+        if fut is None or not fut.done() or fut.cancelled() or fut.exception() is not None:
+            return None
+        return fut.result().end_of_turn_probability
 
     async def backchannel_threshold(self, language: LanguageCode | None) -> float | None:
         return await self._audio.backchannel_threshold(language)
@@ -388,15 +451,19 @@ class TranscriptAwareStream:
         return await self._audio.supports_language(language)
 
     def predict(self) -> asyncio.Future[TurnDetectionEvent]:
-        return self._audio.predict()
+        self._asked_at = time.monotonic()
+        self._prediction = self._audio.predict()
+        return self._prediction
 
     def cancel_inference(self, *, timed_out: bool = False) -> None:
+        self._prediction = None
         self._audio.cancel_inference(timed_out=timed_out)
 
     def flush(self, reason: str | None = None) -> None:
         # The framework flushes when a turn is committed or cleared: the next turn's words
         # start afresh.
         self.transcript = ""
+        self._prediction = None
         self._audio.flush(reason)
 
     def push_audio(self, frame: rtc.AudioFrame) -> None:
