@@ -238,16 +238,23 @@ def load_vad() -> vad.VAD:
     )
 
 
-async def first_pause(detector: vad.VAD, pcm: Pcm) -> tuple[int | None, int | None]:
-    """Where `AudioRecognition` first asks the turn detector, and where the VAD next reports
-    a start of speech after it (the moment the framework cancels its wait for the end of the
-    turn); samples into `pcm`, None where it does not happen."""
+async def vad_events(detector: vad.VAD, pcm: Pcm) -> list[vad.VADEvent]:
+    """The VAD's events over `pcm`, fed in 20 ms frames as a room delivers them."""
     stream = detector.stream()
     for i in range(0, len(pcm) - FRAME + 1, FRAME):
         stream.push_frame(rtc.AudioFrame(pcm[i : i + FRAME].tobytes(), RATE, 1, FRAME))
     stream.end_input()
+    events = [ev async for ev in stream]
+    await stream.aclose()
+    return events
+
+
+async def first_pause(detector: vad.VAD, pcm: Pcm) -> tuple[int | None, int | None]:
+    """Where `AudioRecognition` first asks the turn detector, and where the VAD next reports
+    a start of speech after it (the moment the framework cancels its wait for the end of the
+    turn); samples into `pcm`, None where it does not happen."""
     speaking, asked, resumed = False, None, None
-    async for ev in stream:
+    for ev in await vad_events(detector, pcm):
         if ev.type == vad.VADEventType.START_OF_SPEECH:
             speaking = True
             if asked is not None and resumed is None:
@@ -257,7 +264,6 @@ async def first_pause(detector: vad.VAD, pcm: Pcm) -> tuple[int | None, int | No
         elif ev.type == vad.VADEventType.INFERENCE_DONE and asked is None and speaking:
             silent = ev.raw_accumulated_silence >= MIN_SILENCE_DURATION_MS / 1000
             asked = ev.samples_index if silent else None
-    await stream.aclose()
     return asked, resumed
 
 
@@ -267,12 +273,8 @@ async def decision_point(
     """Where `AudioRecognition` would last ask the turn detector (samples into `pcm`): a VAD
     window with 200 ms (`silence_ms`) of silence while the VAD still counts the person as
     speaking."""
-    stream = detector.stream()
-    for i in range(0, len(pcm) - FRAME + 1, FRAME):
-        stream.push_frame(rtc.AudioFrame(pcm[i : i + FRAME].tobytes(), RATE, 1, FRAME))
-    stream.end_input()
     speaking, pending, last = False, False, None
-    async for ev in stream:
+    for ev in await vad_events(detector, pcm):
         if ev.type == vad.VADEventType.START_OF_SPEECH:
             speaking, pending = True, False
         elif ev.type == vad.VADEventType.END_OF_SPEECH:
@@ -283,7 +285,6 @@ async def decision_point(
             silent = ev.raw_accumulated_silence >= silence_ms / 1000
             if speaking and not pending and silent:
                 pending, last = True, ev.samples_index
-    await stream.aclose()
     return last
 
 
