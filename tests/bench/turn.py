@@ -22,7 +22,10 @@ downloaded pipecat-ai wheel; it is not a dependency of the project.
 
 "Done" means P(end of turn) at or over the threshold: the agent answers after `min_delay`.
 Under it, the agent waits `max_delay` more. A cut-off is an incomplete or paused utterance
-called done; a needless wait is a complete one called not done.
+called done; a needless wait is a complete one called not done. The shipped candidate is
+also scored with the shorter wait for unsure scores (`endpointing_unsure_delay_s`), and a
+paused utterance is judged at its first pause too, before its filler, where that wait must
+last until the VAD hears the filler.
 """
 
 from __future__ import annotations
