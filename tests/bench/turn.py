@@ -48,10 +48,13 @@ from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import (
     UNLIKELY_THRESHOLD,
     UnsureWait,
+    Verdict,
+    short_reply,
     transcript_asks,
     transcript_unfinished,
     turn_unfinished,
     unsure_wait,
+    verdict,
 )
 from livekit import rtc
 from livekit.agents import vad
@@ -89,7 +92,6 @@ _OLD = VoiceOptions.before_latency_work()
 OLD_END_OF_TURN_S = _OLD.vad_min_silence_s + _OLD.endpointing_min_delay_s
 MAX_DELAY_S = VoiceOptions().endpointing_max_delay_s
 UNSURE = unsure_wait(VoiceOptions())
-SHIPPED = "v1-mini + text rule + question"
 # The share of complete sentences allowed to wait max_delay: one in five keeps their mean end
 # of turn (~0.4 s) under the old timer's while the model catches what it can.
 FALSE_WAIT_BUDGET = 0.2
@@ -114,6 +116,13 @@ COMPLETE = (
     "Where are you calling from?",
     "Can you check me in?",
     "Please turn the heating on.",
+    # Short ones, which Whisper often leaves open ("Hello there").
+    "Hello there.",
+    "Good morning.",
+    "Thank you.",
+    "Okay.",
+    "No.",
+    "See you later.",
 )
 INCOMPLETE = (
     "I'd like to book a table for",
@@ -135,6 +144,10 @@ INCOMPLETE = (
     "Remind me to call my mother",
     "How long does it take to drive",
     "Could you check the weather",
+    # Short beginnings.
+    "I want",
+    "Let me",
+    "Can you",
 )
 PAUSED = (
     ("I'd like to", "um"),
@@ -178,9 +191,10 @@ class Scored:
     utterance: Utterance
     condition: str
     decision_at: int | None  # samples into the audio where the model is asked
+    said: str = ""  # Whisper's words for the whole utterance
     scores: dict[str, float] = field(default_factory=dict)  # candidate -> P(end of turn)
     # A paused utterance at its first pause (before the filler): where the model is asked,
-    # the shipped candidate's score there, and where the VAD reports the filler (samples).
+    # v1-mini's score there, and where the VAD reports the filler (samples).
     first_at: int | None = None
     first_score: float | None = None
     first_said: str = ""  # Whisper's words for the part before the filler
@@ -252,12 +266,12 @@ async def vad_events(detector: vad.VAD, pcm: Pcm) -> list[vad.VADEvent]:
     return events
 
 
-async def first_pause(detector: vad.VAD, pcm: Pcm) -> tuple[int | None, int | None]:
+def first_pause_in(events: Sequence[vad.VADEvent]) -> tuple[int | None, int | None]:
     """Where `AudioRecognition` first asks the turn detector, and where the VAD next reports
     a start of speech after it (the moment the framework cancels its wait for the end of the
-    turn); samples into `pcm`, None where it does not happen."""
+    turn); samples into the audio, None where it does not happen."""
     speaking, asked, resumed = False, None, None
-    for ev in await vad_events(detector, pcm):
+    for ev in events:
         if ev.type == vad.VADEventType.START_OF_SPEECH:
             speaking = True
             if asked is not None and resumed is None:
@@ -270,14 +284,14 @@ async def first_pause(detector: vad.VAD, pcm: Pcm) -> tuple[int | None, int | No
     return asked, resumed
 
 
-async def decision_point(
-    detector: vad.VAD, pcm: Pcm, silence_ms: int = MIN_SILENCE_DURATION_MS
+def decision_point_in(
+    events: Sequence[vad.VADEvent], silence_ms: int = MIN_SILENCE_DURATION_MS
 ) -> int | None:
-    """Where `AudioRecognition` would last ask the turn detector (samples into `pcm`): a VAD
-    window with 200 ms (`silence_ms`) of silence while the VAD still counts the person as
+    """Where `AudioRecognition` would last ask the turn detector (samples into the audio): a
+    VAD window with 200 ms (`silence_ms`) of silence while the VAD still counts the person as
     speaking."""
     speaking, pending, last = False, False, None
-    for ev in await vad_events(detector, pcm):
+    for ev in events:
         if ev.type == vad.VADEventType.START_OF_SPEECH:
             speaking, pending = True, False
         elif ev.type == vad.VADEventType.END_OF_SPEECH:
@@ -289,6 +303,13 @@ async def decision_point(
             if speaking and not pending and silent:
                 pending, last = True, ev.samples_index
     return last
+
+
+async def decision_point(
+    detector: vad.VAD, pcm: Pcm, silence_ms: int = MIN_SILENCE_DURATION_MS
+) -> int | None:
+    """`decision_point_in` over the VAD's events for `pcm`."""
+    return decision_point_in(await vad_events(detector, pcm), silence_ms)
 
 
 class SmartTurn:
@@ -392,22 +413,17 @@ async def collect(smart_turn_wheel: Path | None = None) -> Collected:
     for ci, (condition, noise) in enumerate(CONDITIONS.items()):
         for i, u in enumerate(utterances):
             pcm = u.audio(noise, seed=i)
-            at = await decision_point(detector, pcm)
+            events = await vad_events(detector, pcm)
+            at = decision_point_in(events)
             if at is None:
                 undecided += 1
                 continue
-            row = Scored(u, condition, at)
+            row = Scored(u, condition, at, said=transcripts[i])
             if u.kind == "paused":
-                row.first_at, row.resumed_at = await first_pause(detector, pcm)
+                row.first_at, row.resumed_at = first_pause_in(events)
                 if row.first_at is not None:
-                    said = row.first_said = first_pieces[i]
-                    row.first_score = (
-                        0.0
-                        if turn_unfinished(said)
-                        else 1.0
-                        if transcript_asks(said)
-                        else audio_models["v1-mini"](pcm[: row.first_at])
-                    )
+                    row.first_said = first_pieces[i]
+                    row.first_score = audio_models["v1-mini"](pcm[: row.first_at])
             # Interleaved, in a rotating order, so load spikes spread over every candidate.
             names = list(audio_models)
             k = (i + ci) % len(names)
@@ -422,7 +438,7 @@ async def collect(smart_turn_wheel: Path | None = None) -> Collected:
             row.scores["text rule on the written text"] = (
                 0.0 if transcript_unfinished(u.text) else 1.0
             )
-            early_at = await decision_point(detector, pcm, ASKED_AT_MS[EARLY])
+            early_at = decision_point_in(events, ASKED_AT_MS[EARLY])
             if early_at is not None:
                 started = time.perf_counter()
                 row.scores[EARLY] = audio_models["v1-mini"](pcm[:early_at])
@@ -599,66 +615,88 @@ def report(c: Collected) -> str:
     return "\n".join(lines) + "\n"
 
 
+def wait_s(words: str, probability: float, unsure: UnsureWait | None) -> float:
+    """How long after the last speech the shipped rule answers `words` scored `probability`
+    (the VAD's silence when at once)."""
+    match verdict(words, probability, UNLIKELY_THRESHOLD, unsure):
+        case Verdict.WAIT_MAX:
+            return MAX_DELAY_S
+        case Verdict.DONE:
+            return VAD_MIN_SILENCE_S
+        case Verdict.SHORTER:
+            assert unsure is not None
+            return unsure.delay_s
+        case Verdict.BY_SCORE:
+            return VAD_MIN_SILENCE_S if probability >= UNLIKELY_THRESHOLD else MAX_DELAY_S
+
+
 def unsure_report(rows: Sequence[Scored], unsure: UnsureWait) -> list[str]:
-    """The shipped candidate with and without the shorter wait for unsure scores: how long
-    complete sentences wait, whether a paused utterance's filler comes within the wait at
-    its first pause, and how many utterances wait less after their filler."""
+    """The shipped rule with and without the shorter wait for unsure scores: how long
+    complete sentences wait, how many incomplete ones are answered (at once, or after the
+    shorter wait should the person pause that long), whether a paused utterance's filler
+    comes within the wait at its first pause, and how many utterances wait less after their
+    filler."""
     threshold, delay = UNLIKELY_THRESHOLD, unsure.delay_s
-
-    def band(p: float) -> bool:
-        return unsure.threshold <= p < threshold
-
-    complete = [r for r in rows if r.utterance.kind == "complete"]
-    paused = [r for r in rows if r.utterance.kind == "paused"]
+    variants = {"without": None, "with": unsure}
+    by_kind = {k: [r for r in rows if r.utterance.kind == k] for k in KINDS}
+    complete, incomplete, paused = by_kind["complete"], by_kind["incomplete"], by_kind["paused"]
     out = [
-        f"### The shorter wait for unsure scores ({SHIPPED}, threshold {threshold:g})",
+        f"### The shorter wait for unsure scores (v1-mini + text rule + question, threshold "
+        f"{threshold:g})",
         "",
-        f"A score at or over {unsure.threshold:g} and under {threshold:g}, on words that can end "
-        f"a sentence, waits {delay:g} s after the last speech instead of {MAX_DELAY_S:g} s. "
-        f"Paused utterances are judged twice: in their {PAUSE_S:g} s pause before the filler "
-        "(cut when the model calls it done, or when the VAD reports the filler after the "
-        "shorter wait ends: audio time, counted as the worker counts it, from where the model "
-        f"is asked less {unsure.asked_after_s:g} s), and after the filler, where the score in "
-        "the band only shortens the pause the person may take before going on.",
+        f"Words that can end a sentence, closed by Whisper (or a short reply on its own), "
+        f"scored at or over {unsure.threshold:g} and under {threshold:g}, wait {delay:g} s "
+        f"after the last speech instead of {MAX_DELAY_S:g} s. An incomplete utterance given "
+        "the shorter wait is answered if the person pauses there longer than it. Paused "
+        f"utterances are judged twice: in their {PAUSE_S:g} s pause before the filler (cut "
+        "when the rule answers at once, or when the VAD reports the filler after the shorter "
+        "wait ends: audio time, counted as the worker counts it, from where the model is asked "
+        f"less {unsure.asked_after_s:g} s), and after the filler, where the shorter wait only "
+        "shortens the pause the person may take before going on.",
         "",
         "| variant | complete: at once / shorter wait / max wait | mean end of turn, complete "
+        "| incomplete: at once / shorter wait "
         f"| paused, in the {PAUSE_S:g} s pause: cut at once / cut by the shorter wait "
-        "| paused, after the filler: shorter wait | n complete / paused |",
+        "| paused, after the filler: shorter wait |",
         "|---|---|---|---|---|---|",
     ]
-    for name, on in (("without", False), ("with", True)):
-        waits = [
-            VAD_MIN_SILENCE_S
-            if r.scores[SHIPPED] >= threshold
-            else delay
-            if on and band(r.scores[SHIPPED])
-            else MAX_DELAY_S
-            for r in complete
-        ]
+    for name, variant in variants.items():
+        waits = [wait_s(r.said, r.scores["v1-mini"], variant) for r in complete]
+        answered = [wait_s(r.said, r.scores["v1-mini"], variant) for r in incomplete]
         cut_now = cut_unsure = 0
         for r in paused:
             if r.first_score is None or r.first_at is None:
                 continue
-            if r.first_score >= threshold:
+            first = wait_s(r.first_said, r.first_score, variant)
+            if first == VAD_MIN_SILENCE_S:
                 cut_now += 1
-            elif on and band(r.first_score):
+            elif first == delay:
                 deadline = r.first_at + round((delay - unsure.asked_after_s) * RATE)
                 cut_unsure += r.resumed_at is None or r.resumed_at > deadline
-        after_filler = sum(on and band(r.scores[SHIPPED]) for r in paused)
-        shares = [
-            sum(w == VAD_MIN_SILENCE_S for w in waits) / len(complete),
-            sum(on and w == delay for w in waits) / len(complete),
-            sum(w == MAX_DELAY_S for w in waits) / len(complete),
-        ]
+        after_filler = sum(wait_s(r.said, r.scores["v1-mini"], variant) == delay for r in paused)
+        shares = [sum(w == x for w in waits) / len(waits) for x in (VAD_MIN_SILENCE_S, delay)]
+        shares.append(sum(w == MAX_DELAY_S for w in waits) / len(waits))
         out.append(
             f"| {name} | {' / '.join(pct(x) for x in shares)} | {sum(waits) / len(waits):.2f} s "
-            f"| {cut_now} / {cut_unsure} | {after_filler} | {len(complete)} / {len(paused)} |"
+            f"| {sum(w == VAD_MIN_SILENCE_S for w in answered)} / "
+            f"{sum(w == delay for w in answered)} of {len(incomplete)} "
+            f"| {cut_now} / {cut_unsure} of {len(paused)} | {after_filler} |"
         )
+    replies = [
+        f'"{r.utterance.text}" ({r.utterance.voice}, {r.condition}): "{r.said}", P '
+        f"{r.scores['v1-mini']:.2f}, {wait_s(r.said, r.scores['v1-mini'], unsure):g} s"
+        for r in complete
+        if short_reply(r.said) and not r.said.rstrip().endswith((".", "!", "?"))
+    ]
+    if replies:
+        out += ["", "Short replies Whisper left open (its words, v1-mini's score, the wait):", ""]
+        out += [f"- {line}" for line in replies]
     cut = sorted(
         {
             f'"{r.utterance.text}" ({r.utterance.voice}), heard as "{r.first_said}"'
             for r in paused
-            if r.first_score is not None and r.first_score >= threshold
+            if r.first_score is not None
+            and wait_s(r.first_said, r.first_score, unsure) == VAD_MIN_SILENCE_S
         }
     )
     if cut:
@@ -670,13 +708,17 @@ def unsure_report(rows: Sequence[Scored], unsure: UnsureWait) -> list[str]:
         if r.resumed_at is not None and r.first_at is not None
     )
     if margins:
+        shorter = sum(
+            wait_s(r.first_said, r.first_score, unsure) == delay
+            for r in paused
+            if r.first_score is not None
+        )
         out += [
             "",
             f"The filler after the {PAUSE_S:g} s pause reached the VAD {margins[0]:.2f}-"
             f"{margins[-1]:.2f} s after the last speech (median "
-            f"{margins[len(margins) // 2]:.2f} s; n {len(margins)}). In band at the first pause: "
-            f"{sum(band(r.first_score) for r in paused if r.first_score is not None)} of "
-            f"{len(paused)}.",
+            f"{margins[len(margins) // 2]:.2f} s; n {len(margins)}). Given the shorter wait at "
+            f"the first pause: {shorter} of {len(paused)}.",
         ]
     return out
 

@@ -12,6 +12,7 @@ from arc_voice.turn_detection import (
     TranscriptAwareStream,
     TranscriptAwareTurnDetector,
     UnsureWait,
+    Verdict,
     ask_model_after_silence,
     transcript_asks,
     transcript_open,
@@ -21,6 +22,7 @@ from arc_voice.turn_detection import (
     unlikely_threshold,
     unsure_wait,
     vad_min_silence_s,
+    verdict,
 )
 from livekit.agents.voice import audio_recognition
 from livekit.agents.voice.turn import TurnDetectionEvent, _StreamingTurnDetector
@@ -205,6 +207,16 @@ def test_finished_questions(text: str, asks: bool) -> None:
         ("I would like to know that", True),
         ("Tell me the time in", True),
         ("I would like to know that.", False),
+        # A short reply on its own: Whisper leaves those open whether or not the voice goes on.
+        ("Okay", False),
+        ("ok", False),
+        ("No", False),
+        ("Hello there", False),
+        ("Thank you", False),
+        ("Okay so", True),
+        ("No I", True),
+        ("Let me", True),
+        ("you", True),
         ("What time is it?", False),
         ("Yes!", False),
         ('He said "go."', False),
@@ -369,7 +381,7 @@ async def test_words_that_can_end_scored_a_little_under_wait_the_shorter_delay()
     [
         (0.1, "Hello there.", UNLIKELY_THRESHOLD),  # far under: the max delay, as before
         (0.5, "Hello there.", UNLIKELY_THRESHOLD),  # over: done at once, as before
-        (0.3, "Hello there", 1.0),  # left open by Whisper: the max delay
+        (0.3, "I would like to know that", 1.0),  # left open by Whisper: the max delay
         (0.3, "I want to go to the.", 1.0),  # cannot end a sentence: the max delay
         (0.3, "What time is it?", 0.0),  # a finished question: at once
         (None, "Hello there.", UNLIKELY_THRESHOLD),  # no score: the framework decides
@@ -384,6 +396,29 @@ async def test_other_calls_are_answered_at_once(
     assert threshold is not None
     assert threshold == expected if expected < 1.0 else threshold > 1.0
     assert waited < 0.1
+
+
+@pytest.mark.parametrize(
+    ("words", "probability", "unsure", "expected"),
+    [
+        ("I want to go to the.", 0.9, _UNSURE, Verdict.WAIT_MAX),
+        ("I would like to know that", 0.9, _UNSURE, Verdict.WAIT_MAX),
+        ("What time is it?", 0.0, _UNSURE, Verdict.DONE),
+        ("Hello there.", 0.3, _UNSURE, Verdict.SHORTER),
+        ("Hello there.", 0.3, None, Verdict.BY_SCORE),
+        ("Hello there.", 0.9, _UNSURE, Verdict.BY_SCORE),
+        ("Hello there.", 0.1, _UNSURE, Verdict.BY_SCORE),
+        ("Hello there.", None, _UNSURE, Verdict.BY_SCORE),
+        # A short reply on its own is not open without its full stop.
+        ("Hello there", 0.3, _UNSURE, Verdict.SHORTER),
+        ("okay", 0.9, _UNSURE, Verdict.BY_SCORE),
+        ("", 0.3, _UNSURE, Verdict.SHORTER),  # no words yet: the model's score decides
+    ],
+)
+def test_verdict(
+    words: str, probability: float | None, unsure: UnsureWait | None, expected: Verdict
+) -> None:
+    assert verdict(words, probability, UNLIKELY_THRESHOLD, unsure) is expected
 
 
 async def test_without_the_setting_an_unsure_score_waits_the_max_delay() -> None:

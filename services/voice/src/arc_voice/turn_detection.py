@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import math
 import re
@@ -126,6 +127,20 @@ _STRANDABLE = frozenset({"to", "for", "of", "with", "from", "at", "into", "near"
 # Whisper writes a trailing-off voice as "...", a dash or a comma.
 _TRAILING_OFF = re.compile(r"(\.\.\.|\u2026|,|-|\u2014|\u2013|:)\s*$")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# Whisper writes a short reply on its own without its full stop whether or not the voice
+# goes on ("Okay", "No", "Hello there": 14 of the turn bench's 16 "Okay." and "No." of
+# 2026-12-07 13:02 UTC), so leaving one open says nothing; the audio model decides. Only
+# whole turns: "Okay so" and "No I" are open as before.
+SHORT_REPLIES = frozenset(
+    {
+        "yes", "yeah", "yep", "no", "nope", "okay", "ok", "sure", "right", "all right",
+        "alright", "fine", "great", "perfect", "cool", "got it", "thanks", "thank you",
+        "thanks a lot", "no thanks", "no thank you", "yes please", "okay thanks",
+        "okay thank you", "hello", "hello there", "hi", "hi there", "hey", "hey there",
+        "good morning", "good afternoon", "good evening", "good night", "bye", "goodbye",
+        "bye bye", "see you", "see you later",
+    }
+)  # fmt: skip
 # Whisper closes a sentence it heard end with ".", "?" or "!" (Deepgram too, with the
 # plugin's default `punctuate=True`), and leaves one it heard go on open: decoded 100-150 ms
 # into a pause, "I would like to know the, um" comes out as "I would like to know that",
@@ -160,9 +175,16 @@ def transcript_unfinished(text: str) -> bool:
 
 def transcript_open(text: str) -> bool:
     """True when the STT wrote the words so far without a sentence's end: it heard a voice
-    that goes on. Empty text is left to the audio model."""
+    that goes on. Empty text and a short reply on its own are left to the audio model."""
     stripped = text.strip()
-    return bool(stripped) and _SENTENCE_END.search(stripped) is None
+    if not stripped or _SENTENCE_END.search(stripped) is not None:
+        return False
+    return not short_reply(stripped)
+
+
+def short_reply(text: str) -> bool:
+    """True when the words are one of `SHORT_REPLIES` on their own, however punctuated."""
+    return " ".join(_WORD.findall(text.lower().replace("\u2019", "'"))) in SHORT_REPLIES
 
 
 def turn_unfinished(text: str) -> bool:
@@ -248,6 +270,34 @@ def unsure_wait(options: VoiceOptions) -> UnsureWait | None:
         options.endpointing_unsure_delay_s,
         options.turn_model_after_silence_s,
     )
+
+
+class Verdict(enum.Enum):
+    """What the transcript rule makes of the words a person ended on, with the audio model's
+    score: the one decision the stream and the turn bench share."""
+
+    WAIT_MAX = "max delay"  # words that cannot end a sentence, or left open and not scored done
+    DONE = "at once"  # a finished question
+    SHORTER = "shorter wait"  # then done (`UnsureWait`)
+    BY_SCORE = "by score"  # the framework compares the score with the unlikely threshold
+
+
+def verdict(
+    words: str, probability: float | None, unlikely_threshold: float, unsure: UnsureWait | None
+) -> Verdict:
+    if transcript_unfinished(words):
+        return Verdict.WAIT_MAX
+    if transcript_open(words):
+        return Verdict.WAIT_MAX
+    if transcript_asks(words):
+        return Verdict.DONE
+    if (
+        unsure is not None
+        and probability is not None
+        and unsure.threshold <= probability < unlikely_threshold
+    ):
+        return Verdict.SHORTER
+    return Verdict.BY_SCORE
 
 
 def turn_detection_options(
@@ -409,26 +459,26 @@ class TranscriptAwareStream:
         if not await self._audio.supports_language(language):
             return None
         words = await self.words()
-        if turn_unfinished(words):
-            log.debug("transcript sounds unfinished", extra={"transcript": said(words)})
-            return _NEVER_FINISHED
-        if transcript_asks(words):
-            return _ALWAYS_FINISHED
-        threshold = self._detector.unlikely_threshold
-        if await self._waited_unsure(threshold):
-            # The shorter wait is over: the framework commits after its min delay, already
-            # past (it counts from the last speech).
-            return _ALWAYS_FINISHED
-        return threshold
-
-    async def _waited_unsure(self, threshold: float) -> bool:
-        """Waits out the shorter wait when the audio model scored these words a little under
-        `threshold`; False (at once) when it scored them elsewhere or there is no score. The
-        framework cancels this wait, with its end-of-turn check, when the person goes on."""
-        unsure = self._detector.unsure
+        threshold, unsure = self._detector.unlikely_threshold, self._detector.unsure
         probability = self._probability()
-        if unsure is None or probability is None or not unsure.threshold <= probability < threshold:
-            return False
+        match verdict(words, probability, threshold, unsure):
+            case Verdict.WAIT_MAX:
+                log.debug("transcript sounds unfinished", extra={"transcript": said(words)})
+                return _NEVER_FINISHED
+            case Verdict.DONE:
+                return _ALWAYS_FINISHED
+            case Verdict.SHORTER:
+                assert unsure is not None and probability is not None
+                await self._wait_shorter(unsure, probability)
+                # The shorter wait is over: the framework commits after its min delay,
+                # already past (it counts from the last speech).
+                return _ALWAYS_FINISHED
+            case Verdict.BY_SCORE:
+                return threshold
+
+    async def _wait_shorter(self, unsure: UnsureWait, probability: float) -> None:
+        """Waits out the shorter wait, counted from the last speech. The framework cancels
+        this wait, with its end-of-turn check, when the person goes on."""
         left = self._asked_at - unsure.asked_after_s + unsure.delay_s - time.monotonic()
         log.debug(
             "end of turn unsure: shorter wait",
@@ -436,7 +486,6 @@ class TranscriptAwareStream:
         )
         if left > 0:
             await asyncio.sleep(left)
-        return True
 
     def _probability(self) -> float | None:
         fut = self._prediction
