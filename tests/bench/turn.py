@@ -162,6 +162,7 @@ PAUSED = (
     ("So I was thinking", "uh"),
     ("Remind me to call", "um"),
     ("What's the fastest way", "uh"),
+    ("I'd like to know", "um"),
 )
 
 

@@ -66,8 +66,9 @@ async def test_a_hesitation_is_one_turn_and_the_guess_is_not_stored(
     # One fixed take: Piper's random prosody sometimes puts a second pause of its own at the
     # comma, long enough to end a turn there (the benchmark's hesitation figures count how
     # often such pauses cut a person off); this test holds the 400 ms one.
-    # The first half ends on "the": Whisper often drops a trailing "um" (then "I would like to
-    # know" reads as finished, and a CI run was answered in the pause), never a word.
+    # The first half ends on "the": Whisper often drops a trailing "um" (a CI run was answered
+    # in the pause when "I would like to know" still read as finished; the word rule holds it
+    # since 2026-12-07), never a word.
     pcm, rate = Speaker("piper", speech).say_with_pause(
         "I would like to know the, um", "time right now.", pause_s=0.4, plain=True
     )

@@ -120,7 +120,19 @@ _PERSON = frozenset({"me", "us"})
 # introduction.
 _SUBJECTS = frozenset({"it", "he", "she", "they", "we", "you"})
 # "Repeat after me" announces the words to repeat; Whisper drops the "um" that follows it.
-_ANNOUNCES_WORDS = (("repeat", "after", "me"), ("say", "after", "me"))
+# "I'd like to know" announces a question: the room benchmark's "I'd like to know ... the
+# date today." was heard as "I'd like to know." and answered in its 400 ms pause in both
+# runs of 2026-12-07 13:07 and 13:41 UTC.
+_ANNOUNCES_WORDS = (
+    ("repeat", "after", "me"),
+    ("say", "after", "me"),
+    ("like", "to", "know"),
+    ("want", "to", "know"),
+    ("wanted", "to", "know"),
+    ("like", "to", "ask"),
+    ("want", "to", "ask"),
+    ("wanted", "to", "ask"),
+)
 # A question strands its preposition ("Who is it for?", "Where are you from?").
 WH_WORDS = frozenset({"what", "what's", "who", "who's", "where", "where's", "which", "whom"})
 _STRANDABLE = frozenset({"to", "for", "of", "with", "from", "at", "into", "near", "than"})
