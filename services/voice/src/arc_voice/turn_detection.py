@@ -288,7 +288,7 @@ class Verdict(enum.Enum):
     """What the transcript rule makes of the words a person ended on, with the audio model's
     score: the one decision the stream and the turn bench share."""
 
-    WAIT_MAX = "max delay"  # words that cannot end a sentence, or left open and not scored done
+    WAIT_MAX = "max delay"  # words that cannot end a sentence, or left open
     DONE = "at once"  # a finished question
     SHORTER = "shorter wait"  # then done (`UnsureWait`)
     BY_SCORE = "by score"  # the framework compares the score with the unlikely threshold
@@ -297,9 +297,7 @@ class Verdict(enum.Enum):
 def verdict(
     words: str, probability: float | None, unlikely_threshold: float, unsure: UnsureWait | None
 ) -> Verdict:
-    if transcript_unfinished(words):
-        return Verdict.WAIT_MAX
-    if transcript_open(words):
+    if turn_unfinished(words):
         return Verdict.WAIT_MAX
     if transcript_asks(words):
         return Verdict.DONE
