@@ -46,14 +46,16 @@ from arc_voice.caller import resample
 from arc_voice.plugins.stt import WhisperEngine, WhisperOptions, bundled_model_dir
 from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import (
-    UNLIKELY_THRESHOLD,
     UnsureWait,
     Verdict,
     short_reply,
     transcript_asks,
+    transcript_closed,
     transcript_unfinished,
     turn_unfinished,
+    unlikely_threshold,
     unsure_wait,
+    vad_min_silence_s,
     verdict,
 )
 from livekit import rtc
@@ -85,6 +87,15 @@ V1_MINI_DEFAULT = 0.36  # LiveKit's shipped English threshold for v1-mini
 # its own: the same model on less trailing silence than LiveKit asks it with.
 EARLY = "v1-mini asked at 100 ms"
 ASKED_AT_MS = {EARLY: 100}
+_SHIPPED = VoiceOptions()
+# Where the worker asks the model (`turn_model_after_silence_s`), the candidate scored there,
+# its threshold and the VAD silence it ends speech after: the shipped rule below.
+SHIPPED_ASK_MS = round(_SHIPPED.turn_model_after_silence_s * 1000)
+SHIPPED_MODEL = {MIN_SILENCE_DURATION_MS: "v1-mini", **{ms: n for n, ms in ASKED_AT_MS.items()}}[
+    SHIPPED_ASK_MS
+]
+SHIPPED_THRESHOLD = unlikely_threshold(_SHIPPED)
+SHIPPED_VAD_SILENCE_S = vad_min_silence_s(_SHIPPED)
 KINDS: tuple[Kind, ...] = ("complete", "incomplete", "paused")
 CONDITIONS = {"noise floor": NOISE_RMS, "digital silence": 0.0}
 _OLD = VoiceOptions.before_latency_work()
@@ -267,10 +278,12 @@ async def vad_events(detector: vad.VAD, pcm: Pcm) -> list[vad.VADEvent]:
     return events
 
 
-def first_pause_in(events: Sequence[vad.VADEvent]) -> tuple[int | None, int | None]:
-    """Where `AudioRecognition` first asks the turn detector, and where the VAD next reports
-    a start of speech after it (the moment the framework cancels its wait for the end of the
-    turn); samples into the audio, None where it does not happen."""
+def first_pause_in(
+    events: Sequence[vad.VADEvent], silence_ms: int = MIN_SILENCE_DURATION_MS
+) -> tuple[int | None, int | None]:
+    """Where `AudioRecognition` first asks the turn detector (after `silence_ms`), and where
+    the VAD next reports a start of speech after it (the moment the framework cancels its wait
+    for the end of the turn); samples into the audio, None where it does not happen."""
     speaking, asked, resumed = False, None, None
     for ev in events:
         if ev.type == vad.VADEventType.START_OF_SPEECH:
@@ -280,7 +293,7 @@ def first_pause_in(events: Sequence[vad.VADEvent]) -> tuple[int | None, int | No
         elif ev.type == vad.VADEventType.END_OF_SPEECH:
             speaking = False
         elif ev.type == vad.VADEventType.INFERENCE_DONE and asked is None and speaking:
-            silent = ev.raw_accumulated_silence >= MIN_SILENCE_DURATION_MS / 1000
+            silent = ev.raw_accumulated_silence >= silence_ms / 1000
             asked = ev.samples_index if silent else None
     return asked, resumed
 
@@ -421,7 +434,7 @@ async def collect(smart_turn_wheel: Path | None = None) -> Collected:
                 continue
             row = Scored(u, condition, at, said=transcripts[i])
             if u.kind == "paused":
-                row.first_at, row.resumed_at = first_pause_in(events)
+                row.first_at, row.resumed_at = first_pause_in(events, SHIPPED_ASK_MS)
                 if row.first_at is not None:
                     row.first_said = first_pieces[i]
                     row.first_score = audio_models["v1-mini"](pcm[: row.first_at])
@@ -619,16 +632,16 @@ def report(c: Collected) -> str:
 def wait_s(words: str, probability: float, unsure: UnsureWait | None) -> float:
     """How long after the last speech the shipped rule answers `words` scored `probability`
     (the VAD's silence when at once)."""
-    match verdict(words, probability, UNLIKELY_THRESHOLD, unsure):
+    match verdict(words, probability, SHIPPED_THRESHOLD, unsure):
         case Verdict.WAIT_MAX:
             return MAX_DELAY_S
         case Verdict.DONE:
-            return VAD_MIN_SILENCE_S
+            return SHIPPED_VAD_SILENCE_S
         case Verdict.SHORTER:
             assert unsure is not None
             return unsure.delay_s
         case Verdict.BY_SCORE:
-            return VAD_MIN_SILENCE_S if probability >= UNLIKELY_THRESHOLD else MAX_DELAY_S
+            return SHIPPED_VAD_SILENCE_S if probability >= SHIPPED_THRESHOLD else MAX_DELAY_S
 
 
 def unsure_report(rows: Sequence[Scored], unsure: UnsureWait) -> list[str]:
@@ -637,13 +650,13 @@ def unsure_report(rows: Sequence[Scored], unsure: UnsureWait) -> list[str]:
     shorter wait should the person pause that long), whether a paused utterance's filler
     comes within the wait at its first pause, and how many utterances wait less after their
     filler."""
-    threshold, delay = UNLIKELY_THRESHOLD, unsure.delay_s
+    threshold, delay = SHIPPED_THRESHOLD, unsure.delay_s
     variants = {"without": None, "with": unsure}
     by_kind = {k: [r for r in rows if r.utterance.kind == k] for k in KINDS}
     complete, incomplete, paused = by_kind["complete"], by_kind["incomplete"], by_kind["paused"]
     out = [
-        f"### The shorter wait for unsure scores (v1-mini + text rule + question, threshold "
-        f"{threshold:g})",
+        f"### The shorter wait for unsure scores ({SHIPPED_MODEL} + text rule + question, "
+        f"threshold {threshold:g}: the shipped rule)",
         "",
         f"Words that can end a sentence, closed by Whisper (or a short reply on its own), "
         f"scored at or over {unsure.threshold:g} and under {threshold:g}, wait {delay:g} s "
@@ -662,32 +675,34 @@ def unsure_report(rows: Sequence[Scored], unsure: UnsureWait) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for name, variant in variants.items():
-        waits = [wait_s(r.said, r.scores["v1-mini"], variant) for r in complete]
-        answered = [wait_s(r.said, r.scores["v1-mini"], variant) for r in incomplete]
+        waits = [wait_s(r.said, r.scores[SHIPPED_MODEL], variant) for r in complete]
+        answered = [wait_s(r.said, r.scores[SHIPPED_MODEL], variant) for r in incomplete]
         cut_now = cut_unsure = 0
         for r in paused:
             if r.first_score is None or r.first_at is None:
                 continue
             first = wait_s(r.first_said, r.first_score, variant)
-            if first == VAD_MIN_SILENCE_S:
+            if first == SHIPPED_VAD_SILENCE_S:
                 cut_now += 1
             elif first == delay:
                 deadline = r.first_at + round((delay - unsure.asked_after_s) * RATE)
                 cut_unsure += r.resumed_at is None or r.resumed_at > deadline
-        after_filler = sum(wait_s(r.said, r.scores["v1-mini"], variant) == delay for r in paused)
-        shares = [sum(w == x for w in waits) / len(waits) for x in (VAD_MIN_SILENCE_S, delay)]
+        after_filler = sum(
+            wait_s(r.said, r.scores[SHIPPED_MODEL], variant) == delay for r in paused
+        )
+        shares = [sum(w == x for w in waits) / len(waits) for x in (SHIPPED_VAD_SILENCE_S, delay)]
         shares.append(sum(w == MAX_DELAY_S for w in waits) / len(waits))
         out.append(
             f"| {name} | {' / '.join(pct(x) for x in shares)} | {sum(waits) / len(waits):.2f} s "
-            f"| {sum(w == VAD_MIN_SILENCE_S for w in answered)} / "
+            f"| {sum(w == SHIPPED_VAD_SILENCE_S for w in answered)} / "
             f"{sum(w == delay for w in answered)} of {len(incomplete)} "
             f"| {cut_now} / {cut_unsure} of {len(paused)} | {after_filler} |"
         )
     replies = [
         f'"{r.utterance.text}" ({r.utterance.voice}, {r.condition}): "{r.said}", P '
-        f"{r.scores['v1-mini']:.2f}, {wait_s(r.said, r.scores['v1-mini'], unsure):g} s"
+        f"{r.scores[SHIPPED_MODEL]:.2f}, {wait_s(r.said, r.scores[SHIPPED_MODEL], unsure):g} s"
         for r in complete
-        if short_reply(r.said) and not r.said.rstrip().endswith((".", "!", "?"))
+        if short_reply(r.said) and not transcript_closed(r.said)
     ]
     if replies:
         out += ["", "Short replies Whisper left open (its words, v1-mini's score, the wait):", ""]
@@ -697,7 +712,7 @@ def unsure_report(rows: Sequence[Scored], unsure: UnsureWait) -> list[str]:
             f'"{r.utterance.text}" ({r.utterance.voice}), heard as "{r.first_said}"'
             for r in paused
             if r.first_score is not None
-            and wait_s(r.first_said, r.first_score, unsure) == VAD_MIN_SILENCE_S
+            and wait_s(r.first_said, r.first_score, unsure) == SHIPPED_VAD_SILENCE_S
         }
     )
     if cut:

@@ -3,7 +3,8 @@ detector stream), Silero to find where LiveKit asks it, Whisper tiny.en for the 
 on Piper speech with a -60 dBFS noise floor.
 
 What is asserted is what `tests/bench/turn.py` shows to be reliable: a complete question is
-likely done, filler pauses ("um" then silence) are not. A sentence cut mid-way is not
+likely done, filler pauses ("um" then silence) are not answered at once by the audio model
+and the rule on the words together. A sentence cut mid-way is not
 reliably told by the audio model (synthesised speech ends the prefix with a sentence's
 falling tone), so there the test asserts the bounded wait: the transcript rule makes the
 framework wait max_delay, and the next turn starts afresh.
@@ -12,7 +13,6 @@ framework wait max_delay, and the next turn starts afresh.
 from __future__ import annotations
 
 import asyncio
-import statistics
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -24,9 +24,12 @@ from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import (
     TranscriptAwareStream,
     TranscriptAwareTurnDetector,
+    Verdict,
     follow_transcripts,
     prewarm,
     turn_detection_options,
+    unsure_wait,
+    verdict,
 )
 from livekit import rtc
 from livekit.agents import AgentSession, vad
@@ -78,11 +81,11 @@ def _utterance(speech: SpeechSynth, *texts: str, plain: bool = False) -> np.ndar
     return audio
 
 
-async def _probability(
+async def _asked(
     stream: TranscriptAwareStream, detector_vad: vad.VAD, audio: np.ndarray
-) -> float:
+) -> tuple[float, np.ndarray]:
     """P(end of turn) from LiveKit's stream, asked where the worker's `AudioRecognition` asks
-    it."""
+    it, and the audio it was asked on."""
     at = await decision_point(detector_vad, audio, ASKED_AFTER_MS)
     assert at is not None, "the VAD never heard the end of speech"
     heard = audio[:at]
@@ -95,7 +98,13 @@ async def _probability(
     p = event.end_of_turn_probability
     assert 0.0 <= p <= 1.0
     assert event.inference_duration is not None and event.inference_duration < 2.0
-    return p
+    return p, heard
+
+
+async def _probability(
+    stream: TranscriptAwareStream, detector_vad: vad.VAD, audio: np.ndarray
+) -> float:
+    return (await _asked(stream, detector_vad, audio))[0]
 
 
 async def _judged(
@@ -155,26 +164,35 @@ async def test_complete_sentence_is_likely_done(
     assert p >= threshold, f"P(end)={p:.2f} for a complete sentence"
 
 
-async def test_filler_pauses_are_unlikely_done(
-    detector: TranscriptAwareTurnDetector, detector_vad: vad.VAD, speech: SpeechSynth
+async def test_filler_pauses_are_not_answered_at_once(
+    detector: TranscriptAwareTurnDetector,
+    detector_vad: vad.VAD,
+    speech: SpeechSynth,
+    voice_models: VoiceModels,
 ) -> None:
+    """The worker's decision on a person who said "uh" and stopped: the audio model's score
+    and the rule on Whisper's words for the same audio (what the speculative final decodes
+    when the model is asked). Asked after 100 ms, the audio model alone puts the median of
+    these pauses around its bar (0.22-0.28 in five runs, docs/voice.md), so it is the rule on
+    the words ("to", "a", "about", a trailing "...") that holds most of them."""
+    assert voice_models.whisper is not None
+    unsure = unsure_wait(VoiceOptions())
     stream = detector.stream()
+    answered = []
     try:
-        question = await _probability(
-            stream, detector_vad, _utterance(speech, "What's the weather like in Paris tomorrow?")
-        )
-        pauses = [
-            await _probability(stream, detector_vad, _utterance(speech, prefix, filler))
-            for prefix, filler in FILLER_PAUSES
-        ]
+        for prefix, filler in FILLER_PAUSES:
+            p, heard = await _asked(stream, detector_vad, _utterance(speech, prefix, filler))
+            words = await voice_models.whisper.transcribe(heard.astype(np.float32) / 32768.0)
+            said = verdict(words, p, detector.unlikely_threshold, unsure)
+            if said is Verdict.DONE or (
+                said is Verdict.BY_SCORE and p >= detector.unlikely_threshold
+            ):
+                answered.append((f"{prefix}, {filler}", words, round(p, 2)))
     finally:
         await stream.aclose()
-    # Per utterance the model is right about 4 times in 5 here, so the middle of the set. Not
-    # so when it is asked after 100 ms (ARC_VOICE__TURN_MODEL_AFTER_SILENCE_S=0.1): the median
-    # then sits around its 0.25 bar (0.22-0.28 in five runs; docs/voice.md, "A sentence left
-    # open").
-    assert statistics.median(pauses) < detector.unlikely_threshold, pauses
-    assert statistics.median(pauses) < question, (pauses, question)
+    # The bench cuts about one filler pause in ten at once (docs/benchmarks.md, "End of
+    # turn"); two of these four would be a rule or a model gone wrong.
+    assert len(answered) <= 1, answered
 
 
 async def test_cut_sentence_waits_the_bounded_delay(

@@ -8,6 +8,7 @@ import pytest
 from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import (
     UNLIKELY_THRESHOLD,
+    UNLIKELY_THRESHOLD_ASKED_EARLY,
     WORDS_WAIT_S,
     TranscriptAwareStream,
     TranscriptAwareTurnDetector,
@@ -15,6 +16,7 @@ from arc_voice.turn_detection import (
     Verdict,
     ask_model_after_silence,
     transcript_asks,
+    transcript_closed,
     transcript_open,
     transcript_unfinished,
     turn_detection_options,
@@ -44,7 +46,8 @@ def test_model_is_a_streaming_detector_with_the_measured_threshold() -> None:
     assert isinstance(detection, TranscriptAwareTurnDetector)
     # The framework takes the audio path (and the bounded wait) only for this protocol.
     assert isinstance(detection, _StreamingTurnDetector)
-    assert detection.unlikely_threshold == UNLIKELY_THRESHOLD
+    # Asked after 100 ms by default: the turn bench's threshold for that point.
+    assert detection.unlikely_threshold == UNLIKELY_THRESHOLD_ASKED_EARLY
     assert detection.model == "turn-detector-v1-mini+transcript-rule"
     defaults = VoiceOptions()
     assert endpointing == {
@@ -78,8 +81,8 @@ def test_each_conversation_gets_its_own_detector() -> None:
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        ({"turn_detection": "model", "vad_min_silence_s": 0.1}, 0.25),
-        ({"turn_detection": "model", "turn_model_after_silence_s": 0.1}, 0.15),
+        ({"turn_detection": "model", "vad_min_silence_s": 0.1}, 0.15),
+        ({"turn_detection": "model", "turn_model_after_silence_s": 0.2}, 0.25),
         ({"turn_detection": "model", "vad_min_silence_s": 0.5}, 0.5),
         ({"turn_detection": "vad", "vad_min_silence_s": 0.1}, 0.1),
     ],
@@ -236,6 +239,24 @@ def test_a_sentence_the_stt_left_open(text: str, open_: bool) -> None:
     assert transcript_open(text) is open_
 
 
+@pytest.mark.parametrize(
+    ("text", "closed"),
+    [
+        ("Okay.", True),
+        ("What time is it?", True),
+        ("Yes!  ", True),
+        ('He said "go."', True),
+        ("(Okay.)", True),
+        ("Okay", False),
+        ("I would like to know that", False),
+        ("Wait...", True),  # closed; the words rule holds a trailing-off "..."
+        ("", False),
+    ],
+)
+def test_a_sentence_the_stt_closed(text: str, closed: bool) -> None:
+    assert transcript_closed(text) is closed
+
+
 def test_the_turn_waits_on_open_sentences_and_on_unfinished_words() -> None:
     assert turn_unfinished("I would like to know that")  # open, its words could end it
     assert turn_unfinished("I want to go to the.")  # closed, its words cannot end it
@@ -353,13 +374,13 @@ _UNSURE = UnsureWait(threshold=0.2, delay_s=0.55, asked_after_s=0.2)
 
 
 def test_the_unsure_wait_comes_from_the_settings() -> None:
-    assert unsure_wait(VoiceOptions()) == UnsureWait(0.2, 0.55, 0.2)
+    assert unsure_wait(VoiceOptions()) == UnsureWait(0.2, 0.55, 0.1)
     assert unsure_wait(VoiceOptions(endpointing_unsure_delay_s=0)) is None
     detection, _ = turn_detection_options(
         VoiceOptions(turn_unsure_threshold=0.1, endpointing_unsure_delay_s=0.4)
     )
     assert isinstance(detection, TranscriptAwareTurnDetector)
-    assert detection.unsure == UnsureWait(0.1, 0.4, 0.2)
+    assert detection.unsure == UnsureWait(0.1, 0.4, 0.1)
 
 
 async def _judged(stream: TranscriptAwareStream) -> tuple[float | None, float]:

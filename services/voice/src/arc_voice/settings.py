@@ -121,12 +121,12 @@ class VoiceOptions(BaseModel):
     # still hears speech, so a shorter VAD silence would end every turn before it is asked.
     vad_min_silence_s: float = Field(default=0.15, gt=0.0, le=3.0)
     # With turn_detection "model": ask LiveKit's end-of-turn model after this much silence
-    # (LiveKit's own point, 0.2 s, unless set); the VAD ends speech 50 ms later. 0.1 answered
-    # ~140 ms sooner at the p50 on 2026-12-06; on 2026-12-07 two A/Bs, alternating turn by
-    # turn, disagreed (806 against 762 ms, then 806 against 898): not settled, so LiveKit's
-    # point stays (docs/voice.md, "A sentence left open", "The speculative final at once").
-    # One value per process: it is LiveKit's module-wide constant.
-    turn_model_after_silence_s: float = Field(default=0.2, ge=0.05, le=0.2)
+    # (LiveKit's own point is 0.2 s); the VAD ends speech 50 ms later. 0.1 answered 73 ms
+    # sooner at the p50 in an A/B in the rooms on 2026-12-07 16:00 UTC (514 against 587 ms,
+    # once the speculative final no longer waited behind an interim); two earlier A/Bs had
+    # disagreed (docs/voice.md, "Asking the model after 100 ms"). One value per process: it is
+    # LiveKit's module-wide constant.
+    turn_model_after_silence_s: float = Field(default=0.1, ge=0.05, le=0.2)
     # "model": LiveKit's audio end-of-turn model plus a rule on the transcript decide between
     # the two delays below (docs/voice.md, "End of turn"); "vad": the plain silence timer.
     turn_detection: Literal["model", "vad"] = "model"

@@ -3,7 +3,7 @@
 `turn_detection="vad"` is the silence timer: the turn ends `endpointing_min_delay_s` after the
 VAD's end of speech. `turn_detection="model"` asks LiveKit's v1-mini audio end-of-turn model
 (`livekit-local-inference`, run in this process) once the person has been silent for
-`turn_model_after_silence_s` (LiveKit's own 200 ms unless set),
+`turn_model_after_silence_s` (100 ms; LiveKit's own point is 200 ms),
 and rules on the transcript: words that cannot end a sentence (a filler, a conjunction, an
 article, a preposition...) make the agent wait, a finished question ("...?") makes it answer
 whatever the audio model says (it often hears a question's rising end as a voice going on).
@@ -168,7 +168,7 @@ def transcript_unfinished(text: str) -> bool:
         return False
     if _TRAILING_OFF.search(stripped):
         return True
-    words = _WORD.findall(stripped.lower().replace("\u2019", "'"))
+    words = _words(stripped)
     if not words:
         return False
     last = words[-1]
@@ -185,18 +185,26 @@ def transcript_unfinished(text: str) -> bool:
     return not (words[0] in WH_WORDS and last in _STRANDABLE)
 
 
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower().replace("\u2019", "'"))
+
+
+def transcript_closed(text: str) -> bool:
+    """True when the STT ended the words with a sentence's end (".", "?", "!")."""
+    return _SENTENCE_END.search(text.strip()) is not None
+
+
 def transcript_open(text: str) -> bool:
     """True when the STT wrote the words so far without a sentence's end: it heard a voice
     that goes on. Empty text and a short reply on its own are left to the audio model."""
-    stripped = text.strip()
-    if not stripped or _SENTENCE_END.search(stripped) is not None:
+    if not text.strip() or transcript_closed(text):
         return False
-    return not short_reply(stripped)
+    return not short_reply(text)
 
 
 def short_reply(text: str) -> bool:
     """True when the words are one of `SHORT_REPLIES` on their own, however punctuated."""
-    return " ".join(_WORD.findall(text.lower().replace("\u2019", "'"))) in SHORT_REPLIES
+    return " ".join(_words(text)) in SHORT_REPLIES
 
 
 def turn_unfinished(text: str) -> bool:
