@@ -172,9 +172,9 @@ async def test_filler_pauses_are_not_answered_at_once(
 ) -> None:
     """The worker's decision on a person who said "uh" and stopped: the audio model's score
     and the rule on Whisper's words for the same audio (what the speculative final decodes
-    when the model is asked). Asked after 100 ms, the audio model alone puts the median of
-    these pauses around its bar (0.22-0.28 in five runs, docs/voice.md), so it is the rule on
-    the words ("to", "a", "about", a trailing "...") that holds most of them."""
+    when the model is asked). Asked after 100 ms (a setting), the audio model alone puts the
+    median of these pauses around its bar (0.22-0.28 in five runs, docs/voice.md); there it is
+    the rule on the words ("to", "a", "about", a trailing "...") that holds most of them."""
     assert voice_models.whisper is not None
     unsure = unsure_wait(VoiceOptions())
     stream = detector.stream()

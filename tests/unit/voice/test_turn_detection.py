@@ -8,7 +8,6 @@ import pytest
 from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import (
     UNLIKELY_THRESHOLD,
-    UNLIKELY_THRESHOLD_ASKED_EARLY,
     WORDS_WAIT_S,
     TranscriptAwareStream,
     TranscriptAwareTurnDetector,
@@ -46,8 +45,7 @@ def test_model_is_a_streaming_detector_with_the_measured_threshold() -> None:
     assert isinstance(detection, TranscriptAwareTurnDetector)
     # The framework takes the audio path (and the bounded wait) only for this protocol.
     assert isinstance(detection, _StreamingTurnDetector)
-    # Asked after 100 ms by default: the turn bench's threshold for that point.
-    assert detection.unlikely_threshold == UNLIKELY_THRESHOLD_ASKED_EARLY
+    assert detection.unlikely_threshold == UNLIKELY_THRESHOLD
     assert detection.model == "turn-detector-v1-mini+transcript-rule"
     defaults = VoiceOptions()
     assert endpointing == {
@@ -81,8 +79,8 @@ def test_each_conversation_gets_its_own_detector() -> None:
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        ({"turn_detection": "model", "vad_min_silence_s": 0.1}, 0.15),
-        ({"turn_detection": "model", "turn_model_after_silence_s": 0.2}, 0.25),
+        ({"turn_detection": "model", "vad_min_silence_s": 0.1}, 0.25),
+        ({"turn_detection": "model", "turn_model_after_silence_s": 0.1}, 0.15),
         ({"turn_detection": "model", "vad_min_silence_s": 0.5}, 0.5),
         ({"turn_detection": "vad", "vad_min_silence_s": 0.1}, 0.1),
     ],
@@ -374,13 +372,14 @@ _UNSURE = UnsureWait(threshold=0.2, delay_s=0.55, asked_after_s=0.2)
 
 
 def test_the_unsure_wait_comes_from_the_settings() -> None:
-    assert unsure_wait(VoiceOptions()) == UnsureWait(0.2, 0.55, 0.1)
+    assert unsure_wait(VoiceOptions()) == UnsureWait(0.2, 0.55, 0.2)
+    assert unsure_wait(VoiceOptions(turn_model_after_silence_s=0.1)) == UnsureWait(0.15, 0.55, 0.1)
     assert unsure_wait(VoiceOptions(endpointing_unsure_delay_s=0)) is None
     detection, _ = turn_detection_options(
         VoiceOptions(turn_unsure_threshold=0.1, endpointing_unsure_delay_s=0.4)
     )
     assert isinstance(detection, TranscriptAwareTurnDetector)
-    assert detection.unsure == UnsureWait(0.1, 0.4, 0.1)
+    assert detection.unsure == UnsureWait(0.1, 0.4, 0.2)
 
 
 async def _judged(stream: TranscriptAwareStream) -> tuple[float | None, float]:

@@ -121,12 +121,12 @@ class VoiceOptions(BaseModel):
     # still hears speech, so a shorter VAD silence would end every turn before it is asked.
     vad_min_silence_s: float = Field(default=0.15, gt=0.0, le=3.0)
     # With turn_detection "model": ask LiveKit's end-of-turn model after this much silence
-    # (LiveKit's own point is 0.2 s); the VAD ends speech 50 ms later. 0.1 answered 73 ms
-    # sooner at the p50 in an A/B in the rooms on 2026-12-07 16:00 UTC (514 against 587 ms,
-    # once the speculative final no longer waited behind an interim); two earlier A/Bs had
-    # disagreed (docs/voice.md, "Asking the model after 100 ms"). One value per process: it is
-    # LiveKit's module-wide constant.
-    turn_model_after_silence_s: float = Field(default=0.1, ge=0.05, le=0.2)
+    # (LiveKit's own point, 0.2 s, unless set); the VAD ends speech 50 ms later. 0.1 answered
+    # 73 ms sooner at the p50 in an A/B in the rooms on 2026-12-07 16:00 UTC (514 against 587
+    # ms), but its 0.15 s of VAD silence ends speech in a pause at a comma: a room test split
+    # "..., if you know?" into two turns (docs/voice.md, "Asking the model after 100 ms").
+    # One value per process: it is LiveKit's module-wide constant.
+    turn_model_after_silence_s: float = Field(default=0.2, ge=0.05, le=0.2)
     # "model": LiveKit's audio end-of-turn model plus a rule on the transcript decide between
     # the two delays below (docs/voice.md, "End of turn"); "vad": the plain silence timer.
     turn_detection: Literal["model", "vad"] = "model"
@@ -143,7 +143,9 @@ class VoiceOptions(BaseModel):
     # shorter wait"); 0: they wait the max delay. A 400 ms hesitation's next sound reaches
     # the VAD 0.32-0.48 s after the last speech, inside 0.55 s.
     endpointing_unsure_delay_s: float = Field(default=0.55, ge=0.0, le=10.0)
-    turn_unsure_threshold: float = Field(default=0.2, ge=0.0, lt=1.0)
+    # Unset: 0.15 when the model is asked after 100 ms, 0.2 at 200 ms (the turn bench's
+    # scores are lower on less silence; about the same share of the threshold).
+    turn_unsure_threshold: float | None = Field(default=None, ge=0.0, lt=1.0)
     # Start the brain (and the first TTS piece) on the transcript at the end of speech, before
     # the turn is confirmed; a guess that turns out wrong is cancelled and not stored.
     preemptive_generation: bool = True

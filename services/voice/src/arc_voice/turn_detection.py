@@ -3,7 +3,7 @@
 `turn_detection="vad"` is the silence timer: the turn ends `endpointing_min_delay_s` after the
 VAD's end of speech. `turn_detection="model"` asks LiveKit's v1-mini audio end-of-turn model
 (`livekit-local-inference`, run in this process) once the person has been silent for
-`turn_model_after_silence_s` (100 ms; LiveKit's own point is 200 ms),
+`turn_model_after_silence_s` (LiveKit's own 200 ms unless set),
 and rules on the transcript: words that cannot end a sentence (a filler, a conjunction, an
 article, a preposition...) make the agent wait, a finished question ("...?") makes it answer
 whatever the audio model says (it often hears a question's rising end as a voice going on).
@@ -68,6 +68,13 @@ UNLIKELY_THRESHOLD = 0.36
 # question rule (turn bench of 2026-12-07 00:44 UTC, as of 2026-12-02 23:34): less trailing
 # silence, lower probabilities at true ends.
 UNLIKELY_THRESHOLD_ASKED_EARLY = 0.25
+# From these scores, under the threshold, words that can end a sentence wait the shorter
+# delay (`UnsureWait`). 0.2 was chosen at 200 ms (docs/voice.md, "Unsure: a shorter wait");
+# asked after 100 ms the turn bench of 2026-12-07 17:38 UTC put the same band at 0.15: complete
+# sentences waiting the max delay 16 % -> 8 %, 5 more of 168 cut ones given the shorter wait,
+# none more cut in a 400 ms pause (docs/voice.md, "Asking the model after 100 ms").
+UNSURE_THRESHOLD = 0.2
+UNSURE_THRESHOLD_ASKED_EARLY = 0.15
 # Where LiveKit itself asks the end-of-turn model: after 200 ms of the VAD's silence
 # (`audio_recognition.MIN_SILENCE_DURATION_MS`); the two thresholds above split at it.
 LIVEKIT_ASKS_AFTER_S = 0.2
@@ -282,11 +289,20 @@ class UnsureWait:
     asked_after_s: float
 
 
+def unsure_threshold(options: VoiceOptions) -> float:
+    """The unsure threshold set, or the one chosen for where the model is asked."""
+    if options.turn_unsure_threshold is not None:
+        return options.turn_unsure_threshold
+    if options.turn_model_after_silence_s < LIVEKIT_ASKS_AFTER_S:
+        return UNSURE_THRESHOLD_ASKED_EARLY
+    return UNSURE_THRESHOLD
+
+
 def unsure_wait(options: VoiceOptions) -> UnsureWait | None:
     if not options.endpointing_unsure_delay_s:
         return None
     return UnsureWait(
-        options.turn_unsure_threshold,
+        unsure_threshold(options),
         options.endpointing_unsure_delay_s,
         options.turn_model_after_silence_s,
     )
