@@ -267,13 +267,17 @@ def prewarm(options: VoiceOptions) -> None:
         ask_model_after_silence(options.turn_model_after_silence_s)
 
 
+def _for_ask_point(options: VoiceOptions, set_: float | None, early: float, late: float) -> float:
+    """A value set, or the one the turn bench chose for where the model is asked."""
+    if set_ is not None:
+        return set_
+    return early if options.turn_model_after_silence_s < LIVEKIT_ASKS_AFTER_S else late
+
+
 def unlikely_threshold(options: VoiceOptions) -> float:
-    """The threshold set, or the one the turn bench chose for where the model is asked."""
-    if options.turn_unlikely_threshold is not None:
-        return options.turn_unlikely_threshold
-    if options.turn_model_after_silence_s < LIVEKIT_ASKS_AFTER_S:
-        return UNLIKELY_THRESHOLD_ASKED_EARLY
-    return UNLIKELY_THRESHOLD
+    return _for_ask_point(
+        options, options.turn_unlikely_threshold, UNLIKELY_THRESHOLD_ASKED_EARLY, UNLIKELY_THRESHOLD
+    )
 
 
 @dataclass(frozen=True)
@@ -290,12 +294,9 @@ class UnsureWait:
 
 
 def unsure_threshold(options: VoiceOptions) -> float:
-    """The unsure threshold set, or the one chosen for where the model is asked."""
-    if options.turn_unsure_threshold is not None:
-        return options.turn_unsure_threshold
-    if options.turn_model_after_silence_s < LIVEKIT_ASKS_AFTER_S:
-        return UNSURE_THRESHOLD_ASKED_EARLY
-    return UNSURE_THRESHOLD
+    return _for_ask_point(
+        options, options.turn_unsure_threshold, UNSURE_THRESHOLD_ASKED_EARLY, UNSURE_THRESHOLD
+    )
 
 
 def unsure_wait(options: VoiceOptions) -> UnsureWait | None:
