@@ -7,6 +7,10 @@ en-gb voices when espeak-ng is installed) in three kinds:
   synthesising the prefix;
 - paused: a prefix, 400 ms of silence, a filler ("um"), then silence.
 
+Sentences with a comma are synthesised whole as well, to see where a voice's own pause at the
+comma ends speech before the sentence does ("What's on my calendar, for this afternoon?"), at
+LiveKit's ask point and at 100 ms, and whether the shipped rule takes the turn there.
+
 Every utterance gets a steady noise floor (a microphone is never digitally silent; the models
 are also scored on digital silence) and one second of silence after it. Silero VAD (as the
 worker loads it) runs over it and the utterance is judged where LiveKit's `AudioRecognition`
@@ -177,6 +181,31 @@ PAUSED = (
 )
 
 
+# Whole sentences with a clause a person may pause before; the first clause alone is most often
+# a finished sentence or question.
+CLAUSES = (
+    "Could you please tell me what time it is right now, if you know?",
+    "What's the weather like tomorrow, in Paris?",
+    "Can you book a table for two, at seven tonight?",
+    "If it rains tomorrow, remind me to take an umbrella.",
+    "Well, what time is it?",
+    "Actually, could you set a timer for ten minutes?",
+    "Is it going to rain today, or tomorrow?",
+    "What's on my calendar, for this afternoon?",
+    "Tell me the time, please.",
+    "Do I need a coat today, do you think?",
+    "Where is the nearest pharmacy, and is it open?",
+    "When you have a moment, read me my messages.",
+)
+# Piper pauses at some commas in some takes, espeak-ng hardly: more Piper takes for these.
+CLAUSE_PIPER_TAKES = 6
+# Where the worker could ask the model: LiveKit's point (the default) and 100 ms.
+CLAUSE_ASK_MS = (MIN_SILENCE_DURATION_MS, ASKED_AT_MS[EARLY])
+# With the preemptive answer ready, its first audio reaches the person about this long after
+# the turn is committed (first frame ~15 ms, transport ~80 ms: docs/voice.md, "Latency").
+HEARD_AFTER_COMMIT_S = 0.1
+
+
 @dataclass
 class Utterance:
     kind: Kind
@@ -211,6 +240,35 @@ class Scored:
     first_score: float | None = None
     first_said: str = ""  # Whisper's words for the part before the filler
     resumed_at: int | None = None
+
+
+@dataclass(frozen=True)
+class ClausePause:
+    """A sentence whose speech the VAD ended at a comma, with the model asked `ask_ms` into the
+    silence: samples into the audio where it was asked, where the VAD ended speech and where it
+    heard the person go on; Whisper's words up to that end of speech, v1-mini's score."""
+
+    text: str
+    voice: str
+    ask_ms: int
+    asked_at: int
+    ended_at: int
+    resumed_at: int
+    said: str
+    score: float
+
+    def taken_at(self) -> int:
+        """Where the worker asking the model at this point commits the turn (samples)."""
+        options = VoiceOptions(turn_model_after_silence_s=self.ask_ms / 1000)
+        waits = wait_s(
+            self.said,
+            self.score,
+            unsure_wait(options),
+            threshold=unlikely_threshold(options),
+            done_s=vad_min_silence_s(options),
+        )
+        last_speech = self.asked_at - self.ask_ms * RATE // 1000
+        return max(self.ended_at, last_speech + round(waits * RATE))
 
 
 def trim(pcm: Pcm) -> Pcm:
@@ -256,10 +314,10 @@ def corpus(voices: Voices) -> list[Utterance]:
     return out
 
 
-def load_vad() -> vad.VAD:
+def load_vad(min_silence_s: float = VAD_MIN_SILENCE_S) -> vad.VAD:
     """Silero as `VoiceModels.load` loads it, with the silence the audio model needs."""
     return silero.VAD.load(
-        min_silence_duration=VAD_MIN_SILENCE_S,
+        min_silence_duration=min_silence_s,
         min_speech_duration=0.05,
         prefix_padding_duration=0.3,
         sample_rate=RATE,
@@ -317,6 +375,36 @@ def decision_point_in(
             if speaking and not pending and silent:
                 pending, last = True, ev.samples_index
     return last
+
+
+def clause_pauses_in(events: Sequence[vad.VADEvent], silence_ms: int) -> list[tuple[int, int, int]]:
+    """Each end of speech the VAD reports before the person goes on: where `AudioRecognition`
+    last asked the turn detector in that silence (after `silence_ms`), where the VAD ended
+    speech, and where it next reported a start of speech (samples into the audio)."""
+    out: list[tuple[int, int, int]] = []
+    speaking, pending, asked = False, False, None
+    for i, ev in enumerate(events):
+        if ev.type == vad.VADEventType.START_OF_SPEECH:
+            speaking, pending = True, False
+        elif ev.type == vad.VADEventType.INFERENCE_DONE:
+            if ev.raw_accumulated_speech > 0:
+                pending = False
+            if speaking and not pending and ev.raw_accumulated_silence >= silence_ms / 1000:
+                pending, asked = True, ev.samples_index
+        elif ev.type == vad.VADEventType.END_OF_SPEECH:
+            speaking = False
+            resumed = next(
+                (
+                    e.samples_index
+                    for e in events[i + 1 :]
+                    if e.type == vad.VADEventType.START_OF_SPEECH
+                ),
+                None,
+            )
+            if asked is not None and resumed is not None:
+                out.append((asked, ev.samples_index, resumed))
+            asked = None
+    return out
 
 
 async def decision_point(
@@ -397,6 +485,8 @@ class Collected:
     voices: list[str]
     loads: list[list[str]]
     undecided: int
+    clauses: list[ClausePause]
+    clause_utterances: int
 
 
 async def collect(smart_turn_wheel: Path | None = None) -> Collected:
@@ -420,6 +510,8 @@ async def collect(smart_turn_wheel: Path | None = None) -> Collected:
         heard = [await whisper.transcribe(p.astype(np.float32) / 32768.0) for p in u.pieces]
         transcripts.append(" ".join(t for t in heard if t))
         first_pieces.append(heard[0])
+
+    clauses, clause_utterances = await collect_clauses(voices, whisper, audio_models["v1-mini"])
     whisper.close()
 
     results: list[Scored] = []
@@ -467,7 +559,39 @@ async def collect(smart_turn_wheel: Path | None = None) -> Collected:
                 )
             results.append(row)
     loads.append(load_average())
-    return Collected(utterances, transcripts, results, times, voices.names, loads, undecided)
+    return Collected(
+        utterances,
+        transcripts,
+        results,
+        times,
+        voices.names,
+        loads,
+        undecided,
+        clauses,
+        clause_utterances,
+    )
+
+
+async def collect_clauses(
+    voices: Voices, whisper: WhisperEngine, model: Callable[[Pcm], float]
+) -> tuple[list[ClausePause], int]:
+    """The ends of speech at a comma in `CLAUSES`, at each of `CLAUSE_ASK_MS`, with the VAD's
+    silence the worker loads for that point; and how many utterances were spoken."""
+    names = [f"piper joe take {take + 1}" for take in range(CLAUSE_PIPER_TAKES)]
+    names += [v for v in voices.names if not v.startswith("piper")]
+    detectors = {
+        ms: load_vad(vad_min_silence_s(VoiceOptions(turn_model_after_silence_s=ms / 1000)))
+        for ms in CLAUSE_ASK_MS
+    }
+    out: list[ClausePause] = []
+    for i, (text, voice) in enumerate((t, v) for t in CLAUSES for v in names):
+        pcm = Utterance("complete", text, voice, [voices.say(voice, text)]).audio(NOISE_RMS, i)
+        for ms, detector in detectors.items():
+            for asked, ended, resumed in clause_pauses_in(await vad_events(detector, pcm), ms):
+                said = await whisper.transcribe(pcm[:ended].astype(np.float32) / 32768.0)
+                score = model(pcm[:asked])
+                out.append(ClausePause(text, voice, ms, asked, ended, resumed, said, score))
+    return out, len(CLAUSES) * len(names)
 
 
 def wrong(rows: Sequence[Scored], candidate: str, threshold: float) -> dict[Kind, float]:
@@ -618,6 +742,7 @@ def report(c: Collected) -> str:
             )
     if UNSURE is not None:
         lines += ["", *unsure_report(c.results, UNSURE)]
+    lines += ["", *clause_report(c.clauses, c.clause_utterances)]
     misses = [
         f'- {u.kind}: "{u.text}" ({u.voice}) heard as "{c.transcripts[i]}"'
         for i, u in enumerate(c.utterances)
@@ -629,19 +754,74 @@ def report(c: Collected) -> str:
     return "\n".join(lines) + "\n"
 
 
-def wait_s(words: str, probability: float, unsure: UnsureWait | None) -> float:
-    """How long after the last speech the shipped rule answers `words` scored `probability`
-    (the VAD's silence when at once)."""
-    match verdict(words, probability, SHIPPED_THRESHOLD, unsure):
+def wait_s(
+    words: str,
+    probability: float,
+    unsure: UnsureWait | None,
+    *,
+    threshold: float = SHIPPED_THRESHOLD,
+    done_s: float = SHIPPED_VAD_SILENCE_S,
+) -> float:
+    """How long after the last speech the shipped rule (or the same rule with another
+    threshold and VAD silence, `done_s`) answers `words` scored `probability`."""
+    match verdict(words, probability, threshold, unsure):
         case Verdict.WAIT_MAX:
             return MAX_DELAY_S
         case Verdict.DONE:
-            return SHIPPED_VAD_SILENCE_S
+            return done_s
         case Verdict.SHORTER:
             assert unsure is not None
             return unsure.delay_s
         case Verdict.BY_SCORE:
-            return SHIPPED_VAD_SILENCE_S if probability >= SHIPPED_THRESHOLD else MAX_DELAY_S
+            return done_s if probability >= threshold else MAX_DELAY_S
+
+
+def _spoken(pauses: Sequence[ClausePause]) -> int:
+    """How many utterances the pauses are in (a take may pause at more than one comma)."""
+    return len({(p.text, p.voice) for p in pauses})
+
+
+def clause_report(pauses: Sequence[ClausePause], utterances: int) -> list[str]:
+    """How often a sentence's own pause at a comma ends speech, and the turn is taken there,
+    at each ask point, each with its threshold, unsure bar and VAD silence."""
+    per_sentence = utterances // len(CLAUSES)
+    out = [
+        "### Sentences with a pause at a comma",
+        "",
+        f"{len(CLAUSES)} sentences with a comma, synthesised whole in {per_sentence} takes each "
+        f"({CLAUSE_PIPER_TAKES} Piper, the rest espeak-ng), with the noise floor: "
+        f"{utterances} utterances. Where the voice pauses at the comma long enough, the VAD "
+        "ends speech there; the rule of the ask point then decides on Whisper's words up to "
+        "that point and v1-mini's score. Taken: the turn is committed before the VAD hears the "
+        f"person go on. Heard: they go on more than {HEARD_AFTER_COMMIT_S:g} s after the "
+        "commit, by when a preemptive answer's first audio reaches them; the agent then talks "
+        "into their sentence, which the barge-in stops and the rest becomes a turn of its own. "
+        "Taken but not heard, the unheard reply is dropped and the brain is asked about the "
+        "whole sentence (`last_user_message`).",
+        "",
+        "| asked after | VAD silence | speech ended at the comma | turn taken there "
+        "| answer heard there | person went on after the last speech: median (range) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for ms in CLAUSE_ASK_MS:
+        rows = [p for p in pauses if p.ask_ms == ms]
+        taken = [p for p in rows if p.taken_at() < p.resumed_at]
+        heard = [p for p in taken if p.resumed_at - p.taken_at() > HEARD_AFTER_COMMIT_S * RATE]
+        gaps = sorted((p.resumed_at - p.asked_at) / RATE + ms / 1000 for p in rows)
+        silence = vad_min_silence_s(VoiceOptions(turn_model_after_silence_s=ms / 1000))
+        spread = f"{gaps[len(gaps) // 2]:.2f} s ({gaps[0]:.2f}-{gaps[-1]:.2f})" if gaps else "-"
+        out.append(
+            f"| {ms} ms | {silence:g} s "
+            f"| {_spoken(rows)} of {utterances} | {_spoken(taken)} | {_spoken(heard)} "
+            f"| {spread} |"
+        )
+    for ms in CLAUSE_ASK_MS:
+        said = sorted(
+            {f'"{p.said}"' for p in pauses if p.ask_ms == ms and p.taken_at() < p.resumed_at}
+        )
+        if said:
+            out += ["", f"Taken at the comma, asked after {ms} ms: {', '.join(said)}."]
+    return out
 
 
 def unsure_report(rows: Sequence[Scored], unsure: UnsureWait) -> list[str]:
