@@ -52,6 +52,7 @@ from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import (
     UnsureWait,
     Verdict,
+    answers_at_once,
     short_reply,
     transcript_asks,
     transcript_closed,
@@ -764,16 +765,12 @@ def wait_s(
 ) -> float:
     """How long after the last speech the shipped rule (or the same rule with another
     threshold and VAD silence, `done_s`) answers `words` scored `probability`."""
-    match verdict(words, probability, threshold, unsure):
-        case Verdict.WAIT_MAX:
-            return MAX_DELAY_S
-        case Verdict.DONE:
-            return done_s
-        case Verdict.SHORTER:
-            assert unsure is not None
-            return unsure.delay_s
-        case Verdict.BY_SCORE:
-            return done_s if probability >= threshold else MAX_DELAY_S
+    if answers_at_once(words, probability, threshold, unsure):
+        return done_s
+    if verdict(words, probability, threshold, unsure) is Verdict.SHORTER:
+        assert unsure is not None
+        return unsure.delay_s
+    return MAX_DELAY_S
 
 
 def _spoken(pauses: Sequence[ClausePause]) -> int:

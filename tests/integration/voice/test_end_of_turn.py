@@ -24,12 +24,11 @@ from arc_voice.settings import VoiceOptions
 from arc_voice.turn_detection import (
     TranscriptAwareStream,
     TranscriptAwareTurnDetector,
-    Verdict,
+    answers_at_once,
     follow_transcripts,
     prewarm,
     turn_detection_options,
     unsure_wait,
-    verdict,
 )
 from livekit import rtc
 from livekit.agents import AgentSession, vad
@@ -183,10 +182,7 @@ async def test_filler_pauses_are_not_answered_at_once(
         for prefix, filler in FILLER_PAUSES:
             p, heard = await _asked(stream, detector_vad, _utterance(speech, prefix, filler))
             words = await voice_models.whisper.transcribe(heard.astype(np.float32) / 32768.0)
-            said = verdict(words, p, detector.unlikely_threshold, unsure)
-            if said is Verdict.DONE or (
-                said is Verdict.BY_SCORE and p >= detector.unlikely_threshold
-            ):
+            if answers_at_once(words, p, detector.unlikely_threshold, unsure):
                 answered.append((f"{prefix}, {filler}", words, round(p, 2)))
     finally:
         await stream.aclose()

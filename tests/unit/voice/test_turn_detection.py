@@ -13,6 +13,7 @@ from arc_voice.turn_detection import (
     TranscriptAwareTurnDetector,
     UnsureWait,
     Verdict,
+    answers_at_once,
     ask_model_after_silence,
     transcript_asks,
     transcript_closed,
@@ -445,6 +446,21 @@ def test_verdict(
     words: str, probability: float | None, unsure: UnsureWait | None, expected: Verdict
 ) -> None:
     assert verdict(words, probability, UNLIKELY_THRESHOLD, unsure) is expected
+
+
+@pytest.mark.parametrize(
+    ("words", "probability", "expected"),
+    [
+        ("What time is it?", 0.0, True),  # the question rule, whatever the score
+        ("Hello there.", 0.9, True),  # left to the score, over the threshold
+        ("Hello there.", UNLIKELY_THRESHOLD, True),
+        ("Hello there.", 0.1, False),  # under the unsure bar: the max delay
+        ("Hello there.", 0.3, False),  # unsure: the shorter wait
+        ("I want to go to the", 0.9, False),  # words that cannot end a sentence
+    ],
+)
+def test_answered_at_once(words: str, probability: float, expected: bool) -> None:
+    assert answers_at_once(words, probability, UNLIKELY_THRESHOLD, _UNSURE) is expected
 
 
 async def test_without_the_setting_an_unsure_score_waits_the_max_delay() -> None:

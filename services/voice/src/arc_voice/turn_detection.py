@@ -335,6 +335,20 @@ def verdict(
     return Verdict.BY_SCORE
 
 
+def answers_at_once(
+    words: str, probability: float, unlikely_threshold: float, unsure: UnsureWait | None
+) -> bool:
+    """True when the turn ends as soon as the VAD ends speech: the rule says done, or leaves
+    it to the score and the framework finds it at or over the threshold."""
+    match verdict(words, probability, unlikely_threshold, unsure):
+        case Verdict.DONE:
+            return True
+        case Verdict.BY_SCORE:
+            return probability >= unlikely_threshold
+        case _:
+            return False
+
+
 def turn_detection_options(
     options: VoiceOptions,
 ) -> tuple[TurnDetectionMode, EndpointingOptions]:
