@@ -103,7 +103,9 @@ INTERRUPTION = "Stop please, what time is it?"
 BACKCHANNELS_SAID = ("Yeah.", "Okay.")
 BUSY_LOOP_S = 600  # the bound on the background load, should the benchmark die under it
 BENCH_IDLE_TIMEOUT_S = 3600.0
-PAUSE_ON_LOUD_S = 0.04  # the variant's ARC_VOICE__BARGE_IN__PAUSE_ON_LOUD_S (shipped: 0, off)
+# The barge-in variant without the early pause: only the VAD's confirmation pauses the agent
+# (ARC_VOICE__BARGE_IN__PAUSE_ON_LOUD_S=0).
+VAD_ONLY = "VAD confirmation only"
 IN_PROCESS = "bench-in-process"  # the subject prefix of the in-process variant's services
 
 
@@ -579,22 +581,20 @@ async def measure() -> str:
         await _contention(after, voices, results)
         await _concurrent((after, second), voices, results)
         hesitations = await _hesitations([after, before], voices)
-        on_loudness = await rig(
-            "pause on loudness",
+        vad_only = await rig(
+            VAD_ONLY,
             after_options.model_copy(
                 update={
-                    "barge_in": after_options.barge_in.model_copy(
-                        update={"pause_on_loud_s": PAUSE_ON_LOUD_S}
-                    )
+                    "barge_in": after_options.barge_in.model_copy(update={"pause_on_loud_s": 0.0})
                 }
             ),
             models=after.worker.deps.models,
         )
-        await _turn(on_loudness, *voices[0].say("Hello."))
-        stops = await _barge_ins([after, on_loudness], voices)
-        backchannels = {r.name: await _backchannels(r, voices) for r in (after, on_loudness)}
+        await _turn(vad_only, *voices[0].say("Hello."))
+        stops = await _barge_ins([after, vad_only], voices)
+        backchannels = {r.name: await _backchannels(r, voices) for r in (after, vad_only)}
         preemptive = list(after.conversation.log.preemptive)
-        rigs_of_run = (after, before, in_process, second, on_loudness)
+        rigs_of_run = (after, before, in_process, second, vad_only)
 
     after_v2v = Stats.of([v * 1000 for v in _v2v(results, "after")])
     before_v2v = Stats.of([v * 1000 for v in _v2v(results, "before")])
@@ -670,15 +670,17 @@ async def measure() -> str:
     for name, count in hesitations.items():
         if count.cuts:
             body += f"\nCut off, {name}:\n" + "".join(f"- {line}\n" for line in count.cuts)
+    loud = VoiceOptions().barge_in
     body += (
         f"\n**Barge-in, {BARGE_INS} interruptions per variant, from the person's side** (onset "
         "of their speech leaving the microphone → last audible frame of the agent's answer "
         "arriving; includes VAD confirmation and both jitter buffers; target p95 ≤ 250 ms), "
-        "with the worker's own marks in between. `after` (as shipped) pauses the agent once "
-        "the VAD has confirmed 0.12 s of speech over it; `pause on loudness` pauses it as soon "
-        f"as a sound has been over the noise gate's bar for {PAUSE_ON_LOUD_S * 1000:.0f} ms and "
-        "lets the VAD confirm it within 0.5 s (`ARC_VOICE__BARGE_IN__PAUSE_ON_LOUD_S`, off by "
-        "default, docs/voice.md); interleaved:\n\n"
+        "with the worker's own marks in between. `after` (as shipped) pauses the agent as soon "
+        f"as a sound has been over the noise gate's bar for {loud.pause_on_loud_s * 1000:.0f} ms "
+        f"and lets the VAD confirm it within {loud.confirm_within_s:g} s "
+        f"(`ARC_VOICE__BARGE_IN__PAUSE_ON_LOUD_S`, docs/voice.md); `{VAD_ONLY}` (that setting "
+        f"0) pauses it once the VAD has confirmed {loud.min_speech_s:g} s of speech over it; "
+        "interleaved:\n\n"
         "| variant | onset → paused on loudness p50 / p95 | onset → confirmed p50 / p95 | "
         "confirmed → silenced p50 / p95 | onset → last audible p50 / p95 | met |\n"
         "|---|---:|---:|---:|---:|---|\n"

@@ -228,3 +228,45 @@ async def test_a_loud_sound_over_the_agent_is_reported_within_its_first_frames(
     assert await _loud_reports(detector(speaking=True, pause_on_loud_s=0.0), mix) == []
     background = _fan(4.0, 300, 3) + _typing(4.0, 5) * 0.05
     assert await _loud_reports(detector(speaking=True), background) == []
+
+
+async def test_speech_the_vad_confirmed_before_the_agent_began_is_known_as_speech(
+    voice_models: VoiceModels, speech: SpeechSynth
+) -> None:
+    """The agent can begin in a person's pause just as they go on, after the VAD confirmed
+    their words: no second confirmation comes for that stretch, so the loud sound it makes
+    over the agent must say that the VAD is hearing confirmed speech (the worker then treats
+    it as a barge-in instead of waiting for a confirmation); after the stretch ends, not."""
+    pcm, rate = speech.say_plain("Stop please, what time is it?")
+    said = np.frombuffer(resample(pcm, rate, VAD_SAMPLE_RATE), np.int16).astype(np.float64)
+    mix = _fan(1.0 + len(said) / VAD_SAMPLE_RATE + 1.5, 300, 3)
+    mix[VAD_SAMPLE_RATE : VAD_SAMPLE_RATE + len(said)] += said
+    frames = _frames(mix)
+    agent_speaking = False
+    detector = GatedVAD(
+        voice_models.vad,
+        GateConfig(),
+        agent_speaking=lambda: agent_speaking,
+        pause_on_loud_s=0.04,
+    )
+    confirmed = asyncio.Event()
+    detector.listeners.append(lambda _at: confirmed.set())
+    sounds: list[tuple[LoudSound, bool]] = []
+    detector.loud_listeners.append(lambda s: sounds.append((s, s.stream.hearing_speech)))
+    stream = detector.stream()
+    # The agent is quiet while the VAD confirms the first 0.6 s of speech.
+    split = (VAD_SAMPLE_RATE + int(0.6 * VAD_SAMPLE_RATE)) // FRAME
+    for frame in frames[:split]:
+        stream.push_frame(frame)
+    await asyncio.wait_for(confirmed.wait(), timeout=30)
+    assert stream.hearing_speech
+    agent_speaking = True
+    for frame in frames[split:]:
+        stream.push_frame(frame)
+    stream.end_input()
+    ends = [e async for e in stream if e.type == vad.VADEventType.END_OF_SPEECH]
+    await stream.aclose()
+    assert ends, "the VAD never ended the speech"
+    assert sounds, "the rest of the speech over the agent was not loud enough to report"
+    assert sounds[0][1], "the loud sound did not know the VAD was hearing confirmed speech"
+    assert not stream.hearing_speech

@@ -363,6 +363,12 @@ class Conversation:
             # them from the STT during its warm-up) and the answer would sit paused.
             log.debug("a loud sound in the AEC warm-up does not pause the agent")
             return
+        if sound.stream.hearing_speech:
+            # The VAD confirmed this speech before the agent began (its answer started in the
+            # person's pause just as they went on): it will not confirm it again, so a pause
+            # waiting for that would resume the agent over them. Their speech: a barge-in.
+            self._on_speech_detected(sound.at)
+            return
         paused = pause_agent_audio(self.session, sound.at)
         self._spawn(self._confirm_or_resume(paused, sound), name=f"confirm:{self.identity}")
 

@@ -53,9 +53,9 @@ class BargeInSettings(BaseModel):
     # A sound over the gate's bar for this long while the agent talks pauses it at once (the
     # VAD needs ~0.3 s to confirm speech); unconfirmed within `confirm_within_s` of the audio
     # after it (audio the VAD has run over: it can lag on a loaded box), the answer goes on.
-    # 0 (the default): only confirmed speech pauses the agent. Off by default: with it on,
-    # the room test lost the person's words in 3 of 21 runs (docs/voice.md).
-    pause_on_loud_s: float = Field(default=0.0, ge=0.0, le=1.0)
+    # 0: only confirmed speech pauses the agent (the default until 2026-12-07: docs/voice.md,
+    # "Barge-in and background noise").
+    pause_on_loud_s: float = Field(default=0.04, ge=0.0, le=1.0)
     confirm_within_s: float = Field(default=0.5, gt=0.0, le=5.0)
 
 
@@ -228,6 +228,7 @@ class VoiceOptions(BaseModel):
             "endpointing_max_delay_s": 3.0,
             "preemptive_generation": False,
             "false_interruption_timeout_s": 0.0,
+            "barge_in": {"pause_on_loud_s": 0.0},
         }
         return cls.model_validate({**old, **overrides})
 

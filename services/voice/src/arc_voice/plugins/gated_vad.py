@@ -130,6 +130,9 @@ class GatedVADStream(vad.VADStream):
         # detection, which Arc does not use) drops a partial window, up to 32 ms behind.
         self.heard_s = 0.0
         self._heard_more = asyncio.Event()
+        # From the VAD's confirmation of a stretch of speech to its end: a loud sound over
+        # the agent meanwhile is that speech, and no second confirmation will come for it.
+        self.hearing_speech = False
         super().__init__(owner)
 
     async def _main_task(self) -> None:
@@ -187,7 +190,6 @@ class GatedVADStream(vad.VADStream):
         return True
 
     async def _relay(self) -> None:
-        confirmed = False
         async for event in self._inner:
             if event.type == vad.VADEventType.INFERENCE_DONE:
                 self.heard_s += sum(f.samples_per_channel / f.sample_rate for f in event.frames)
@@ -196,13 +198,13 @@ class GatedVADStream(vad.VADStream):
                 event.type == vad.VADEventType.START_OF_SPEECH
                 or event.type == vad.VADEventType.END_OF_SPEECH
             ):
-                confirmed = False
+                self.hearing_speech = False
             elif (
-                not confirmed
+                not self.hearing_speech
                 and event.speaking
                 and event.speech_duration >= self._owner.min_speech_s
             ):
-                confirmed = True
+                self.hearing_speech = True
                 self._owner._detected(time.monotonic())
             # Subscribers first, so that the recogniser's task wakes before the session's:
             # the session's turn check asks it for the words of the speech just ended.
