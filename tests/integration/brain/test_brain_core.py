@@ -163,3 +163,31 @@ async def test_a_cut_off_turn_is_recorded_with_the_embedding_it_already_had(
     finally:
         await brain.aclose()
         await store.close()
+
+
+async def test_a_greeting_before_a_question_is_answered_as_the_question(
+    postgres_server: PostgresServer, brain_embedder: MiniLmEmbedder
+) -> None:
+    """ "Hello," and the question after a pause at the comma reach the brain as one turn when
+    the reply to "Hello" was never heard: the question is answered, every word is stored."""
+    store = MemoryStore(postgres_server.dsn())
+    await store.open()
+    brain = await Brain.create(embedder=brain_embedder, store=store, options=BrainOptions())
+    try:
+        session, user = new_id("s"), new_id("u")
+        routes = []
+        for text in ("Hello? What can you do?", "Hi there. What time is it?", "Hello there."):
+            outcome = TurnOutcome()
+            turn = TurnInput(session, new_id("t"), user, text)
+            said = "".join([chunk async for chunk in brain.reply(turn, outcome)])
+            routes.append((outcome.route, said[:20]))
+        assert [route for route, _ in routes] == ["help", "time", "greeting"], routes
+        lines = await brain.transcript(session)
+        assert [line.content for line in lines if line.role == "user"] == [
+            "Hello? What can you do?",
+            "Hi there. What time is it?",
+            "Hello there.",
+        ]
+    finally:
+        await brain.aclose()
+        await store.close()

@@ -15,6 +15,7 @@ from arc_brain.skills import (
     SkillInput,
     answer,
     second_person,
+    without_greeting,
 )
 
 pytestmark = pytest.mark.unit
@@ -164,3 +165,22 @@ def test_help_says_what_the_brain_can_do_with_and_without_a_model() -> None:
     assert "do sums" in plain and "chat" not in plain
     with_model = skill(Route.HELP, with_model=True)
     assert "chat" in with_model and "offline" in with_model
+
+
+@pytest.mark.parametrize(
+    ("text", "asked"),
+    [
+        ("Hello? What can you do?", "What can you do?"),
+        ("Hi there. Hello, what time is it?", "what time is it?"),
+        ("Good morning! Remind me to call Sam.", "Remind me to call Sam."),
+        # Nothing after the greeting: the greeting is what was asked.
+        ("Hello there.", "Hello there."),
+        ("Hello?", "Hello?"),
+        # Only greetings are dropped, not words that open a sentence of their own.
+        ("No, I meant next Friday.", "No, I meant next Friday."),
+        ("Hello Sam, what time is it?", "Hello Sam, what time is it?"),
+        ("What can you do?", "What can you do?"),
+    ],
+)
+def test_without_greeting(text: str, asked: str) -> None:
+    assert without_greeting(text) == asked

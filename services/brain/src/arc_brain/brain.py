@@ -27,7 +27,7 @@ from arc_brain.memory import MemoryStore, MemoryUnavailable, TranscriptLine, Tur
 from arc_brain.metrics import BrainMetrics
 from arc_brain.sentences import SpeakableChunker
 from arc_brain.settings import BrainOptions
-from arc_brain.skills import Router
+from arc_brain.skills import Router, without_greeting
 from arc_brain.tentative import Outcome, TentativeTurns
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ class Brain:
             try:
                 vector = embedding
                 if vector is None:
-                    vector = await self.embedder.embed(turn.text)
+                    vector = await self.embedder.embed(without_greeting(turn.text))
             except Exception:
                 log.exception("could not record interrupted turn %s", turn.turn_id)
                 return

@@ -33,7 +33,16 @@ from arc_brain.memory import (
     MemoryUnavailable,
     TurnRecord,
 )
-from arc_brain.skills import FactToKeep, Route, Routed, Router, SkillInput, answer, second_person
+from arc_brain.skills import (
+    FactToKeep,
+    Route,
+    Routed,
+    Router,
+    SkillInput,
+    answer,
+    second_person,
+    without_greeting,
+)
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("arc_brain.graph")
@@ -48,6 +57,8 @@ class TurnState(TypedDict, total=False):
     turn_id: str
     user_id: str
     text: str
+    # What is routed and embedded: the text without the greetings said before it.
+    asked: str
     room: str | None
     now: datetime
     embedding: Vector | None
@@ -88,9 +99,10 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
         statement, "repeat after me") does not wait for the embedding: persist computes it
         after the answer has gone out."""
         available = parts.store.available
-        ruled = parts.router.by_rule(state["text"])
+        asked = without_greeting(state["text"])
+        ruled = parts.router.by_rule(asked)
         embed = (
-            asyncio.ensure_future(parts.embedder.embed(state["text"]))
+            asyncio.ensure_future(parts.embedder.embed(asked))
             if ruled is None or ruled.route in USES_MEMORIES
             else None
         )
@@ -111,6 +123,7 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
             # The caller keeps it: a turn cut off before persist is recorded with it.
             get_stream_writer()({"embedding": embedding})
         context: dict[str, Any] = {
+            "asked": asked,
             "embedding": embedding,
             "history": history,
             "memory_available": available,
@@ -254,7 +267,7 @@ def build_turn_graph(parts: GraphParts) -> CompiledStateGraph[Any, Any, Any, Any
         kept = state.get("facts", ())
         embedding = state.get("embedding")
         # The utterance (when routing did not need it) and each fact kept, in one batch.
-        texts = ([state["text"]] if embedding is None else []) + [f.content for f in kept]
+        texts = ([state["asked"]] if embedding is None else []) + [f.content for f in kept]
         vectors = list(await parts.embedder.embed_many(texts)) if texts else []
         if embedding is None:
             embedding = vectors.pop(0)

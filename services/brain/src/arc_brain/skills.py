@@ -296,11 +296,27 @@ class Router:
         return self.by_rule(text) or self.by_meaning(embedding)
 
 
-# Said before a statement without being part of it: "Hi. My name is Dana."
-_OPENERS = frozenset(
+_GREETINGS = frozenset(
     {"hi", "hello", "hey", "hi there", "hello there", "hey there", "good morning",
-     "good evening", "good afternoon", "okay", "ok", "well", "so", "oh", "yes", "no"}
+     "good evening", "good afternoon"}
 )  # fmt: skip
+# Said before a statement without being part of it: "Hi. My name is Dana."
+_OPENERS = _GREETINGS | {"okay", "ok", "well", "so", "oh", "yes", "no"}
+_FIRST_SENTENCE = re.compile(r"\s*(?P<first>[^.?!,]+)[.?!,]+\s+(?P<rest>\S.*)", re.DOTALL)
+
+
+def without_greeting(text: str) -> str:
+    """The utterance without the greetings said before it: "Hello? What can you do?" asks
+    what the agent can do. A person who says "Hello," and goes on after a pause is asked
+    about as one turn (the reply to "Hello" was never heard), and by its meaning the whole
+    reads as a greeting."""
+    while (match := _FIRST_SENTENCE.fullmatch(text)) is not None:
+        if match["first"].strip().lower() not in _GREETINGS:
+            break
+        text = match["rest"]
+    return text
+
+
 _CLAUSE = re.compile(r"\s*(?:[,;.!]\s*|\s+and\s+|\s+but\s+)", re.IGNORECASE)
 
 
