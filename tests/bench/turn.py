@@ -35,6 +35,7 @@ last until the VAD hears the filler.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import time
@@ -243,6 +244,12 @@ class Scored:
     resumed_at: int | None = None
 
 
+@functools.cache
+def options_at(ask_ms: int) -> VoiceOptions:
+    """The worker's settings with the model asked `ask_ms` into the silence."""
+    return VoiceOptions(turn_model_after_silence_s=ask_ms / 1000)
+
+
 @dataclass(frozen=True)
 class ClausePause:
     """A sentence whose speech the VAD ended at a comma, with the model asked `ask_ms` into the
@@ -258,9 +265,10 @@ class ClausePause:
     said: str
     score: float
 
+    @functools.cached_property
     def taken_at(self) -> int:
         """Where the worker asking the model at this point commits the turn (samples)."""
-        options = VoiceOptions(turn_model_after_silence_s=self.ask_ms / 1000)
+        options = options_at(self.ask_ms)
         waits = wait_s(
             self.said,
             self.score,
@@ -270,6 +278,11 @@ class ClausePause:
         )
         last_speech = self.asked_at - self.ask_ms * RATE // 1000
         return max(self.ended_at, last_speech + round(waits * RATE))
+
+    @property
+    def taken(self) -> bool:
+        """The turn is committed before the VAD hears the person go on."""
+        return self.taken_at < self.resumed_at
 
 
 def trim(pcm: Pcm) -> Pcm:
@@ -580,10 +593,7 @@ async def collect_clauses(
     silence the worker loads for that point; and how many utterances were spoken."""
     names = [f"piper joe take {take + 1}" for take in range(CLAUSE_PIPER_TAKES)]
     names += [v for v in voices.names if not v.startswith("piper")]
-    detectors = {
-        ms: load_vad(vad_min_silence_s(VoiceOptions(turn_model_after_silence_s=ms / 1000)))
-        for ms in CLAUSE_ASK_MS
-    }
+    detectors = {ms: load_vad(vad_min_silence_s(options_at(ms))) for ms in CLAUSE_ASK_MS}
     out: list[ClausePause] = []
     for i, (text, voice) in enumerate((t, v) for t in CLAUSES for v in names):
         pcm = Utterance("complete", text, voice, [voices.say(voice, text)]).audio(NOISE_RMS, i)
@@ -802,10 +812,10 @@ def clause_report(pauses: Sequence[ClausePause], utterances: int) -> list[str]:
     ]
     for ms in CLAUSE_ASK_MS:
         rows = [p for p in pauses if p.ask_ms == ms]
-        taken = [p for p in rows if p.taken_at() < p.resumed_at]
-        heard = [p for p in taken if p.resumed_at - p.taken_at() > HEARD_AFTER_COMMIT_S * RATE]
+        taken = [p for p in rows if p.taken]
+        heard = [p for p in taken if p.resumed_at - p.taken_at > HEARD_AFTER_COMMIT_S * RATE]
         gaps = sorted((p.resumed_at - p.asked_at) / RATE + ms / 1000 for p in rows)
-        silence = vad_min_silence_s(VoiceOptions(turn_model_after_silence_s=ms / 1000))
+        silence = vad_min_silence_s(options_at(ms))
         spread = f"{gaps[len(gaps) // 2]:.2f} s ({gaps[0]:.2f}-{gaps[-1]:.2f})" if gaps else "-"
         out.append(
             f"| {ms} ms | {silence:g} s "
@@ -813,9 +823,7 @@ def clause_report(pauses: Sequence[ClausePause], utterances: int) -> list[str]:
             f"| {spread} |"
         )
     for ms in CLAUSE_ASK_MS:
-        said = sorted(
-            {f'"{p.said}"' for p in pauses if p.ask_ms == ms and p.taken_at() < p.resumed_at}
-        )
+        said = sorted({f'"{p.said}"' for p in pauses if p.ask_ms == ms and p.taken})
         if said:
             out += ["", f"Taken at the comma, asked after {ms} ms: {', '.join(said)}."]
     return out

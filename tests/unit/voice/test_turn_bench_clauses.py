@@ -69,14 +69,14 @@ def _pause(said: str, score: float) -> ClausePause:
 
 def test_a_question_is_taken_when_the_vad_ends_speech() -> None:
     # 0.8 s + 0.25 s of VAD silence = 16800 is before the VAD's end of speech.
-    assert _pause("What's on my calendar?", 0.1).taken_at() == 17000
+    assert _pause("What's on my calendar?", 0.1).taken_at == 17000
 
 
 def test_open_words_wait_the_longest() -> None:
     # 0.8 s + 0.8 s = 1.6 s.
-    assert _pause("What's on my", 0.9).taken_at() == 25600
+    assert _pause("What's on my", 0.9).taken_at == 25600
 
 
 def test_an_unsure_score_waits_the_shorter_wait() -> None:
     # Scored between the unsure bar (0.2) and the threshold (0.36): 0.8 s + 0.55 s = 1.35 s.
-    assert _pause("Tell me the time.", 0.3).taken_at() == 21600
+    assert _pause("Tell me the time.", 0.3).taken_at == 21600
