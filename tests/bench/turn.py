@@ -350,73 +350,67 @@ async def vad_events(detector: vad.VAD, pcm: Pcm) -> list[vad.VADEvent]:
     return events
 
 
+def _marks(events: Sequence[vad.VADEvent], silence_ms: int) -> list[tuple[str, int]]:
+    """The VAD's starts ("start") and ends ("end") of speech, and in between each point where
+    `AudioRecognition` asks the turn detector ("ask"): a VAD window with `silence_ms` of
+    silence while the VAD still counts the person as speaking, once per silence. Samples into
+    the audio."""
+    out: list[tuple[str, int]] = []
+    speaking, pending = False, False
+    for ev in events:
+        if ev.type == vad.VADEventType.START_OF_SPEECH:
+            speaking, pending = True, False
+            out.append(("start", ev.samples_index))
+        elif ev.type == vad.VADEventType.END_OF_SPEECH:
+            speaking = False
+            out.append(("end", ev.samples_index))
+        elif ev.type == vad.VADEventType.INFERENCE_DONE:
+            if ev.raw_accumulated_speech > 0:
+                pending = False
+            if speaking and not pending and ev.raw_accumulated_silence >= silence_ms / 1000:
+                pending = True
+                out.append(("ask", ev.samples_index))
+    return out
+
+
+def _next_start(marks: Sequence[tuple[str, int]], after: int) -> int | None:
+    return next((at for i, (kind, at) in enumerate(marks) if i > after and kind == "start"), None)
+
+
 def first_pause_in(
     events: Sequence[vad.VADEvent], silence_ms: int = MIN_SILENCE_DURATION_MS
 ) -> tuple[int | None, int | None]:
     """Where `AudioRecognition` first asks the turn detector (after `silence_ms`), and where
     the VAD next reports a start of speech after it (the moment the framework cancels its wait
     for the end of the turn); samples into the audio, None where it does not happen."""
-    speaking, asked, resumed = False, None, None
-    for ev in events:
-        if ev.type == vad.VADEventType.START_OF_SPEECH:
-            speaking = True
-            if asked is not None and resumed is None:
-                resumed = ev.samples_index
-        elif ev.type == vad.VADEventType.END_OF_SPEECH:
-            speaking = False
-        elif ev.type == vad.VADEventType.INFERENCE_DONE and asked is None and speaking:
-            silent = ev.raw_accumulated_silence >= silence_ms / 1000
-            asked = ev.samples_index if silent else None
-    return asked, resumed
+    marks = _marks(events, silence_ms)
+    first = next((i for i, (kind, _) in enumerate(marks) if kind == "ask"), None)
+    if first is None:
+        return None, None
+    return marks[first][1], _next_start(marks, first)
 
 
 def decision_point_in(
     events: Sequence[vad.VADEvent], silence_ms: int = MIN_SILENCE_DURATION_MS
 ) -> int | None:
-    """Where `AudioRecognition` would last ask the turn detector (samples into the audio): a
-    VAD window with 200 ms (`silence_ms`) of silence while the VAD still counts the person as
-    speaking."""
-    speaking, pending, last = False, False, None
-    for ev in events:
-        if ev.type == vad.VADEventType.START_OF_SPEECH:
-            speaking, pending = True, False
-        elif ev.type == vad.VADEventType.END_OF_SPEECH:
-            speaking = False
-        elif ev.type == vad.VADEventType.INFERENCE_DONE:
-            if ev.raw_accumulated_speech > 0:
-                pending = False
-            silent = ev.raw_accumulated_silence >= silence_ms / 1000
-            if speaking and not pending and silent:
-                pending, last = True, ev.samples_index
-    return last
+    """Where `AudioRecognition` would last ask the turn detector (samples into the audio)."""
+    return next((at for kind, at in reversed(_marks(events, silence_ms)) if kind == "ask"), None)
 
 
 def clause_pauses_in(events: Sequence[vad.VADEvent], silence_ms: int) -> list[tuple[int, int, int]]:
     """Each end of speech the VAD reports before the person goes on: where `AudioRecognition`
     last asked the turn detector in that silence (after `silence_ms`), where the VAD ended
     speech, and where it next reported a start of speech (samples into the audio)."""
+    marks = _marks(events, silence_ms)
     out: list[tuple[int, int, int]] = []
-    speaking, pending, asked = False, False, None
-    for i, ev in enumerate(events):
-        if ev.type == vad.VADEventType.START_OF_SPEECH:
-            speaking, pending = True, False
-        elif ev.type == vad.VADEventType.INFERENCE_DONE:
-            if ev.raw_accumulated_speech > 0:
-                pending = False
-            if speaking and not pending and ev.raw_accumulated_silence >= silence_ms / 1000:
-                pending, asked = True, ev.samples_index
-        elif ev.type == vad.VADEventType.END_OF_SPEECH:
-            speaking = False
-            resumed = next(
-                (
-                    e.samples_index
-                    for e in events[i + 1 :]
-                    if e.type == vad.VADEventType.START_OF_SPEECH
-                ),
-                None,
-            )
+    asked: int | None = None
+    for i, (kind, at) in enumerate(marks):
+        if kind == "ask":
+            asked = at
+        elif kind == "end":
+            resumed = _next_start(marks, i)
             if asked is not None and resumed is not None:
-                out.append((asked, ev.samples_index, resumed))
+                out.append((asked, at, resumed))
             asked = None
     return out
 

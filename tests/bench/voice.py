@@ -297,6 +297,9 @@ class Interruption:
     paused_s: float | None  # onset → paused on loudness alone (before the VAD confirmed)
     confirmed_s: float | None  # onset → the VAD confirmed speech over the agent
     silenced_s: float | None  # confirmation → the room output paused and its queue dropped
+    # The worker's first silencing (the loud pause, else the confirmed barge-in) → the last
+    # audible frame at the person: the way back, which the pause cannot shorten.
+    way_back_s: float | None
 
 
 async def _barge_ins(rigs: list[Rig], voices: list[Speaker]) -> dict[str, list[Interruption]]:
@@ -317,18 +320,18 @@ async def _barge_ins(rigs: list[Rig], voices: list[Speaker]) -> dict[str, list[I
             marks = [b for b in rig.conversation.log.barge_ins if b.detected_at >= onset - 0.1]
             first = marks[0] if marks else None
             pauses = [
-                p.detected_at
-                for p, _ in rig.conversation.log.loud_pauses
-                if p.detected_at >= onset - 0.1
+                p for p, _ in rig.conversation.log.loud_pauses if p.detected_at >= onset - 0.1
             ]
+            silenced = [b.stopped_at for b in (*pauses[:1], *marks[:1]) if b.stopped_at is not None]
             stops[rig.name].append(
                 Interruption(
                     total_s=(max(heard) - onset) if heard else 0.0,
-                    paused_s=(pauses[0] - onset) if pauses else None,
+                    paused_s=(pauses[0].detected_at - onset) if pauses else None,
                     confirmed_s=None if first is None else first.detected_at - onset,
                     silenced_s=None
                     if first is None or first.stopped_at is None
                     else first.stopped_at - first.detected_at,
+                    way_back_s=(max(heard) - min(silenced)) if heard and silenced else None,
                 )
             )
             await rig.caller.wait_quiet(0.8, within_s=60)
@@ -682,16 +685,19 @@ async def measure() -> str:
         f"0) pauses it once the VAD has confirmed {loud.min_speech_s:g} s of speech over it; "
         "interleaved:\n\n"
         "| variant | onset → paused on loudness p50 / p95 | onset → confirmed p50 / p95 | "
-        "confirmed → silenced p50 / p95 | onset → last audible p50 / p95 | met |\n"
-        "|---|---:|---:|---:|---:|---|\n"
+        "confirmed → silenced p50 / p95 | first silenced → last audible p50 / p95 | "
+        "onset → last audible p50 / p95 | met |\n"
+        "|---|---:|---:|---:|---:|---:|---|\n"
     )
     for name, runs in stops.items():
         paused = _p50_p95([r.paused_s for r in runs if r.paused_s is not None], 0)
         confirmed = _p50_p95([r.confirmed_s for r in runs if r.confirmed_s is not None], 0)
         silenced = _p50_p95([r.silenced_s for r in runs if r.silenced_s is not None], 1)
+        way_back = _p50_p95([r.way_back_s for r in runs if r.way_back_s is not None], 0)
         heard = Stats.of([r.total_s * 1000 for r in runs])
         body += (
-            f"| {name} | {paused} | {confirmed} | {silenced} | {heard.p50:.0f} / {heard.p95:.0f} | "
+            f"| {name} | {paused} | {confirmed} | {silenced} | {way_back} | "
+            f"{heard.p50:.0f} / {heard.p95:.0f} | "
             f"{_met(heard.p95, 250)} |\n"
         )
     body += (

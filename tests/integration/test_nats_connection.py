@@ -4,10 +4,14 @@ session's real nats-server."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
+import nats.errors
 import pytest
 from arc_common.nats_connection import connect
 from arc_common.settings import NatsSettings
+from arc_stack.server import free_port
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
@@ -46,5 +50,31 @@ async def test_a_cancelled_flush_leaves_the_connection_working(
             reply = await nc.request(subject, f"{round_}".encode(), timeout=2)
             assert reply.data == f"{round_}".encode()
         assert nc.is_connected
+    finally:
+        await nc.drain()
+
+
+async def test_a_server_that_never_answers_fails_start_up_after_the_attempts_set(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """nats.py alone retries a dead first server forever (under the settings' reconnect budget
+    of -1): a service pointed at the wrong port hung at start-up, logging every 0.5 s."""
+    settings = NatsSettings(url=f"nats://127.0.0.1:{free_port()}", connect_attempts=3)
+    caplog.set_level(logging.WARNING, logger="arc_common.nats_connection")
+    started = time.monotonic()
+    with pytest.raises(nats.errors.NoServersError):
+        await asyncio.wait_for(connect(settings, name="arc-test-dead-server"), timeout=30)
+    # Three attempts of two tries each, paced by nats.py's 0.5 s wait and the backoff.
+    assert time.monotonic() - started < 15
+    failures = [r for r in caplog.records if "Connect call failed" in r.getMessage()]
+    assert len(failures) == 6, [r.getMessage() for r in failures]
+
+
+async def test_once_connected_the_client_reconnects_as_the_settings_say(
+    nats_settings: NatsSettings,
+) -> None:
+    nc = await connect(nats_settings, name="arc-test-reconnect-budget")
+    try:
+        assert nc.options["max_reconnect_attempts"] == nats_settings.max_reconnect_attempts == -1
     finally:
         await nc.drain()

@@ -61,7 +61,8 @@ async def test_a_free_loop_reports_nothing_and_observes_each_tick(
         for _ in range(10):
             await asyncio.sleep(0.03)
     assert watch.stalls == 0
-    assert not caplog.records
+    # Only the watch's own records: the session's event loop also carries other tests' clients.
+    assert not [r for r in caplog.records if r.name == "arc_common.loop_watch"]
     assert _lag_count(service) >= 3
     assert _lag_over(service, "0.25") == 0
 

@@ -83,6 +83,12 @@ async def connect(settings: NatsSettings, *, name: str) -> Client:
     """Connect, retrying the first connection with exponential backoff (a server that is still
     starting is the normal case under `make run`)."""
     options = _options(settings, name)
+    # nats.py retries a first server that does not answer for as long as reconnects are
+    # allowed (forever under -1 or 0), so one attempt here would never end and
+    # `connect_attempts` would mean nothing: each attempt tries the server twice (nats.py's
+    # reconnect budget of 1), this loop paces the attempts, and the connection gets the
+    # settings' reconnect budget once it is up.
+    first_connection = {**options, "max_reconnect_attempts": 1}
     async for attempt in AsyncRetrying(
         stop=stop_after_attempt(settings.connect_attempts),
         wait=wait_exponential(multiplier=0.1, max=2.0),
@@ -91,7 +97,8 @@ async def connect(settings: NatsSettings, *, name: str) -> Client:
     ):
         with attempt:
             nc = _Client()
-            await nc.connect(**options)
+            await nc.connect(**first_connection)
+            nc.options["max_reconnect_attempts"] = settings.max_reconnect_attempts
             return nc
     raise AssertionError("unreachable")  # pragma: no cover
 
