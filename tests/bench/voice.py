@@ -62,6 +62,7 @@ from arc_voice.caller import participant_token
 from arc_voice.conversation import Conversation
 from arc_voice.latency import STAGES, Breakdown, breakdown
 from arc_voice.models import VoiceModels
+from arc_voice.plugins.gated_vad import LoudSound
 from arc_voice.room_agent import agent_track_name
 from arc_voice.settings import LiveKitSettings, VoiceOptions
 from arc_voice.worker import VoiceWorker
@@ -300,6 +301,22 @@ class Interruption:
     # The worker's first silencing (the loud pause, else the confirmed barge-in) → the last
     # audible frame at the person: the way back, which the pause cannot shorten.
     way_back_s: float | None
+    # Each loud sound the gate reported during the interruption: ms after the onset, the
+    # conversation's state then, whether the VAD was already hearing confirmed speech.
+    loud: list[tuple[float, str, bool]] = field(default_factory=list)
+
+
+def _loud_sounds(rig: Rig) -> list[tuple[float, str, bool]]:
+    """Every loud sound the rig's gate reports from now on, with the conversation's state as
+    the worker's own listener is about to read it."""
+    heard: list[tuple[float, str, bool]] = []
+    conversation = rig.conversation
+
+    def note(sound: LoudSound) -> None:
+        heard.append((sound.at, conversation.state.state.value, sound.stream.hearing_speech))
+
+    conversation.vad.loud_listeners.insert(0, note)
+    return heard
 
 
 async def _barge_ins(rigs: list[Rig], voices: list[Speaker]) -> dict[str, list[Interruption]]:
@@ -307,6 +324,7 @@ async def _barge_ins(rigs: list[Rig], voices: list[Speaker]) -> dict[str, list[I
     last audible frame of the interrupted answer reaching the person, one rig after the other
     each round."""
     stops: dict[str, list[Interruption]] = {rig.name: [] for rig in rigs}
+    loud = {rig.name: _loud_sounds(rig) for rig in rigs}
     for i in range(BARGE_INS):
         voice = voices[i % len(voices)]
         for rig in rigs:
@@ -332,6 +350,11 @@ async def _barge_ins(rigs: list[Rig], voices: list[Speaker]) -> dict[str, list[I
                     if first is None or first.stopped_at is None
                     else first.stopped_at - first.detected_at,
                     way_back_s=(max(heard) - min(silenced)) if heard and silenced else None,
+                    loud=[
+                        (round((at - onset) * 1000), state, hearing)
+                        for at, state, hearing in loud[rig.name]
+                        if onset - 0.1 <= at <= spoken.speech_ended_at
+                    ],
                 )
             )
             await rig.caller.wait_quiet(0.8, within_s=60)
@@ -700,6 +723,17 @@ async def measure() -> str:
             f"{heard.p50:.0f} / {heard.p95:.0f} | "
             f"{_met(heard.p95, 250)} |\n"
         )
+    for name, runs in stops.items():
+        unpaused = [r for r in runs if r.paused_s is None]
+        if name == VAD_ONLY or not unpaused:
+            continue
+        body += (
+            f"\n{name}: {len(unpaused)} of {len(runs)} interruptions had no loud pause on "
+            "record when the interruption ended; the loud sounds the gate reported in them "
+            "(ms after the onset, the conversation's state, whether the VAD was already hearing "
+            "confirmed speech):\n\n"
+        )
+        body += "".join(f"- {r.loud or 'none'}\n" for r in unpaused)
     body += (
         "\n**Backchannels and coughs one second into an answer** (the agent stopped for good "
         "when nothing of it was heard 0.3 to 3 s after the sound):\n\n"
