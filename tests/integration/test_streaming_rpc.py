@@ -531,7 +531,12 @@ async def test_a_server_that_dies_before_its_first_chunk_is_noticed_within_a_sec
                 probe_after=0.5,
             )
             first = asyncio.ensure_future(anext(stream))
-            await wait_until(lambda: "early" in recorder.started, what="the turn started")
+            # A stream that already ended (an error reply, a timeout) cannot start the turn:
+            # say how it ended rather than wait out the bound (CI, 2026-12-08: 20 s, no cause).
+            await wait_until(
+                lambda: "early" in recorder.started or first.done(), what="the turn started"
+            )
+            assert "early" in recorder.started, f"the stream ended first: {first!r}"
             died = time.monotonic()
             await server_nc.close()
             with pytest.raises(Busy, match="has gone"):
